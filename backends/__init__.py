@@ -1,0 +1,1 @@
+"""Backends: one module per backend, each an exporter and a runtime model class."""

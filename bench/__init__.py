@@ -1,0 +1,1 @@
+"""Measurement: latency, parity, environment capture and reports."""
