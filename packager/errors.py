@@ -6,6 +6,30 @@ archive rule), 3 an environment problem (a missing optional extra, no CUDA where
 
 from __future__ import annotations
 
+from backends.errors import (  # re-exported: one place to import every error from
+    BackendError,
+    DeviceUnavailableError,
+    ExportError,
+    MissingExtraError,
+    ModelLoadError,
+)
+
+__all__ = [
+    "ArchiveError",
+    "BackendError",
+    "CheckFailedError",
+    "DeviceUnavailableError",
+    "ExportError",
+    "GatedRepoAccessError",
+    "MissingExtraError",
+    "ModelLoadError",
+    "RecipeError",
+    "SourceError",
+    "UnsafeArchiveError",
+    "UsageError",
+    "WeightpackError",
+]
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -50,37 +74,6 @@ class ArchiveError(WeightpackError):
 
 class UnsafeArchiveError(ArchiveError):
     """A zip would write outside its target, through a link, or expand past the size limits."""
-
-
-class ExportError(WeightpackError):
-    """A backend could not export the upstream model."""
-
-    exit_code = EXIT_CHECK_FAILED
-
-
-class ModelLoadError(WeightpackError):
-    """A package could not be loaded through its model class."""
-
-    exit_code = EXIT_CHECK_FAILED
-
-
-class MissingExtraError(WeightpackError):
-    """An optional dependency is not installed; the message names the extra that provides it."""
-
-    exit_code = EXIT_ENVIRONMENT
-
-    def __init__(self, what: str, extra: str, module: str) -> None:
-        self.extra = extra
-        super().__init__(
-            f"{what} needs the Python module '{module}', which is not installed. "
-            f"Install it with: pip install 'weightpack[{extra}]'"
-        )
-
-
-class DeviceUnavailableError(WeightpackError):
-    """A device was requested that this machine does not have."""
-
-    exit_code = EXIT_ENVIRONMENT
 
 
 class CheckFailedError(WeightpackError):

@@ -1,0 +1,55 @@
+"""Device strings: ``cpu``, ``cuda``, ``cuda:N``. Asking for a GPU that is not there is an error, never a
+silent fallback to the CPU (a benchmark that quietly ran on the CPU is worse than no benchmark)."""
+
+from __future__ import annotations
+
+import re
+
+from backends.errors import DeviceUnavailableError
+
+_DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+def parse_device(spec: str) -> tuple[str, int | None]:
+    """Split ``cuda:1`` into ``("cuda", 1)``; raise ValueError naming the accepted forms otherwise."""
+    match = _DEVICE_RE.match(spec.strip().lower())
+    if not match or (match.group(1) == "cpu" and match.group(2) is not None):
+        raise ValueError(f"unknown device '{spec}' (accepted: cpu, cuda, cuda:N)")
+    index = int(match.group(2)) if match.group(2) is not None else None
+    return match.group(1), index
+
+
+def cuda_device_count() -> int:
+    """Number of CUDA devices torch sees (0 when torch has no CUDA build)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_device(spec: str) -> str:
+    """Validate ``spec`` against this machine and return its canonical form (``cuda`` -> ``cuda:0``)."""
+    try:
+        kind, index = parse_device(spec)
+    except ValueError as exc:
+        raise DeviceUnavailableError(str(exc)) from None
+    if kind == "cpu":
+        return "cpu"
+    count = cuda_device_count()
+    if count == 0:
+        raise DeviceUnavailableError(
+            f"device '{spec}' was asked for but this machine has no CUDA device visible to torch; "
+            "run on a GPU box, or pass --devices cpu"
+        )
+    index = index or 0
+    if index >= count:
+        raise DeviceUnavailableError(
+            f"device '{spec}' does not exist: this machine has {count} CUDA device(s)"
+        )
+    return f"cuda:{index}"
+
+
+def available_devices() -> list[str]:
+    """``cpu`` plus ``cuda:0`` when a GPU is present: the devices a default run verifies on."""
+    return ["cpu"] + (["cuda:0"] if cuda_device_count() else [])

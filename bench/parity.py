@@ -1,0 +1,203 @@
+"""Output parity: compare every named output of a package against the upstream reference.
+
+Rule (named ``allclose`` in reports): an element passes when ``|actual - ref| <= atol + rtol * |ref|``,
+numpy.allclose's rule. Names, shapes and dtypes are checked before values; a NaN or Inf where the
+reference is finite always fails. Per output we report the error statistics a person needs to decide what
+went wrong: max/mean abs error, max rel error, the worst element, the fraction outside tolerance, cosine
+similarity, and the smallest atol (at the configured rtol) and rtol (at the configured atol) that pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+RULE = "allclose: |actual - reference| <= atol + rtol * |reference|"
+
+# torch.testing's defaults per dtype, widened per backend where the backend computes differently.
+DTYPE_TOLERANCES: dict[str, tuple[float, float]] = {  # dtype -> (atol, rtol)
+    "float64": (1e-7, 1e-7),
+    "float32": (1e-5, 1.3e-6),
+    "float16": (1e-5, 1e-3),
+    "bfloat16": (1e-5, 1.6e-2),
+}
+BACKEND_TOLERANCES: dict[str, tuple[float, float]] = {  # backend -> floor (atol, rtol) for fp32 outputs
+    "hf": (1e-5, 1e-5),
+    "torch": (1e-5, 1e-5),
+    "torch-script": (1e-5, 1e-5),
+    "onnx": (1e-4, 1e-4),  # graph optimisations reorder float sums
+    "trt": (1e-3, 1e-3),
+}
+FP16_BACKEND_TOLERANCES = (1e-2, 1e-2)  # TensorRT/ORT fp16: a 0.01 max diff is normal
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """The comparison of one named output."""
+
+    output: str
+    passed: bool
+    reason: str
+    shape: list[int]
+    ref_shape: list[int]
+    dtype: str
+    ref_dtype: str
+    atol: float
+    rtol: float
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    max_rel: float | None = None
+    worst_index: list[int] | None = None
+    frac_outside: float | None = None
+    cosine: float | None = None
+    min_atol: float | None = None
+    min_rtol: float | None = None
+    nonfinite: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def default_tolerance(dtype: str, backend: str, quantization: str = "fp32") -> tuple[float, float]:
+    """The (atol, rtol) used when the recipe sets none: the looser of dtype and backend defaults."""
+    d_atol, d_rtol = DTYPE_TOLERANCES.get(dtype, (0.0, 0.0))
+    b_atol, b_rtol = (
+        FP16_BACKEND_TOLERANCES
+        if quantization in ("fp16", "bf16")
+        else BACKEND_TOLERANCES.get(backend, (1e-5, 1e-5))
+    )
+    if not np.issubdtype(np.dtype(dtype if dtype != "bfloat16" else "float32"), np.floating):
+        return 0.0, 0.0  # integer outputs (token ids, class ids) must match exactly
+    return max(d_atol, b_atol), max(d_rtol, b_rtol)
+
+
+def compare_output(name: str, ref: np.ndarray, actual: np.ndarray, atol: float, rtol: float) -> OutputParity:
+    """Compare one output; never raises on mismatching data, it reports it."""
+    ref = np.asarray(ref)
+    actual = np.asarray(actual)
+    base = {
+        "output": name,
+        "shape": list(actual.shape),
+        "ref_shape": list(ref.shape),
+        "dtype": str(actual.dtype),
+        "ref_dtype": str(ref.dtype),
+        "atol": atol,
+        "rtol": rtol,
+    }
+    if actual.shape != ref.shape:
+        return OutputParity(passed=False, reason=f"shape {actual.shape} != reference {ref.shape}", **base)
+    if _kind(actual.dtype) != _kind(ref.dtype):
+        return OutputParity(
+            passed=False, reason=f"dtype {actual.dtype} is not comparable to {ref.dtype}", **base
+        )
+    a = actual.astype(np.float64)
+    r = ref.astype(np.float64)
+    ref_finite = np.isfinite(r)
+    new_nonfinite = int(np.count_nonzero(~np.isfinite(a) & ref_finite))
+    if a.size == 0:
+        return OutputParity(passed=True, reason="empty", nonfinite=0, **base)
+    # Non-finite values in the reference must be matched exactly (NaN where NaN, same-signed Inf).
+    same_special = (~ref_finite) & ((np.isnan(r) & np.isnan(a)) | (r == a))
+    diff = np.where(ref_finite & np.isfinite(a), np.abs(a - r), np.inf)
+    diff = np.where(same_special, 0.0, diff)
+    bound = atol + rtol * np.abs(np.where(ref_finite, r, 0.0))
+    outside = diff > bound
+    worst = int(np.argmax(np.where(np.isfinite(diff), diff, np.finfo(np.float64).max)))
+    finite_diff = diff[np.isfinite(diff)]
+    denom = np.abs(r)
+    rel = np.divide(diff, denom, out=np.full_like(diff, np.inf), where=denom > 0)
+    rel = np.where(diff == 0, 0.0, rel)
+    stats = {
+        "max_abs": float(np.max(diff)) if diff.size else 0.0,
+        "mean_abs": float(np.mean(finite_diff)) if finite_diff.size else float("inf"),
+        "max_rel": float(np.max(rel)),
+        "worst_index": [int(i) for i in np.unravel_index(worst, a.shape)],
+        "frac_outside": float(np.count_nonzero(outside)) / a.size,
+        "cosine": _cosine(a, r),
+        "min_atol": _min_tol(diff - rtol * np.abs(np.where(ref_finite, r, 0.0))),
+        "min_rtol": _min_rtol(diff, r, atol),
+        "nonfinite": new_nonfinite,
+    }
+    if new_nonfinite:
+        return OutputParity(
+            passed=False, reason=f"{new_nonfinite} NaN/Inf where the reference is finite", **base, **stats
+        )
+    if np.any(outside):
+        return OutputParity(
+            passed=False, reason=f"{stats['frac_outside']:.2%} of elements outside tolerance", **base, **stats
+        )
+    return OutputParity(passed=True, reason="ok", **base, **stats)
+
+
+def compare_outputs(
+    reference: Mapping[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    tolerance_for: callable,  # (output_name, dtype) -> (atol, rtol)
+) -> list[OutputParity]:
+    """Compare all outputs by name. Missing and unexpected outputs are failures of their own."""
+    results = []
+    for name in sorted(set(reference) | set(actual)):
+        if name not in actual:
+            ref = np.asarray(reference[name])
+            results.append(_missing(name, ref, "missing from the package's outputs", tolerance_for))
+        elif name not in reference:
+            got = np.asarray(actual[name])
+            results.append(_missing(name, got, "not produced by the reference", tolerance_for, swap=True))
+        else:
+            atol, rtol = tolerance_for(name, str(np.asarray(reference[name]).dtype))
+            results.append(compare_output(name, reference[name], actual[name], atol, rtol))
+    return results
+
+
+def _missing(
+    name: str, arr: np.ndarray, reason: str, tolerance_for: callable, swap: bool = False
+) -> OutputParity:
+    atol, rtol = tolerance_for(name, str(arr.dtype))
+    shapes = {"shape": [] if not swap else list(arr.shape), "ref_shape": list(arr.shape) if not swap else []}
+    dtypes = {"dtype": "" if not swap else str(arr.dtype), "ref_dtype": str(arr.dtype) if not swap else ""}
+    return OutputParity(output=name, passed=False, reason=reason, atol=atol, rtol=rtol, **shapes, **dtypes)
+
+
+def _kind(dtype: np.dtype) -> str:
+    if np.issubdtype(dtype, np.floating):
+        return "float"
+    if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
+        return "int"
+    return str(dtype)
+
+
+def _cosine(a: np.ndarray, r: np.ndarray) -> float | None:
+    a = a.ravel()
+    r = r.ravel()
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(r))):
+        return None
+    na, nr = np.linalg.norm(a), np.linalg.norm(r)
+    if na == 0 or nr == 0:
+        return 1.0 if na == nr else 0.0
+    return float(np.dot(a, r) / (na * nr))
+
+
+def _min_tol(excess: np.ndarray) -> float:
+    """Smallest atol that passes given the configured rtol (inf when some element can never pass)."""
+    return float(max(0.0, np.max(excess))) if excess.size else 0.0
+
+
+def _min_rtol(diff: np.ndarray, r: np.ndarray, atol: float) -> float:
+    """Smallest rtol that passes given the configured atol."""
+    need = diff - atol
+    denom = np.abs(r)
+    if np.any((need > 0) & ~(denom > 0)):
+        return float("inf")
+    ratios = np.divide(need, denom, out=np.zeros_like(need), where=denom > 0)
+    return float(max(0.0, np.max(ratios))) if ratios.size else 0.0
+
+
+def cosine_rows(reference: np.ndarray, actual: np.ndarray) -> float:
+    """Minimum per-row cosine similarity of two embedding batches (the consumer's embedding check)."""
+    r = reference.reshape(reference.shape[0], -1).astype(np.float64)
+    a = actual.reshape(actual.shape[0], -1).astype(np.float64)
+    num = np.sum(r * a, axis=1)
+    den = np.linalg.norm(r, axis=1) * np.linalg.norm(a, axis=1)
+    return float(np.min(np.divide(num, den, out=np.zeros_like(num), where=den > 0)))

@@ -1,0 +1,224 @@
+"""The ``pack`` command line.
+
+``pack FAMILY [--variants a,b] [--backends hf,onnx] [--devices cpu,cuda] [--out DIR]`` builds and verifies
+packages; ``pack --list`` shows families. Other verbs (``pack SUBCOMMAND ...``) are looked up in
+:data:`SUBCOMMANDS`, so a feature adds one line there and a module of its own.
+
+Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (missing extra, no CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from backends.device import available_devices
+from backends.errors import BackendError
+from packager import __version__
+from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
+from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
+
+# verb -> "module:function" taking argv (list[str]) and returning an exit code.
+SUBCOMMANDS: dict[str, str] = {}
+
+
+def default_cache_dir() -> Path:
+    """``$WEIGHTPACK_CACHE``, else ``$XDG_CACHE_HOME/weightpack``, else ``~/.cache/weightpack``."""
+    if os.environ.get("WEIGHTPACK_CACHE"):
+        return Path(os.environ["WEIGHTPACK_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "weightpack"
+
+
+def _csv(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. tiny,small")
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pack",
+        description="Build, verify and report deployable packages for a model family.",
+        epilog="Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment problem.",
+    )
+    parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
+    parser.add_argument(
+        "--variants", type=_csv, help="comma-separated variants (default: the recipe's default)"
+    )
+    parser.add_argument("--backends", type=_csv, help="comma-separated backends (default: all in the recipe)")
+    parser.add_argument(
+        "--devices", type=_csv, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default: ./out/FAMILY)")
+    parser.add_argument(
+        "--recipes", type=Path, action="append", help="recipe folder (repeatable; searched first)"
+    )
+    parser.add_argument("--cache-dir", type=Path, help="download cache (default: ~/.cache/weightpack)")
+    parser.add_argument(
+        "--no-latency", action="store_true", help="skip latency measurement (parity still runs)"
+    )
+    parser.add_argument("--list", action="store_true", help="list families and their variants, then exit")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--version", action="version", version=f"weightpack {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        from backends.registry import load_object
+
+        handler: Callable[[list[str]], int] = load_object(SUBCOMMANDS[argv[0]])
+        return _guard(lambda: handler(argv[1:]), json_errors="--json" in argv)
+    args = build_parser().parse_args(argv)
+    return _guard(lambda: _pack(args), json_errors=args.json)
+
+
+def _guard(body: Callable[[], int], json_errors: bool) -> int:
+    """Run ``body``; turn weightpack's typed errors into a message and the documented exit code."""
+    try:
+        return body()
+    except (WeightpackError, BackendError) as exc:
+        code = getattr(exc, "exit_code", EXIT_BAD_INPUT)
+        if json_errors:
+            print(
+                json.dumps(
+                    {"passed": False, "error": str(exc), "error_type": type(exc).__name__, "exit_code": code}
+                )
+            )
+        print(f"pack: error: {exc}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("pack: interrupted; finished zips and reports are intact, re-run to complete", file=sys.stderr)
+        return 130
+
+
+def recipe_dirs(args: argparse.Namespace) -> list[Path]:
+    return [*(args.recipes or []), *default_recipe_dirs()]
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from packager.pipeline import PackOptions, run_pack, select
+    from packager.ui import make_ui
+
+    dirs = recipe_dirs(args)
+    if args.list:
+        return _list(dirs, args.json)
+    if not args.family:
+        raise UsageError("a FAMILY is required (see pack --list), e.g. pack minilm --variants l6")
+    recipe = resolve_family(args.family, dirs)
+    variants, backends = select(recipe, args.variants, args.backends)
+    options = PackOptions(
+        variants=variants,
+        backends=backends,
+        devices=args.devices or available_devices(),
+        out_dir=(args.out or Path("out") / recipe.family).resolve(),
+        cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
+        measure_latency=not args.no_latency,
+        extra_meta={"argv": ["pack", *sys.argv[1:]] if args else []},
+    )
+    ui = make_ui(args.quiet or args.json)
+    report = run_pack(recipe, options, ui)
+    data = report.to_dict()
+    if args.json:
+        print(json.dumps(summary(data, options.out_dir), indent=2))
+    else:
+        _print_summary(data, options.out_dir, ui)
+    return EXIT_OK if data["passed"] else EXIT_CHECK_FAILED
+
+
+def summary(report: dict, out_dir: Path) -> dict:
+    """The ``--json`` summary: verdict, where things are, and one line per package."""
+    return {
+        "passed": report["passed"],
+        "family": report["family"],
+        "out_dir": str(out_dir),
+        "report": str(out_dir / "report.json"),
+        "packages": [
+            {k: p[k] for k in ("variant", "backend", "zip", "size", "md5", "sha256")}
+            for p in report["packages"]
+        ],
+        "parity_failures": [p for p in report["parity"] if not p["passed"]],
+        "failures": report["failures"],
+    }
+
+
+def _print_summary(report: dict, out_dir: Path, ui: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title=f"{report['family']}: {'PASSED' if report['passed'] else 'FAILED'}")
+    for col in ("variant", "backend", "device", "worst max_abs", "p50 ms (bs)", "passed"):
+        table.add_column(col)
+    for pkg in report["packages"]:
+        devices = sorted(
+            {
+                p["device"]
+                for p in report["parity"]
+                if p["variant"] == pkg["variant"] and p["backend"] == pkg["backend"]
+            }
+        )
+        for device in devices or ["-"]:
+            rows = [
+                p
+                for p in report["parity"]
+                if (p["variant"], p["backend"], p["device"]) == (pkg["variant"], pkg["backend"], device)
+            ]
+            lat = [
+                r
+                for r in report["latency"]
+                if (r["variant"], r["backend"], r["device"]) == (pkg["variant"], pkg["backend"], device)
+            ]
+            worst = max((r["max_abs"] or 0.0 for r in rows), default=None)
+            ok = bool(rows) and all(r["passed"] for r in rows)
+            table.add_row(
+                pkg["variant"],
+                pkg["backend"],
+                device,
+                f"{worst:.2e}" if worst is not None else "-",
+                ", ".join(f"{r['p50_ms']:.2f} ({r['batch_size']})" for r in lat) or "-",
+                "[green]yes[/green]" if ok else "[red]NO[/red]",
+            )
+    console.print(table)
+    console.print(f"report: {out_dir / 'report.md'}")
+
+
+def _list(dirs: list[Path], as_json: bool) -> int:
+    families = {}
+    for directory in reversed(dirs):  # earlier folders win
+        families.update(find_recipes(directory))
+    listing = []
+    for name, path in sorted(families.items()):
+        recipe = load_recipe(path)
+        listing.append(
+            {
+                "family": name,
+                "architecture": recipe.architecture,
+                "task": recipe.task,
+                "variants": list(recipe.variants),
+                "default_variant": recipe.default_variant,
+                "backends": list(recipe.backends),
+                "recipe": str(path),
+            }
+        )
+    if as_json:
+        print(json.dumps(listing, indent=2))
+    else:
+        for item in listing:
+            print(
+                f"{item['family']:<16} {item['task']:<14} variants: {', '.join(item['variants'])} "
+                f"(default {item['default_variant']}); backends: {', '.join(item['backends'])}"
+            )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

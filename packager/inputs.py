@@ -1,0 +1,67 @@
+"""Sample inputs from a recipe's ``[inputs]`` table, as named numpy arrays.
+
+The same arrays feed the reference and every package, so parity compares like with like. Several sets are
+generated (different texts or random draws) for the latency harness to rotate among; none is all zeros.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from backends.base import Tensors
+from packager.recipes import InputsRecipe
+
+
+def build_inputs(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_index: int = 0) -> Tensors:
+    """One batch of ``batch_size`` samples; ``set_index`` picks which texts / which random draw."""
+    if spec.kind == "text":
+        return _text_batch(spec, upstream_dir, batch_size, set_index)
+    return _tensor_batch(spec, batch_size, set_index)
+
+
+def build_input_sets(spec: InputsRecipe, upstream_dir: Path, batch_size: int) -> list[Tensors]:
+    """``spec.sets`` different batches of the same batch size, for rotation during timing."""
+    return [build_inputs(spec, upstream_dir, batch_size, i) for i in range(spec.sets)]
+
+
+def parity_inputs(spec: InputsRecipe, upstream_dir: Path) -> Tensors:
+    """The parity batch: every sample text at once (or batch 2 of random tensors)."""
+    size = len(spec.texts) if spec.kind == "text" else max(2, spec.tensors[0].shape[0])
+    return build_inputs(spec, upstream_dir, size, 0)
+
+
+_TOKENIZERS: dict[str, object] = {}
+
+
+def _tokenizer(upstream_dir: Path) -> object:
+    key = str(upstream_dir)
+    if key not in _TOKENIZERS:
+        from transformers import AutoTokenizer
+
+        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key, local_files_only=True)
+    return _TOKENIZERS[key]
+
+
+def _text_batch(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_index: int) -> Tensors:
+    texts = [spec.texts[(set_index * batch_size + i) % len(spec.texts)] for i in range(batch_size)]
+    encoded = _tokenizer(upstream_dir)(
+        texts, padding=True, truncation=True, max_length=spec.max_length, return_tensors="np"
+    )
+    return {name: np.ascontiguousarray(arr.astype(np.int64)) for name, arr in encoded.items()}
+
+
+def _tensor_batch(spec: InputsRecipe, batch_size: int, set_index: int) -> Tensors:
+    rng = np.random.default_rng([spec.seed, set_index])
+    out: Tensors = {}
+    for t in spec.tensors:
+        shape = (batch_size, *t.shape[1:])
+        if np.issubdtype(np.dtype(t.dtype), np.integer):
+            arr = rng.integers(int(t.low), max(int(t.high), int(t.low) + 1), size=shape)
+        elif t.dtype == "bool":
+            arr = rng.random(shape) < 0.5
+        else:
+            arr = rng.uniform(t.low, t.high, size=shape)
+        out[t.name] = np.ascontiguousarray(arr.astype(t.dtype))
+    return out

@@ -1,0 +1,375 @@
+"""Recipes: one TOML file per model family, validated into typed objects.
+
+Every error names the file, the field (dotted path) and what would be accepted, so a user can fix the
+recipe without reading this code. The format is documented in the README ("Recipe format").
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from backends.registry import BACKENDS
+from packager.errors import RecipeError
+
+TASKS = (
+    "object-detection",
+    "instance-segmentation",
+    "semantic-segmentation",
+    "keypoint-detection",
+    "classification",
+    "multi-label-classification",
+    "embedding",
+    "depth-estimation",
+    "vlm",
+    "structured-ocr",
+    "text-only-ocr",
+    "gaze-detection",
+    "open-vocabulary-object-detection",
+    "interactive-instance-segmentation",
+    "world-model",
+)
+QUANTIZATIONS = ("fp32", "fp16", "bf16", "int8", "unknown")
+INPUT_KINDS = ("text", "tensor")
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MODEL_CLASS_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+DEFAULT_ZIP_NAME = "{architecture}-{variant}-{backend}.zip"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    source: str
+    allow_patterns: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class BackendRecipe:
+    name: str
+    options: dict[str, Any]
+    model_class: str | None
+    zip_name: str
+    quantization: str
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    name: str
+    shape: list[int]
+    dtype: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class InputsRecipe:
+    kind: str
+    texts: list[str] = field(default_factory=list)
+    max_length: int = 128
+    tensors: list[TensorInput] = field(default_factory=list)
+    seed: int = 0
+    sets: int = 4
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+
+@dataclass(frozen=True)
+class ParityRecipe:
+    reference_class: str | None
+    tolerances: dict[str, Tolerance]
+    """Overrides keyed by output name; ``*`` applies to every output."""
+    backend_tolerances: dict[str, Tolerance]
+    min_cosine: float | None
+    noise_floor: bool
+
+
+@dataclass(frozen=True)
+class BenchRecipe:
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    warmup_iters: int = 10
+    warmup_s: float = 0.2
+    min_iters: int = 30
+    min_time_s: float = 0.5
+    max_time_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    family: str
+    architecture: str
+    task: str
+    default_variant: str
+    description: str
+    variants: dict[str, Variant]
+    backends: dict[str, BackendRecipe]
+    inputs: InputsRecipe
+    parity: ParityRecipe
+    bench: BenchRecipe
+
+    def zip_name(self, variant: str, backend: str) -> str:
+        return self.backends[backend].zip_name.format(
+            architecture=self.architecture, family=self.family, variant=variant, backend=backend
+        )
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Parse and validate one recipe file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(path, "<file>", "does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(path, "<file>", f"is not valid TOML: {exc}") from None
+    return _Parser(path).recipe(data)
+
+
+def find_recipes(directory: Path) -> dict[str, Path]:
+    """Map family name (the file stem) to recipe path for every ``*.toml`` in ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+
+
+def default_recipe_dirs() -> list[Path]:
+    """``./recipes`` first, then the recipes shipped beside this package (the built-in families)."""
+    builtin = Path(__file__).resolve().parent.parent / "recipes"
+    dirs = [Path.cwd() / "recipes", builtin]
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def resolve_family(family: str, recipe_dirs: list[Path]) -> Recipe:
+    """Find and load ``family``'s recipe in the first directory that has it."""
+    for directory in recipe_dirs:
+        candidate = Path(directory) / f"{family}.toml"
+        if candidate.is_file():
+            return load_recipe(candidate)
+    known = sorted({name for d in recipe_dirs for name in find_recipes(d)})
+    raise RecipeError(
+        f"{family}.toml",
+        "family",
+        f"no recipe for '{family}' in {', '.join(str(d) for d in recipe_dirs)}",
+        ", ".join(known) or "none found; pass --recipes DIR",
+    )
+
+
+class _Parser:
+    """Walks the TOML tree, checking types as it goes; ``where`` is the dotted field path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, problem: str, accepted: str | None = None) -> RecipeError:
+        return RecipeError(self.path, where, problem, accepted)
+
+    def get(
+        self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any = ...
+    ) -> Any:
+        if key not in table:
+            if default is ...:
+                raise self.fail(f"{where}.{key}".lstrip("."), "is required")
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(f"{where}.{key}".lstrip("."), f"has type {type(value).__name__}", names)
+        return value
+
+    def choice(self, value: str, where: str, accepted: tuple[str, ...] | list[str]) -> str:
+        if value not in accepted:
+            raise self.fail(where, f"'{value}' is not accepted", ", ".join(accepted))
+        return value
+
+    def unknown_keys(self, table: dict[str, Any], where: str, known: set[str]) -> None:
+        extra = sorted(set(table) - known)
+        if extra:
+            raise self.fail(
+                f"{where}.{extra[0]}".lstrip("."), "is not a known field", ", ".join(sorted(known))
+            )
+
+    def recipe(self, data: dict[str, Any]) -> Recipe:
+        self.unknown_keys(data, "", {"family", "variants", "backends", "inputs", "parity", "bench"})
+        fam = self.get(data, "family", "", dict)
+        self.unknown_keys(fam, "family", {"name", "architecture", "task", "default_variant", "description"})
+        name = self.get(fam, "name", "family", str, self.path.stem)
+        architecture = self.get(fam, "architecture", "family", str)
+        if not NAME_RE.match(architecture):
+            raise self.fail(
+                "family.architecture",
+                f"'{architecture}' is not a registry architecture key",
+                "lower-case letters, digits, '-' and '_', no slashes",
+            )
+        task = self.choice(self.get(fam, "task", "family", str), "family.task", TASKS)
+        variants = self.variants(self.get(data, "variants", "", dict))
+        default_variant = self.get(fam, "default_variant", "family", str, next(iter(variants)))
+        self.choice(default_variant, "family.default_variant", list(variants))
+        return Recipe(
+            path=self.path,
+            family=name,
+            architecture=architecture,
+            task=task,
+            default_variant=default_variant,
+            description=self.get(fam, "description", "family", str, ""),
+            variants=variants,
+            backends=self.backends(self.get(data, "backends", "", dict)),
+            inputs=self.inputs(self.get(data, "inputs", "", dict)),
+            parity=self.parity(self.get(data, "parity", "", dict, {})),
+            bench=self.bench(self.get(data, "bench", "", dict, {})),
+        )
+
+    def variants(self, table: dict[str, Any]) -> dict[str, Variant]:
+        if not table:
+            raise self.fail("variants", "must define at least one variant", "[variants.NAME] tables")
+        out = {}
+        for vname, body in table.items():
+            where = f"variants.{vname}"
+            if not NAME_RE.match(vname):
+                raise self.fail(where, "variant names must be lower-case", "letters, digits, '-' and '_'")
+            if not isinstance(body, dict):
+                raise self.fail(where, "must be a table", "[variants.NAME] with source = ...")
+            self.unknown_keys(body, where, {"source", "allow_patterns"})
+            source = self.get(body, "source", where, str)
+            self.check_source(source, f"{where}.source")
+            patterns = self.get(body, "allow_patterns", where, list, None)
+            out[vname] = Variant(name=vname, source=source, allow_patterns=patterns)
+        return out
+
+    def check_source(self, source: str, where: str) -> None:
+        try:
+            from packager.sources import parse_uri
+        except ImportError:  # pragma: no cover - sources always ship with packager
+            return
+        try:
+            parse_uri(source)
+        except Exception as exc:  # SourceError: re-raise as a recipe error that names the field
+            raise self.fail(where, str(exc)) from None
+
+    def backends(self, table: dict[str, Any]) -> dict[str, BackendRecipe]:
+        if not table:
+            raise self.fail("backends", "must enable at least one backend", ", ".join(sorted(BACKENDS)))
+        out = {}
+        for bname, body in table.items():
+            where = f"backends.{bname}"
+            self.choice(bname, where, sorted(BACKENDS))
+            if not isinstance(body, dict):
+                raise self.fail(where, "must be a table of export options")
+            model_class = self.get(body, "model_class", where, str, None)
+            if model_class and not MODEL_CLASS_RE.match(model_class):
+                raise self.fail(
+                    f"{where}.model_class",
+                    f"'{model_class}' is not an import reference",
+                    "'package.module:ClassName'",
+                )
+            zip_name = self.get(body, "zip_name", where, str, DEFAULT_ZIP_NAME)
+            if not zip_name.endswith(".zip") or "/" in zip_name:
+                raise self.fail(
+                    f"{where}.zip_name",
+                    f"'{zip_name}' must be a file name ending in .zip",
+                    "for example '{architecture}-{variant}-{backend}.zip'",
+                )
+            quantization = self.choice(
+                self.get(body, "quantization", where, str, "fp32"), f"{where}.quantization", QUANTIZATIONS
+            )
+            out[bname] = BackendRecipe(bname, dict(body), model_class, zip_name, quantization)
+        return out
+
+    def inputs(self, table: dict[str, Any]) -> InputsRecipe:
+        self.unknown_keys(table, "inputs", {"kind", "texts", "max_length", "tensors", "seed", "sets"})
+        kind = self.choice(self.get(table, "kind", "inputs", str), "inputs.kind", INPUT_KINDS)
+        texts = self.get(table, "texts", "inputs", list, [])
+        tensors = []
+        if kind == "text" and (not texts or not all(isinstance(t, str) and t for t in texts)):
+            raise self.fail(
+                "inputs.texts", "text inputs need a list of non-empty strings", 'texts = ["a sentence", ...]'
+            )
+        for i, spec in enumerate(self.get(table, "tensors", "inputs", list, [])):
+            where = f"inputs.tensors[{i}]"
+            if not isinstance(spec, dict):
+                raise self.fail(where, "must be a table", "{name, shape, dtype, low, high}")
+            shape = self.get(spec, "shape", where, list)
+            if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+                raise self.fail(f"{where}.shape", f"{shape} is not a shape", "positive integers, batch first")
+            tensors.append(
+                TensorInput(
+                    name=self.get(spec, "name", where, str),
+                    shape=shape,
+                    dtype=self.choice(
+                        self.get(spec, "dtype", where, str, "float32"), f"{where}.dtype", DTYPES
+                    ),
+                    low=self.get(spec, "low", where, float, 0.0),
+                    high=self.get(spec, "high", where, float, 1.0),
+                )
+            )
+        if kind == "tensor" and not tensors:
+            raise self.fail("inputs.tensors", "tensor inputs need at least one [[inputs.tensors]] entry")
+        return InputsRecipe(
+            kind=kind,
+            texts=texts,
+            tensors=tensors,
+            max_length=self.get(table, "max_length", "inputs", int, 128),
+            seed=self.get(table, "seed", "inputs", int, 0),
+            sets=max(1, self.get(table, "sets", "inputs", int, 4)),
+        )
+
+    def tolerance(self, body: Any, where: str) -> Tolerance:
+        if not isinstance(body, dict):
+            raise self.fail(where, "must be a table", "{ atol = 1e-5, rtol = 1e-4 }")
+        self.unknown_keys(body, where, {"atol", "rtol"})
+        atol = self.get(body, "atol", where, float)
+        rtol = self.get(body, "rtol", where, float, 0.0)
+        if atol < 0 or rtol < 0:
+            raise self.fail(where, "tolerances must be >= 0")
+        return Tolerance(atol, rtol)
+
+    def parity(self, table: dict[str, Any]) -> ParityRecipe:
+        self.unknown_keys(
+            table, "parity", {"reference_class", "outputs", "backends", "min_cosine", "noise_floor"}
+        )
+        ref = self.get(table, "reference_class", "parity", str, None)
+        if ref and not MODEL_CLASS_RE.match(ref):
+            raise self.fail("parity.reference_class", f"'{ref}' is not an import reference", "'module:Class'")
+        outputs = self.get(table, "outputs", "parity", dict, {})
+        backends = self.get(table, "backends", "parity", dict, {})
+        for bname in backends:
+            self.choice(bname, f"parity.backends.{bname}", sorted(BACKENDS))
+        return ParityRecipe(
+            reference_class=ref,
+            tolerances={k: self.tolerance(v, f"parity.outputs.{k}") for k, v in outputs.items()},
+            backend_tolerances={k: self.tolerance(v, f"parity.backends.{k}") for k, v in backends.items()},
+            min_cosine=self.get(table, "min_cosine", "parity", float, None),
+            noise_floor=self.get(table, "noise_floor", "parity", bool, False),
+        )
+
+    def bench(self, table: dict[str, Any]) -> BenchRecipe:
+        known = {"batch_sizes", "warmup_iters", "warmup_s", "min_iters", "min_time_s", "max_time_s"}
+        self.unknown_keys(table, "bench", known)
+        sizes = self.get(table, "batch_sizes", "bench", list, [1])
+        if not sizes or not all(isinstance(b, int) and b > 0 for b in sizes):
+            raise self.fail("bench.batch_sizes", f"{sizes} is not a list of batch sizes", "positive integers")
+        defaults = BenchRecipe()
+        return BenchRecipe(
+            batch_sizes=sizes,
+            warmup_iters=self.get(table, "warmup_iters", "bench", int, defaults.warmup_iters),
+            warmup_s=self.get(table, "warmup_s", "bench", float, defaults.warmup_s),
+            min_iters=self.get(table, "min_iters", "bench", int, defaults.min_iters),
+            min_time_s=self.get(table, "min_time_s", "bench", float, defaults.min_time_s),
+            max_time_s=self.get(table, "max_time_s", "bench", float, defaults.max_time_s),
+        )
