@@ -1,0 +1,70 @@
+"""``gs://bucket/object``: one object from Google Cloud Storage (or its emulator), cached like https.
+
+google-cloud-storage is an optional extra, imported only here. ``STORAGE_EMULATOR_HOST`` is honoured by the
+client itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from filelock import FileLock
+
+from .. import atomic
+from ..errors import MissingExtraError, SourceError
+from ._types import Located, ProgressCallback
+from .hashing import HashCache
+from .https import INCOMPLETE, cache_paths, finish, reuse
+from .spec import SourceSpec
+
+
+def fetch_gs(
+    spec: SourceSpec, *, cache_dir: Path, hashes: HashCache, progress: ProgressCallback | None
+) -> Located:
+    try:
+        from google.api_core import exceptions as gexc
+        from google.cloud import storage
+    except ImportError:
+        raise MissingExtraError("gs:// sources", "gcs", "google.cloud.storage") from None
+
+    bucket_name, _, object_name = spec.location.partition("/")
+    desc = f"gs://{spec.location}"
+    final, lock, meta = cache_paths(Path(cache_dir), desc, kind="gs")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        if not reuse(final, None, hashes, desc):
+            try:
+                if os.environ.get("STORAGE_EMULATOR_HOST"):
+                    from google.auth.credentials import AnonymousCredentials
+
+                    client = storage.Client(credentials=AnonymousCredentials(), project="weightpack")
+                else:
+                    client = storage.Client()
+                blob = client.bucket(bucket_name).get_blob(object_name)
+                if blob is None:
+                    raise SourceError(f"{desc}: object not found")
+                tmp = final.with_name(final.name + INCOMPLETE)
+                start = tmp.stat().st_size if tmp.exists() else 0
+                if blob.size is not None and start >= blob.size:
+                    tmp.unlink()
+                    start = 0
+                if progress:
+                    progress(desc, start, blob.size)
+                with open(tmp, "ab" if start else "wb") as handle:
+                    if start:
+                        blob.download_to_file(handle, start=start, checksum=None)
+                    else:
+                        blob.download_to_file(handle)
+            except gexc.GoogleAPIError as exc:
+                raise SourceError(f"{desc}: download failed: {type(exc).__name__}: {exc}") from None
+            finish(tmp, final, None, hashes, desc, blob.size)
+            if progress:
+                progress(desc, blob.size or 0, blob.size)
+            atomic.write_json(meta, {"url": desc, "resolved": f"{desc}#generation={blob.generation}"})
+    try:
+        resolved = json.loads(meta.read_text("utf-8"))["resolved"]
+    except (OSError, ValueError, KeyError):
+        resolved = desc
+    return Located(path=final.parent, resolved=resolved, files=[(final.name, final)])

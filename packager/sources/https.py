@@ -1,0 +1,148 @@
+"""``https://host/file[#sha256=<hex>]``: one file, streamed to the cache, resumable, locked, atomic, verified.
+
+Layout under ``cache_dir/"https"``: ``<key>/<filename>`` (the only file in that folder once complete),
+``<key>/<filename>.incomplete`` while downloading, and ``<key>.lock`` / ``<key>.json`` (resolved URL) beside
+the folder, where ``<key>`` is the sha256 of the URL without its fragment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from filelock import FileLock
+
+from .. import atomic
+from ..errors import SourceError
+from ._types import Located, ProgressCallback
+from .hashing import CHUNK, HashCache, sha256_file
+from .spec import SourceSpec
+
+ATTEMPTS = 3
+TIMEOUT = (10, 60)
+INCOMPLETE = ".incomplete"
+
+
+def cache_paths(cache_dir: Path, url: str, kind: str = "https") -> tuple[Path, Path, Path]:
+    """``(final file, lock file, meta file)`` for ``url`` under ``cache_dir/kind``."""
+    key = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    base = Path(cache_dir) / kind
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]).replace("\\", "_")
+    return base / key / name, base / f"{key}.lock", base / f"{key}.json"
+
+
+def finish(
+    tmp: Path, final: Path, expected: str | None, hashes: HashCache, desc: str, total: int | None = None
+) -> None:
+    """Verify the completed ``tmp`` (size, sha256) and rename it over ``final``; delete it if it is bad."""
+    size = tmp.stat().st_size
+    if total is not None and size != total:
+        raise SourceError(f"{desc}: got {size} bytes, expected {total}; run again to resume")
+    digest = sha256_file(tmp)
+    if expected and digest != expected:
+        tmp.unlink(missing_ok=True)
+        raise SourceError(
+            f"{desc}: sha256 mismatch: expected {expected}, got {digest}; the file was discarded"
+        )
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    hashes.put(final, digest)
+
+
+def reuse(final: Path, expected: str | None, hashes: HashCache, desc: str) -> bool:
+    """True when a complete cached file can be used; a cached file with another sha256 raises."""
+    if not final.is_file():
+        return False
+    if expected:
+        _, digest = hashes.sha256(final)
+        if digest != expected:
+            raise SourceError(
+                f"{desc}: the cached file {final} has sha256 {digest}, not the expected {expected}; "
+                "delete it to download again"
+            )
+    return True
+
+
+def _download(url: str, tmp: Path, desc: str, progress: ProgressCallback | None) -> tuple[str, int | None]:
+    """One attempt: append to ``tmp`` from where it stops. Returns ``(final URL, total size or None)``."""
+    import requests
+
+    done = tmp.stat().st_size if tmp.exists() else 0
+    headers = {"Accept-Encoding": "identity"}
+    if done:
+        headers["Range"] = f"bytes={done}-"
+    with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=True) as resp:
+        if resp.status_code == 416 and done:  # the partial file is already whole (or bigger): start over
+            tmp.unlink()
+            return _download(url, tmp, desc, progress)
+        if resp.status_code >= 400:
+            raise SourceError(f"{desc}: HTTP {resp.status_code} {resp.reason}")
+        if done and resp.status_code != 206:  # server ignored the Range: restart from zero
+            done = 0
+        length = resp.headers.get("Content-Length")
+        total = done + int(length) if length and length.isdigit() else None
+        if progress:
+            progress(desc, done, total)
+        with open(tmp, "ab" if done else "wb") as handle:
+            for chunk in resp.iter_content(chunk_size=CHUNK):
+                handle.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(desc, done, total)
+        return _public_url(resp.url), total
+
+
+def _public_url(url: str) -> str:
+    """The URL without user info or query string (signed URLs carry credentials there)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()
+
+
+def _download_with_retries(
+    url: str, tmp: Path, desc: str, progress: ProgressCallback | None
+) -> tuple[str, int | None]:
+    import requests
+
+    retryable = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _download(url, tmp, desc, progress)
+        except retryable as exc:  # keep the partial file: the next attempt resumes it with a Range request
+            if attempt == ATTEMPTS:
+                raise SourceError(
+                    f"{desc}: download failed after {ATTEMPTS} attempts ({type(exc).__name__}: {exc}); "
+                    "run again to resume"
+                ) from None
+            time.sleep(0.2 * attempt)
+        except requests.RequestException as exc:
+            raise SourceError(f"{desc}: download failed: {type(exc).__name__}: {exc}") from None
+    raise AssertionError("unreachable")
+
+
+def fetch_https(
+    spec: SourceSpec, *, cache_dir: Path, hashes: HashCache, progress: ProgressCallback | None
+) -> Located:
+    url, desc = spec.location, _public_url(spec.location)
+    final, lock, meta = cache_paths(cache_dir, url)
+    if not final.name:
+        raise SourceError(f"{desc}: the URL does not name a file")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        if not reuse(final, spec.sha256, hashes, desc):
+            tmp = final.with_name(final.name + INCOMPLETE)
+            resolved, total = _download_with_retries(url, tmp, desc, progress)
+            finish(tmp, final, spec.sha256, hashes, desc, total)
+            atomic.write_json(meta, {"url": url, "resolved": resolved})
+    try:
+        resolved = json.loads(meta.read_text("utf-8"))["resolved"]
+    except (OSError, ValueError, KeyError):
+        resolved = url
+    return Located(path=final.parent, resolved=resolved, files=[(final.name, final)])

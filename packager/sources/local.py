@@ -1,0 +1,29 @@
+"""Local sources: a directory or a single file, used in place (never copied)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SourceError
+from ._types import Located
+from .hashing import iter_files
+from .spec import SourceSpec
+
+
+def locate_path(path: Path, what: str) -> Located:
+    """Describe an existing directory or file; raises SourceError naming ``what`` when it is missing."""
+    if not path.exists():
+        raise SourceError(f"{what}: {path} does not exist")
+    resolved = path.resolve()
+    if resolved.is_dir():
+        files = list(iter_files(resolved))
+        if not files:
+            raise SourceError(f"{what}: directory {resolved} holds no files")
+        return Located(path=resolved, resolved=str(resolved), files=files)
+    if resolved.is_file():
+        return Located(path=resolved.parent, resolved=str(resolved), files=[(resolved.name, resolved)])
+    raise SourceError(f"{what}: {resolved} is neither a regular file nor a directory")
+
+
+def fetch_local(spec: SourceSpec) -> Located:
+    return locate_path(Path(spec.location), f"local source {spec.uri!r}")
