@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment and install weightpack with its dev tools.
+# CPU machines get the CPU build of torch (torch==2.13.0, available offline here); a machine with an
+# NVIDIA driver keeps/installs a CUDA build. The package itself accepts any torch >= 2.4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${WEIGHTPACK_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+python -m pip install -q --upgrade pip
+if ! python -c "import torch" >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    python -m pip install -q "torch>=2.4"
+  else
+    python -m pip install -q "torch==2.13.0"
+  fi
+fi
+python -m pip install -q -e ".[dev]"
