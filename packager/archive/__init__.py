@@ -1,0 +1,47 @@
+"""Package trees into flat, deterministic zips and extract zips safely.
+
+Public API: :class:`FileEntry`, :class:`ZipResult`, :func:`validate_tree`, :func:`build_zip`,
+:func:`validate_zip`, :func:`safe_extract`, :func:`hash_file`. Layout rules: see ``_rules``; zip format
+choices (no directory entries, fixed timestamp/attributes, data descriptors): see ``_build``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packager.archive._build import (
+    DEFAULT_COMPRESS,
+    DEFLATE_LEVEL,
+    FIXED_DATE_TIME,
+    WEIGHT_PATTERNS,
+    FileEntry,
+    ZipResult,
+    build_zip,
+    compression_for,
+)
+from packager.archive._extract import RATIO_MIN_BYTES, safe_extract, validate_zip
+from packager.archive._hashing import CHUNK_SIZE, hash_file
+from packager.archive._rules import scan_tree
+
+
+def validate_tree(root: Path) -> list[str]:
+    """Every layout rule ``root`` breaks, one message each (path, rule, what is accepted); [] when fine."""
+    return [str(problem) for problem in scan_tree(Path(root))[1]]
+
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_COMPRESS",
+    "DEFLATE_LEVEL",
+    "FIXED_DATE_TIME",
+    "RATIO_MIN_BYTES",
+    "WEIGHT_PATTERNS",
+    "FileEntry",
+    "ZipResult",
+    "build_zip",
+    "compression_for",
+    "hash_file",
+    "safe_extract",
+    "validate_tree",
+    "validate_zip",
+]
