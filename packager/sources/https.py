@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from filelock import FileLock
@@ -21,6 +23,9 @@ from ..errors import SourceError
 from ._types import Located, ProgressCallback
 from .hashing import CHUNK, HashCache, sha256_file
 from .spec import SourceSpec
+
+if TYPE_CHECKING:
+    import requests
 
 ATTEMPTS = 3
 TIMEOUT = (10, 60)
@@ -89,12 +94,34 @@ def _download(url: str, tmp: Path, desc: str, progress: ProgressCallback | None)
         if progress:
             progress(desc, done, total)
         with open(tmp, "ab" if done else "wb") as handle:
-            for chunk in resp.iter_content(chunk_size=CHUNK):
+            for chunk in _chunks(resp):
                 handle.write(chunk)
                 done += len(chunk)
                 if progress:
                     progress(desc, done, total)
         return _public_url(resp.url), total
+
+
+def _chunks(resp: requests.Response) -> Iterator[bytes]:
+    """Up to 1 MiB at a time, keeping whatever arrived before a dropped connection (so it can be resumed).
+
+    ``iter_content(CHUNK)`` waits for a whole chunk and loses a partial one when the connection drops;
+    urllib3's ``read1`` returns what is there.
+    """
+    import requests
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+    raw = resp.raw
+    if not hasattr(raw, "read1"):
+        yield from resp.iter_content(chunk_size=CHUNK)
+        return
+    try:
+        while chunk := raw.read1(CHUNK, decode_content=True):
+            yield chunk
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.Timeout(exc) from exc
 
 
 def _public_url(url: str) -> str:

@@ -1,0 +1,1 @@
+"""Loopback HTTP servers used by the tests (no network access needed)."""
