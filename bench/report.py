@@ -37,6 +37,7 @@ class Report:
     failures: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     references: dict[str, Any] = field(default_factory=dict)
+    goldens: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def start(cls, recipe: Any, environment: dict[str, Any], meta: dict[str, Any] | None = None) -> Report:
@@ -148,6 +149,7 @@ class Report:
             "failures": self.failures,
             "provenance": self.provenance,
             "references": self.references,
+            "goldens": self.goldens,
             "environment": self.environment,
         }
 

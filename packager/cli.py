@@ -25,6 +25,11 @@ from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, res
 # verb -> "module:function" taking argv (list[str]) and returning an exit code.
 SUBCOMMANDS: dict[str, str] = {}
 
+# Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
+# ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``; a step
+# does nothing unless its flags were given. They never run when a check failed: that is the gate.
+PACK_EXTENSIONS: list[str] = []
+
 
 def default_cache_dir() -> Path:
     """``$WEIGHTPACK_CACHE``, else ``$XDG_CACHE_HOME/weightpack``, else ``~/.cache/weightpack``."""
@@ -67,7 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--version", action="version", version=f"weightpack {__version__}")
+    for module in _extensions():
+        module.add_arguments(parser)
     return parser
+
+
+def _extensions() -> list:
+    import importlib
+
+    return [importlib.import_module(name) for name in PACK_EXTENSIONS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,13 +138,32 @@ def _pack(args: argparse.Namespace) -> int:
         extra_meta={"argv": ["pack", *sys.argv[1:]] if args else []},
     )
     ui = make_ui(args.quiet or args.json)
+    _quiet_libraries()
     report = run_pack(recipe, options, ui)
     data = report.to_dict()
     if args.json:
         print(json.dumps(summary(data, options.out_dir), indent=2))
-    else:
+    elif not args.quiet:
         _print_summary(data, options.out_dir, ui)
-    return EXIT_OK if data["passed"] else EXIT_CHECK_FAILED
+    if not data["passed"]:
+        return EXIT_CHECK_FAILED
+    for module in _extensions():
+        code = module.after_pack(args, data, options.out_dir, ui)
+        if code:
+            return code
+    return EXIT_OK
+
+
+def _quiet_libraries() -> None:
+    """Our own progress display replaces transformers' per-load bars and advisory logging."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
 
 
 def summary(report: dict, out_dir: Path) -> dict:

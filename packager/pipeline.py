@@ -88,7 +88,9 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     """Build, verify and report every (variant, backend) package; returns the report (already written)."""
     ui = ui or UI()
     devices = [resolve_device(d) for d in options.devices]
-    report = Report.start(recipe, environment.capture(), options.extra_meta)
+    report = Report.start(
+        recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
+    )
     options.out_dir.mkdir(parents=True, exist_ok=True)
     for variant in options.variants:
         _pack_variant(recipe, variant, options, devices, report, ui)
@@ -123,9 +125,17 @@ def _pack_variant(
         reference = load_model_class(reference_class).from_pretrained(fetched.path, device="cpu")
         ref_outputs = run_model(reference, inputs)
         del reference
+    golden = save_arrays(
+        options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz",
+        {
+            **{f"input/{k}": v for k, v in inputs.items()},
+            **{f"output/{k}": v for k, v in ref_outputs.items()},
+        },
+    )
     report.references[variant] = {
         "model_class": reference_class,
         "outputs": {k: list(v.shape) for k, v in ref_outputs.items()},
+        "golden": golden.relative_to(options.out_dir).as_posix(),
     }
     for backend in options.backends:
         try:
@@ -139,6 +149,20 @@ def _pack_variant(
         report.add_package(build)
         for device in devices:
             _verify(recipe, build, device, fetched.path, inputs, ref_outputs, options, report, ui)
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write named arrays as ``.npz`` atomically: sample inputs (``input/NAME``) and outputs
+    (``output/NAME``), so later runs (fixtures, nightly, verify-remote) compare against this run."""
+    with atomic.atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load_arrays(path: Path, prefix: str) -> Tensors:
+    """The arrays saved by :func:`save_arrays` under ``prefix`` (``input`` or ``output``), prefix removed."""
+    with np.load(path) as data:
+        return {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(prefix + "/")}
 
 
 def _default_reference(recipe: Recipe) -> str:
@@ -313,6 +337,11 @@ def _cold_start(
     return model, cold
 
 
+def report_dir(report: Report) -> Path:
+    """The output folder a report is written to (kept in its meta by :func:`run_pack`)."""
+    return Path(report.meta["out_dir"])
+
+
 def _tolerance_fn(recipe: Recipe, backend: str) -> Callable[[str, str], tuple[float, float]]:
     quantization = recipe.backends[backend].quantization
 
@@ -340,6 +369,19 @@ def _check_parity(
     ui: UI,
 ) -> None:
     outputs = run_model(model, inputs)
+    stem = build.zip_result.zip_path.name.removesuffix(".zip")
+    golden = save_arrays(
+        report_dir(report) / "goldens" / f"{stem}-{device.replace(':', '')}.npz",
+        {f"output/{k}": v for k, v in outputs.items()},
+    )
+    report.goldens.append(
+        {
+            "variant": build.variant,
+            "backend": build.backend,
+            "device": device,
+            "path": golden.relative_to(report_dir(report)).as_posix(),
+        }
+    )
     results = compare_outputs(ref_outputs, outputs, _tolerance_fn(recipe, build.backend))
     for r in results:
         report.add_parity(build.variant, build.backend, device, r)

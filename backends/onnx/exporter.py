@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,9 @@ def _export_torch(request: ExportRequest, target: Path, opset: int) -> None:
         dynamic_axes[name] = {} if static else {0: "batch"}
     use_dynamo = request.options.get("exporter", "legacy") == "dynamo"
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        # Tracer warnings are expected for HF models; the package's parity check is what proves the graph.
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 module,
                 args,

@@ -33,8 +33,11 @@ def test_empty_samples_raise() -> None:
 
 def test_measure_meets_min_iters_and_rotates_inputs() -> None:
     seen: list[int] = []
-    result = measure(seen.append, [0, 1, 2], LatencyConfig(warmup_iters=5, warmup_s=0.0, min_iters=30,
-                                                           min_time_s=0.0, max_time_s=5.0))
+    result = measure(
+        seen.append,
+        [0, 1, 2],
+        LatencyConfig(warmup_iters=5, warmup_s=0.0, min_iters=30, min_time_s=0.0, max_time_s=5.0),
+    )
     assert len(result.samples_ms) == 30
     assert result.warmup_iters == 5
     timed = seen[5:]
@@ -43,8 +46,11 @@ def test_measure_meets_min_iters_and_rotates_inputs() -> None:
 
 def test_measure_meets_min_time_and_calls_synchronize() -> None:
     syncs = []
-    result = measure(lambda _: None, [None], LatencyConfig(warmup_iters=0, warmup_s=0.0, min_iters=1,
-                                                           min_time_s=0.05, max_time_s=5.0),
-                     synchronize=lambda: syncs.append(1))
+    result = measure(
+        lambda _: None,
+        [None],
+        LatencyConfig(warmup_iters=0, warmup_s=0.0, min_iters=1, min_time_s=0.05, max_time_s=5.0),
+        synchronize=lambda: syncs.append(1),
+    )
     assert result.total_s >= 0.05
     assert len(syncs) == len(result.samples_ms)

@@ -63,8 +63,11 @@ def test_matching_nan_and_inf_in_reference_pass() -> None:
 
 
 def test_missing_and_extra_outputs_fail_by_name() -> None:
-    results = compare_outputs({"a": np.ones(2), "b": np.ones(2)}, {"a": np.ones(2), "c": np.ones(2)},
-                              lambda name, dtype: (1e-5, 1e-5))
+    results = compare_outputs(
+        {"a": np.ones(2), "b": np.ones(2)},
+        {"a": np.ones(2), "c": np.ones(2)},
+        lambda name, dtype: (1e-5, 1e-5),
+    )
     by_name = {r.output: r for r in results}
     assert by_name["a"].passed
     assert not by_name["b"].passed and "missing" in by_name["b"].reason
