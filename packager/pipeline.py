@@ -119,6 +119,7 @@ def _pack_variant(
             progress=ui.download_progress,
         )
     report.provenance[variant] = fetched.provenance
+    fetched = upstream_view(fetched, options.out_dir)
     reference_class = recipe.parity.reference_class or _default_reference(recipe)
     with ui.stage(f"reference outputs of {recipe.family}/{variant} ({reference_class}, cpu fp32)"):
         inputs = parity_inputs(recipe.inputs, fetched.path)
@@ -149,6 +150,27 @@ def _pack_variant(
         report.add_package(build)
         for device in devices:
             _verify(recipe, build, device, fetched.path, inputs, ref_outputs, options, report, ui)
+
+
+def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.FetchedSource:
+    """The fetched files alone, even when their folder holds more (a shared HF snapshot fetched with
+    wider allow-patterns before, or the folder around a single local file).
+
+    Exporters copy folders, so they must see exactly the source's files: when the folder has others, a
+    view of symlinks to the listed files is made under ``out_dir/.upstream/`` and used instead.
+    """
+    listed = set(fetched.files)
+    present = {p.relative_to(fetched.path).as_posix() for p in fetched.path.rglob("*") if p.is_file()}
+    if present == listed:
+        return fetched
+    key = hashlib.sha256(json.dumps(sorted(listed)).encode() + str(fetched.path).encode()).hexdigest()[:16]
+    view = out_dir / ".upstream" / key
+    for rel in sorted(listed):
+        link = view / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to((fetched.path / rel).resolve())
+    return sources.FetchedSource(path=view, provenance=fetched.provenance)
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
