@@ -140,9 +140,13 @@ def _register(
     try:
         client.confirm(plan.model_id, package_id, confirmations)
     except HttpFailure as exc:
-        if exc.status is not None and 400 <= exc.status < 500:
-            entry["uploaded"] = {}  # the service disagrees about the files: upload all of them again
-        raise
+        # 409 after a retry: an earlier confirm may have sealed it and only its answer was lost.
+        if exc.status == 409 and find_identical(client, plan) == package_id:
+            echo(f"{label}: package {package_id} was already sealed with these files")
+        else:
+            if exc.status is not None and 400 <= exc.status < 500:
+                entry["uploaded"] = {}  # the service disagrees about the files: upload them all again
+            raise
     entry["sealed"] = True
     state.save()
     echo(f"{label}: confirmed {len(confirmations)} files and sealed package {package_id}")
