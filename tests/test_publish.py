@@ -283,3 +283,25 @@ def test_verify_remote_detects_mismatch_and_missing_md5(out, registry_server, tm
     registry_server.omit_md5 = {"config.json"}
     code, text = verify_remote(out)
     assert code == 1 and "without md5Hash" in text
+
+
+def test_verify_remote_extracts_a_zipped_package(out, registry_server, gcs_emulator):
+    """A package registered as its single zip is downloaded, md5-checked and extracted with safe_extract."""
+    import hashlib
+
+    from tests.servers.registry import Package
+
+    data = (out / ZIP).read_bytes()
+    registry_server.models[MODEL_ID] = {
+        "modelId": MODEL_ID,
+        "modelArchitecture": "all-minilm",
+        "modelVariant": "l6",
+        "taskType": "embedding",
+    }
+    package = Package("pkg-zip", MODEL_ID, manifest(out)["packageManifest"], [ZIP], {}, sealed=True)
+    package.md5 = {ZIP: hashlib.md5(data).hexdigest()}
+    registry_server.packages[package.id] = package
+    gcs_emulator.put(registry_server.object_name(package.id, ZIP), data)
+    code, text = verify_remote(out)
+    assert code == 0, text
+    assert "pkg-zip" in text and "PASSED" in text

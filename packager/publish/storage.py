@@ -202,21 +202,23 @@ def upload_zip(
 
 
 def _check_public(store: Store, name: str, size: int, timeout_s: float) -> str:
-    """GET the public URL: 200 with the right length is "ok"; 401/403 means the bucket is not public."""
+    """Fetch the first byte of the public URL: 200/206 with the object's size is "ok"; 401/403 means the
+    bucket is not public."""
     url = store.public_url(name)
     if url is None:
         return "n/a"
     import requests
 
     try:
-        with requests.get(url, stream=True, timeout=timeout_s) as response:
-            status, length = response.status_code, response.headers.get("Content-Length")
+        response = requests.get(url, headers={"Range": "bytes=0-0"}, timeout=timeout_s)
     except requests.RequestException as exc:
         raise PublishError(f"{url}: public URL check failed: {type(exc).__name__}: {exc}") from None
+    status = response.status_code
     if status in (401, 403):
         return "not public"
-    if status != 200 or (length is not None and int(length) != size):
-        raise PublishError(
-            f"{url}: public URL answered {status} (length {length}), expected 200 ({size} bytes)"
-        )
+    total = response.headers.get("Content-Length")
+    if status == 206:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+    if status not in (200, 206) or (total and total.isdigit() and int(total) != size):
+        raise PublishError(f"{url}: public URL answered {status} (size {total}), expected 200 ({size} bytes)")
     return "ok"
