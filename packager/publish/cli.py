@@ -1,0 +1,146 @@
+"""``pack`` flags for publishing (a PACK_EXTENSIONS module): after every check passed, upload the zips and
+register the packages. Nothing happens without ``--upload`` or ``--register``; without ``--execute`` the
+exact plan is printed and nothing changes (dry run is the default).
+
+Registry hosts: ``--registry-url``, else ``$WEIGHTPACK_REGISTRY_URL_STAGING`` /
+``$WEIGHTPACK_REGISTRY_URL_PRODUCTION``. ``--env production --execute`` also needs ``--yes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from packager.errors import EXIT_OK, UsageError
+
+ENVIRONMENTS = ("staging", "production")
+ENV_REGISTRY_URL = "WEIGHTPACK_REGISTRY_URL_{}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("publish (after all checks passed; see docs/publish.md)")
+    group.add_argument("--upload", metavar="URL", help="store the zips at gs://BUCKET/PREFIX or file:///DIR")
+    group.add_argument(
+        "--register", action="store_true", help="register the packages with the models service"
+    )
+    group.add_argument("--env", choices=ENVIRONMENTS, default="staging", help="registry environment")
+    group.add_argument(
+        "--registry-url", metavar="URL", help="models service host (default: $WEIGHTPACK_REGISTRY_URL_<ENV>)"
+    )
+    group.add_argument("--access", choices=("public", "private"), default="public", help="model access")
+    group.add_argument(
+        "--execute", action="store_true", help="perform the plan (without it: print the plan, change nothing)"
+    )
+    group.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
+    group.add_argument("--yes", action="store_true", help="approve --env production")
+    group.add_argument("--force", action="store_true", help="replace a stored zip whose content differs")
+
+
+def registry_url_for(env: str, flag: str | None) -> str | None:
+    url = flag or os.environ.get(ENV_REGISTRY_URL.format(env.upper()), "").strip() or None
+    return url.rstrip("/") if url else None
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse contradictory or unapproved requests before anything is contacted."""
+    if args.execute and args.dry_run:
+        raise UsageError("--execute and --dry-run contradict each other; pass one")
+    if args.env == "production" and args.execute and not args.yes:
+        raise UsageError(
+            "--env production --execute needs --yes: publish to staging first, run pack verify-remote "
+            "there, then approve production explicitly with --yes"
+        )
+    if args.register and args.execute and not registry_url_for(args.env, args.registry_url):
+        raise UsageError(
+            f"--register: no registry URL for {args.env}: pass --registry-url or set "
+            f"{ENV_REGISTRY_URL.format(args.env.upper())}"
+        )
+
+
+def after_pack(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, ui: Any) -> int | None:
+    if not (getattr(args, "upload", None) or getattr(args, "register", False)):
+        return None
+    return publish(args, report, Path(out_dir), sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
+def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out: TextIO) -> int:
+    from .plan import collect, render
+    from .storage import open_store
+
+    def echo(message: str) -> None:
+        print(message, file=out, flush=True)
+
+    check_flags(args)
+    plans = collect(report, out_dir, access=args.access)  # the gate: raises CheckFailedError
+    execute = args.execute and not args.dry_run
+    store = open_store(args.upload) if args.upload else None
+    registry_url = registry_url_for(args.env, args.registry_url) if args.register else None
+    secret = None
+    if args.register and execute:
+        from .secret import secret_from_env
+
+        secret = secret_from_env()  # before any upload: fail early, change nothing
+    store_urls = {p.zip_path.name: store.url(p.zip_path.name) for p in plans} if store else {}
+    echo(
+        render(
+            plans,
+            upload=args.upload,
+            store_urls=store_urls,
+            register=args.register,
+            env=args.env,
+            registry_url=registry_url,
+            execute=execute,
+        )
+    )
+    if not execute:
+        if args.env == "production" and not args.yes:
+            echo("note: executing against production also needs --yes")
+        return EXIT_OK
+    if store is not None:
+        from .http import RetryPolicy
+        from .storage import upload_zip
+
+        timeout = RetryPolicy.from_env().timeout_s
+        for p in plans:
+            result = upload_zip(store, p.zip_path, p.manifest, force=args.force, timeout_s=timeout)
+            what = {
+                "unchanged": "already stored with identical content; not uploaded again",
+                "uploaded": "uploaded, stored md5/crc32c verified",
+                "replaced": "replaced (--force), stored md5/crc32c verified",
+            }[result.action]
+            public = {"ok": "; public URL answers 200", "not public": "; bucket not public", "n/a": ""}
+            echo(f"{p.zip_path.name} -> {result.url}: {what}{public[result.public]}")
+    if args.register:
+        from .http import RetryPolicy
+        from .register import State, register_package, state_path
+        from .registry import RegistryClient
+
+        assert registry_url is not None and secret is not None
+        client = RegistryClient(registry_url, secret, RetryPolicy.from_env(), on_retry=echo)
+        state = State(state_path(out_dir, args.env))
+        hint = resume_command(args)
+        for p in plans:
+            register_package(p, client, state, echo, hint)
+        echo(f"registered in {args.env}; check it with: pack verify-remote MODEL_ID --env {args.env}")
+    return EXIT_OK
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The pack command that resumes this run (zips are reused, finished steps skipped)."""
+    parts = ["pack", getattr(args, "family", None) or "FAMILY"]
+    for flag in ("variants", "backends"):
+        if getattr(args, flag, None):
+            parts += [f"--{flag}", ",".join(getattr(args, flag))]
+    if getattr(args, "out", None):
+        parts += ["--out", str(args.out)]
+    if args.upload:
+        parts += ["--upload", args.upload]
+    parts += ["--register", "--env", args.env]
+    if args.registry_url:
+        parts += ["--registry-url", args.registry_url]
+    parts += ["--execute"] + (["--yes"] if args.yes else [])
+    return shlex.join(parts)

@@ -1,0 +1,234 @@
+"""``pack verify-remote ARCH/VARIANT --env staging``: check a registered package as a consumer would.
+
+Resolve the model through the weights endpoint, require an ``md5Hash`` on every file, download each file
+(md5-verified, to a temporary name, then renamed), extract a zip package with ``safe_extract``, load it
+through the model class (``--model-class``, else the backend's default for the task), run the sample
+inputs recorded by ``pack`` (``out/goldens/<arch>-<variant>-reference.npz``: ``input/*`` and
+``output/*``) and compare with the recorded outputs. Exit 0 when every package matches, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from packager.archive import CHUNK_SIZE, safe_extract
+from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+
+from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
+from .errors import PublishError
+from .http import RetryPolicy
+from .registry import RegistryClient
+from .secret import secret_from_env
+
+SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pack verify-remote", description=__doc__.split("\n\n")[0])
+    p.add_argument("model_id", help="ARCH/VARIANT, e.g. all-minilm/l6")
+    p.add_argument("--env", choices=ENVIRONMENTS, default="staging")
+    p.add_argument("--registry-url", help="models service host (default: $WEIGHTPACK_REGISTRY_URL_<ENV>)")
+    p.add_argument(
+        "--goldens", type=Path, help="the reference .npz (default: OUT/goldens/ARCH-VARIANT-reference.npz)"
+    )
+    p.add_argument("--out", type=Path, help="the pack output folder holding goldens/ (default: ./out/*)")
+    p.add_argument("--backend", help="only packages with this backendType (e.g. onnx)")
+    p.add_argument("--package-id", help="only this package")
+    p.add_argument("--model-class", help="module:Class to load with (default: the backend's for the task)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not MODEL_ID.fullmatch(args.model_id):
+        raise UsageError(f"{args.model_id!r}: expected ARCH/VARIANT, e.g. all-minilm/l6")
+    url = registry_url_for(args.env, args.registry_url)
+    if not url:
+        raise UsageError(
+            f"no registry URL for {args.env}: pass --registry-url or set "
+            f"{ENV_REGISTRY_URL.format(args.env.upper())}"
+        )
+    goldens = _goldens(args)
+    client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
+    meta = client.weights(args.model_id)
+    packages = [
+        p
+        for p in meta.get("modelPackages", [])
+        if (not args.backend or p.get("packageManifest", {}).get("backendType") == args.backend)
+        and (not args.package_id or str(p.get("packageId")) == args.package_id)
+    ]
+    if not packages:
+        raise PublishError(f"{args.model_id}: the weights endpoint lists no matching package in {args.env}")
+    results = [verify_package(client, meta, pkg, goldens, args) for pkg in packages]
+    passed = all(r["passed"] for r in results)
+    if args.json:
+        print(
+            json.dumps(
+                {"model_id": args.model_id, "env": args.env, "passed": passed, "packages": results}, indent=2
+            )
+        )
+    else:
+        for r in results:
+            verdict = "PASSED" if r["passed"] else "FAILED"
+            print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {verdict}")
+            for line in r["details"]:
+                print(f"  {line}")
+    return EXIT_OK if passed else EXIT_CHECK_FAILED
+
+
+def _goldens(args: argparse.Namespace) -> Path:
+    arch, variant = args.model_id.split("/")
+    name = f"{arch}-{variant}-reference.npz"
+    if args.goldens:
+        candidates = [args.goldens]
+    elif args.out:
+        candidates = [args.out / "goldens" / name]
+    else:
+        candidates = sorted(Path("out").glob(f"*/goldens/{name}"))
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise UsageError(f"no recorded sample inputs/outputs ({name}); pass --goldens PATH or --out DIR")
+
+
+def verify_package(
+    client: RegistryClient, meta: dict[str, Any], pkg: dict[str, Any], goldens: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    manifest = pkg.get("packageManifest") or {}
+    backend = str(manifest.get("backendType"))
+    result: dict[str, Any] = {
+        "package_id": pkg.get("packageId"),
+        "backend": backend,
+        "passed": False,
+        "details": [],
+    }
+    files = pkg.get("packageFiles") or []
+    unhashed = [f.get("fileHandle") for f in files if not f.get("md5Hash")]
+    if not files or unhashed:
+        result["details"].append(
+            f"refused: files without md5Hash: {unhashed}" if files else "refused: no files"
+        )
+        return result
+    with tempfile.TemporaryDirectory(prefix="weightpack-remote-") as tmp:
+        package_dir = Path(tmp) / "package"
+        try:
+            for f in files:
+                download(client, f, package_dir)
+            if len(files) == 1 and files[0]["fileHandle"].endswith(".zip"):  # a zipped package
+                zip_path = package_dir / files[0]["fileHandle"]
+                extracted = Path(tmp) / "extracted"
+                safe_extract(zip_path, extracted)
+                package_dir = extracted
+        except PublishError as exc:
+            result["details"].append(f"download failed: {exc}")
+            return result
+        result["details"].append(f"downloaded {len(files)} files, md5 verified")
+        model_class = args.model_class or _default_class(backend, meta.get("taskType", ""))
+        result["model_class"] = model_class
+        parity = run_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
+    result["parity"] = [p.to_dict() for p in parity]
+    for p in parity:
+        result["details"].append(
+            f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
+            f"(atol={p.atol}, rtol={p.rtol})" + ("" if p.passed else f" {p.reason}")
+        )
+    result["passed"] = bool(parity) and all(p.passed for p in parity)
+    return result
+
+
+def download(client: RegistryClient, record: dict[str, Any], dest: Path) -> Path:
+    """Download one package file under ``dest`` (temp name, md5 check, then rename)."""
+    handle = str(record.get("fileHandle", ""))
+    if not handle or not all(SEGMENT.fullmatch(s) and s not in (".", "..") for s in handle.split("/")):
+        raise PublishError(f"file handle {handle!r} is not a safe relative path")
+    final = dest / handle
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.partial")
+    for attempt in range(1, client.policy.attempts + 1):
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
+                if r.status_code != 200:
+                    raise PublishError(f"download {handle}: HTTP {r.status_code}")
+                with open(tmp, "wb") as out:
+                    for chunk in r.iter_content(CHUNK_SIZE):
+                        digest.update(chunk)
+                        out.write(chunk)
+        except (requests.RequestException, PublishError) as exc:
+            tmp.unlink(missing_ok=True)
+            if attempt == client.policy.attempts:
+                raise PublishError(f"download {handle}: {exc}") from None
+            continue
+        if digest.hexdigest() != record["md5Hash"]:
+            tmp.unlink(missing_ok=True)
+            raise PublishError(
+                f"{handle}: md5 {digest.hexdigest()} differs from the registry's {record['md5Hash']}"
+            )
+        tmp.replace(final)
+        return final
+    raise PublishError(f"download {handle}: no attempts made")
+
+
+def _default_class(backend: str, task: str) -> str:
+    from backends.registry import BACKENDS
+
+    for spec in BACKENDS.values():
+        if backend in (spec.name, spec.wire_name):
+            found = spec.default_model_class(task)
+            if found:
+                return found
+    raise PublishError(f"no model class known for backendType {backend!r}; pass --model-class module:Class")
+
+
+def run_goldens(
+    package_dir: Path,
+    model_class: str,
+    backend: str,
+    manifest: dict[str, Any],
+    meta: dict[str, Any],
+    goldens: Path,
+    device: str,
+) -> list:
+    from backends.registry import load_model_class
+    from bench.parity import compare_outputs
+    from packager.pipeline import load_arrays, run_model
+
+    inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
+    if not inputs or not expected:
+        raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
+    model = load_model_class(model_class).from_pretrained(str(package_dir), device=device)
+    outputs = run_model(model, inputs)
+    return compare_outputs(
+        expected, outputs, _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
+    )
+
+
+def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
+    """The recipe's tolerances when a recipe of this architecture is found, else the defaults."""
+    from backends.registry import BACKENDS
+    from bench.parity import default_tolerance
+    from packager.pipeline import _tolerance_fn
+    from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
+
+    name = next((s.name for s in BACKENDS.values() if backend in (s.name, s.wire_name)), backend)
+    for directory in default_recipe_dirs():
+        for path in find_recipes(directory).values():
+            try:
+                recipe = load_recipe(path)
+            except Exception:
+                continue
+            if recipe.architecture == architecture and name in recipe.backends:
+                return _tolerance_fn(recipe, name)
+    quantization = str(manifest.get("quantization", "fp32"))
+    return lambda output, dtype: default_tolerance(dtype, backend, quantization)

@@ -1,0 +1,307 @@
+"""Publishing on loopback: real MiniLM packages, gcp-storage-emulator through google-cloud-storage, and the
+registry server of tests/servers/registry.py with injected failures."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from packager import cli
+from packager.publish.cli import after_pack
+from packager.ui import UI
+
+MODEL_ID = "all-minilm/l6"
+ZIP = "all-minilm-l6-onnx.zip"
+GS = "gs://weightpack-test/rf-platform-models"
+
+
+@pytest.fixture
+def out(minilm_pack_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's pack output (tests modify it)."""
+    return Path(shutil.copytree(minilm_pack_dir, tmp_path / "out"))
+
+
+def publish(out: Path, *flags: str) -> tuple[int, str]:
+    """``after_pack`` of the publish extension, as the CLI runs it after a passed pack; (code, output)."""
+    args = cli.build_parser().parse_args(
+        ["minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), *flags]
+    )
+    report = json.loads((out / "report.json").read_text())
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        code = cli._guard(lambda: after_pack(args, report, out, UI()) or 0, json_errors=False)
+    return code, buffer.getvalue()
+
+
+def verify_remote(out: Path, *flags: str) -> tuple[int, str]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        code = cli.main(["verify-remote", MODEL_ID, "--env", "staging", "--out", str(out), *flags])
+    return code, buffer.getvalue()
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / ZIP.replace(".zip", ".manifest.json")).read_text())
+
+
+def sealed(registry) -> list:
+    return registry.sealed(MODEL_ID)
+
+
+# -- dry run, gate, safeguards --------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_exact_plan_and_changes_nothing(out, registry_server, gcs_emulator):
+    code, text = publish(out, "--upload", GS, "--register")
+    assert code == 0, text
+    m = manifest(out)
+    assert "dry run" in text and MODEL_ID in text and f"{GS}/{ZIP}" in text
+    assert m["zip"]["md5"] in text and m["zip"]["sha256"] in text and str(m["zip"]["size"]) in text
+    for f in m["files"]:
+        assert f"{f['path']}  {f['size']} bytes  md5 {f['md5']}" in text
+    assert json.dumps(m["packageManifest"], sort_keys=True) in text
+    assert gcs_emulator.names() == []
+    assert registry_server.requests == []
+    assert not list(out.glob("publish-state.*"))
+
+
+def test_production_without_yes_is_refused(out, registry_server, gcs_emulator):
+    url = registry_server.url
+    code, text = publish(
+        out, "--upload", GS, "--register", "--env", "production", "--registry-url", url, "--execute"
+    )
+    assert code == 2 and "--yes" in text
+    assert gcs_emulator.names() == [] and registry_server.requests == []
+
+
+def test_missing_secret_changes_nothing(out, registry_server, gcs_emulator, monkeypatch):
+    monkeypatch.delenv("MODELS_SERVICE_INTERNAL_SECRET")
+    code, text = publish(out, "--upload", GS, "--register", "--execute")
+    assert code == 3 and "MODELS_SERVICE_INTERNAL_SECRET" in text
+    assert gcs_emulator.names() == [] and registry_server.requests == []
+
+
+def test_failed_parity_report_is_never_published(out, registry_server, gcs_emulator):
+    report = json.loads((out / "report.json").read_text())
+    report["parity"][0]["passed"] = False
+    (out / "report.json").write_text(json.dumps(report))
+    code, text = publish(out, "--upload", GS, "--register", "--execute")
+    assert code == 1 and "parity" in text
+    assert gcs_emulator.names() == [] and registry_server.requests == []
+
+
+def test_failed_pack_never_reaches_publish(out, registry_server, gcs_emulator, tmp_path):
+    """The real CLI: a recipe whose tolerances the package cannot meet fails the pack; nothing is sent."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    text = (Path(cli.__file__).parents[1] / "recipes" / "minilm.toml").read_text()
+    text = text.replace("atol = 1e-5\nrtol = 1e-4", "atol = 0.0\nrtol = 0.0")
+    (recipes / "minilm.toml").write_text(text)
+    argv = ["minilm", "--recipes", str(recipes), "--variants", "l6", "--backends", "onnx", "--no-latency"]
+    code = cli.main([*argv, "--quiet", "--out", str(out), "--upload", GS, "--register", "--execute"])
+    assert code == 1
+    assert gcs_emulator.names() == [] and registry_server.requests == []
+
+
+def test_zip_modified_after_verification_is_never_published(out, registry_server, gcs_emulator):
+    with open(out / ZIP, "ab") as handle:
+        handle.write(b"\0")
+    code, text = publish(out, "--upload", GS, "--register", "--execute")
+    assert code == 1 and "not the verified one" in text
+    assert gcs_emulator.names() == [] and registry_server.requests == []
+
+
+# -- upload ---------------------------------------------------------------------------------------------
+
+
+def test_file_store_upload_is_idempotent_and_never_overwrites_without_force(out, tmp_path):
+    store = tmp_path / "store"
+    code, text = publish(out, "--upload", store.as_uri(), "--execute")
+    assert code == 0 and "uploaded" in text
+    assert (store / ZIP).read_bytes() == (out / ZIP).read_bytes()
+    code, text = publish(out, "--upload", store.as_uri(), "--execute")
+    assert code == 0 and "identical content; not uploaded again" in text
+    (store / ZIP).write_bytes(b"something else")
+    code, text = publish(out, "--upload", store.as_uri(), "--execute")
+    assert code == 1 and "--force" in text and (store / ZIP).read_bytes() == b"something else"
+    code, text = publish(out, "--upload", store.as_uri(), "--execute", "--force")
+    assert code == 0 and "replaced" in text
+    assert (store / ZIP).read_bytes() == (out / ZIP).read_bytes()
+
+
+def test_gcs_upload_verifies_checksums_and_public_url(out, gcs_emulator):
+    code, text = publish(out, "--upload", GS, "--execute")
+    assert code == 0, text
+    assert "md5/crc32c verified" in text and "public URL answers 200" in text
+    blob = gcs_emulator.client().bucket(gcs_emulator.bucket).get_blob(f"rf-platform-models/{ZIP}")
+    assert blob.size == manifest(out)["zip"]["size"]
+    code, text = publish(out, "--upload", GS, "--execute")
+    assert code == 0 and "not uploaded again" in text
+    gcs_emulator.put(f"rf-platform-models/{ZIP}", b"different")
+    code, text = publish(out, "--upload", GS, "--execute")
+    assert code == 1 and "--force" in text
+    assert gcs_emulator.get(f"rf-platform-models/{ZIP}") == b"different"
+
+
+def test_gs_source_fetches_from_the_emulator(gcs_emulator, tmp_path):
+    from packager.sources import fetch
+
+    gcs_emulator.put("upstream/model.onnx", b"\x01\x02" * 1000)
+    fetched = fetch(f"gs://{gcs_emulator.bucket}/upstream/model.onnx", cache_dir=tmp_path / "cache")
+    assert fetched.provenance["kind"] == "gs"
+    assert [(f["path"], f["size"]) for f in fetched.provenance["files"]] == [("model.onnx", 2000)]
+    assert (fetched.path / "model.onnx").read_bytes() == b"\x01\x02" * 1000
+    again = fetch(f"gs://{gcs_emulator.bucket}/upstream/model.onnx", cache_dir=tmp_path / "cache")
+    assert again.provenance["files"] == fetched.provenance["files"]
+
+
+# -- full flow and registration failures ----------------------------------------------------------------
+
+
+def test_full_flow_pack_upload_register_verify_remote(out, registry_server, gcs_emulator, capsys, caplog):
+    """The real CLI end to end (the pack reuses the verified zip), then verify-remote."""
+    caplog.set_level(logging.DEBUG)
+    argv = ["minilm", "--variants", "l6", "--backends", "onnx", "--no-latency", "--quiet", "--out", str(out)]
+    code = cli.main([*argv, "--upload", GS, "--register", "--execute"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert gcs_emulator.names()[-1] == f"rf-platform-models/{ZIP}"
+    [package] = sealed(registry_server)
+    assert package.md5 == {f["path"]: f["md5"] for f in manifest(out)["files"]}
+    assert not any("authorization" in r.headers for r in registry_server.requests if r.method == "PUT")
+    code, text = verify_remote(out)
+    assert code == 0, text
+    assert "PASSED" in text and "sentence_embedding: ok" in text
+    secret = registry_server.secret
+    everything = captured.out + captured.err + text + caplog.text
+    everything += "".join(p.read_text() for p in out.glob("*.json")) + (out / "report.md").read_text()
+    assert secret not in everything
+    # a re-run has nothing left to do
+    code, text = publish(out, "--upload", GS, "--register", "--execute")
+    assert code == 0 and "not uploaded again" in text and "already registered and sealed" in text
+
+
+def test_409_on_an_identical_registered_package_is_success(out, registry_server):
+    assert publish(out, "--register", "--execute")[0] == 0
+    (out / "publish-state.staging.json").unlink()  # forget locally: the service answers 409
+    code, text = publish(out, "--register", "--execute")
+    assert code == 0 and "identical files (409)" in text
+    assert len(sealed(registry_server)) == 1
+
+
+def test_409_on_a_different_registered_package_fails(out, registry_server):
+    assert publish(out, "--register", "--execute")[0] == 0
+    [package] = sealed(registry_server)
+    package.md5 = {h: "0" * 32 for h in package.md5}  # the registered files differ from ours
+    (out / "publish-state.staging.json").unlink()
+    code, text = publish(out, "--register", "--execute")
+    assert code == 1 and "different package" in text
+
+
+def test_transient_failures_are_retried(out, registry_server, monkeypatch):
+    registry_server.fail("model", status=503, times=2)
+    registry_server.fail("package", status=429, times=1)
+    registry_server.fail("package", delay=2.0, times=1)  # the client times out; the service registered it
+    registry_server.fail("upload", drop=True, times=1, handle="vocab.txt")  # dropped mid-upload
+    registry_server.fail("confirm", status=500, times=1)
+    monkeypatch.setenv("WEIGHTPACK_HTTP_TIMEOUT_S", "1.5")
+    code, text = publish(out, "--register", "--execute")
+    assert code == 0, text
+    assert "retry" in text and len(sealed(registry_server)) == 1
+    assert len(registry_server.packages) == 1  # the retried registration resumed the same package
+
+
+def test_failure_part_way_leaves_it_unsealed_and_a_rerun_resumes(out, registry_server):
+    registry_server.fail("upload", drop=True, times=100, handle="weights.onnx")
+    code, text = publish(out, "--register", "--execute")
+    assert code == 1
+    assert "NOT sealed" in text and "To resume, re-run: pack minilm" in text and "--execute" in text
+    assert sealed(registry_server) == []
+    state = json.loads((out / "publish-state.staging.json").read_text())
+    [entry] = state["packages"].values()
+    assert not entry["sealed"] and "weights.onnx" not in entry["uploaded"] and len(entry["uploaded"]) == 10
+    registry_server.rules.clear()
+    before = registry_server.count("PUT")
+    code, text = publish(out, "--register", "--execute")
+    assert code == 0, text
+    assert registry_server.count("PUT") - before == 1  # only the missing file
+    assert len(sealed(registry_server)) == 1 and len(registry_server.packages) == 1
+
+
+def test_wrong_bytes_are_never_sealed(out, registry_server):
+    registry_server.fail("upload", corrupt=True, handle="config.json")
+    code, text = publish(out, "--register", "--execute")
+    assert code == 1 and "cannot seal" in text and "NOT sealed" in text
+    assert sealed(registry_server) == []
+    code, text = publish(out, "--register", "--execute")  # uploads everything again, then seals
+    assert code == 0, text
+    assert len(sealed(registry_server)) == 1
+
+
+def test_missing_confirmation_is_never_sealed(out, registry_server):
+    """The service refuses to seal when a file was never uploaded."""
+    assert publish(out, "--register", "--execute", "--dry-run")[0] == 2  # contradictory flags
+    registry_server.fail("upload", status=403, handle="modules.json")
+    code, text = publish(out, "--register", "--execute")
+    assert code == 1 and "403" in text and sealed(registry_server) == []
+
+
+def test_secret_never_appears_in_output_logs_or_files(out, registry_server, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    registry_server.fail("model", status=500, times=1, echo_auth=True)  # retried: the retry line is printed
+    registry_server.fail("package", status=400, times=1, echo_auth=True)  # final: the error is printed
+    code, text = publish(out, "--register", "--execute")
+    assert code == 1 and "400" in text and "***" in text
+    captured = capsys.readouterr()
+    files = "".join(p.read_text() for p in out.glob("*.json")) + (out / "report.md").read_text()
+    everything = text + captured.out + captured.err + caplog.text + files
+    assert registry_server.secret not in everything
+
+
+# -- verify-remote failures -----------------------------------------------------------------------------
+
+
+def test_verify_remote_detects_mismatch_and_missing_md5(out, registry_server, tmp_path):
+    assert publish(out, "--register", "--execute")[0] == 0
+    golden = out / "goldens" / "all-minilm-l6-reference.npz"
+    with np.load(golden) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays = {
+        k: (v + 0.5 if k.startswith("output/") and v.dtype.kind == "f" else v) for k, v in arrays.items()
+    }
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    code, text = verify_remote(out, "--goldens", str(bad))
+    assert code == 1 and "MISMATCH" in text
+    registry_server.omit_md5 = {"config.json"}
+    code, text = verify_remote(out)
+    assert code == 1 and "without md5Hash" in text
+
+
+def test_verify_remote_extracts_a_zipped_package(out, registry_server, gcs_emulator):
+    """A package registered as its single zip is downloaded, md5-checked and extracted with safe_extract."""
+    import hashlib
+
+    from tests.servers.registry import Package
+
+    data = (out / ZIP).read_bytes()
+    registry_server.models[MODEL_ID] = {
+        "modelId": MODEL_ID,
+        "modelArchitecture": "all-minilm",
+        "modelVariant": "l6",
+        "taskType": "embedding",
+    }
+    package = Package("pkg-zip", MODEL_ID, manifest(out)["packageManifest"], [ZIP], {}, sealed=True)
+    package.md5 = {ZIP: hashlib.md5(data).hexdigest()}
+    registry_server.packages[package.id] = package
+    gcs_emulator.put(registry_server.object_name(package.id, ZIP), data)
+    code, text = verify_remote(out)
+    assert code == 0, text
+    assert "pkg-zip" in text and "PASSED" in text
