@@ -26,8 +26,9 @@ from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, res
 SUBCOMMANDS: dict[str, str] = {"verify-remote": "packager.publish.verify_remote:main"}
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
-# ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``; a step
-# does nothing unless its flags were given. They never run when a check failed: that is the gate.
+# ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``, and may
+# provide ``check_arguments(args)``, run before packing so a bad flag fails fast. A step does nothing unless
+# its flags were given. They never run when a check failed: that is the gate.
 PACK_EXTENSIONS: list[str] = ["packager.publish.cli"]
 
 
@@ -128,6 +129,9 @@ def _pack(args: argparse.Namespace) -> int:
         raise UsageError("a FAMILY is required (see pack --list), e.g. pack minilm --variants l6")
     recipe = resolve_family(args.family, dirs)
     variants, backends = select(recipe, args.variants, args.backends)
+    for module in _extensions():
+        if hasattr(module, "check_arguments"):
+            module.check_arguments(args)
     options = PackOptions(
         variants=variants,
         backends=backends,

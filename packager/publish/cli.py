@@ -61,6 +61,9 @@ def check_flags(args: argparse.Namespace) -> None:
         )
 
 
+check_arguments = check_flags  # the CLI runs it before packing, so a bad flag costs no pack run
+
+
 def after_pack(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, ui: Any) -> int | None:
     if not (getattr(args, "upload", None) or getattr(args, "register", False)):
         return None
