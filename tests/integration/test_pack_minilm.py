@@ -68,7 +68,9 @@ def test_demo_report_has_the_contract_keys(demo: tuple[Path, dict, subprocess.Co
     assert report["latency"] and all(latency_keys <= set(r) for r in report["latency"])
     assert {r["batch_size"] for r in report["latency"]} == {1, 8}
     for r in report["latency"]:
-        assert r["iterations"] >= 30 and len(r["samples_ms"]) == r["iterations"]
+        # min_iters unless the recipe's max_time_s cap stopped a slow (loaded) machine first
+        assert r["iterations"] >= 30 or r["total_s"] >= 10.0
+        assert len(r["samples_ms"]) == r["iterations"]
         assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
     summary = json.loads(proc.stdout)
     assert summary["passed"] is True and len(summary["packages"]) == 2
