@@ -23,12 +23,12 @@ from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageErr
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 
 # verb -> "module:function" taking argv (list[str]) and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {"compare": "packager.compare:main"}
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
 # ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``; a step
 # does nothing unless its flags were given. They never run when a check failed: that is the gate.
-PACK_EXTENSIONS: list[str] = []
+PACK_EXTENSIONS: list[str] = ["packager.fixtures"]
 
 
 def default_cache_dir() -> Path:
