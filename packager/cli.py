@@ -23,13 +23,17 @@ from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageErr
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 
 # verb -> "module:function" taking argv (list[str]) and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {"verify-remote": "packager.publish.verify_remote:main"}
+SUBCOMMANDS: dict[str, str] = {
+    "verify-remote": "packager.publish.verify_remote:main",
+    "compare": "packager.compare:main",
+}
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
 # ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``, and may
 # provide ``check_arguments(args)``, run before packing so a bad flag fails fast. A step does nothing unless
-# its flags were given. They never run when a check failed: that is the gate.
-PACK_EXTENSIONS: list[str] = ["packager.publish.cli"]
+# its flags were given. They never run when a check failed: that is the gate. Publishing runs first, so
+# fixtures can point at the uploaded zips.
+PACK_EXTENSIONS: list[str] = ["packager.publish.cli", "packager.fixtures"]
 
 
 def default_cache_dir() -> Path:

@@ -1,0 +1,96 @@
+"""Nightly plugin (inert without its options; parity + benchmark per case with them) and the fan-out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.nightly import fanout
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "pytest", "-p", "bench.nightly.plugin", "-p", "no:cacheprovider", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_entry_point_declared() -> None:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["project"]["entry-points"]["pytest11"] == {"weightpack": "bench.nightly.plugin"}
+    assert "ray" in data["project"]["optional-dependencies"]
+
+
+def test_plugin_is_inert_without_its_options() -> None:
+    base = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/unit"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    with_plugin = _pytest("--collect-only", "-q", "tests/unit")
+    assert with_plugin.returncode == 0, with_plugin.stderr
+    lines = [line for line in with_plugin.stdout.splitlines() if "::" in line]
+    assert lines == [line for line in base.stdout.splitlines() if "::" in line]
+    assert not any("nightly" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_plugin_parity_and_benchmark(minilm_pack_onnx: Path, tmp_path: Path) -> None:
+    bench_json = tmp_path / "bench.json"
+    proc = _pytest(
+        "-q",
+        "-o",
+        "addopts=",
+        f"--weightpack-goldens={minilm_pack_onnx}",
+        "--weightpack-devices=cpu",
+        "--weightpack-rounds=5",
+        f"--benchmark-json={bench_json}",
+        "-rs",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    # onnx was packed: 1 parity + 2 latency (batch 1, 8); hf was not: skipped with the command to run
+    assert "3 passed" in out and "3 skipped" in out and "--backends hf" in out, out[-2000:]
+    data = json.loads(bench_json.read_text())
+    assert data["machine_info"]["weightpack"]["env_key"]
+    names = sorted(b["name"] for b in data["benchmarks"])
+    assert names == ["test_latency[minilm-l6-onnx-cpu-bs1]", "test_latency[minilm-l6-onnx-cpu-bs8]"]
+    info = data["benchmarks"][0]["extra_info"]
+    assert info["environment"]["cpu_count"] and info["p99_ms"] >= info["p50_ms"] > 0
+
+
+def test_fanout_matrix() -> None:
+    tasks = fanout.matrix(["minilm"])
+    assert fanout.Task("minilm", "l6", "onnx") in tasks and fanout.Task("minilm", "l6", "hf") in tasks
+    assert fanout.matrix(["minilm"], backends=["onnx"]) == [fanout.Task("minilm", "l6", "onnx")]
+
+
+@pytest.mark.slow
+def test_ray_fanout_local_instance(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra 'ray' (pip install weightpack[ray])")
+    tasks = fanout.matrix(["minilm"], backends=["onnx"])
+    results = fanout.run_ray(
+        tasks,
+        tmp_path,
+        ["--no-latency", "--devices", "cpu"],
+        init_kwargs={"num_cpus": 2, "include_dashboard": False, "log_to_driver": False},
+    )
+    assert not ray.is_initialized()
+    assert [(r["family"], r["variant"], r["backend"], r["exit_code"]) for r in results] == [
+        ("minilm", "l6", "onnx", 0)
+    ], results
+    report = json.loads(Path(results[0]["report"]).read_text())
+    assert report["passed"] and [p["backend"] for p in report["packages"]] == ["onnx"]
