@@ -62,8 +62,9 @@ def export(request: ExportRequest) -> ExportResult:
     target = request.staging_dir / WEIGHTS_FILE
     upstream_onnx = sorted(request.upstream_dir.glob("*.onnx"))
     notes: list[str] = []
+    consumed: set[str] = set()
     if upstream_onnx and not options.get("reexport", False):
-        _adopt_onnx(upstream_onnx[0], target)
+        consumed = _adopt_onnx(upstream_onnx[0], target)
         notes.append(f"adopted upstream {upstream_onnx[0].name}")
     else:
         half_in_torch = quantization == "fp16" and not _has_float16_converter()
@@ -75,7 +76,7 @@ def export(request: ExportRequest) -> ExportResult:
     _check(target)
     opset = _model_opset(target) or opset
     check_opset_supported(opset)
-    _copy_aux_files(request.upstream_dir, request.staging_dir, options.get("copy_files"))
+    _copy_aux_files(request.upstream_dir, request.staging_dir, options.get("copy_files"), skip=consumed)
     manifest: dict[str, Any] = {
         "type": MANIFEST_TYPE,
         "backendType": "onnx",
@@ -211,15 +212,23 @@ def _consolidate_external_data(target: Path) -> None:
     )
 
 
-def _adopt_onnx(source: Path, target: Path) -> None:
-    """Copy an upstream ONNX file (and its external data, renamed to ``weights.onnx.data``)."""
+def _adopt_onnx(source: Path, target: Path) -> set[str]:
+    """Copy an upstream ONNX file (its external data rewritten into ``weights.onnx.data``); return the
+    upstream files it consumed (relative paths), which are not copied again as auxiliary files."""
     import onnx
+    from onnx.external_data_helper import uses_external_data
 
     model = onnx.load(str(source), load_external_data=False)
-    has_external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-    if not has_external:
+    locations = {
+        entry.value
+        for tensor in model.graph.initializer
+        if uses_external_data(tensor)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    if not locations:
         shutil.copyfile(source, target)
-        return
+        return {source.name}
     model = onnx.load(str(source), load_external_data=True)
     onnx.save_model(
         model,
@@ -229,6 +238,7 @@ def _adopt_onnx(source: Path, target: Path) -> None:
         location=WEIGHTS_FILE + ".data",
         size_threshold=1024,
     )
+    return {source.name, *locations}
 
 
 def _has_float16_converter() -> bool:
@@ -242,7 +252,9 @@ def _convert_fp16(target: Path) -> None:
     from onnxconverter_common import float16
 
     model = onnx.load(str(target), load_external_data=True)
-    converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one "truncated to 1e-07" warning per tiny weight
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
     external = (target.parent / (WEIGHTS_FILE + ".data")).exists()
     onnx.save_model(
         converted,
@@ -275,10 +287,14 @@ def _check(path: Path) -> None:
         raise ExportError(f"onnx.checker rejected {path.name}: {exc}") from exc
 
 
-def _copy_aux_files(upstream: Path, staging: Path, patterns: list[str] | None) -> None:
+def _copy_aux_files(
+    upstream: Path, staging: Path, patterns: list[str] | None, skip: set[str] | frozenset[str] = frozenset()
+) -> None:
     """Copy tokenizer/config files so the package can pre-process on its own; weights are never copied."""
     for source in sorted(p for p in upstream.rglob("*") if p.is_file()):
         rel = source.relative_to(upstream).as_posix()
+        if rel in skip:
+            continue
         if patterns is not None:
             wanted = any(fnmatch.fnmatch(rel, p) for p in patterns)
         else:
