@@ -46,7 +46,7 @@ def export_package(
     variant: str = "l6",
     task: str = "embedding",
 ) -> tuple[Path, ExportResult]:
-    """Export ``backend`` into a staging folder, zip it flat, unzip it elsewhere; return (unzipped, result)."""
+    """Export ``backend`` to a staging folder, zip it flat, unzip it elsewhere; return (unzipped, result)."""
     staging = tmp / f"staging-{backend}"
     staging.mkdir(parents=True)
     request = ExportRequest(

@@ -120,7 +120,7 @@ def test_onnx_static_batch(tmp_path, upstream, sample):
 
 
 def test_onnx_fp16(tmp_path, upstream, sample, reference):
-    """fp16 weights with fp32 inputs/outputs; ORT's CPU fp16 coverage is partial, so running it is a GPU test."""
+    """fp16 weights, fp32 inputs/outputs; ORT CPU fp16 coverage is partial, so running it is a GPU test."""
     import onnx
 
     unzipped, result = export_package(tmp_path, "onnx", upstream, sample, options={"quantization": "fp16"})
