@@ -5,7 +5,8 @@ Tolerances (max |package - upstream| over every element, upstream = transformers
   outputs are bitwise equal; we allow 1e-6 only so a future torch that reorders a reduction does not flake.
 * onnx (ORT CPU): onnxruntime fuses attention / LayerNorm / GELU and sums in other orders. fp32 rounding of
   sums over 384 features with activations up to ~10 gives ~1e-5 differences in ``last_hidden_state``
-  (measured 4e-5..8e-5 worst, legacy and dynamo), hence 2e-4; the L2-normalised ``sentence_embedding`` is unit scale and averages
+  (measured 4e-5..8e-5 worst, legacy and dynamo), hence 2e-4; the L2-normalised ``sentence_embedding``
+  is unit scale and averages
   tokens, measured 1.7e-7, hence 1e-5.
 """
 
