@@ -41,8 +41,8 @@ def _join(prefix: str, key: object) -> str:
 
 
 def _flatten(value: Any, name: str, out: dict[str, np.ndarray]) -> None:
-    if value is None:
-        return
+    if value is None or isinstance(value, (str, bytes)):
+        return  # labels and other text are not compared numerically
     if isinstance(value, Mapping):
         for key in value:
             _flatten(value[key], _join(name, key), out)

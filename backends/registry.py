@@ -38,13 +38,40 @@ BACKENDS: dict[str, BackendSpec] = {
         name="hf",
         wire_name="hugging-face",
         exporter="backends.hf.exporter:export",
-        model_classes={"embedding": "backends.hf.model:HFEmbeddingModel", "*": "backends.hf.model:HFModel"},
+        model_classes={
+            "embedding": "backends.hf.model:HFEmbeddingModel",
+            "classification": "backends.hf.model:HFTaskModel",
+            "multi-label-classification": "backends.hf.model:HFTaskModel",
+            "object-detection": "backends.hf.model:HFTaskModel",
+            "semantic-segmentation": "backends.hf.model:HFTaskModel",
+            "instance-segmentation": "backends.hf.model:HFTaskModel",
+            "depth-estimation": "backends.hf.model:HFTaskModel",
+            "*": "backends.hf.model:HFModel",
+        },
     ),
     "onnx": BackendSpec(
         name="onnx",
         wire_name="onnx",
         exporter="backends.onnx.exporter:export",
         model_classes={"*": "backends.onnx.model:OnnxModel"},
+    ),
+    "torch": BackendSpec(
+        name="torch",
+        wire_name="torch",
+        exporter="backends.torch.exporter:export",
+        model_classes={"*": "backends.torch.model:TorchModel"},
+    ),
+    "torch-script": BackendSpec(
+        name="torch-script",
+        wire_name="torch-script",
+        exporter="backends.torchscript.exporter:export",
+        model_classes={"*": "backends.torchscript.model:TorchScriptModel"},
+    ),
+    "trt": BackendSpec(
+        name="trt",
+        wire_name="trt",
+        exporter="backends.trt.exporter:export",
+        model_classes={"*": "backends.trt.model:TrtModel"},
     ),
 }
 

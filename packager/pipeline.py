@@ -122,8 +122,10 @@ def _pack_variant(
     fetched = upstream_view(fetched, options.out_dir)
     reference_class = recipe.parity.reference_class or _default_reference(recipe)
     with ui.stage(f"reference outputs of {recipe.family}/{variant} ({reference_class}, cpu fp32)"):
-        inputs = parity_inputs(recipe.inputs, fetched.path)
-        reference = load_model_class(reference_class).from_pretrained(fetched.path, device="cpu")
+        inputs = parity_inputs(recipe.inputs_for(variant), fetched.path)
+        reference = load_model_class(reference_class).from_pretrained(
+            fetched.path, device="cpu", variant=variant
+        )
         ref_outputs = run_model(reference, inputs)
         del reference
     golden = save_arrays(
@@ -199,13 +201,15 @@ def run_model(model: Any, inputs: Tensors) -> Tensors:
     return flatten_outputs(model(**inputs))
 
 
-def input_key(fetched: sources.FetchedSource, recipe: Recipe, backend: str) -> str:
+def input_key(
+    fetched: sources.FetchedSource, recipe: Recipe, backend: str, variant: str | None = None
+) -> str:
     """Content hash of everything a package is built from: same key, same package."""
     payload = {
         "files": fetched.provenance.get("files"),
         "backend": backend,
         "options": recipe.backends[backend].options,
-        "inputs": repr(recipe.inputs),
+        "inputs": repr(recipe.inputs_for(variant) if variant else recipe.inputs),
         "weightpack": __version__,
         "libraries": {
             k: v
@@ -228,7 +232,7 @@ def _build_package(
 ) -> PackageBuild:
     zip_path = options.out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
-    key = input_key(fetched, recipe, backend)
+    key = input_key(fetched, recipe, backend, variant)
     reused = _reusable(zip_path, manifest_path, key)
     if reused is not None:
         ui.info(f"  reusing {zip_path.name} (inputs unchanged)")
@@ -434,7 +438,7 @@ def _measure_latency(
     b = recipe.bench
     config = LatencyConfig(b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s)
     for batch_size in b.batch_sizes:
-        sets = build_input_sets(recipe.inputs, upstream_dir, batch_size)
+        sets = build_input_sets(recipe.inputs_for(build.variant), upstream_dir, batch_size)
         infer = model.infer if hasattr(model, "infer") else (lambda x: model(**x))
         result = measure(infer, sets, config, getattr(model, "synchronize", None))
         report.add_latency(build.variant, build.backend, device, batch_size, result)

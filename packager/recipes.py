@@ -50,6 +50,8 @@ class Variant:
     name: str
     source: str
     allow_patterns: list[str] | None = None
+    inputs: InputsRecipe | None = None
+    """``[variants.NAME.inputs]``: this variant's own sample inputs (nets of one family differ in shape)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ class Recipe:
     inputs: InputsRecipe
     parity: ParityRecipe
     bench: BenchRecipe
+
+    def inputs_for(self, variant: str) -> InputsRecipe:
+        """The variant's own ``[variants.NAME.inputs]`` when it has them, else the family's ``[inputs]``."""
+        spec = self.variants[variant].inputs if variant in self.variants else None
+        return spec or self.inputs
 
     def zip_name(self, variant: str, backend: str) -> str:
         return self.backends[backend].zip_name.format(
@@ -245,11 +252,17 @@ class _Parser:
                 raise self.fail(where, "variant names must be lower-case", "letters, digits, '-' and '_'")
             if not isinstance(body, dict):
                 raise self.fail(where, "must be a table", "[variants.NAME] with source = ...")
-            self.unknown_keys(body, where, {"source", "allow_patterns"})
+            self.unknown_keys(body, where, {"source", "allow_patterns", "inputs"})
             source = self.get(body, "source", where, str)
             self.check_source(source, f"{where}.source")
             patterns = self.get(body, "allow_patterns", where, list, None)
-            out[vname] = Variant(name=vname, source=source, allow_patterns=patterns)
+            inputs = self.get(body, "inputs", where, dict, None)
+            out[vname] = Variant(
+                name=vname,
+                source=source,
+                allow_patterns=patterns,
+                inputs=self.inputs(inputs) if inputs is not None else None,
+            )
         return out
 
     def check_source(self, source: str, where: str) -> None:

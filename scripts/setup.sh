@@ -20,3 +20,6 @@ if ! python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 python -m pip install -q -e ".[dev]"
+# MTCNN weights (recipes/mtcnn.toml) ship in facenet-pytorch's package data; its metadata pins an old
+# torch/torchvision, and only its data files are used, so install it without dependencies.
+python -m pip install -q --no-deps "facenet-pytorch==2.6.0"

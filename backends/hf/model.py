@@ -78,8 +78,14 @@ class HFModel(PackageModel):
         """A module taking the model's text inputs positionally and returning its outputs as a tuple."""
         import torch
 
-        names = [n for n in TEXT_INPUTS if n in self.input_names]
-        sample = {n: torch.ones(1, 4, dtype=torch.long) for n in names}
+        names = [n for n in (*TEXT_INPUTS, "pixel_values") if n in self.input_names]
+        sample = {n: torch.ones(1, 4, dtype=torch.long) for n in names if n != "pixel_values"}
+        if "pixel_values" in names:
+            size = getattr(self.model.config, "image_size", 224)
+            size = size if isinstance(size, int) else 224
+            channels = getattr(self.model.config, "num_channels", 3)
+            sample["pixel_values"] = torch.zeros(1, channels, size, size, device=self.device)
+        sample = {k: v.to(self.device) for k, v in sample.items()}
         with torch.inference_mode():
             output_names = list(self._forward(sample))
         owner = self
@@ -94,6 +100,79 @@ class HFModel(PackageModel):
                 return tuple(outputs[n] for n in output_names)
 
         return _Wrapper().eval(), names, output_names
+
+    def torch_factory(self) -> tuple[str, dict[str, Any]]:
+        """How the torch backend rebuilds :meth:`torch_module` from the package's ``config.json``."""
+        return "backends.hf.model:module_from_config", {
+            "model_class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "auto_class": type(self.model).__name__,
+        }
+
+
+def module_from_config(package_dir: str, model_class: str, auto_class: str) -> Any:
+    """The torch backend's factory for HF models: an untrained ``auto_class`` built from ``config.json``,
+    wrapped by ``model_class.torch_module()`` (pooling and normalisation included)."""
+    import transformers
+
+    from backends.registry import load_object
+
+    config = transformers.AutoConfig.from_pretrained(package_dir, local_files_only=True)
+    cls = getattr(transformers, auto_class)
+    model = (cls.from_config(config) if hasattr(cls, "from_config") else cls._from_config(config)).eval()
+    owner = load_object(model_class)(model, Path(package_dir), "cpu")
+    return owner.torch_module()[0]
+
+
+# task -> transformers Auto class; classification picks image or text by the config (see _auto_for_task).
+TASK_AUTO_CLASSES = {
+    "object-detection": "AutoModelForObjectDetection",
+    "semantic-segmentation": "AutoModelForSemanticSegmentation",
+    "instance-segmentation": "AutoModelForUniversalSegmentation",
+    "depth-estimation": "AutoModelForDepthEstimation",
+    "embedding": "AutoModel",
+}
+
+
+def auto_class_for_task(task: str, path: Path) -> str:
+    """The Auto class for ``task``; ``classification`` is image classification when the snapshot has an
+    image processor (or a vision config) and sequence classification otherwise."""
+    if task in ("classification", "multi-label-classification"):
+        config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+        vision = (path / "preprocessor_config.json").is_file() or "num_channels" in config
+        return "AutoModelForImageClassification" if vision else "AutoModelForSequenceClassification"
+    return TASK_AUTO_CLASSES.get(task, "AutoModel")
+
+
+class HFTaskModel(HFModel):
+    """An HF model loaded with the Auto class of the recipe's task (``task=`` keyword, else the package's
+    ``weightpack_task`` file, else the config's ``architectures`` entry decides)."""
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name_or_path: str | Path, *, device: str = "cpu", **kwargs: Any
+    ) -> HFModel:
+        path = Path(model_name_or_path)
+        if not kwargs.get("auto_class"):
+            task = kwargs.get("task") or _architecture_task(path)
+            kwargs["auto_class"] = auto_class_for_task(task, path)
+        return super().from_pretrained(path, device=device, **kwargs)
+
+
+def _architecture_task(path: Path) -> str:
+    """Guess the task from ``config.json``'s ``architectures`` (``...ForImageClassification`` ...)."""
+    config_path = path / "config.json"
+    archs = json.loads(config_path.read_text()).get("architectures") or [] if config_path.is_file() else []
+    name = archs[0] if archs else ""
+    for suffix, task in (
+        ("ForImageClassification", "classification"),
+        ("ForSequenceClassification", "classification"),
+        ("ForObjectDetection", "object-detection"),
+        ("ForSemanticSegmentation", "semantic-segmentation"),
+        ("ForDepthEstimation", "depth-estimation"),
+    ):
+        if name.endswith(suffix):
+            return task
+    return "embedding"
 
 
 class HFEmbeddingModel(HFModel):

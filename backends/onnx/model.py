@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 
 from backends.base import PackageModel, Tensors, require_file
 from backends.device import parse_device, resolve_device
-from backends.errors import MissingExtraError, ModelLoadError
+from backends.errors import DeviceUnavailableError, MissingExtraError, ModelLoadError
 from backends.onnx import WEIGHTS_FILE
 
 _ORT_TYPES = {
@@ -24,13 +25,44 @@ _ORT_TYPES = {
 }
 
 
-def providers_for(device: str, engine_cache_dir: Path | None = None) -> list[Any]:
-    """The provider list for a device: CPU alone, or CUDA (device id set) with the CPU as fallback."""
+def providers_for(
+    device: str,
+    *,
+    tensorrt: bool = False,
+    engine_cache_dir: Path | str | None = None,
+    trt_fp16: bool = False,
+    trt_options: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """The provider list for a device: CPU alone; or CUDA (device id set) then the CPU; with
+    ``tensorrt=True`` the TensorRT EP first, its engines cached in ``engine_cache_dir``."""
     kind, index = parse_device(device)
     if kind == "cpu":
         return ["CPUExecutionProvider"]
-    options = {"device_id": index or 0}
-    return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+    device_id = index or 0
+    providers: list[Any] = []
+    if tensorrt:
+        options: dict[str, Any] = {
+            "device_id": device_id,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(engine_cache_dir or default_engine_cache_dir()),
+            "trt_timing_cache_enable": True,
+            "trt_fp16_enable": bool(trt_fp16),
+        }
+        options.update(trt_options or {})
+        Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+        providers.append(("TensorrtExecutionProvider", options))
+    providers.append(("CUDAExecutionProvider", {"device_id": device_id}))
+    providers.append("CPUExecutionProvider")
+    return providers
+
+
+def default_engine_cache_dir() -> Path:
+    """Where the TensorRT EP keeps built engines unless told otherwise (``WEIGHTPACK_TRT_CACHE``)."""
+    root = (
+        os.environ.get("WEIGHTPACK_TRT_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weightpack" / "ort-trt"
+    )
+    return Path(root)
 
 
 class OnnxModel(PackageModel):
@@ -38,12 +70,14 @@ class OnnxModel(PackageModel):
 
     backend = "onnx"
 
-    def __init__(self, session: Any, path: Path, device: str) -> None:
+    def __init__(self, session: Any, path: Path, device: str, io_binding: bool = False) -> None:
         self.session = session
         self.path = path
         self.device = device
         self.inputs = {i.name: _ORT_TYPES.get(i.type, np.float32) for i in session.get_inputs()}
         self.output_names = [o.name for o in session.get_outputs()]
+        self.io_binding = io_binding
+        self.providers = list(session.get_providers())
 
     @classmethod
     def from_pretrained(
@@ -54,12 +88,28 @@ class OnnxModel(PackageModel):
         onnx_execution_providers: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> OnnxModel:
+        """Keyword options: ``onnx_execution_providers`` (overrides the list chosen from ``device``),
+        ``tensorrt`` (use the TensorRT EP on CUDA), ``trt_engine_cache_enable``/``trt_engine_cache_path``/
+        ``trt_fp16_enable`` (TensorRT EP options), ``io_binding`` (default: on for CUDA),
+        ``intra_op_num_threads``."""
         import onnxruntime
 
         path = Path(model_name_or_path)
         weights = require_file(path, WEIGHTS_FILE, "onnx")
         device = resolve_device(device)
-        providers = list(onnx_execution_providers or providers_for(device))
+        trt_options = {
+            k: kwargs[k] for k in ("trt_engine_cache_enable", "trt_max_workspace_size") if k in kwargs
+        }
+        providers = list(
+            onnx_execution_providers
+            or providers_for(
+                device,
+                tensorrt=bool(kwargs.get("tensorrt")),
+                engine_cache_dir=kwargs.get("trt_engine_cache_path"),
+                trt_fp16=bool(kwargs.get("trt_fp16_enable")),
+                trt_options=trt_options,
+            )
+        )
         _require_providers(providers, onnxruntime.get_available_providers(), device)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -69,19 +119,46 @@ class OnnxModel(PackageModel):
             session = onnxruntime.InferenceSession(str(weights), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(f"onnxruntime could not load {weights}: {exc}") from exc
-        return cls(session, path, device)
+        wanted = _provider_names(providers)[0]
+        if wanted not in session.get_providers():
+            # ORT silently drops a provider it cannot initialise (missing CUDA/cuDNN/TensorRT libraries).
+            raise DeviceUnavailableError(
+                f"onnxruntime could not initialise {wanted} for {device} (session runs on "
+                f"{session.get_providers()}); check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs"
+            )
+        io_binding = kwargs.get("io_binding", device.startswith("cuda"))
+        return cls(session, path, device, io_binding=bool(io_binding) and device.startswith("cuda"))
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
         missing = set(self.inputs) - set(inputs)
         if missing:
             raise ValueError(f"missing inputs {sorted(missing)}; the graph takes {sorted(self.inputs)}")
         feed = {name: np.ascontiguousarray(inputs[name], dtype=dtype) for name, dtype in self.inputs.items()}
+        if self.io_binding:
+            return self._infer_bound(feed)
         outputs = self.session.run(self.output_names, feed)
         return dict(zip(self.output_names, outputs, strict=True))
 
+    def _infer_bound(self, feed: dict[str, np.ndarray]) -> Tensors:
+        """I/O binding: inputs copied to the GPU once, outputs allocated there by ORT, then copied back."""
+        import onnxruntime
+
+        index = parse_device(self.device)[1] or 0
+        binding = self.session.io_binding()
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, onnxruntime.OrtValue.ortvalue_from_numpy(array, "cuda", index))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", index)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))
+
+
+def _provider_names(providers: Sequence[Any]) -> list[str]:
+    return [p[0] if isinstance(p, tuple) else p for p in providers]
+
 
 def _require_providers(providers: Sequence[Any], available: Sequence[str], device: str) -> None:
-    names = [p[0] if isinstance(p, tuple) else p for p in providers]
+    names = _provider_names(providers)
     missing = [n for n in names if n not in available and n != "CPUExecutionProvider"]
     if missing:
         raise MissingExtraError(f"running onnx on {device} ({', '.join(missing)})", "gpu", "onnxruntime-gpu")

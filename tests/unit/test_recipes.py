@@ -53,7 +53,7 @@ def test_builtin_minilm_recipe_loads() -> None:
     recipe = load_recipe(ROOT / "recipes" / "minilm.toml")
     assert recipe.family == "minilm"
     assert recipe.task == "embedding"
-    assert set(recipe.backends) == {"hf", "onnx"}
+    assert set(recipe.backends) == {"hf", "onnx", "torch", "torch-script"}
     assert recipe.zip_name("l6", "onnx") == "all-minilm-l6-onnx.zip"
 
 

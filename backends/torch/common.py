@@ -1,0 +1,74 @@
+"""Helpers shared by the exporters that start from the reference model's torch module."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from backends.base import ExportRequest
+from backends.errors import ExportError
+
+
+def load_reference(request: ExportRequest) -> Any:
+    """The upstream reference model on the CPU; ``variant=`` lets one class serve several variants."""
+    from backends.registry import load_model_class
+
+    return load_model_class(request.reference_class).from_pretrained(
+        request.upstream_dir, device="cpu", variant=request.variant
+    )
+
+
+def reference_module(request: ExportRequest, backend: str) -> tuple[Any, Any, list[str], list[str]]:
+    """``(reference, module, input_names, output_names)``; ExportError when the class has no torch module."""
+    reference = load_reference(request)
+    if not hasattr(reference, "torch_module"):
+        raise ExportError(
+            f"{request.reference_class} has no torch_module(); the {backend} exporter needs a torch module "
+            "(set parity.reference_class to a class that provides one)"
+        )
+    module, input_names, output_names = reference.torch_module()
+    missing = [n for n in input_names if n not in request.sample_inputs]
+    if missing:
+        raise ExportError(f"the recipe's [inputs] do not produce {missing}, which the model takes")
+    return reference, module, list(input_names), list(output_names)
+
+
+def sample_args(request: ExportRequest, input_names: list[str], dtype: Any = None) -> tuple[Any, ...]:
+    """The recipe's sample inputs as torch tensors in ``input_names`` order (floats cast to ``dtype``)."""
+    import torch
+
+    args = []
+    for name in input_names:
+        tensor = torch.from_numpy(request.sample_inputs[name].copy())
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        args.append(tensor)
+    return tuple(args)
+
+
+def batch_fields(options: Any) -> dict[str, Any]:
+    """Exactly one of ``dynamicBatchSize: true`` or ``staticBatchSize: N``, as the registry wants."""
+    static = options.get("static_batch_size")
+    return {"staticBatchSize": int(static)} if static else {"dynamicBatchSize": True}
+
+
+def torch_dtype(quantization: str) -> Any:
+    """The torch dtype a package's float weights are stored in for a recipe ``quantization``."""
+    import torch
+
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if quantization not in table:
+        raise ExportError(f"quantization '{quantization}' is not supported by torch exports (fp32/fp16/bf16)")
+    return table[quantization]
+
+
+def call_factory(factory: Any, kwargs: dict[str, Any], package_dir: str | None) -> Any:
+    """Call a module factory, adding ``package_dir=`` when its signature accepts it."""
+    kwargs = dict(kwargs)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if package_dir is not None and "package_dir" in params:
+        kwargs["package_dir"] = package_dir
+    return factory(**kwargs)

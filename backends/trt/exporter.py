@@ -1,0 +1,263 @@
+"""Build a TensorRT engine from the ONNX export (or an upstream ONNX file) on the local GPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from backends.base import ExportRequest, ExportResult
+from backends.errors import DeviceUnavailableError, ExportError
+from backends.extras import require
+from backends.trt import CONFIG_FILE, ENGINE_FILE
+
+MANIFEST_TYPE = "trt-model-package-v1"
+DEFAULT_WORKSPACE_MB = 4096
+
+
+def export(request: ExportRequest) -> ExportResult:
+    """Write ``engine.plan`` + ``trt_config.json``. Options:
+
+    ``quantization`` (fp32 | fp16), ``static_batch_size`` or ``min_batch_size``/``opt_batch_size``/
+    ``max_batch_size`` (default 1 / the sample batch / max(16, opt)), ``dim_ranges`` (``{"input_ids.1" =
+    [min, opt, max]}`` for dynamic non-batch axes; others are fixed at the sample shape), ``workspace_mb``
+    (default 4096), ``tf32`` (allow TF32 in fp32 layers; default off), ``timing_cache`` (path of a
+    timing cache read and updated across builds),
+    ``version_compatible``, ``exclude_lean_runtime``, ``hardware_compatibility`` (none | ampere_plus |
+    same_compute_capability), ``device`` (``cuda:N`` to build on), ``onnx`` (a table of options for the ONNX
+    export the engine is parsed from).
+    """
+    trt = require("tensorrt", "building a TensorRT engine")
+    from backends.device import resolve_device
+
+    options = request.options
+    device = resolve_device(str(options.get("device", "cuda")))
+    if device == "cpu":
+        raise DeviceUnavailableError("TensorRT engines are built on a CUDA device, not the CPU")
+    index = int(device.split(":")[1])
+    quantization = options.get("quantization", "fp32")
+    if quantization not in ("fp32", "fp16"):
+        raise ExportError(f"backends.trt.quantization = {quantization!r} (accepted: fp32, fp16)")
+    with tempfile.TemporaryDirectory(prefix="weightpack-trt-onnx-") as tmp:
+        onnx_path = _onnx_for(request, Path(tmp))
+        engine_bytes, io, batch = _build(trt, request, onnx_path, index, quantization)
+    (request.staging_dir / ENGINE_FILE).write_bytes(engine_bytes)
+    gpu = gpu_facts(index)
+    hardware = str(options.get("hardware_compatibility", "none")).lower()
+    config: dict[str, Any] = {
+        **_batch_config(batch),
+        "inputs": io["inputs"],
+        "outputs": io["outputs"],
+        "input_names": [i["name"] for i in io["inputs"]],
+        "output_names": [o["name"] for o in io["outputs"]],
+        "precision": quantization,
+        "trt_version": trt.__version__,
+        "cuda_device_cc": gpu["cc"],
+        "cuda_device_type": gpu["name"],
+        "cuda_version": gpu["cuda_version"],
+        "version_compatible": bool(options.get("version_compatible", False)),
+        "exclude_lean_runtime": bool(options.get("exclude_lean_runtime", False)),
+        "hardware_compatibility": hardware,
+        "same_cc_compatible": hardware == "same_compute_capability",
+    }
+    (request.staging_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    from backends.onnx.exporter import _copy_aux_files
+
+    _copy_aux_files(request.upstream_dir, request.staging_dir, options.get("copy_files"))
+    manifest = {
+        "type": MANIFEST_TYPE,
+        "backendType": "trt",
+        "quantization": quantization,
+        **(
+            {"staticBatchSize": batch[0]}
+            if batch[0] == batch[2] and options.get("static_batch_size")
+            else {"dynamicBatchSize": True}
+        ),
+        "minBatchSize": batch[0],
+        "optBatchSize": batch[1],
+        "maxBatchSize": batch[2],
+        "cudaDeviceType": gpu["name"],
+        "cudaDeviceCC": gpu["cc"],
+        "cudaVersion": gpu["cuda_version"],
+        "trtVersion": trt.__version__,
+        "sameCCCompatible": config["same_cc_compatible"],
+        "trtForwardCompatible": config["version_compatible"],
+        "trtLeanRuntimeExcluded": config["exclude_lean_runtime"],
+        "machineType": "jetson" if Path("/etc/nv_tegra_release").exists() else "gpu-server",
+        "machineSpecs": {
+            "type": "gpu-server-specs-v1",
+            "driverVersion": gpu["driver"],
+            "osVersion": _os_version(),
+        },
+    }
+    return ExportResult(
+        package_manifest=manifest,
+        model_class=options.get("model_class") or "backends.trt.model:TrtModel",
+        notes=[f"TensorRT {trt.__version__} {quantization} engine on {gpu['name']} (CC {gpu['cc']})"],
+    )
+
+
+def _onnx_for(request: ExportRequest, tmp: Path) -> Path:
+    """The ONNX graph to parse: exported by the onnx backend with ``options.onnx`` into ``tmp``."""
+    from backends.onnx import WEIGHTS_FILE
+    from backends.onnx.exporter import export as onnx_export
+
+    onnx_options = dict(request.options.get("onnx", {}))
+    if request.options.get("static_batch_size"):
+        onnx_options.setdefault("static_batch_size", request.options["static_batch_size"])
+    staging = tmp / "onnx"
+    staging.mkdir()
+    onnx_export(replace(request, staging_dir=staging, options=onnx_options))
+    return staging / WEIGHTS_FILE
+
+
+def _batch_range(request: ExportRequest) -> tuple[int, int, int]:
+    options = request.options
+    if options.get("static_batch_size"):
+        n = int(options["static_batch_size"])
+        return n, n, n
+    sample_batch = next(iter(request.sample_inputs.values())).shape[0]
+    low = int(options.get("min_batch_size", 1))
+    opt = int(options.get("opt_batch_size", sample_batch))
+    high = int(options.get("max_batch_size", max(16, opt)))
+    if not low <= opt <= high:
+        raise ExportError(f"backends.trt batch sizes need min <= opt <= max, got {low}, {opt}, {high}")
+    return low, opt, high
+
+
+def _build(
+    trt: Any, request: ExportRequest, onnx_path: Path, index: int, quantization: str
+) -> tuple[bytes, dict[str, list[dict[str, Any]]], tuple[int, int, int]]:
+    import torch
+
+    options = request.options
+    torch.cuda.set_device(index)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    major = int(trt.__version__.split(".")[0])
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT could not parse the ONNX export: {errors}")
+    config = builder.create_builder_config()
+    workspace = int(options.get("workspace_mb", DEFAULT_WORKSPACE_MB)) * 2**20
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+    if not options.get("tf32", False) and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # strict fp32 unless asked: TF32 costs ~1e-3 in parity
+    if quantization == "fp16":
+        if not builder.platform_has_fast_fp16:
+            raise ExportError("this GPU has no fast fp16; build an fp32 engine instead")
+        config.set_flag(trt.BuilderFlag.FP16)
+    if options.get("version_compatible"):
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        if options.get("exclude_lean_runtime"):
+            config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
+    hardware = str(options.get("hardware_compatibility", "none")).lower()
+    if hardware != "none":
+        levels = {
+            "ampere_plus": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
+            "same_compute_capability": getattr(
+                trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY", None
+            ),
+        }
+        if levels.get(hardware) is None:
+            raise ExportError(
+                f"hardware_compatibility = {hardware!r} is not supported by TensorRT {trt.__version__}"
+            )
+        config.hardware_compatibility_level = levels[hardware]
+    batch = _batch_range(request)
+    profile = builder.create_optimization_profile()
+    ranges = {k: list(v) for k, v in dict(options.get("dim_ranges", {})).items()}
+    io: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        sample = request.sample_inputs.get(tensor.name)
+        if sample is None:
+            raise ExportError(f"the recipe's [inputs] have no '{tensor.name}', which the engine takes")
+        shapes = [[], [], []]
+        for dim, size in enumerate(tensor.shape):
+            if dim == 0:
+                triple = list(batch)
+            elif f"{tensor.name}.{dim}" in ranges:
+                triple = ranges[f"{tensor.name}.{dim}"]
+            else:
+                triple = [size if size > 0 else int(sample.shape[dim])] * 3
+            for k in range(3):
+                shapes[k].append(int(triple[k]))
+        profile.set_shape(tensor.name, *shapes)
+        io["inputs"].append({"name": tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]})
+    config.add_optimization_profile(profile)
+    io["outputs"] = [{"name": network.get_output(i).name} for i in range(network.num_outputs)]
+    cache_path = options.get("timing_cache")
+    cache = config.create_timing_cache(
+        Path(cache_path).read_bytes() if cache_path and Path(cache_path).is_file() else b""
+    )
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError("TensorRT failed to build the engine (see the TensorRT log above)")
+    if cache_path:
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(cache_path).write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized), io, batch
+
+
+def _batch_config(batch: tuple[int, int, int]) -> dict[str, int]:
+    if batch[0] == batch[1] == batch[2]:
+        return {"static_batch_size": batch[0]}
+    return {
+        "dynamic_batch_size_min": batch[0],
+        "dynamic_batch_size_opt": batch[1],
+        "dynamic_batch_size_max": batch[2],
+    }
+
+
+def gpu_facts(index: int) -> dict[str, Any]:
+    """GPU name, compute capability, CUDA runtime version and driver version of device ``index``."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(index)
+    return {
+        "name": torch.cuda.get_device_name(index),
+        "cc": f"{major}.{minor}",
+        "cuda_version": torch.version.cuda,
+        "driver": driver_version(),
+    }
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver version (pynvml when installed, else nvidia-smi), or None."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except Exception:  # pynvml missing or NVML unavailable: fall back to nvidia-smi
+        pass
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[0] or None
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def _os_version() -> str:
+    try:
+        info = platform.freedesktop_os_release()
+        return info.get("PRETTY_NAME") or f"{info.get('NAME')} {info.get('VERSION_ID')}"
+    except (OSError, AttributeError):
+        return f"{platform.system()} {platform.release()} {os.uname().machine}"
