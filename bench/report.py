@@ -483,7 +483,7 @@ def _key(entry: dict[str, Any]) -> tuple[Any, ...]:
 def render_comparison(reports: list[dict[str, Any]], labels: list[str] | None = None) -> str:
     """Reports side by side as Markdown: verdicts and environments, then per (variant, backend, device,
     batch) the p50 with its 95 % CI and p99 of each report, and each p50 as a ratio of the first's.
-    A ratio is marked ``*`` when the two bootstrap CIs of the median do not overlap."""
+    A ratio is marked ``*`` when the two 95 % CIs of the median do not overlap."""
     labels = labels or [f"R{i + 1}" for i in range(len(reports))]
     out = ["# weightpack reports side by side", ""]
     out += _table(
@@ -533,7 +533,7 @@ def render_comparison(reports: list[dict[str, Any]], labels: list[str] | None = 
         rows.append(row)
     out += ["", "## Latency (ms, host)", ""]
     out += _table(headers, rows)
-    out += ["", "`*`: the bootstrap 95 % CIs of the two medians do not overlap.", ""]
+    out += ["", "`*`: the 95 % CIs of the two medians do not overlap.", ""]
     pkeys: list[tuple[Any, ...]] = []
     for r in reports:
         for p in r["parity"]:

@@ -23,7 +23,9 @@ from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageErr
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 
 # verb -> "module:function" taking argv (list[str]) and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "report": "packager.report_cmd:main",
+}
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
 # ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``; a step
