@@ -1,10 +1,12 @@
 """Output parity: compare every named output of a package against the upstream reference.
 
 Rule (named ``allclose`` in reports): an element passes when ``|actual - ref| <= atol + rtol * |ref|``,
-numpy.allclose's rule. Names, shapes and dtypes are checked before values; a NaN or Inf where the
-reference is finite always fails. Per output we report the error statistics a person needs to decide what
-went wrong: max/mean abs error, max rel error, the worst element, the fraction outside tolerance, cosine
-similarity, and the smallest atol (at the configured rtol) and rtol (at the configured atol) that pass.
+numpy.allclose's rule. Names, shapes and dtypes are checked before values (dtype kinds must match, and a
+floating output may be narrower than the reference's, as an fp16 package is, but never wider); a NaN or
+Inf where the reference is finite always fails. Per output we report the error statistics a person needs
+to decide what went wrong: max/mean abs error, max rel error, the worst element, the fraction outside
+tolerance, cosine similarity, and the smallest atol (at the configured rtol) and rtol (at the configured
+atol) that pass.
 """
 
 from __future__ import annotations
@@ -96,6 +98,13 @@ def _compare(name: str, ref: np.ndarray, actual: np.ndarray, atol: float, rtol: 
     if _kind(actual.dtype) != _kind(ref.dtype):
         return OutputParity(
             passed=False, reason=f"dtype {actual.dtype} is not comparable to {ref.dtype}", **base
+        )
+    if _kind(actual.dtype) == "float" and actual.dtype.itemsize > ref.dtype.itemsize:
+        return OutputParity(
+            passed=False,
+            reason=f"dtype {actual.dtype} is wider than the reference's {ref.dtype} (the package does not "
+            "compute in the precision it declares)",
+            **base,
         )
     a = actual.astype(np.float64)
     r = ref.astype(np.float64)
