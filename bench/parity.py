@@ -238,15 +238,16 @@ def noise_floor(
     ref32: Mapping[str, np.ndarray], ref64: Mapping[str, np.ndarray], factor: float = NOISE_FLOOR_FACTOR
 ) -> dict[str, dict[str, float | str]]:
     """Per floating-point output: how much the fp32 reference itself differs from its fp64 run, and the
-    (atol, rtol) derived from it for fp32 packages. Non-float or missing outputs are skipped."""
+    (atol, rtol) derived from it for fp32 packages. Non-float or missing outputs, and outputs the fp64 run
+    did not return as float64, are skipped (their tolerances fall back to the defaults)."""
     out: dict[str, dict[str, float | str]] = {}
     for name, r32 in ref32.items():
         r32 = np.asarray(r32)
         if name not in ref64 or not np.issubdtype(r32.dtype, np.floating):
             continue
-        r64 = np.asarray(ref64[name], dtype=np.float64)
-        if r64.shape != r32.shape:
-            continue
+        r64 = np.asarray(ref64[name])
+        if r64.shape != r32.shape or r64.dtype != np.float64:
+            continue  # not really run in float64 (a class casting its outputs): no floor, defaults apply
         with np.errstate(invalid="ignore", divide="ignore"):
             finite = np.isfinite(r64) & np.isfinite(r32)
             diff = np.abs(r32.astype(np.float64) - r64)[finite]

@@ -18,6 +18,7 @@ both alike; medians are pooled over rounds. Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -91,37 +92,53 @@ def build_models(tmp: Path) -> tuple[dict[str, object], dict[str, np.ndarray]]:
 
 
 def compare(model: object, inputs: dict[str, np.ndarray], rounds: int, min_time: float) -> dict[str, float]:
+    """Rounds of A, B, A', C (A: ours, B: blocked_autorange, C: adaptive_autorange). Each round gives a
+    paired ratio median(A + A') / median(B or C), so drift slower than a round cancels; the median of the
+    per-round ratios is the headline, the pooled medians are printed too."""
     import torch
     from torch.utils.benchmark import Timer
 
     fn = model.infer
-    cfg = LatencyConfig(warmup_iters=10, warmup_s=0.2, min_iters=30, min_time_s=min_time, max_time_s=60.0)
+    cfg = LatencyConfig(warmup_iters=3, warmup_s=0.1, min_iters=10, min_time_s=min_time, max_time_s=60.0)
     timer = Timer("fn(x)", globals={"fn": fn, "x": inputs}, num_threads=torch.get_num_threads())
-    ours: list[float] = []
-    blocked, adaptive = [], []
+    ours_all: list[float] = []
+    b_all: list[float] = []
+    a_all: list[float] = []
+    rb, ra = [], []
     fn(inputs)  # first call (allocations, lazy init) outside both tools
-    for _ in range(rounds):  # A/B/A/B: ours, blocked, ours, adaptive
-        ours += measure(fn, [inputs], cfg).samples_ms
-        blocked.append(timer.blocked_autorange(min_run_time=min_time))
-        ours += measure(fn, [inputs], cfg).samples_ms
-        adaptive.append(timer.adaptive_autorange(threshold=0.1, min_run_time=0.01, max_run_time=min_time * 2))
-    b_times = [t * 1e3 for m in blocked for t in m.times]
-    a_times = [t * 1e3 for m in adaptive for t in m.times]
-    ours_med = float(np.median(ours))
+    for _ in range(rounds):
+        first = measure(fn, [inputs], cfg).samples_ms
+        blocked = [t * 1e3 for t in timer.blocked_autorange(min_run_time=min_time).times]
+        second = measure(fn, [inputs], cfg).samples_ms
+        adaptive = [
+            t * 1e3
+            for t in timer.adaptive_autorange(
+                threshold=0.1, min_run_time=0.01, max_run_time=min_time * 2
+            ).times
+        ]
+        ours = first + second
+        rb.append(np.median(ours) / np.median(blocked))
+        ra.append(np.median(ours) / np.median(adaptive))
+        ours_all += ours
+        b_all += blocked
+        a_all += adaptive
     return {
-        "ours_ms": ours_med,
-        "ours_n": len(ours),
-        "blocked_ms": float(np.median(b_times)),
-        "blocked_n": sum(len(m.times) * m.number_per_run for m in blocked),
-        "adaptive_ms": float(np.median(a_times)),
-        "adaptive_n": sum(len(m.times) * m.number_per_run for m in adaptive),
+        "ours_ms": float(np.median(ours_all)),
+        "blocked_ms": float(np.median(b_all)),
+        "adaptive_ms": float(np.median(a_all)),
+        "ratio_blocked": float(np.median(rb)),
+        "ratio_adaptive": float(np.median(ra)),
+        "n": len(ours_all),
     }
 
 
 def main() -> int:
     import torch
 
+    if ARGS.threads:
+        torch.set_num_threads(ARGS.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; rounds={ARGS.rounds}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     o = overhead(ARGS.rounds, 200_000)
     print("\nHarness overhead per iteration (no-op callable, 200k iterations, median of rounds)")
     print(f"| {'loop':<40} | {'ns/iter':>9} |")
@@ -135,6 +152,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         models, inputs = build_models(Path(tmp))
         print(f"\nMiniLM-L6 batch {ARGS.batch}, medians in ms (A/B interleaved, {ARGS.min_time}s per block)")
+        print("(ratios: median over rounds of paired ratios; medians: pooled over rounds)")
         cols = ("ours", "blocked", "ours/blk", "adaptive", "ours/adp")
         header = f"| {'model':<26} | " + " | ".join(f"{c:>8}" for c in cols) + " |"
         print(header)
@@ -142,13 +160,14 @@ def main() -> int:
         worst = 0.0
         for name, model in models.items():
             r = compare(model, inputs, ARGS.rounds, ARGS.min_time)
-            rb, ra = r["ours_ms"] / r["blocked_ms"], r["ours_ms"] / r["adaptive_ms"]
+            rb, ra = r["ratio_blocked"], r["ratio_adaptive"]
             worst = max(worst, abs(rb - 1), abs(ra - 1))
             print(
                 f"| {name:<26} | {r['ours_ms']:>8.3f} | {r['blocked_ms']:>8.3f} | {rb:>8.3f} | "
                 f"{r['adaptive_ms']:>8.3f} | {ra:>8.3f} |"
             )
         print(f"largest deviation from torch.utils.benchmark: {worst:.1%} (goal within 3%)")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
 
@@ -157,5 +176,6 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--min-time", type=float, default=0.5)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     ARGS = parser.parse_args()
     sys.exit(main())

@@ -36,6 +36,11 @@ def test_noise_floor_on_known_arrays() -> None:
     assert noise_floor_tolerance(f, "fp16")[0] == pytest.approx(atol * 2**13)
 
 
+def test_outputs_not_returned_in_float64_get_no_floor() -> None:
+    ref = {"y": np.array([0.5, 3.0], dtype=np.float32)}
+    assert noise_floor(ref, {"y": ref["y"].copy()}) == {}
+
+
 def test_bit_exact_reference_still_gets_one_ulp() -> None:
     ref = {"y": np.array([0.5, 3.0], dtype=np.float32)}
     f = noise_floor(ref, {"y": ref["y"].astype(np.float64)})["y"]
