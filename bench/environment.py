@@ -10,6 +10,7 @@ import importlib.metadata
 import os
 import platform
 import sys
+from collections.abc import Callable
 from typing import Any
 
 LIBRARIES = (
@@ -34,11 +35,32 @@ def capture() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": _affinity(),
         "torch_threads": _torch_threads(),
+        "torch_interop_threads": _torch_interop_threads(),
         "libraries": {name: _version(name) for name in LIBRARIES},
         "onnxruntime_providers": _ort_providers(),
         "cuda": _cuda(),
+        "tensorrt_version": _tensorrt_version(),
     }
+    nvml = nvml_snapshot()
+    env["nvml_before"] = nvml
+    env["warnings"] = gpu_warnings(nvml)
+    return env
+
+
+def finish(env: dict[str, Any]) -> dict[str, Any]:
+    """Add the after-run NVML snapshot (clocks, throttle reasons, other processes) and its warnings."""
+    after = nvml_snapshot()
+    env["nvml_after"] = after
+    warnings = list(env.get("warnings") or [])
+    for w in gpu_warnings(after):
+        if w not in warnings:
+            warnings.append(w)
+    for w in throttle_warnings(env.get("nvml_before"), after):
+        if w not in warnings:
+            warnings.append(w)
+    env["warnings"] = warnings
     return env
 
 
@@ -58,6 +80,31 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
+
+
+def _affinity() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _torch_interop_threads() -> int | None:
+    try:
+        import torch
+
+        return torch.get_num_interop_threads()
+    except ImportError:
+        return None
+
+
+def _tensorrt_version() -> str | None:
+    """TensorRT's runtime version as the module reports it (the wheel's metadata may say another)."""
+    try:
+        import tensorrt
+    except Exception:  # ImportError, or a broken install raising on import
+        return None
+    return getattr(tensorrt, "__version__", None)
 
 
 def _torch_threads() -> int | None:
@@ -105,13 +152,135 @@ def _cuda() -> dict[str, Any] | None:
 
 
 def _nvml_driver() -> str | None:
+    pynvml = _nvml()
+    if pynvml is None:
+        return None
+    try:
+        return _str(pynvml.nvmlSystemGetDriverVersion())
+    except Exception:  # NVML errors are environment facts, not failures of the run
+        return None
+
+
+# --- NVML (nvidia-ml-py, in the ``gpu`` extra; imported lazily) -----------------------------------------
+
+THROTTLE_REASONS = {  # NVML clocks-event/throttle reason bits -> names
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+BENIGN_THROTTLE = {"gpu_idle", "applications_clocks_setting"}
+
+
+def decode_throttle(mask: int) -> list[str]:
+    """Names of the throttle reason bits set in ``mask`` (unknown bits as hex)."""
+    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(THROTTLE_REASONS)
+    return names + ([hex(unknown)] if unknown else [])
+
+
+def _nvml() -> Any:
     try:
         import pynvml
     except ImportError:
         return None
     try:
         pynvml.nvmlInit()
-        version = pynvml.nvmlSystemGetDriverVersion()
-        return version.decode() if isinstance(version, bytes) else version
-    except Exception:  # NVML errors are environment facts, not failures of the run
+    except Exception:
         return None
+    return pynvml
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception:  # a field the GPU or driver does not support
+        return None
+
+
+def nvml_snapshot() -> list[dict[str, Any]] | None:
+    """Per GPU: clocks (SM, memory, graphics; current and max), throttle reasons, temperature, power,
+    memory used and the compute processes on it (``other_processes``: those not this process).
+    ``None`` when NVML (nvidia-ml-py) is not installed or no driver answers."""
+    pynvml = _nvml()
+    if pynvml is None:
+        return None
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+    except Exception:
+        return None
+    out = []
+    for index in range(count):
+        handle = _try(pynvml.nvmlDeviceGetHandleByIndex, index)
+        if handle is not None:
+            out.append(_gpu_snapshot(pynvml, index, handle))
+    return out
+
+
+def _gpu_snapshot(pynvml: Any, index: int, h: Any) -> dict[str, Any]:
+    clocks = {}
+    for label, const in (
+        ("sm", "NVML_CLOCK_SM"),
+        ("mem", "NVML_CLOCK_MEM"),
+        ("graphics", "NVML_CLOCK_GRAPHICS"),
+    ):
+        kind = getattr(pynvml, const, None)
+        if kind is not None:
+            clocks[f"{label}_mhz"] = _try(pynvml.nvmlDeviceGetClockInfo, h, kind)
+            clocks[f"{label}_max_mhz"] = _try(pynvml.nvmlDeviceGetMaxClockInfo, h, kind)
+    reasons_fn = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
+    mask = _try(reasons_fn, h) if reasons_fn else None
+    procs = _try(pynvml.nvmlDeviceGetComputeRunningProcesses, h) or []
+    me = os.getpid()
+    processes = [{"pid": int(p.pid), "used_memory_bytes": _try(int, p.usedGpuMemory)} for p in procs]
+    power = _try(pynvml.nvmlDeviceGetPowerUsage, h)
+    mem = _try(pynvml.nvmlDeviceGetMemoryInfo, h)
+    name = _try(pynvml.nvmlDeviceGetName, h)
+    return {
+        "index": index,
+        "name": _str(name) if name is not None else None,
+        "clocks": clocks,
+        "throttle_mask": mask,
+        "throttle_reasons": decode_throttle(mask) if mask is not None else None,
+        "temperature_c": _try(pynvml.nvmlDeviceGetTemperature, h, getattr(pynvml, "NVML_TEMPERATURE_GPU", 0)),
+        "power_w": power / 1000.0 if power is not None else None,
+        "memory_used_bytes": int(mem.used) if mem is not None else None,
+        "processes": processes,
+        "other_processes": [p for p in processes if p["pid"] != me],
+    }
+
+
+def gpu_warnings(snapshot: list[dict[str, Any]] | None) -> list[str]:
+    """A warning per GPU that another process uses (its timings are then shared and unreliable)."""
+    warnings = []
+    for gpu in snapshot or []:
+        others = gpu.get("other_processes") or []
+        if others:
+            pids = ", ".join(str(p["pid"]) for p in others)
+            warnings.append(
+                f"GPU {gpu['index']} ({gpu.get('name')}) is used by {len(others)} other process(es) "
+                f"(pid {pids}); latency numbers on it may be disturbed"
+            )
+    return warnings
+
+
+def throttle_warnings(before: list[dict[str, Any]] | None, after: list[dict[str, Any]] | None) -> list[str]:
+    """A warning per GPU throttled (power, thermal, hardware slowdown) at the start or end of the run."""
+    warnings = []
+    for when, snapshot in (("before", before), ("after", after)):
+        for gpu in snapshot or []:
+            bad = [r for r in gpu.get("throttle_reasons") or [] if r not in BENIGN_THROTTLE]
+            if bad:
+                warnings.append(f"GPU {gpu['index']} throttled {when} the run: {', '.join(bad)}")
+    return warnings

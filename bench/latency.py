@@ -2,8 +2,11 @@
 
 Warm-up runs until both a count and a duration are reached (JIT, allocator growth and caches settle);
 steady state runs until both ``min_iters`` and ``min_time_s`` are met (capped by ``max_time_s``). Each
-sample is host wall time of one call plus the model's ``synchronize()``, so queued device work is counted.
-Statistics come from the pooled samples, never from per-window summaries.
+host sample is the wall time of one call plus the synchronize of the model's device, so queued device
+work is counted. On CUDA a device timer (CUDA events recorded on the stream the model uses) gives the
+device time of the same iterations as a second, separate figure. Statistics come from the pooled samples,
+never from per-window summaries. The harness's own per-iteration cost is measured with the same timing
+path and a no-op callable, and reported beside the numbers. See docs/measurement.md.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 STABLE_COV = 0.025  # trtexec's threshold: above 2.5 % coefficient of variation the run is "unstable"
+HOST_TIMER = "host wall clock (perf_counter_ns) around infer + synchronize"
 
 
 @dataclass(frozen=True)
@@ -28,22 +32,43 @@ class LatencyConfig:
     max_time_s: float = 10.0
 
 
+class DeviceTimer(Protocol):
+    """Times device work of one iteration (CUDA events); ``elapsed_ms`` is read after the synchronize."""
+
+    description: str
+
+    def record_start(self) -> None: ...
+
+    def record_end(self) -> None: ...
+
+    def elapsed_ms(self) -> float: ...
+
+
 @dataclass
 class LatencyResult:
-    """Raw samples in milliseconds plus the summary computed from them."""
+    """Raw samples in milliseconds plus the summary computed from them.
+
+    ``samples_ms`` are host wall times; ``device_samples_ms`` the device times of the same iterations
+    (``None`` where no device timer ran, e.g. on the CPU)."""
 
     samples_ms: list[float]
     warmup_iters: int
     total_s: float
     stats: dict[str, float] = field(default_factory=dict)
+    device_samples_ms: list[float] | None = None
+    warmup_s: float = 0.0
+    harness_overhead_ns: float | None = None
+    timer: str = HOST_TIMER
+    device_timer: str | None = None
 
     def __post_init__(self) -> None:
         if not self.stats:
             self.stats = summarize(self.samples_ms)
 
 
-def summarize(samples_ms: Sequence[float], batch_size: int = 1) -> dict[str, float]:
-    """p50/p90/p95/p99, mean, std, min, max, CoV and throughput of pooled samples."""
+def summarize(samples_ms: Sequence[float], batch_size: int = 1) -> dict[str, Any]:
+    """p50/p90/p95/p99, mean, std, min, max, IQR, CoV, throughput and a 95 % CI of the median,
+    all from the pooled samples."""
     arr = np.asarray(samples_ms, dtype=np.float64)
     if arr.size == 0:
         raise ValueError("no latency samples to summarize")
@@ -65,8 +90,58 @@ def summarize(samples_ms: Sequence[float], batch_size: int = 1) -> dict[str, flo
         "cov": cov,
         "iterations": int(arr.size),
         "throughput_per_s": (1000.0 * batch_size / mean) if mean > 0 else math.inf,
+        "p50_ci95_ms": median_ci(arr),
         "stable": bool(cov <= STABLE_COV),
     }
+
+
+def median_ci(samples: Sequence[float], level: float = 0.95) -> list[float]:
+    """Distribution-free confidence interval of the median from order statistics: the sorted samples at
+    ranks ``n/2 -+ z*sqrt(n)/2`` (normal approximation of the binomial(n, 1/2) count below the median).
+    Exact for any continuous distribution as n grows, deterministic, and O(n log n) even for 10^6 samples,
+    unlike a bootstrap."""
+    arr = np.sort(np.asarray(samples, dtype=np.float64))
+    n = arr.size
+    if n == 0:
+        return [math.nan, math.nan]
+    z = {0.9: 1.6449, 0.95: 1.96, 0.99: 2.5758}.get(level, 1.96)
+    # 1-based ranks j = floor((n - z sqrt n) / 2), k = ceil(1 + (n + z sqrt n) / 2), clipped to the sample.
+    j = math.floor((n - z * math.sqrt(n)) / 2)
+    k = math.ceil(1 + (n + z * math.sqrt(n)) / 2)
+    lo, hi = max(0, j - 1), min(n - 1, k - 1)
+    return [float(arr[lo]), float(arr[hi])]
+
+
+def validate_input_sets(input_sets: Sequence[Any]) -> int:
+    """Refuse input sets that would time a degenerate case; return how many distinct sets there are.
+
+    A set is rejected when every array in it is all zeros, or when any floating-point array is all zeros
+    (kernels on zeros skip work, denormal paths, sparse shortcuts). Integer arrays such as
+    ``token_type_ids`` may legitimately be zero when other arrays are not."""
+    if not input_sets:
+        raise ValueError("measure() needs at least one input set")
+    fingerprints = set()
+    for index, inputs in enumerate(input_sets):
+        arrays = _arrays(inputs)
+        if not arrays:
+            fingerprints.add(repr(inputs))
+            continue
+        zero = {name: not np.any(a) for name, a in arrays.items()}
+        if all(zero.values()):
+            raise ValueError(f"input set {index} is all zeros; timing on zeros is not representative")
+        for name, arr in arrays.items():
+            if zero[name] and np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"input set {index}: floating-point input '{name}' is all zeros")
+        fingerprints.add(tuple((n, a.shape, str(a.dtype), a.tobytes()) for n, a in sorted(arrays.items())))
+    return len(fingerprints)
+
+
+def _arrays(inputs: Any) -> dict[str, np.ndarray]:
+    if isinstance(inputs, np.ndarray):
+        return {"input": inputs}
+    if isinstance(inputs, dict):
+        return {str(k): np.asarray(v) for k, v in inputs.items() if isinstance(v, np.ndarray)}
+    return {}
 
 
 def measure(
@@ -74,47 +149,190 @@ def measure(
     input_sets: Sequence[Any],
     config: LatencyConfig,
     synchronize: Callable[[], None] | None = None,
+    *,
+    device_timer: DeviceTimer | None = None,
 ) -> LatencyResult:
-    """Time ``fn(inputs)``, rotating through ``input_sets``; ``synchronize`` runs inside each sample."""
+    """Time ``fn(inputs)``, rotating through ``input_sets``; ``synchronize`` runs inside each sample.
+
+    With a ``device_timer`` the start event is recorded just before the host clock starts and the end
+    event just after ``fn`` returns (before the synchronize), so both figures cover the same work."""
     if not input_sets:
         raise ValueError("measure() needs at least one input set")
     sync = synchronize or _noop
     clock = time.perf_counter_ns
     n_sets = len(input_sets)
     warm = 0
-    warm_deadline = clock() + int(config.warmup_s * 1e9)
+    warm_start = clock()
+    warm_deadline = warm_start + int(config.warmup_s * 1e9)
     while warm < config.warmup_iters or clock() < warm_deadline:
         fn(input_sets[warm % n_sets])
         sync()
         warm += 1
+    warm_s = (clock() - warm_start) / 1e9
     samples: list[int] = []
+    device: list[float] | None = None
     start = clock()
     min_end = start + int(config.min_time_s * 1e9)
     hard_end = start + int(config.max_time_s * 1e9)
+    min_iters = config.min_iters
     i = 0
-    while True:
-        inputs = input_sets[i % n_sets]
-        t0 = clock()
-        fn(inputs)
-        sync()
-        t1 = clock()
-        samples.append(t1 - t0)
-        i += 1
-        if (i >= config.min_iters and t1 >= min_end) or t1 >= hard_end:
-            break
+    append = samples.append
+    if device_timer is None:
+        if synchronize is None:
+            while True:
+                inputs = input_sets[i % n_sets]
+                t0 = clock()
+                fn(inputs)
+                t1 = clock()
+                append(t1 - t0)
+                i += 1
+                if (i >= min_iters and t1 >= min_end) or t1 >= hard_end:
+                    break
+        else:
+            while True:
+                inputs = input_sets[i % n_sets]
+                t0 = clock()
+                fn(inputs)
+                sync()
+                t1 = clock()
+                append(t1 - t0)
+                i += 1
+                if (i >= min_iters and t1 >= min_end) or t1 >= hard_end:
+                    break
+    else:
+        device = []
+        record_start, record_end, elapsed = (
+            device_timer.record_start,
+            device_timer.record_end,
+            device_timer.elapsed_ms,
+        )
+        while True:
+            inputs = input_sets[i % n_sets]
+            record_start()
+            t0 = clock()
+            fn(inputs)
+            record_end()
+            sync()
+            t1 = clock()
+            append(t1 - t0)
+            device.append(elapsed())  # the end event is complete: the synchronize waited for it
+            i += 1
+            if (i >= min_iters and t1 >= min_end) or t1 >= hard_end:
+                break
     total = (clock() - start) / 1e9
-    return LatencyResult(samples_ms=[s / 1e6 for s in samples], warmup_iters=warm, total_s=total)
+    return LatencyResult(
+        samples_ms=[s / 1e6 for s in samples],
+        warmup_iters=warm,
+        total_s=total,
+        device_samples_ms=device,
+        warmup_s=warm_s,
+        device_timer=getattr(device_timer, "description", None) if device_timer else None,
+    )
 
 
-def _noop() -> None:
+def _noop(*_: Any) -> None:
     return None
 
 
-def harness_overhead_ns(iterations: int = 20000) -> float:
-    """Median per-iteration cost of the timing loop itself, measured on a no-op callable."""
+def harness_overhead_ns(
+    iterations: int = 20000,
+    synchronize: Callable[[], None] | None = None,
+    device_timer: DeviceTimer | None = None,
+) -> float:
+    """Median per-iteration cost of the timing loop itself (clock reads, the call, the synchronize and
+    event records when given), measured on a no-op callable through the very same code path."""
     result = measure(
-        lambda _: None,
+        _noop,
         [None],
         LatencyConfig(warmup_iters=100, warmup_s=0.0, min_iters=iterations, min_time_s=0.0, max_time_s=5.0),
+        synchronize,
+        device_timer=device_timer,
     )
     return float(np.median(result.samples_ms) * 1e6)
+
+
+# --- CUDA --------------------------------------------------------------------------------------------
+
+
+class CudaEventTimer:
+    """A pair of CUDA events recorded on ``stream`` around each iteration (``torch.cuda.Event``)."""
+
+    def __init__(self, stream: Any, description: str) -> None:
+        import torch
+
+        self.stream = stream
+        self.description = description
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def record_start(self) -> None:
+        self._start.record(self.stream)
+
+    def record_end(self) -> None:
+        self._end.record(self.stream)
+
+    def elapsed_ms(self) -> float:
+        self._end.synchronize()
+        return float(self._start.elapsed_time(self._end))
+
+
+TORCH_STREAM_BACKENDS = ("hf", "torch", "torch-script")
+"""Backends whose model classes enqueue work on torch's current stream when they expose no ``stream``.
+Others (onnxruntime, TensorRT without a ``stream`` attribute) use streams torch cannot see: events on
+torch's stream would time nothing, so they get host time (synchronized device) only."""
+
+
+def model_stream(model: Any, device: str) -> tuple[Any, str] | None:
+    """The CUDA stream ``model`` enqueues on and where it came from, or ``None`` when unknown/CPU.
+
+    ``model.stream`` (a ``torch.cuda.Stream``, or an int/pointer handle wrapped with
+    ``torch.cuda.ExternalStream``) wins; torch-based backends fall back to
+    ``torch.cuda.current_stream(device)``."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    dev = torch.device(device)
+    stream = getattr(model, "stream", None)
+    if stream is not None:
+        if isinstance(stream, int):
+            stream = torch.cuda.ExternalStream(stream, device=dev)
+        elif not isinstance(stream, torch.cuda.Stream) and hasattr(stream, "cuda_stream"):
+            stream = torch.cuda.ExternalStream(stream.cuda_stream, device=dev)
+        return stream, "model.stream"
+    if getattr(model, "backend", None) in TORCH_STREAM_BACKENDS:
+        return torch.cuda.current_stream(dev), f"torch.cuda.current_stream({device})"
+    return None
+
+
+def device_synchronize(model: Any, device: str) -> Callable[[], None] | None:
+    """What must run inside each sample so queued work is counted: the model's own ``synchronize`` and,
+    on CUDA, ``torch.cuda.synchronize`` of *the model's* device (all its streams)."""
+    own = getattr(model, "synchronize", None)
+    if not device.startswith("cuda"):
+        return own
+    import torch
+
+    dev = torch.device(device)
+
+    def sync() -> None:
+        if own is not None:
+            own()
+        torch.cuda.synchronize(dev)
+
+    return sync
+
+
+def measure_model(
+    model: Any, device: str, input_sets: Sequence[Any], config: LatencyConfig, *, overhead: bool = True
+) -> LatencyResult:
+    """Time a loaded model class on ``device``: host latency always, CUDA event time where a stream is
+    known, the harness overhead through the same path."""
+    fn = model.infer if hasattr(model, "infer") else (lambda x: model(**x))
+    sync = device_synchronize(model, device)
+    stream = model_stream(model, device)
+    timer = CudaEventTimer(stream[0], f"CUDA events on {stream[1]}") if stream else None
+    result = measure(fn, input_sets, config, sync, device_timer=timer)
+    if overhead:
+        result.harness_overhead_ns = harness_overhead_ns(5000, sync, timer)
+    return result

@@ -1,10 +1,12 @@
 """Output parity: compare every named output of a package against the upstream reference.
 
 Rule (named ``allclose`` in reports): an element passes when ``|actual - ref| <= atol + rtol * |ref|``,
-numpy.allclose's rule. Names, shapes and dtypes are checked before values; a NaN or Inf where the
-reference is finite always fails. Per output we report the error statistics a person needs to decide what
-went wrong: max/mean abs error, max rel error, the worst element, the fraction outside tolerance, cosine
-similarity, and the smallest atol (at the configured rtol) and rtol (at the configured atol) that pass.
+numpy.allclose's rule. Names, shapes and dtypes are checked before values (dtype kinds must match, and a
+floating output may be narrower than the reference's, as an fp16 package is, but never wider); a NaN or
+Inf where the reference is finite always fails. Per output we report the error statistics a person needs
+to decide what went wrong: max/mean abs error, max rel error, the worst element, the fraction outside
+tolerance, cosine similarity, and the smallest atol (at the configured rtol) and rtol (at the configured
+atol) that pass.
 """
 
 from __future__ import annotations
@@ -96,6 +98,13 @@ def _compare(name: str, ref: np.ndarray, actual: np.ndarray, atol: float, rtol: 
     if _kind(actual.dtype) != _kind(ref.dtype):
         return OutputParity(
             passed=False, reason=f"dtype {actual.dtype} is not comparable to {ref.dtype}", **base
+        )
+    if _kind(actual.dtype) == "float" and actual.dtype.itemsize > ref.dtype.itemsize:
+        return OutputParity(
+            passed=False,
+            reason=f"dtype {actual.dtype} is wider than the reference's {ref.dtype} (the package does not "
+            "compute in the precision it declares)",
+            **base,
         )
     a = actual.astype(np.float64)
     r = ref.astype(np.float64)
@@ -206,3 +215,71 @@ def cosine_rows(reference: np.ndarray, actual: np.ndarray) -> float:
     num = np.sum(r * a, axis=1)
     den = np.linalg.norm(r, axis=1) * np.linalg.norm(a, axis=1)
     return float(np.min(np.divide(num, den, out=np.zeros_like(num), where=den > 0)))
+
+
+# --- Measured noise floor (reference fp32 vs fp64) ---------------------------------------------------
+
+NOISE_FLOOR_FACTOR = 4.0
+"""Derived atol = factor x the reference's own fp32 error (``max |ref_fp32 - ref_fp64|``).
+
+Why 4: a package as accurate as the fp32 reference sits within the same error of the fp64 truth, so its
+distance to the fp32 reference is at most twice the noise (triangle inequality); another factor of two
+covers inputs other than the parity batch and reordered float sums in graph optimisers."""
+PRECISION_SCALE = {"fp32": 1.0, "fp16": 2.0**13, "bf16": 2.0**16, "int8": 2.0**16, "unknown": 1.0}
+"""Packages computing at lower precision than the reference are allowed proportionally more error:
+machine epsilon relative to fp32's (fp16 eps 2^-10 vs 2^-23; bf16 2^-7)."""
+NOISE_FLOOR_METHOD = (
+    "atol = factor * precision_scale * max|ref_fp32 - ref_fp64| per output, rtol = 0; the reference "
+    "model class run in float64 on the CPU on the parity inputs"
+)
+
+
+def noise_floor(
+    ref32: Mapping[str, np.ndarray], ref64: Mapping[str, np.ndarray], factor: float = NOISE_FLOOR_FACTOR
+) -> dict[str, dict[str, float | str]]:
+    """Per floating-point output: how much the fp32 reference itself differs from its fp64 run, and the
+    (atol, rtol) derived from it for fp32 packages. Non-float or missing outputs, and outputs the fp64 run
+    did not return as float64, are skipped (their tolerances fall back to the defaults)."""
+    out: dict[str, dict[str, float | str]] = {}
+    for name, r32 in ref32.items():
+        r32 = np.asarray(r32)
+        if name not in ref64 or not np.issubdtype(r32.dtype, np.floating):
+            continue
+        r64 = np.asarray(ref64[name])
+        if r64.shape != r32.shape or r64.dtype != np.float64:
+            continue  # not really run in float64 (a class casting its outputs): no floor, defaults apply
+        with np.errstate(invalid="ignore", divide="ignore"):
+            finite = np.isfinite(r64) & np.isfinite(r32)
+            diff = np.abs(r32.astype(np.float64) - r64)[finite]
+            mag = np.abs(r64)[finite]
+            rel = np.divide(diff, mag, out=np.zeros_like(diff), where=mag > 0)
+        max_abs = float(diff.max()) if diff.size else 0.0
+        # A reference that is bit-exact in fp32 and fp64 (integer-valued outputs) still gets one fp32 ulp
+        # of its largest magnitude, so the derived tolerance is never zero.
+        ulp = float(np.spacing(np.float32(mag.max()))) if mag.size else 0.0
+        out[name] = {
+            "max_abs": max_abs,
+            "mean_abs": float(diff.mean()) if diff.size else 0.0,
+            "p99_abs": float(np.percentile(diff, 99)) if diff.size else 0.0,
+            "max_rel": float(rel.max()) if rel.size else 0.0,
+            "factor": factor,
+            "atol": factor * max(max_abs, ulp),
+            "rtol": 0.0,
+        }
+    return out
+
+
+def noise_floor_tolerance(floor: Mapping[str, float], quantization: str = "fp32") -> tuple[float, float]:
+    """The (atol, rtol) a package of ``quantization`` gets from one output's measured noise floor."""
+    scale = PRECISION_SCALE.get(quantization, 1.0)
+    return float(floor["atol"]) * scale, float(floor["rtol"]) * scale
+
+
+def as_float64(model: object) -> object:
+    """Convert a loaded reference model class to float64 in place, where it wraps a torch module
+    (``model`` itself, or its ``model`` / ``module`` attribute); returns it. Raises TypeError otherwise."""
+    for candidate in (model, getattr(model, "model", None), getattr(model, "module", None)):
+        if candidate is not None and hasattr(candidate, "double") and hasattr(candidate, "parameters"):
+            candidate.double()
+            return model
+    raise TypeError(f"{type(model).__name__} wraps no torch module that can run in float64")

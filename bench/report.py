@@ -1,7 +1,12 @@
 """The report: ``report.json`` (the contract other tools read) and ``report.md`` (for people and CI).
 
-Schema ``weightpack.report/v1`` is documented in the README. Latency entries keep every raw sample
-(``samples_ms``) so later comparisons can run statistics on the pooled samples, not on summaries.
+Schema ``weightpack.report/v2`` is documented key by key in docs/measurement.md. Latency entries keep every
+raw sample (``samples_ms``, and ``device_time.samples_ms`` where a device timer ran) so later comparisons can
+run statistics on the pooled samples, not on summaries.
+
+v2 (from v1): latency entries gain ``p50_ci95_ms``, ``warmup_s``, ``harness_overhead_ns``,
+``device_timer``, ``device_time`` (device-time statistics), ``memory`` and ``input_sets``; new top-level
+``noise_floor`` and ``cross_device``; ``environment`` gains NVML snapshots and ``warnings``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from typing import Any
 from bench.latency import LatencyResult, summarize
 from bench.parity import RULE, OutputParity
 
-SCHEMA = "weightpack.report/v1"
+SCHEMA = "weightpack.report/v2"
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
     references: dict[str, Any] = field(default_factory=dict)
     goldens: list[dict[str, Any]] = field(default_factory=list)
+    noise_floor: dict[str, Any] = field(default_factory=dict)
+    cross_device: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def start(cls, recipe: Any, environment: dict[str, Any], meta: dict[str, Any] | None = None) -> Report:
@@ -114,26 +122,61 @@ class Report:
         )
 
     def add_latency(
-        self, variant: str, backend: str, device: str, batch_size: int, result: LatencyResult
+        self,
+        variant: str,
+        backend: str,
+        device: str,
+        batch_size: int,
+        result: LatencyResult,
+        memory: dict[str, Any] | None = None,
+        input_sets: int | None = None,
     ) -> None:
         stats = summarize(result.samples_ms, batch_size)
-        self.latency.append(
+        entry: dict[str, Any] = {
+            "variant": variant,
+            "backend": backend,
+            "device": device,
+            "batch_size": batch_size,
+            **stats,
+            "warmup_iters": result.warmup_iters,
+            "warmup_s": result.warmup_s,
+            "total_s": result.total_s,
+            "timer": result.timer,
+            "harness_overhead_ns": result.harness_overhead_ns,
+            "device_timer": result.device_timer,
+            "input_sets": input_sets,
+            "memory": memory or {},
+            "samples_ms": [round(s, 6) for s in result.samples_ms],
+        }
+        if result.device_samples_ms:
+            dev = summarize(result.device_samples_ms, batch_size)
+            entry["device_time"] = {
+                **dev,
+                "samples_ms": [round(s, 6) for s in result.device_samples_ms],
+            }
+        else:
+            entry["device_time"] = None
+        self.latency.append(entry)
+
+    def add_cross_device(
+        self, variant: str, backend: str, devices: tuple[str, str], result: OutputParity
+    ) -> None:
+        """The same package on two devices (CPU vs CUDA), compared output by output. Reported, not gated:
+        each device is already gated against the reference."""
+        self.cross_device.append(
             {
                 "variant": variant,
                 "backend": backend,
-                "device": device,
-                "batch_size": batch_size,
-                **stats,
-                "warmup_iters": result.warmup_iters,
-                "total_s": result.total_s,
-                "timer": "host wall clock (perf_counter_ns) around infer + synchronize",
-                "samples_ms": [round(s, 6) for s in result.samples_ms],
+                "devices": list(devices),
+                "rule": RULE,
+                **result.to_dict(),
             }
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
             "family": self.family,
             "architecture": self.architecture,
             "task": self.task,
@@ -150,6 +193,8 @@ class Report:
             "provenance": self.provenance,
             "references": self.references,
             "goldens": self.goldens,
+            "noise_floor": self.noise_floor,
+            "cross_device": self.cross_device,
             "environment": self.environment,
         }
 
@@ -170,13 +215,29 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """A readable summary of ``report.json``: verdict, packages, parity, latency, cold start, environment."""
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _ci(entry: dict[str, Any]) -> str:
+    ci = entry.get("p50_ci95_ms")
+    return f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "-"
+
+
+def _mb(value: Any) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
+    """A readable summary of ``report.json``: verdict, packages, parity, latency, cold start, environment.
+
+    Reads v1 and v2 reports (keys added in v2 are optional here)."""
     verdict = "PASSED" if report["passed"] else "FAILED"
     out = [
         f"# weightpack report: {report['family']} — {verdict}",
         "",
-        f"Architecture `{report['architecture']}`, task `{report['task']}`, created {report['created_at']}.",
+        f"Architecture `{report['architecture']}`, task `{report['task']}`, created {report['created_at']}, "
+        f"schema `{report.get('schema')}`.",
         "",
     ]
     if report["failures"]:
@@ -186,6 +247,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             for f in report["failures"]
         ]
         out.append("")
+    warnings = (report.get("environment") or {}).get("warnings") or []
+    if warnings:
+        out += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
     out += ["## Packages", ""]
     out += _table(
         ["variant", "backend", "zip", "size (MB)", "files", "sha256", "reused"],
@@ -205,23 +269,64 @@ def render_markdown(report: dict[str, Any]) -> str:
     rule = report["parity"][0]["rule"] if report["parity"] else ""
     out += ["", "## Parity against the upstream reference", "", f"Rule: `{rule}`.", ""]
     out += _table(
-        ["variant", "backend", "device", "output", "max abs", "max rel", "cosine", "atol", "rtol", "passed"],
+        [
+            "variant",
+            "backend",
+            "device",
+            "output",
+            "shape",
+            "dtype",
+            "max abs",
+            "mean abs",
+            "max rel",
+            "worst at",
+            "outside",
+            "cosine",
+            "atol",
+            "rtol",
+            "min atol",
+            "passed",
+            "reason",
+        ],
         [
             [
                 p["variant"],
                 p["backend"],
                 p["device"],
-                p["output"],
+                f"`{p['output']}`",
+                "×".join(map(str, p["shape"])) or "-",
+                p["dtype"] or "-",
                 p["max_abs"],
+                p.get("mean_abs"),
                 p["max_rel"],
+                p.get("worst_index"),
+                None if p.get("frac_outside") is None else f"{p['frac_outside']:.2%}",
                 p["cosine"],
                 p["atol"],
                 p["rtol"],
+                p.get("min_atol"),
                 p["passed"],
+                p.get("reason", ""),
             ]
             for p in report["parity"]
         ],
     )
+    if report.get("noise_floor"):
+        out += [
+            "",
+            "Measured noise floor (reference fp32 vs fp64); derived tolerances apply where the recipe sets "
+            "no per-output override:",
+            "",
+        ]
+        rows = []
+        for variant, nf in report["noise_floor"].items():
+            for name, f in (nf.get("outputs") or {}).items():
+                rows.append(
+                    [variant, f"`{name}`", f["max_abs"], f["mean_abs"], f["max_rel"], f["factor"], f["atol"]]
+                )
+            if nf.get("error"):
+                rows.append([variant, "-", None, None, None, None, nf["error"]])
+        out += _table(["variant", "output", "max abs", "mean abs", "max rel", "factor", "derived atol"], rows)
     if report["task_checks"]:
         out += ["", "Task checks:", ""]
         out += _table(
@@ -240,29 +345,90 @@ def render_markdown(report: dict[str, Any]) -> str:
                 for c in report["task_checks"]
             ],
         )
-    out += ["", "## Latency (ms, pooled raw samples)", ""]
+    if report.get("cross_device"):
+        out += ["", "Same package across devices (reported, not gated):", ""]
+        out += _table(
+            ["variant", "backend", "devices", "output", "max abs", "max rel", "cosine", "within tolerance"],
+            [
+                [
+                    c["variant"],
+                    c["backend"],
+                    " vs ".join(c["devices"]),
+                    f"`{c['output']}`",
+                    c["max_abs"],
+                    c["max_rel"],
+                    c["cosine"],
+                    c["passed"],
+                ]
+                for c in report["cross_device"]
+            ],
+        )
+    out += ["", "## Latency (ms, pooled raw samples; host wall time unless marked device)", ""]
     out += _table(
-        ["variant", "backend", "device", "batch", "p50", "p90", "p99", "mean", "CoV", "stable", "n"],
+        [
+            "variant",
+            "backend",
+            "device",
+            "batch",
+            "p50",
+            "p50 95% CI",
+            "p90",
+            "p95",
+            "p99",
+            "mean",
+            "std",
+            "CoV",
+            "stable",
+            "items/s",
+            "device p50",
+            "overhead (µs)",
+            "n",
+        ],
         [
             [
                 r["variant"],
                 r["backend"],
                 r["device"],
                 r["batch_size"],
-                r["p50_ms"],
-                r["p90_ms"],
-                r["p99_ms"],
-                r["mean_ms"],
-                r["cov"],
+                _ms(r["p50_ms"]),
+                _ci(r),
+                _ms(r["p90_ms"]),
+                _ms(r.get("p95_ms")),
+                _ms(r["p99_ms"]),
+                _ms(r["mean_ms"]),
+                _ms(r.get("std_ms")),
+                f"{r['cov']:.2%}",
                 r["stable"],
+                f"{r.get('throughput_per_s', 0):.1f}",
+                _ms((r.get("device_time") or {}).get("p50_ms")),
+                None if r.get("harness_overhead_ns") is None else f"{r['harness_overhead_ns'] / 1e3:.2f}",
                 r["iterations"],
             ]
             for r in report["latency"]
         ],
     )
-    out += ["", "## Cold start (unzip + from_pretrained + first inference, s)", ""]
+    timers = sorted({r.get("device_timer") for r in report["latency"] if r.get("device_timer")})
+    if report["latency"]:
+        out += ["", f"Host timer: {report['latency'][0].get('timer', '-')}."]
+        if timers:
+            out += [f"Device timer: {'; '.join(timers)}."]
+    if plot:
+        out += ["", f"![latency distributions]({plot})"]
+    out += ["", "## Cold start (unzip + from_pretrained + first inference, s) and memory", ""]
     out += _table(
-        ["variant", "backend", "device", "extract", "load", "first inference", "total"],
+        [
+            "variant",
+            "backend",
+            "device",
+            "extract",
+            "load",
+            "first inference",
+            "total",
+            "RSS Δ (MiB)",
+            "peak RSS (MiB)",
+            "CUDA peak alloc (MiB)",
+            "CUDA peak reserved (MiB)",
+        ],
         [
             [
                 c["variant"],
@@ -272,23 +438,127 @@ def render_markdown(report: dict[str, Any]) -> str:
                 c["load_s"],
                 c["first_inference_s"],
                 c["total_s"],
+                _mb(c.get("rss_delta_bytes")),
+                _mb(c.get("peak_rss_bytes")),
+                _mb(c.get("cuda_peak_allocated_bytes")),
+                _mb(c.get("cuda_peak_reserved_bytes")),
             ]
             for c in report["cold_start"]
         ],
     )
     env = report["environment"]
     libs = ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items() if v)
-    gpu = "; ".join(
-        f"{d['name']} (CC {d['compute_capability']})" for d in (env.get("cuda") or {}).get("devices", [])
-    )
+    cuda = env.get("cuda") or {}
+    gpu = "; ".join(f"{d['name']} (CC {d['compute_capability']})" for d in cuda.get("devices", []))
     out += [
         "",
         "## Environment",
         "",
-        f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} threads)",
+        f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} threads, {env.get('cpu_affinity', '-')} usable; "
+        f"torch {env.get('torch_threads')} intra-op / {env.get('torch_interop_threads', '-')} inter-op)",
         f"- GPU: {gpu or 'none'}",
-        f"- Python {env.get('python')} on {env.get('platform')}",
-        f"- {libs}",
-        "",
     ]
+    if cuda:
+        out.append(
+            f"- CUDA {cuda.get('cuda_version')}, cuDNN {cuda.get('cudnn_version')}, driver "
+            f"{cuda.get('driver_version')}, TensorRT {env.get('tensorrt_version') or '-'}"
+        )
+    for when in ("nvml_before", "nvml_after"):
+        for g in env.get(when) or []:
+            clocks = g.get("clocks") or {}
+            out.append(
+                f"- GPU {g['index']} {when.split('_')[1]}: "
+                f"SM {clocks.get('sm_mhz')}/{clocks.get('sm_max_mhz')} MHz, mem {clocks.get('mem_mhz')} MHz, "
+                f"{g.get('temperature_c')} °C, {g.get('power_w')} W, "
+                f"throttle: {', '.join(g.get('throttle_reasons') or []) or 'none'}"
+            )
+    out += [f"- Python {env.get('python')} on {env.get('platform')}", f"- {libs}", ""]
+    return "\n".join(out)
+
+
+def _key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return (entry["variant"], entry["backend"], entry["device"], entry["batch_size"])
+
+
+def render_comparison(reports: list[dict[str, Any]], labels: list[str] | None = None) -> str:
+    """Reports side by side as Markdown: verdicts and environments, then per (variant, backend, device,
+    batch) the p50 with its 95 % CI and p99 of each report, and each p50 as a ratio of the first's.
+    A ratio is marked ``*`` when the two 95 % CIs of the median do not overlap."""
+    labels = labels or [f"R{i + 1}" for i in range(len(reports))]
+    out = ["# weightpack reports side by side", ""]
+    out += _table(
+        ["", "family", "created", "schema", "passed", "CPU", "GPU", "torch", "onnxruntime"],
+        [
+            [
+                label,
+                r["family"],
+                r["created_at"],
+                r.get("schema"),
+                r["passed"],
+                r["environment"].get("cpu"),
+                "; ".join(d["name"] for d in ((r["environment"].get("cuda") or {}).get("devices") or []))
+                or "none",
+                r["environment"].get("libraries", {}).get("torch"),
+                r["environment"].get("libraries", {}).get("onnxruntime"),
+            ]
+            for label, r in zip(labels, reports, strict=True)
+        ],
+    )
+    keys: list[tuple[Any, ...]] = []
+    for r in reports:
+        for e in r["latency"]:
+            if _key(e) not in keys:
+                keys.append(_key(e))
+    headers = ["variant", "backend", "device", "batch"]
+    for i, label in enumerate(labels):
+        headers += [f"{label} p50", f"{label} 95% CI", f"{label} p99"]
+        if i:
+            headers.append(f"{label}/{labels[0]}")
+    rows = []
+    for key in keys:
+        row: list[Any] = list(key)
+        base = next((e for e in reports[0]["latency"] if _key(e) == key), None)
+        for i, r in enumerate(reports):
+            e = next((x for x in r["latency"] if _key(x) == key), None)
+            row += [_ms(e and e["p50_ms"]), _ci(e) if e else "-", _ms(e and e["p99_ms"])]
+            if i:
+                if e and base:
+                    ratio = f"{e['p50_ms'] / base['p50_ms']:.3f}"
+                    a, b = e.get("p50_ci95_ms"), base.get("p50_ci95_ms")
+                    if a and b and (a[0] > b[1] or b[0] > a[1]):
+                        ratio += "*"
+                    row.append(ratio)
+                else:
+                    row.append("-")
+        rows.append(row)
+    out += ["", "## Latency (ms, host)", ""]
+    out += _table(headers, rows)
+    out += ["", "`*`: the 95 % CIs of the two medians do not overlap.", ""]
+    pkeys: list[tuple[Any, ...]] = []
+    for r in reports:
+        for p in r["parity"]:
+            k = (p["variant"], p["backend"], p["device"], p["output"])
+            if k not in pkeys:
+                pkeys.append(k)
+    prow = []
+    for k in pkeys:
+        row = [*k[:3], f"`{k[3]}`"]
+        for r in reports:
+            p = next(
+                (x for x in r["parity"] if (x["variant"], x["backend"], x["device"], x["output"]) == k), None
+            )
+            row += [p["max_abs"] if p else None, p["passed"] if p else None]
+        prow.append(row)
+    out += ["## Parity (max abs error, passed)", ""]
+    out += _table(
+        [
+            "variant",
+            "backend",
+            "device",
+            "output",
+            *[h for lb in labels for h in (f"{lb} max abs", f"{lb} ok")],
+        ],
+        prow,
+    )
+    out.append("")
     return "\n".join(out)

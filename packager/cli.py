@@ -26,6 +26,7 @@ from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, res
 SUBCOMMANDS: dict[str, str] = {
     "verify-remote": "packager.publish.verify_remote:main",
     "compare": "packager.compare:main",
+    "report": "packager.report_cmd:main",
 }
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides

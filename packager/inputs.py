@@ -45,7 +45,10 @@ def _tokenizer(upstream_dir: Path) -> object:
 
 
 def _text_batch(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_index: int) -> Tensors:
-    texts = [spec.texts[(set_index * batch_size + i) % len(spec.texts)] for i in range(batch_size)]
+    # Each set starts one text further than a plain stride would, so sets differ even when the batch size
+    # is a multiple of the number of texts (batch 8 of 8 texts: rotated orders, not 4 identical batches).
+    start = set_index * (batch_size + 1)
+    texts = [spec.texts[(start + i) % len(spec.texts)] for i in range(batch_size)]
     encoded = _tokenizer(upstream_dir)(
         texts, padding=True, truncation=True, max_length=spec.max_length, return_tensors="np"
     )

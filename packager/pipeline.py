@@ -27,9 +27,10 @@ from backends.errors import BackendError
 from backends.outputs import flatten_outputs
 from backends.registry import get_backend, load_model_class
 from bench import environment, memory
-from bench.latency import LatencyConfig, measure
-from bench.parity import compare_outputs, cosine_rows, default_tolerance
+from bench.latency import LatencyConfig, measure_model, validate_input_sets
+from bench.parity import as_float64, compare_outputs, default_tolerance, noise_floor, noise_floor_tolerance
 from bench.report import Report, render_markdown
+from bench.tasks import task_checks
 from packager import __version__, archive, atomic, manifest, sources
 from packager.errors import UsageError, WeightpackError
 from packager.inputs import build_input_sets, parity_inputs
@@ -94,16 +95,23 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     options.out_dir.mkdir(parents=True, exist_ok=True)
     for variant in options.variants:
         _pack_variant(recipe, variant, options, devices, report, ui)
+    environment.finish(report.environment)
+    for warning in report.environment.get("warnings") or []:
+        ui.warn(warning)
     write_report(report, options.out_dir)
     return report
 
 
 def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` atomically; returns their paths."""
+    """Write ``report.json``, ``report.md`` and (with matplotlib) ``report.png`` beside them; returns the
+    first two paths."""
+    from bench.plot import plot_latency
+
     data = report.to_dict()
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
     atomic.write_json(json_path, data)
-    atomic.write_text(md_path, render_markdown(data))
+    png = plot_latency(data, out_dir / "report.png")
+    atomic.write_text(md_path, render_markdown(data, plot=png.name if png else None))
     return json_path, md_path
 
 
@@ -128,6 +136,10 @@ def _pack_variant(
         )
         ref_outputs = run_model(reference, inputs)
         del reference
+    floors = None
+    if recipe.parity.noise_floor:
+        with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
+            floors = _noise_floor(reference_class, fetched.path, inputs, ref_outputs, report, variant, ui)
     golden = save_arrays(
         options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz",
         {
@@ -150,8 +162,14 @@ def _pack_variant(
             ui.warn(f"{variant}/{backend}: {exc}")
             continue
         report.add_package(build)
+        per_device = {}
         for device in devices:
-            _verify(recipe, build, device, fetched.path, inputs, ref_outputs, options, report, ui)
+            outs = _verify(
+                recipe, build, device, fetched.path, inputs, ref_outputs, options, report, ui, floors
+            )
+            if outs is not None:
+                per_device[device] = outs
+        _cross_device(recipe, build, per_device, report, floors)
 
 
 def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.FetchedSource:
@@ -187,6 +205,44 @@ def load_arrays(path: Path, prefix: str) -> Tensors:
     """The arrays saved by :func:`save_arrays` under ``prefix`` (``input`` or ``output``), prefix removed."""
     with np.load(path) as data:
         return {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(prefix + "/")}
+
+
+def _noise_floor(
+    reference_class: str,
+    upstream: Path,
+    inputs: Tensors,
+    ref_outputs: Tensors,
+    report: Report,
+    variant: str,
+    ui: UI,
+) -> dict[str, dict] | None:
+    """Run the reference class in float64 on the CPU and measure how far its fp32 outputs are from it."""
+    try:
+        model = as_float64(
+            load_model_class(reference_class).from_pretrained(upstream, device="cpu", variant=variant)
+        )
+        ref64 = run_model(model, inputs)
+        del model
+    except (TypeError, RuntimeError, ValueError, BackendError) as exc:
+        report.noise_floor[variant] = {"error": f"{type(exc).__name__}: {exc}", "outputs": {}}
+        ui.warn(f"noise floor unavailable for {variant} ({exc}); default tolerances apply")
+        return None
+    floors = noise_floor(ref_outputs, ref64)
+    report.noise_floor[variant] = {"reference_class": reference_class, "outputs": floors}
+    return floors
+
+
+def _cross_device(
+    recipe: Recipe, build: PackageBuild, per_device: dict[str, Tensors], report: Report, floors: dict | None
+) -> None:
+    """Compare the package's CPU outputs with its outputs on each other device (reported, not gated)."""
+    if "cpu" not in per_device:
+        return
+    tolerance = _tolerance_fn(recipe, build.backend, floors)
+    for device, outs in per_device.items():
+        if device != "cpu":
+            for r in compare_outputs(per_device["cpu"], outs, tolerance):
+                report.add_cross_device(build.variant, build.backend, ("cpu", device), r)
 
 
 def _default_reference(recipe: Recipe) -> str:
@@ -314,8 +370,10 @@ def _verify(
     options: PackOptions,
     report: Report,
     ui: UI,
-) -> None:
-    """Unzip as a consumer does, load through the model class, check parity, then time it."""
+    floors: dict[str, dict] | None = None,
+) -> Tensors | None:
+    """Unzip as a consumer does, load through the model class, check parity, then time it; returns the
+    package's outputs on the parity inputs (``None`` when it could not be loaded)."""
     where = f"{build.variant}/{build.backend} on {device}"
     with tempfile.TemporaryDirectory(prefix="weightpack-verify-") as tmp:
         unzip_dir = Path(tmp) / "package"
@@ -325,15 +383,16 @@ def _verify(
         except (BackendError, WeightpackError, OSError, ValueError, RuntimeError) as exc:
             report.fail("load", build.variant, build.backend, device, f"{type(exc).__name__}: {exc}")
             ui.warn(f"{where}: {exc}")
-            return
+            return None
         report.cold_start.append(
             {"variant": build.variant, "backend": build.backend, "device": device, **cold}
         )
-        _check_parity(recipe, build, device, model, inputs, ref_outputs, report, ui)
+        outputs = _check_parity(recipe, build, device, model, inputs, ref_outputs, report, ui, floors)
         if options.measure_latency:
             with ui.stage(f"latency {where} (batch {', '.join(map(str, recipe.bench.batch_sizes))})"):
                 _measure_latency(recipe, build, device, model, upstream_dir, report)
         del model
+    return outputs
 
 
 def _cold_start(
@@ -368,7 +427,11 @@ def report_dir(report: Report) -> Path:
     return Path(report.meta["out_dir"])
 
 
-def _tolerance_fn(recipe: Recipe, backend: str) -> Callable[[str, str], tuple[float, float]]:
+def _tolerance_fn(
+    recipe: Recipe, backend: str, floors: dict[str, dict] | None = None
+) -> Callable[[str, str], tuple[float, float]]:
+    """Recipe per-output override, then recipe per-backend override, then the measured noise floor (when
+    ``[parity] noise_floor = true``), then the dtype/backend defaults."""
     quantization = recipe.backends[backend].quantization
 
     def tolerance_for(output: str, dtype: str) -> tuple[float, float]:
@@ -379,6 +442,8 @@ def _tolerance_fn(recipe: Recipe, backend: str) -> Callable[[str, str], tuple[fl
         if backend in recipe.parity.backend_tolerances:
             t = recipe.parity.backend_tolerances[backend]
             return t.atol, t.rtol
+        if floors and output in floors:
+            return noise_floor_tolerance(floors[output], quantization)
         return default_tolerance(dtype, backend, quantization)
 
     return tolerance_for
@@ -393,7 +458,8 @@ def _check_parity(
     ref_outputs: Tensors,
     report: Report,
     ui: UI,
-) -> None:
+    floors: dict[str, dict] | None = None,
+) -> Tensors:
     outputs = run_model(model, inputs)
     stem = build.zip_result.zip_path.name.removesuffix(".zip")
     golden = save_arrays(
@@ -408,7 +474,7 @@ def _check_parity(
             "path": golden.relative_to(report_dir(report)).as_posix(),
         }
     )
-    results = compare_outputs(ref_outputs, outputs, _tolerance_fn(recipe, build.backend))
+    results = compare_outputs(ref_outputs, outputs, _tolerance_fn(recipe, build.backend, floors))
     for r in results:
         report.add_parity(build.variant, build.backend, device, r)
         if not r.passed:
@@ -416,20 +482,16 @@ def _check_parity(
                 f"parity {build.variant}/{build.backend}/{device} {r.output}: {r.reason} "
                 f"(max_abs={r.max_abs}, atol={r.atol}, rtol={r.rtol})"
             )
-    if recipe.task == "embedding" and recipe.parity.min_cosine is not None:
-        name = "sentence_embedding" if "sentence_embedding" in ref_outputs else next(iter(ref_outputs))
-        if name in outputs and np.shape(outputs[name]) == np.shape(ref_outputs[name]):
-            value = cosine_rows(ref_outputs[name], outputs[name])
-            report.add_task_check(
-                build.variant,
-                build.backend,
-                device,
-                "min_row_cosine",
-                name,
-                value,
-                recipe.parity.min_cosine,
-                value >= recipe.parity.min_cosine,
+    for c in task_checks(recipe.task, ref_outputs, outputs, recipe.parity.min_cosine):
+        report.add_task_check(
+            build.variant, build.backend, device, c.check, c.output, c.value, c.threshold, c.passed
+        )
+        if not c.passed:
+            ui.warn(
+                f"task check {build.variant}/{build.backend}/{device} {c.check}: "
+                f"{c.value:.6g} < {c.threshold}"
             )
+    return outputs
 
 
 def _measure_latency(
@@ -439,6 +501,14 @@ def _measure_latency(
     config = LatencyConfig(b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s)
     for batch_size in b.batch_sizes:
         sets = build_input_sets(recipe.inputs_for(build.variant), upstream_dir, batch_size)
-        infer = model.infer if hasattr(model, "infer") else (lambda x: model(**x))
-        result = measure(infer, sets, config, getattr(model, "synchronize", None))
-        report.add_latency(build.variant, build.backend, device, batch_size, result)
+        distinct = validate_input_sets(sets)
+        rss_before = memory.rss_bytes()
+        memory.reset_cuda_peak(device)
+        result = measure_model(model, device, sets, config)
+        mem = {
+            "rss_bytes": memory.rss_bytes(),
+            "rss_delta_bytes": memory.rss_bytes() - rss_before,
+            "peak_rss_bytes": memory.peak_rss_bytes(),
+            **memory.cuda_peak(device),
+        }
+        report.add_latency(build.variant, build.backend, device, batch_size, result, mem, distinct)

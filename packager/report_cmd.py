@@ -1,0 +1,48 @@
+"""``pack report A/report.json [B/report.json ...] [--labels a,b] [--out FILE]``: reports side by side.
+
+Renders Markdown (:func:`bench.report.render_comparison`): verdicts and environments, latency p50 with its
+95 % CI and p99 per (variant, backend, device, batch), each p50 as a ratio of the first report's,
+and parity per output. With one report it prints that report's own Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from packager.errors import EXIT_OK, UsageError
+
+
+def main(argv: list[str]) -> int:
+    from bench.report import render_comparison, render_markdown
+
+    parser = argparse.ArgumentParser(prog="pack report", description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", type=Path, help="report.json files (or folders holding one)")
+    parser.add_argument("--labels", help="comma-separated column labels (default: R1, R2, ...)")
+    parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    args = parser.parse_args(argv)
+    reports = [_load(p) for p in args.reports]
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
+    if labels is not None and len(labels) != len(reports):
+        raise UsageError(f"--labels: {len(labels)} labels for {len(reports)} reports")
+    text = render_markdown(reports[0]) if len(reports) == 1 else render_comparison(reports, labels)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def _load(path: Path) -> dict:
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON ({exc})") from None
+    if not str(data.get("schema", "")).startswith("weightpack.report/"):
+        raise UsageError(f"{path}: not a weightpack report (schema {data.get('schema')!r})")
+    return data
