@@ -185,20 +185,25 @@ def _dynamic_shapes(args: tuple[Any, ...], static: Any) -> tuple[dict[int, Any],
     )
 
 
-def _consolidate_external_data(target: Path) -> None:
-    """Rewrite external tensors into a single ``weights.onnx.data`` beside ``weights.onnx`` (one file to
-    ship and hash, instead of whatever names the exporter chose)."""
-    import onnx
+def _external_locations(model: Any) -> set[str]:
+    """File names an ONNX model's initializers keep their data in (empty when all data is inline)."""
     from onnx.external_data_helper import uses_external_data
 
-    header = onnx.load(str(target), load_external_data=False)
-    locations = {
+    return {
         entry.value
-        for tensor in header.graph.initializer
+        for tensor in model.graph.initializer
         if uses_external_data(tensor)
         for entry in tensor.external_data
         if entry.key == "location"
     }
+
+
+def _consolidate_external_data(target: Path) -> None:
+    """Rewrite external tensors into a single ``weights.onnx.data`` beside ``weights.onnx`` (one file to
+    ship and hash, instead of whatever names the exporter chose)."""
+    import onnx
+
+    locations = _external_locations(onnx.load(str(target), load_external_data=False))
     model = onnx.load(str(target), load_external_data=True)
     for location in locations:
         (target.parent / location).unlink(missing_ok=True)
@@ -216,16 +221,8 @@ def _adopt_onnx(source: Path, target: Path) -> set[str]:
     """Copy an upstream ONNX file (its external data rewritten into ``weights.onnx.data``); return the
     upstream files it consumed (relative paths), which are not copied again as auxiliary files."""
     import onnx
-    from onnx.external_data_helper import uses_external_data
 
-    model = onnx.load(str(source), load_external_data=False)
-    locations = {
-        entry.value
-        for tensor in model.graph.initializer
-        if uses_external_data(tensor)
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
+    locations = _external_locations(onnx.load(str(source), load_external_data=False))
     if not locations:
         shutil.copyfile(source, target)
         return {source.name}

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from backends.base import PackageModel, Tensors, require_file
+from backends.base import require_file
 from backends.device import parse_device, resolve_device
 from backends.errors import DeviceUnavailableError, ModelLoadError
-from backends.outputs import flatten_outputs
+from backends.torch.runtime import TorchModuleModel
 from backends.torchscript import CONFIG_FILE, WEIGHTS_FILE
 
 
-class TorchScriptModel(PackageModel):
+class TorchScriptModel(TorchModuleModel):
     """Runs ``model.pt``; inputs are passed positionally in ``torchscript_config.json``'s order."""
 
     backend = "torch-script"
-
-    def __init__(self, module: Any, config: dict[str, Any], path: Path, device: str) -> None:
-        self.module = module
-        self.config = config
-        self.path = path
-        self.device = device
-        self.input_names: list[str] = list(config["input_names"])
-        self.output_names: list[str] = list(config["output_names"])
 
     @classmethod
     def from_pretrained(
@@ -54,23 +43,3 @@ class TorchScriptModel(PackageModel):
         if supported and parse_device(device)[0] not in supported:
             raise DeviceUnavailableError(f"{weights} supports only {supported}, not {device}")
         return cls(module.eval(), config, path, device)
-
-    def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
-        import torch
-
-        dtype = getattr(torch, self.config.get("dtype", "float32"))
-        args = []
-        for name in self.input_names:
-            tensor = torch.from_numpy(np.ascontiguousarray(inputs[name])).to(self.device)
-            args.append(tensor.to(dtype) if tensor.is_floating_point() else tensor)
-        with torch.inference_mode():
-            outputs = self.module(*args)
-        if not isinstance(outputs, (tuple, list)):
-            outputs = (outputs,)
-        return flatten_outputs(dict(zip(self.output_names, outputs, strict=True)))
-
-    def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize(self.device)
