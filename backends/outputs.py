@@ -66,3 +66,11 @@ def _flatten(value: Any, name: str, out: dict[str, np.ndarray]) -> None:
 
 def _is_numeric_sequence(value: list | tuple) -> bool:
     return len(value) > 0 and all(isinstance(v, (int, float, bool)) for v in value)
+
+
+def run_model(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Call a model class (``infer`` when it has one, else ``model(**inputs)``) and flatten the result, so
+    a user's class with any output structure can be compared like the built-in ones."""
+    if hasattr(model, "infer"):
+        return flatten_outputs(model.infer(inputs))
+    return flatten_outputs(model(**inputs))

@@ -31,7 +31,7 @@ def weightpack_model(weightpack_case: Any) -> Any:
 
 
 def _goldens(case: Any) -> tuple[dict, dict, dict | None]:
-    from packager.pipeline import load_arrays
+    from packager.goldens import load_arrays
 
     ref_path = case.out_dir / case.report["references"][case.variant]["golden"]
     inputs, reference = load_arrays(ref_path, "input"), load_arrays(ref_path, "output")
@@ -60,15 +60,16 @@ def _sync(case: Any, model: Any):
 
 def test_parity(weightpack_case: Any, weightpack_model: Any, record_property: Any, request: Any) -> None:
     """Package outputs vs the recorded upstream reference, under the recipe's tolerances."""
+    from backends.outputs import run_model
     from bench.nightly.plugin import recipe_for
     from bench.parity import compare_outputs
-    from packager.pipeline import _tolerance_fn, run_model
+    from packager.verify import tolerances_for
 
     case = weightpack_case
     inputs, reference, recorded = _goldens(case)
     outputs = run_model(weightpack_model, inputs)
     recipe = recipe_for(request.config, case.family)
-    results = compare_outputs(reference, outputs, _tolerance_fn(recipe, case.backend))
+    results = compare_outputs(reference, outputs, tolerances_for(recipe, case.backend))
     for r in results:
         record_property(f"{r.output}.max_abs", r.max_abs)
         if recorded is not None and r.output in recorded and r.passed:

@@ -200,9 +200,10 @@ def run_goldens(
     goldens: Path,
     device: str,
 ) -> list:
+    from backends.outputs import run_model
     from backends.registry import load_model_class
     from bench.parity import compare_outputs
-    from packager.pipeline import load_arrays, run_model
+    from packager.goldens import load_arrays
 
     inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
     if not inputs or not expected:
@@ -218,8 +219,8 @@ def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
     """The recipe's tolerances when a recipe of this architecture is found, else the defaults."""
     from backends.registry import BACKENDS
     from bench.parity import default_tolerance
-    from packager.pipeline import _tolerance_fn
     from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
+    from packager.verify import tolerances_for
 
     name = next((s.name for s in BACKENDS.values() if backend in (s.name, s.wire_name)), backend)
     for directory in default_recipe_dirs():
@@ -229,6 +230,6 @@ def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
             except Exception:
                 continue
             if recipe.architecture == architecture and name in recipe.backends:
-                return _tolerance_fn(recipe, name)
+                return tolerances_for(recipe, name)
     quantization = str(manifest.get("quantization", "fp32"))
     return lambda output, dtype: default_tolerance(dtype, backend, quantization)

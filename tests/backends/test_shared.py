@@ -13,10 +13,9 @@ import pytest
 import backends.device
 from backends.errors import DeviceUnavailableError, MissingExtraError, ModelLoadError
 from backends.extras import require
-from backends.outputs import flatten_outputs
+from backends.outputs import flatten_outputs, run_model
 from backends.registry import BACKENDS, get_backend, load_model_class
 from backends.trt.compat import LocalGPU, check_compatible
-from packager.pipeline import run_model
 from tests.backends.helpers import minilm_dir, mtcnn_dir
 
 

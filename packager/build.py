@@ -1,0 +1,140 @@
+"""Export + zip of one (variant, backend) package, skipped when an identical build already exists.
+
+The manifest records an ``input_key`` hashed from the upstream files, the backend's options, the sample
+inputs and the tool versions; a zip and manifest with the same key that still match each other are reused,
+so re-running after an interruption finishes the job instead of redoing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backends.base import ExportRequest, Tensors
+from backends.registry import get_backend
+from bench import environment
+from packager import __version__, archive, manifest, sources
+from packager.errors import WeightpackError
+from packager.recipes import Recipe
+from packager.ui import UI
+
+
+@dataclass
+class PackageBuild:
+    """A zip on disk with its manifest, freshly built or reused."""
+
+    variant: str
+    backend: str
+    zip_result: archive.ZipResult
+    manifest_path: Path
+    model_class: str
+    package_manifest: dict[str, Any]
+    reused: bool
+
+
+def input_key(
+    fetched: sources.FetchedSource, recipe: Recipe, backend: str, variant: str | None = None
+) -> str:
+    """Content hash of everything a package is built from: same key, same package."""
+    payload = {
+        "files": fetched.provenance.get("files"),
+        "backend": backend,
+        "options": recipe.backends[backend].options,
+        "inputs": repr(recipe.inputs_for(variant) if variant else recipe.inputs),
+        "weightpack": __version__,
+        "libraries": {
+            k: v
+            for k, v in environment.capture()["libraries"].items()
+            if k in ("torch", "onnx", "transformers", "tensorrt")
+        },
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_package(
+    recipe: Recipe,
+    variant: str,
+    backend: str,
+    fetched: sources.FetchedSource,
+    inputs: Tensors,
+    reference_class: str,
+    out_dir: Path,
+    ui: UI,
+) -> PackageBuild:
+    zip_path = out_dir / recipe.zip_name(variant, backend)
+    manifest_path = manifest.manifest_path_for(zip_path)
+    key = input_key(fetched, recipe, backend, variant)
+    reused = _reusable(zip_path, manifest_path, key)
+    if reused is not None:
+        ui.info(f"  reusing {zip_path.name} (inputs unchanged)")
+        return PackageBuild(
+            variant,
+            backend,
+            reused[0],
+            manifest_path,
+            reused[1]["model_class"],
+            reused[1]["packageManifest"],
+            reused=True,
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{variant}-{backend}-", dir=out_dir))
+    try:
+        with ui.stage(f"export {variant} -> {backend}"):
+            request = ExportRequest(
+                upstream_dir=fetched.path,
+                staging_dir=staging,
+                architecture=recipe.architecture,
+                variant=variant,
+                task=recipe.task,
+                options=recipe.backends[backend].options,
+                sample_inputs=inputs,
+                reference_class=reference_class,
+            )
+            result = get_backend(backend).load_exporter()(request)
+            model_class = recipe.backends[backend].model_class or result.model_class
+        with ui.stage(f"zip {zip_path.name}"):
+            archive.validate_tree(staging)
+            zip_result = archive.build_zip(staging, zip_path)
+            manifest.write_manifest(
+                zip_result,
+                package_manifest=result.package_manifest,
+                provenance=fetched.provenance,
+                extra={
+                    "input_key": key,
+                    "model_class": model_class,
+                    "family": recipe.family,
+                    "architecture": recipe.architecture,
+                    "task": recipe.task,
+                    "variant": variant,
+                    "backend": backend,
+                    "wire_backend": get_backend(backend).wire_name,
+                    "export_notes": result.notes,
+                },
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return PackageBuild(
+        variant, backend, zip_result, manifest_path, model_class, result.package_manifest, reused=False
+    )
+
+
+def _reusable(zip_path: Path, manifest_path: Path, key: str) -> tuple[archive.ZipResult, dict] | None:
+    """A previous build's zip + manifest when both exist, match each other and were built from ``key``."""
+    if not (zip_path.is_file() and manifest_path.is_file()):
+        return None
+    try:
+        data = manifest.read_manifest(manifest_path)
+        if data.get("input_key") != key:
+            return None
+        manifest.verify_zip_against_manifest(zip_path, data)
+    except (WeightpackError, ValueError, KeyError, OSError):
+        return None
+    files = [archive.FileEntry(**f) for f in data["files"]]
+    z = data["zip"]
+    return archive.ZipResult(
+        zip_path=zip_path, size=z["size"], md5=z["md5"], sha256=z["sha256"], files=files
+    ), data

@@ -1,0 +1,220 @@
+"""Verify one built package on one device as a consumer would: unzip, load through its model class, check
+parity against the upstream reference (plus task-level checks), then measure cold start, latency and memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from backends.base import PackageModel, Tensors
+from backends.errors import BackendError
+from backends.outputs import run_model
+from backends.registry import load_model_class
+from bench import memory
+from bench.latency import LatencyConfig, measure_model, validate_input_sets
+from bench.parity import as_float64, compare_outputs, default_tolerance, noise_floor, noise_floor_tolerance
+from bench.report import Report
+from bench.tasks import task_checks
+from packager import archive
+from packager.build import PackageBuild
+from packager.errors import WeightpackError
+from packager.goldens import save_arrays
+from packager.inputs import build_input_sets
+from packager.recipes import Recipe
+from packager.ui import UI
+
+
+def verify_package(
+    recipe: Recipe,
+    build: PackageBuild,
+    device: str,
+    upstream_dir: Path,
+    inputs: Tensors,
+    ref_outputs: Tensors,
+    measure_latency: bool,
+    report: Report,
+    ui: UI,
+    floors: dict[str, dict] | None = None,
+) -> Tensors | None:
+    """Unzip as a consumer does, load through the model class, check parity, then time it; returns the
+    package's outputs on the parity inputs (``None`` when it could not be loaded)."""
+    where = f"{build.variant}/{build.backend} on {device}"
+    with tempfile.TemporaryDirectory(prefix="weightpack-verify-") as tmp:
+        unzip_dir = Path(tmp) / "package"
+        try:
+            with ui.stage(f"load {where} from the zip"):
+                model, cold = _cold_start(build, device, unzip_dir, inputs)
+        except (BackendError, WeightpackError, OSError, ValueError, RuntimeError) as exc:
+            report.fail("load", build.variant, build.backend, device, f"{type(exc).__name__}: {exc}")
+            ui.warn(f"{where}: {exc}")
+            return None
+        report.cold_start.append(
+            {"variant": build.variant, "backend": build.backend, "device": device, **cold}
+        )
+        outputs = _check_parity(recipe, build, device, model, inputs, ref_outputs, report, ui, floors)
+        if measure_latency:
+            with ui.stage(f"latency {where} (batch {', '.join(map(str, recipe.bench.batch_sizes))})"):
+                _measure_latency(recipe, build, device, model, upstream_dir, report)
+        del model
+    return outputs
+
+
+def _cold_start(
+    build: PackageBuild, device: str, unzip_dir: Path, inputs: Tensors
+) -> tuple[PackageModel, dict]:
+    """Unzip + from_pretrained + first inference, timed separately, with memory around the load."""
+    rss_before = memory.rss_bytes()
+    memory.reset_cuda_peak(device)
+    t0 = time.perf_counter()
+    archive.safe_extract(build.zip_result.zip_path, unzip_dir)
+    t1 = time.perf_counter()
+    model = load_model_class(build.model_class).from_pretrained(str(unzip_dir), device=device)
+    t2 = time.perf_counter()
+    run_model(model, inputs)
+    if hasattr(model, "synchronize"):
+        model.synchronize()
+    t3 = time.perf_counter()
+    cold = {
+        "extract_s": t1 - t0,
+        "load_s": t2 - t1,
+        "first_inference_s": t3 - t2,
+        "total_s": t3 - t0,
+        "rss_delta_bytes": memory.rss_bytes() - rss_before,
+        "peak_rss_bytes": memory.peak_rss_bytes(),
+        **memory.cuda_peak(device),
+    }
+    return model, cold
+
+
+def report_dir(report: Report) -> Path:
+    """The output folder a report is written to (kept in its meta by :func:`run_pack`)."""
+    return Path(report.meta["out_dir"])
+
+
+def tolerances_for(
+    recipe: Recipe, backend: str, floors: dict[str, dict] | None = None
+) -> Callable[[str, str], tuple[float, float]]:
+    """Recipe per-output override, then recipe per-backend override, then the measured noise floor (when
+    ``[parity] noise_floor = true``), then the dtype/backend defaults."""
+    quantization = recipe.backends[backend].quantization
+
+    def tolerance_for(output: str, dtype: str) -> tuple[float, float]:
+        for key in (output, "*"):
+            if key in recipe.parity.tolerances:
+                t = recipe.parity.tolerances[key]
+                return t.atol, t.rtol
+        if backend in recipe.parity.backend_tolerances:
+            t = recipe.parity.backend_tolerances[backend]
+            return t.atol, t.rtol
+        if floors and output in floors:
+            return noise_floor_tolerance(floors[output], quantization)
+        return default_tolerance(dtype, backend, quantization)
+
+    return tolerance_for
+
+
+def _check_parity(
+    recipe: Recipe,
+    build: PackageBuild,
+    device: str,
+    model: Any,
+    inputs: Tensors,
+    ref_outputs: Tensors,
+    report: Report,
+    ui: UI,
+    floors: dict[str, dict] | None = None,
+) -> Tensors:
+    outputs = run_model(model, inputs)
+    stem = build.zip_result.zip_path.name.removesuffix(".zip")
+    golden = save_arrays(
+        report_dir(report) / "goldens" / f"{stem}-{device.replace(':', '')}.npz",
+        {f"output/{k}": v for k, v in outputs.items()},
+    )
+    report.goldens.append(
+        {
+            "variant": build.variant,
+            "backend": build.backend,
+            "device": device,
+            "path": golden.relative_to(report_dir(report)).as_posix(),
+        }
+    )
+    results = compare_outputs(ref_outputs, outputs, tolerances_for(recipe, build.backend, floors))
+    for r in results:
+        report.add_parity(build.variant, build.backend, device, r)
+        if not r.passed:
+            ui.warn(
+                f"parity {build.variant}/{build.backend}/{device} {r.output}: {r.reason} "
+                f"(max_abs={r.max_abs}, atol={r.atol}, rtol={r.rtol})"
+            )
+    for c in task_checks(recipe.task, ref_outputs, outputs, recipe.parity.min_cosine):
+        report.add_task_check(
+            build.variant, build.backend, device, c.check, c.output, c.value, c.threshold, c.passed
+        )
+        if not c.passed:
+            ui.warn(
+                f"task check {build.variant}/{build.backend}/{device} {c.check}: "
+                f"{c.value:.6g} < {c.threshold}"
+            )
+    return outputs
+
+
+def _measure_latency(
+    recipe: Recipe, build: PackageBuild, device: str, model: Any, upstream_dir: Path, report: Report
+) -> None:
+    b = recipe.bench
+    config = LatencyConfig(b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s)
+    for batch_size in b.batch_sizes:
+        sets = build_input_sets(recipe.inputs_for(build.variant), upstream_dir, batch_size)
+        distinct = validate_input_sets(sets)
+        rss_before = memory.rss_bytes()
+        memory.reset_cuda_peak(device)
+        result = measure_model(model, device, sets, config)
+        mem = {
+            "rss_bytes": memory.rss_bytes(),
+            "rss_delta_bytes": memory.rss_bytes() - rss_before,
+            "peak_rss_bytes": memory.peak_rss_bytes(),
+            **memory.cuda_peak(device),
+        }
+        report.add_latency(build.variant, build.backend, device, batch_size, result, mem, distinct)
+
+
+def measure_noise_floor(
+    reference_class: str,
+    upstream: Path,
+    inputs: Tensors,
+    ref_outputs: Tensors,
+    report: Report,
+    variant: str,
+    ui: UI,
+) -> dict[str, dict] | None:
+    """Run the reference class in float64 on the CPU and measure how far its fp32 outputs are from it."""
+    try:
+        model = as_float64(
+            load_model_class(reference_class).from_pretrained(upstream, device="cpu", variant=variant)
+        )
+        ref64 = run_model(model, inputs)
+        del model
+    except (TypeError, RuntimeError, ValueError, BackendError) as exc:
+        report.noise_floor[variant] = {"error": f"{type(exc).__name__}: {exc}", "outputs": {}}
+        ui.warn(f"noise floor unavailable for {variant} ({exc}); default tolerances apply")
+        return None
+    floors = noise_floor(ref_outputs, ref64)
+    report.noise_floor[variant] = {"reference_class": reference_class, "outputs": floors}
+    return floors
+
+
+def compare_devices(
+    recipe: Recipe, build: PackageBuild, per_device: dict[str, Tensors], report: Report, floors: dict | None
+) -> None:
+    """Compare the package's CPU outputs with its outputs on each other device (reported, not gated)."""
+    if "cpu" not in per_device:
+        return
+    tolerance = tolerances_for(recipe, build.backend, floors)
+    for device, outs in per_device.items():
+        if device != "cpu":
+            for r in compare_outputs(per_device["cpu"], outs, tolerance):
+                report.add_cross_device(build.variant, build.backend, ("cpu", device), r)
