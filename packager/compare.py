@@ -2,10 +2,12 @@
 
 Latency: for every (variant, backend, device, batch) measured in both runs, the pooled raw samples
 (``samples_ms``) are compared with a bootstrap confidence interval of the ratio current/baseline of the
-median and of the p99, and a one-sided Mann-Whitney U test (scipy). A row regresses when the median ratio
-exceeds ``1 + --threshold`` and the shift is significant (U test p < ``--alpha``, or the whole bootstrap CI
-of the ratio lies above the threshold), or when the whole CI of the p99 ratio lies above
-``1 + --p99-threshold`` (looser, because a tail percentile from tens of samples is noisy).
+median and of the p99, and a one-sided Mann-Whitney U test (scipy). A row regresses when the whole bootstrap
+CI of the median ratio lies above ``1 + --threshold`` *and* the shift is significant (U test p <
+``--alpha``), or when the whole CI of the p99 ratio lies above ``1 + --p99-threshold`` (looser, because a
+tail percentile from tens of samples is noisy). Requiring the CI's lower bound, not the point estimate, to
+clear the threshold is what keeps an unchanged run on a noisy machine from being flagged: two identical
+back-to-back runs on a 2-core VM differed by 8 % at the median with a CI of [1.01, 1.13].
 
 Parity: the error of each output is tracked against the baseline's, not only against the tolerance: a
 ``max_abs`` that grew ``--parity-growth`` times (default 10x) is flagged even while still inside tolerance;
@@ -160,7 +162,7 @@ def compare_samples(key: str, baseline: Sequence[float], current: Sequence[float
     p_slower = float(mannwhitneyu(c, b, alternative="greater").pvalue)
     p_faster = float(mannwhitneyu(c, b, alternative="less").pvalue)
     reasons = []
-    if med > 1 + t.median and (p_slower < t.alpha or med_ci[0] > 1 + t.median):
+    if med_ci[0] > 1 + t.median and p_slower < t.alpha:
         reasons.append(
             f"median {med:.3f}x (CI {med_ci[0]:.3f}-{med_ci[1]:.3f}) > {1 + t.median:.2f}x, "
             f"Mann-Whitney p={p_slower:.2g}"
@@ -169,7 +171,7 @@ def compare_samples(key: str, baseline: Sequence[float], current: Sequence[float
         reasons.append(f"p99 {p99:.3f}x (CI {p99_ci[0]:.3f}-{p99_ci[1]:.3f}) > {1 + t.p99:.2f}x")
     if reasons:
         verdict = "regression"
-    elif med < 1 - t.median and (p_faster < t.alpha or med_ci[1] < 1 - t.median):
+    elif med_ci[1] < 1 - t.median and p_faster < t.alpha:
         verdict = "improvement"
     else:
         verdict = "unchanged"
@@ -284,8 +286,8 @@ def render_markdown(result: Comparison, family: str, t: Thresholds) -> str:
     out += [
         "",
         f"Latency: bootstrap {t.confidence:.0%} CI of the current/baseline ratio; regression when the "
-        f"median ratio is above {1 + t.median:.2f}x and significant (Mann-Whitney p < {t.alpha:g} or the "
-        f"whole CI above), or the p99 CI is above {1 + t.p99:.2f}x.",
+        f"whole CI of the median ratio is above {1 + t.median:.2f}x and the shift is significant "
+        f"(Mann-Whitney p < {t.alpha:g}), or the whole p99 CI is above {1 + t.p99:.2f}x.",
         "",
         "| package/device/batch | n (base/cur) | p50 ms (base -> cur) | median ratio [CI] | p99 ratio [CI] "
         "| MW p | verdict |",
