@@ -261,7 +261,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 p["size"] / 1e6,
                 len(p["files"]),
                 f"`{p['sha256'][:16]}…`",
-                p["reused"],
+                "yes" if p["reused"] else "no",  # not a failure: plain text
             ]
             for p in report["packages"]
         ],
