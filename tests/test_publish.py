@@ -305,3 +305,97 @@ def test_verify_remote_extracts_a_zipped_package(out, registry_server, gcs_emula
     code, text = verify_remote(out)
     assert code == 0, text
     assert "pkg-zip" in text and "PASSED" in text
+
+
+# -- production only after staging verification ---------------------------------------------------------
+
+
+@pytest.fixture
+def production_server(registry_server, gcs_emulator):
+    """A second registry on loopback standing for production (same secret, same emulator)."""
+    from tests.servers.registry import RegistryServer
+
+    server = RegistryServer(gcs_emulator, registry_server.secret).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def production(out: Path, server, *flags: str) -> tuple[int, str]:
+    return publish(out, "--register", "--env", "production", "--registry-url", server.url, *flags)
+
+
+def test_production_without_staging_verification_is_refused(
+    out, registry_server, production_server, gcs_emulator
+):
+    code, text = production(
+        out, production_server, "--upload", GS
+    )  # dry run: shows the status, sends nothing
+    assert code == 0 and "staging: NOT verified in staging" in text
+    code, text = production(out, production_server, "--upload", GS, "--execute", "--yes")
+    assert code == 2, text
+    assert f"pack verify-remote {MODEL_ID} --env staging --backend onnx --out {out}" in text
+    # the real CLI refuses before packing (the report is not rewritten)
+    before = (out / "report.json").stat().st_mtime_ns
+    argv = ["minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), "--quiet"]
+    flags = ["--register", "--env", "production", "--registry-url", production_server.url]
+    assert cli.main([*argv, *flags, "--execute", "--yes"]) == 2
+    assert (out / "report.json").stat().st_mtime_ns == before
+    # registered in staging but never verified there: still refused, after the pack, before any upload
+    assert publish(out, "--register", "--execute")[0] == 0
+    staging_requests = len(registry_server.requests)
+    code, text = production(out, production_server, "--upload", GS, "--execute", "--yes")
+    assert code == 2 and "not verified in staging" in text
+    assert not [n for n in gcs_emulator.names() if n.startswith("rf-platform-models/")]  # no zip uploaded
+    assert production_server.requests == []
+    assert len(registry_server.requests) == staging_requests
+    assert not (out / "publish-state.production.json").exists()
+
+
+def test_production_after_staging_verification(out, registry_server, production_server):
+    assert publish(out, "--register", "--execute")[0] == 0
+    code, text = verify_remote(out)
+    assert code == 0 and "recorded 1/1 verified packages for staging" in text, text
+    raw = (out / "remote-verified.staging.json").read_text()
+    assert registry_server.secret not in raw
+    record = json.loads(raw)
+    [package] = sealed(registry_server)
+    entry = record["models"][MODEL_ID]["onnx"]
+    assert entry["package_id"] == package.id
+    assert entry["files"] == {f["path"]: f["md5"] for f in manifest(out)["files"]}
+    assert entry["zip_sha256"] == manifest(out)["zip"]["sha256"]
+    assert entry["registry_host"] == registry_server.url.split("//")[1] and entry["verified_at"]
+    code, text = production(out, production_server)  # the dry-run plan says so
+    assert code == 0 and f"staging: verified in staging ({entry['registry_host']}" in text
+    code, text = production(out, production_server, "--execute", "--yes")
+    assert code == 0, text
+    assert len(production_server.sealed(MODEL_ID)) == 1
+    state = json.loads((out / "publish-state.production.json").read_text())
+    [prod_entry] = state["packages"].values()
+    assert prod_entry["sealed"] and prod_entry["staging_check"]["result"].startswith("verified in staging")
+
+
+def test_package_changed_after_staging_verification_is_refused(out, registry_server, production_server):
+    assert publish(out, "--register", "--execute")[0] == 0
+    assert verify_remote(out)[0] == 0
+    path = out / "remote-verified.staging.json"
+    record = json.loads(path.read_text())
+    files = record["models"][MODEL_ID]["onnx"]["files"]
+    files["weights.onnx"] = "0" * 32  # staging verified other bytes than the zip we hold now
+    path.write_text(json.dumps(record))
+    code, text = production(out, production_server, "--execute", "--yes")
+    assert code == 1 and "not recorded as verified in staging" in text
+    assert f"pack verify-remote {MODEL_ID} --env staging --backend onnx --out {out}" in text
+    assert production_server.requests == []
+
+
+def test_skip_staging_check_warns_and_is_recorded(out, production_server):
+    code, text = production(out, production_server, "--execute", "--yes", "--skip-staging-check")
+    assert code == 0, text
+    assert "WARNING: --skip-staging-check" in text
+    assert len(production_server.sealed(MODEL_ID)) == 1
+    state = json.loads((out / "publish-state.production.json").read_text())
+    [entry] = state["packages"].values()
+    assert entry["staging_check"]["result"] == "skipped (--skip-staging-check)"
+    assert publish(out, "--register", "--execute", "--skip-staging-check")[0] == 2  # staging: meaningless

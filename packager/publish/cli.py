@@ -3,7 +3,10 @@ register the packages. Nothing happens without ``--upload`` or ``--register``; w
 exact plan is printed and nothing changes (dry run is the default).
 
 Registry hosts: ``--registry-url``, else ``$WEIGHTPACK_REGISTRY_URL_STAGING`` /
-``$WEIGHTPACK_REGISTRY_URL_PRODUCTION``. ``--env production --execute`` also needs ``--yes``.
+``$WEIGHTPACK_REGISTRY_URL_PRODUCTION``. ``--env production --execute`` also needs ``--yes``, and
+``--register --env production --execute`` publishes only packages whose files ``pack verify-remote --env
+staging`` verified (recorded in ``OUT/remote-verified.staging.json``; see ``staging.py``), unless
+``--skip-staging-check``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
     group.add_argument("--yes", action="store_true", help="approve --env production")
     group.add_argument("--force", action="store_true", help="replace a stored zip whose content differs")
+    group.add_argument(
+        "--skip-staging-check",
+        action="store_true",
+        help="DANGER: register in production packages that pack verify-remote never verified in staging",
+    )
 
 
 def registry_url_for(env: str, flag: str | None) -> str | None:
@@ -58,6 +66,92 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--register: no registry URL for {args.env}: pass --registry-url or set "
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
+        )
+    if getattr(args, "skip_staging_check", False) and not (args.register and args.env == "production"):
+        raise UsageError("--skip-staging-check only applies to --register --env production")
+    if staging_gate_applies(args):
+        check_staging_selection(args)
+
+
+def staging_gate_applies(args: argparse.Namespace) -> bool:
+    """``--register --env production --execute`` without ``--skip-staging-check``."""
+    return (
+        args.register
+        and args.env == "production"
+        and args.execute
+        and not args.dry_run
+        and not getattr(args, "skip_staging_check", False)
+    )
+
+
+def check_staging_selection(args: argparse.Namespace) -> None:
+    """Before packing: every selected variant/backend has a staging verification recorded in the out
+    folder (the md5s are compared after the pack, before anything is sent)."""
+    from .staging import backend_names, has_model, load, record_path, verify_command
+
+    try:
+        from packager.cli import recipe_dirs, resolve_family
+        from packager.pipeline import select
+
+        recipe = resolve_family(args.family, recipe_dirs(args))
+        variants, backends = select(recipe, args.variants, args.backends)
+    except Exception:  # the pack reports a bad selection itself; the md5 check after it still applies
+        return
+    out_dir = args.out or Path("out") / recipe.family
+    record = load(out_dir)
+    missing = [
+        (f"{recipe.architecture}/{v}", b)
+        for v in variants
+        for b in backends
+        if not has_model(record, f"{recipe.architecture}/{v}", backend_names(b))
+    ]
+    if missing:
+        commands = "\n".join(f"  {verify_command(m, b, out_dir)}" for m, b in missing)
+        raise UsageError(
+            f"--register --env production: not verified in staging (no record in "
+            f"{record_path(out_dir, 'staging')}): {', '.join(f'{m} [{b}]' for m, b in missing)}. "
+            f"Register in staging and run first:\n{commands}\n"
+            "(--skip-staging-check overrides this; do not use it for a routine release)"
+        )
+
+
+def staging_entries(plans: list[Any], out_dir: Path) -> dict[str, dict[str, Any] | None]:
+    """{zip name: the staging record entry with exactly this package's file md5s, or None}."""
+    from .staging import backend_names, load, verified_entry
+
+    record = load(out_dir)
+    return {
+        p.zip_path.name: verified_entry(
+            record,
+            p.model_id,
+            backend_names(p.backend, p.package_manifest.get("backendType")),
+            {f["path"]: f["md5"] for f in p.files},
+            p.manifest["zip"]["md5"],
+        )
+        for p in plans
+    }
+
+
+def check_staging_plans(plans: list[Any], entries: dict[str, dict[str, Any] | None], out_dir: Path) -> None:
+    """After packing, before any upload or registration: each package's file md5s are the ones verified
+    in staging; raises CheckFailedError naming the commands to run."""
+    from packager.errors import CheckFailedError
+
+    from .staging import record_path, verify_command
+
+    refused = [p for p in plans if entries.get(p.zip_path.name) is None]
+    if refused:
+        lines = [
+            f"  {p.model_id} [{p.backend}] {p.zip_path.name}: "
+            f"{verify_command(p.model_id, p.package_manifest.get('backendType', p.backend), out_dir)}"
+            for p in refused
+        ]
+        raise CheckFailedError(
+            "--register --env production: these packages' files (md5) are not recorded as verified in "
+            f"staging ({record_path(out_dir, 'staging')}); nothing was uploaded or registered. Register "
+            "exactly these zips in staging, then run:\n" + "\n".join(lines) + "\n"
+            "(a package rebuilt after its staging verification has different md5s and must be verified "
+            "again; --skip-staging-check overrides this)"
         )
 
 
@@ -87,6 +181,18 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
         from .secret import secret_from_env
 
         secret = secret_from_env()  # before any upload: fail early, change nothing
+    skip_staging = bool(getattr(args, "skip_staging_check", False))
+    staging_status: dict[str, str] | None = None
+    if args.register and args.env == "production":
+        entries = staging_entries(plans, out_dir)
+        staging_status = {
+            name: f"verified in staging ({e['registry_host']}, package {e['package_id']}, {e['verified_at']})"
+            if e
+            else "NOT verified in staging"
+            for name, e in entries.items()
+        }
+        if staging_gate_applies(args):
+            check_staging_plans(plans, entries, out_dir)  # before any upload or registration
     store_urls = {p.zip_path.name: store.url(p.zip_path.name) for p in plans} if store else {}
     echo(
         render(
@@ -97,8 +203,15 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
             env=args.env,
             registry_url=registry_url,
             execute=execute,
+            staging_status=staging_status,
         )
     )
+    if skip_staging and args.register and args.env == "production":
+        echo(
+            "WARNING: --skip-staging-check: registering in production WITHOUT checking that pack "
+            "verify-remote verified these packages in staging"
+            + (" (recorded in the publish state)" if execute else "")
+        )
     if not execute:
         if args.env == "production" and not args.yes:
             echo("note: executing against production also needs --yes")
@@ -127,6 +240,16 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
         state = State(state_path(out_dir, args.env))
         hint = resume_command(args)
         for p in plans:
+            if args.env == "production":
+                from datetime import datetime, timezone
+
+                state.entry(client.base_url, p)["staging_check"] = {
+                    "result": "skipped (--skip-staging-check)"
+                    if skip_staging
+                    else (staging_status or {}).get(p.zip_path.name, ""),
+                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+                state.save()
             register_package(p, client, state, echo, hint)
         echo(f"registered in {args.env}; check it with: pack verify-remote MODEL_ID --env {args.env}")
     return EXIT_OK
@@ -146,4 +269,6 @@ def resume_command(args: argparse.Namespace) -> str:
     if args.registry_url:
         parts += ["--registry-url", args.registry_url]
     parts += ["--execute"] + (["--yes"] if args.yes else [])
+    if getattr(args, "skip_staging_check", False):
+        parts += ["--skip-staging-check"]
     return shlex.join(parts)

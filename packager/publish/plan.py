@@ -121,6 +121,7 @@ def render(
     env: str,
     registry_url: str | None,
     execute: bool,
+    staging_status: dict[str, str] | None = None,
 ) -> str:
     """The plan as text: what would be uploaded where, and every registry call's body."""
     import json
@@ -132,6 +133,8 @@ def render(
         lines.append(f"    sha256 {z['sha256']}")
         if upload:
             lines.append(f"    upload -> {store_urls[p.zip_path.name]}")
+        if staging_status is not None:
+            lines.append(f"    staging: {staging_status.get(p.zip_path.name, 'NOT verified in staging')}")
         if register:
             lines.append(f"    register with {env} ({registry_url or 'registry URL not set'}):")
             lines.append(f"      model: {json.dumps(p.model_body(), sort_keys=True)}")

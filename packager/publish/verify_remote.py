@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -72,19 +73,52 @@ def main(argv: list[str]) -> int:
         raise PublishError(f"{args.model_id}: the weights endpoint lists no matching package in {args.env}")
     results = [verify_package(client, meta, pkg, goldens, args) for pkg in packages]
     passed = all(r["passed"] for r in results)
+    recorded, note = _record(args, goldens, url, results)
     if args.json:
         print(
             json.dumps(
-                {"model_id": args.model_id, "env": args.env, "passed": passed, "packages": results}, indent=2
+                {
+                    "model_id": args.model_id,
+                    "env": args.env,
+                    "passed": passed,
+                    "packages": results,
+                    "recorded_in": str(recorded) if recorded else None,
+                },
+                indent=2,
             )
         )
+        print(note, file=sys.stderr)
     else:
         for r in results:
             verdict = "PASSED" if r["passed"] else "FAILED"
             print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {verdict}")
             for line in r["details"]:
                 print(f"  {line}")
+        print(note)
     return EXIT_OK if passed else EXIT_CHECK_FAILED
+
+
+def _record(
+    args: argparse.Namespace, goldens: Path, url: str, results: list[dict[str, Any]]
+) -> tuple[Path | None, str]:
+    """Record the outcome in the pack output folder (``--out``, else the one holding the goldens used)."""
+    from .staging import record
+
+    out_dir = args.out
+    if (
+        out_dir is None
+        and goldens.parent.name == "goldens"
+        and (goldens.parent.parent / "report.json").is_file()
+    ):
+        out_dir = goldens.parent.parent
+    if out_dir is None:
+        return None, (
+            f"note: {goldens} is not inside a pack output folder: the verification is not recorded "
+            "(pass --out DIR to record it for --env production)"
+        )
+    path = record(out_dir, args.env, args.model_id, results, url)
+    verified = sum(1 for r in results if r["passed"])
+    return path, f"recorded {verified}/{len(results)} verified packages for {args.env} in {path}"
 
 
 def _goldens(args: argparse.Namespace) -> Path:
@@ -114,6 +148,7 @@ def verify_package(
         "details": [],
     }
     files = pkg.get("packageFiles") or []
+    result["files"] = {str(f.get("fileHandle")): f.get("md5Hash") for f in files}
     unhashed = [f.get("fileHandle") for f in files if not f.get("md5Hash")]
     if not files or unhashed:
         result["details"].append(
