@@ -198,6 +198,20 @@ def _external_locations(model: Any) -> set[str]:
     }
 
 
+def _save_with_external_data(model: Any, target: Path) -> None:
+    """Save ``model`` as ``target`` with every tensor over 1 KiB in the one file ``weights.onnx.data``."""
+    import onnx
+
+    onnx.save_model(
+        model,
+        str(target),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE + ".data",
+        size_threshold=1024,
+    )
+
+
 def _consolidate_external_data(target: Path) -> None:
     """Rewrite external tensors into a single ``weights.onnx.data`` beside ``weights.onnx`` (one file to
     ship and hash, instead of whatever names the exporter chose)."""
@@ -207,14 +221,7 @@ def _consolidate_external_data(target: Path) -> None:
     model = onnx.load(str(target), load_external_data=True)
     for location in locations:
         (target.parent / location).unlink(missing_ok=True)
-    onnx.save_model(
-        model,
-        str(target),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=WEIGHTS_FILE + ".data",
-        size_threshold=1024,
-    )
+    _save_with_external_data(model, target)
 
 
 def _adopt_onnx(source: Path, target: Path) -> set[str]:
@@ -227,14 +234,7 @@ def _adopt_onnx(source: Path, target: Path) -> set[str]:
         shutil.copyfile(source, target)
         return {source.name}
     model = onnx.load(str(source), load_external_data=True)
-    onnx.save_model(
-        model,
-        str(target),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=WEIGHTS_FILE + ".data",
-        size_threshold=1024,
-    )
+    _save_with_external_data(model, target)
     return {source.name, *locations}
 
 
