@@ -38,7 +38,7 @@ def capture() -> dict[str, Any]:
         "cpu_affinity": _affinity(),
         "torch_threads": _torch_threads(),
         "torch_interop_threads": _torch_interop_threads(),
-        "libraries": {name: _version(name) for name in LIBRARIES},
+        "libraries": library_versions(),
         "onnxruntime_providers": _ort_providers(),
         "cuda": _cuda(),
         "tensorrt_version": _tensorrt_version(),
@@ -47,6 +47,11 @@ def capture() -> dict[str, Any]:
     env["nvml_before"] = nvml
     env["warnings"] = gpu_warnings(nvml)
     return env
+
+
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    """Installed versions of ``names`` (``None`` when absent); cheap, metadata only, no imports."""
+    return {name: _version(name) for name in names}
 
 
 def finish(env: dict[str, Any]) -> dict[str, Any]:

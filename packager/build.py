@@ -47,11 +47,8 @@ def input_key(
         "options": recipe.backends[backend].options,
         "inputs": repr(recipe.inputs_for(variant) if variant else recipe.inputs),
         "weightpack": __version__,
-        "libraries": {
-            k: v
-            for k, v in environment.capture()["libraries"].items()
-            if k in ("torch", "onnx", "transformers", "tensorrt")
-        },
+        # versions only: a full environment capture (CUDA, NVML) per package would be wasted work
+        "libraries": environment.library_versions(("torch", "onnx", "transformers", "tensorrt")),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
