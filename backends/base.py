@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from backends.options import BackendOptions
+
 Tensors = dict[str, np.ndarray]
 
 
@@ -29,7 +31,8 @@ class ExportRequest:
     architecture: str
     variant: str
     task: str
-    options: Mapping[str, Any]
+    options: BackendOptions | Mapping[str, Any]
+    """The backend's typed options (a plain table is parsed by the exporter with its spec's schema)."""
     sample_inputs: Tensors
     reference_class: str
     """``module:Class`` of the upstream reference model; exporters that trace a torch module load it."""

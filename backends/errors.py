@@ -1,13 +1,27 @@
-"""Errors raised by backends. ``backends`` depends on nothing else in weightpack, so they live here;
-``packager.errors`` re-exports them. ``exit_code`` is what the ``pack`` CLI returns for each."""
+"""Errors raised on purpose anywhere in weightpack, rooted in :class:`WeightpackError`.
+
+``backends`` depends on nothing else in weightpack, so the common base lives here; ``packager.errors``
+re-exports it and adds the packager's own kinds. Every error carries ``exit_code``, what the ``pack`` CLI
+returns for it (0 ok, 1 a check failed, 2 bad input, 3 environment), so a catch names one type.
+"""
 
 from __future__ import annotations
 
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 3
 
-class BackendError(Exception):
-    """Base of every error a backend raises on purpose."""
 
-    exit_code = 1
+class WeightpackError(Exception):
+    """Base of every error weightpack raises on purpose; ``exit_code`` is what ``pack`` exits with."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class BackendError(WeightpackError):
+    """Base of every error a backend raises on purpose (a failed export or load is a failed check)."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 class ExportError(BackendError):
@@ -18,10 +32,29 @@ class ModelLoadError(BackendError):
     """A package could not be loaded through its model class (missing file, wrong format, wrong GPU)."""
 
 
+class OptionError(BackendError):
+    """A backend option in a recipe is unknown or out of range: bad input.
+
+    ``field`` is the dotted path inside the backend's table (``opset``, ``onnx.opset``); the recipe loader
+    prefixes it with ``backends.NAME`` and the file name (``packager.errors.RecipeError``).
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, field: str, problem: str, accepted: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.accepted = accepted
+        message = f"field '{field}': {problem}"
+        if accepted:
+            message += f" (accepted: {accepted})"
+        super().__init__(message)
+
+
 class MissingExtraError(BackendError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 
-    exit_code = 3
+    exit_code = EXIT_ENVIRONMENT
 
     def __init__(self, what: str, extra: str, module: str) -> None:
         self.extra = extra
@@ -35,4 +68,4 @@ class MissingExtraError(BackendError):
 class DeviceUnavailableError(BackendError):
     """A device was asked for that this machine does not have; never silently replaced by the CPU."""
 
-    exit_code = 3
+    exit_code = EXIT_ENVIRONMENT

@@ -11,15 +11,21 @@ from types import ModuleType
 
 from backends.errors import MissingExtraError
 
-# module -> (extra that provides it, distribution name shown to the user)
+# module -> (extra that provides it, distribution name shown to the user), for modules no backend owns;
+# each backend declares its own in its spec (``BackendSpec.extras``).
 EXTRAS = {
-    "tensorrt": ("gpu", "tensorrt"),
     "pynvml": ("gpu", "nvidia-ml-py"),
-    "onnxconverter_common": ("fp16", "onnxconverter-common"),
-    "torch": ("torch", "torch"),
-    "onnxruntime": ("onnx", "onnxruntime"),
-    "safetensors": ("torch", "safetensors"),
 }
+
+
+def extra_for(module: str) -> tuple[str, str]:
+    """``(extra, distribution)`` that provides ``module``: a backend's declaration, else this table."""
+    from backends.registry import BACKENDS
+
+    for spec in BACKENDS.values():
+        if module in spec.extras:
+            return spec.extras[module]
+    return EXTRAS.get(module, ("gpu", module))
 
 
 def require(module: str, what: str) -> ModuleType:
@@ -27,7 +33,7 @@ def require(module: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        extra, dist = EXTRAS.get(module, ("gpu", module))
+        extra, dist = extra_for(module)
         raise MissingExtraError(what, extra, dist) from None
 
 

@@ -1,79 +1,90 @@
-"""The backend table: wire name -> where its exporter and default model classes live.
+"""The backend table, discovered: every :class:`~backends.spec.BackendSpec` registered in the
+``weightpack.backends`` entry-point group (``name = "package.module:SPEC"``), plus any passed to
+:func:`register`.
 
-Modules are imported only when a backend is used, so a backend whose library is missing (TensorRT on a
-laptop) never breaks ``import backends``; using it raises MissingExtraError naming the extra.
+weightpack's own backends are declared in its ``pyproject.toml`` the same way a third-party distribution
+declares one, so adding a backend touches its folder and one entry-point line. A spec module imports
+nothing heavy: a backend whose library is missing (TensorRT on a laptop) never breaks ``import backends``;
+using it raises MissingExtraError naming the extra.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any
+import importlib.metadata
+import pkgutil
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
-from backends.base import Exporter, PackageModel
+from backends.base import PackageModel
+from backends.spec import BackendSpec, load_object
 
+ENTRY_POINT_GROUP = "weightpack.backends"
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """Static facts about one backend."""
-
-    name: str
-    """Name in recipes and on the CLI (``hf``, ``onnx``, ``torch``, ``torch-script``, ``trt``)."""
-    wire_name: str
-    """Name the registry uses (``hugging-face`` for ``hf``)."""
-    exporter: str
-    """``module:function`` of the exporter."""
-    model_classes: dict[str, str] = field(default_factory=dict)
-    """Default model class per task; ``*`` applies to any task."""
-
-    def load_exporter(self) -> Exporter:
-        return load_object(self.exporter)
-
-    def default_model_class(self, task: str) -> str | None:
-        return self.model_classes.get(task) or self.model_classes.get("*")
+_registered: dict[str, BackendSpec] = {}
+_discovered = False
 
 
-BACKENDS: dict[str, BackendSpec] = {
-    "hf": BackendSpec(
-        name="hf",
-        wire_name="hugging-face",
-        exporter="backends.hf.exporter:export",
-        model_classes={
-            "embedding": "backends.hf.model:HFEmbeddingModel",
-            "classification": "backends.hf.model:HFTaskModel",
-            "multi-label-classification": "backends.hf.model:HFTaskModel",
-            "object-detection": "backends.hf.model:HFTaskModel",
-            "semantic-segmentation": "backends.hf.model:HFTaskModel",
-            "instance-segmentation": "backends.hf.model:HFTaskModel",
-            "depth-estimation": "backends.hf.model:HFTaskModel",
-            "*": "backends.hf.model:HFModel",
-        },
-    ),
-    "onnx": BackendSpec(
-        name="onnx",
-        wire_name="onnx",
-        exporter="backends.onnx.exporter:export",
-        model_classes={"*": "backends.onnx.model:OnnxModel"},
-    ),
-    "torch": BackendSpec(
-        name="torch",
-        wire_name="torch",
-        exporter="backends.torch.exporter:export",
-        model_classes={"*": "backends.torch.model:TorchModel"},
-    ),
-    "torch-script": BackendSpec(
-        name="torch-script",
-        wire_name="torch-script",
-        exporter="backends.torchscript.exporter:export",
-        model_classes={"*": "backends.torchscript.model:TorchScriptModel"},
-    ),
-    "trt": BackendSpec(
-        name="trt",
-        wire_name="trt",
-        exporter="backends.trt.exporter:export",
-        model_classes={"*": "backends.trt.model:TrtModel"},
-    ),
-}
+def register(spec: BackendSpec) -> BackendSpec:
+    """Add ``spec`` (replacing one of the same name) and return it; plugins may also use entry points."""
+    if not isinstance(spec, BackendSpec):
+        raise TypeError(f"{spec!r} is not a BackendSpec")
+    _registered[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a backend registered by :func:`register` (tests clean up with it)."""
+    _registered.pop(name, None)
+
+
+def _discover() -> None:
+    """Load every entry point of the group once. A plugin that fails to load is skipped with a warning
+    naming it, so one broken third-party backend does not take the built-in ones down."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    found = False
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found |= entry.module.startswith("backends.")
+        try:
+            spec = entry.load()
+        except Exception as exc:  # a plugin's import error must not break every other backend
+            warnings.warn(f"backend entry point {entry.value} failed to load: {exc}", stacklevel=2)
+            continue
+        if isinstance(spec, BackendSpec):
+            _registered.setdefault(spec.name, spec)
+    if not found:  # weightpack's own metadata predates the group (an old editable install)
+        for spec in _builtin_specs():
+            _registered.setdefault(spec.name, spec)
+
+
+def _builtin_specs() -> Iterator[BackendSpec]:
+    """The ``SPEC`` of every ``backends/<folder>/spec.py``: what pyproject's entry points declare."""
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.ispkg and (Path(__file__).parent / info.name / "spec.py").is_file():
+            yield importlib.import_module(f"backends.{info.name}.spec").SPEC
+
+
+class _Backends(Mapping[str, BackendSpec]):
+    """Read-only, lazily discovered view of the registry, keyed by recipe/CLI name."""
+
+    def __getitem__(self, name: str) -> BackendSpec:
+        _discover()
+        return _registered[name]
+
+    def __iter__(self) -> Iterator[str]:
+        _discover()
+        return iter(dict(_registered))
+
+    def __len__(self) -> int:
+        _discover()
+        return len(_registered)
+
+
+BACKENDS: Mapping[str, BackendSpec] = _Backends()
 
 
 def get_backend(name: str) -> BackendSpec:
@@ -84,15 +95,17 @@ def get_backend(name: str) -> BackendSpec:
         raise KeyError(f"unknown backend '{name}' (accepted: {', '.join(sorted(BACKENDS))})") from None
 
 
-def load_object(ref: str) -> Any:
-    """Import ``module:attr`` (``attr`` may be dotted). Used for exporters and user model classes."""
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"'{ref}' is not of the form 'module:Name'")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+def find_backend(name: str) -> BackendSpec | None:
+    """The backend going by ``name`` as recipe name, wire name or manifest ``backendType``, else None."""
+    if name in BACKENDS:
+        return BACKENDS[name]
+    return next((spec for spec in BACKENDS.values() if name in spec.names), None)
+
+
+def backend_names(name: str) -> set[str]:
+    """Every name the backend called ``name`` goes by; just ``{name}`` for an unknown one."""
+    spec = find_backend(name)
+    return set(spec.names) if spec else {name}
 
 
 def load_model_class(ref: str) -> type[PackageModel]:
@@ -101,3 +114,17 @@ def load_model_class(ref: str) -> type[PackageModel]:
     if not hasattr(cls, "from_pretrained"):
         raise TypeError(f"'{ref}' has no from_pretrained(); it cannot be a model class")
     return cls
+
+
+__all__ = [
+    "BACKENDS",
+    "ENTRY_POINT_GROUP",
+    "BackendSpec",
+    "backend_names",
+    "find_backend",
+    "get_backend",
+    "load_model_class",
+    "load_object",
+    "register",
+    "unregister",
+]

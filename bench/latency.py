@@ -276,10 +276,18 @@ class CudaEventTimer:
         return float(self._start.elapsed_time(self._end))
 
 
-TORCH_STREAM_BACKENDS = ("hf", "torch", "torch-script")
-"""Backends whose model classes enqueue work on torch's current stream when they expose no ``stream``.
-Others (onnxruntime, TensorRT without a ``stream`` attribute) use streams torch cannot see: events on
-torch's stream would time nothing, so they get host time (synchronized device) only."""
+def uses_torch_stream(model: Any) -> bool:
+    """Whether ``model`` enqueues work on torch's current stream: its own ``torch_stream`` attribute, else
+    its backend's declaration (``BackendSpec.torch_stream``). Others (onnxruntime, TensorRT without a
+    ``stream`` attribute) use streams torch cannot see: events on torch's stream would time nothing, so
+    they get host time (synchronized device) only."""
+    own = getattr(model, "torch_stream", None)
+    if own is not None:
+        return bool(own)
+    from backends.registry import find_backend
+
+    spec = find_backend(str(getattr(model, "backend", "") or ""))
+    return bool(spec and spec.torch_stream)
 
 
 def model_stream(model: Any, device: str) -> tuple[Any, str] | None:
@@ -300,7 +308,7 @@ def model_stream(model: Any, device: str) -> tuple[Any, str] | None:
         elif not isinstance(stream, torch.cuda.Stream) and hasattr(stream, "cuda_stream"):
             stream = torch.cuda.ExternalStream(stream.cuda_stream, device=dev)
         return stream, "model.stream"
-    if getattr(model, "backend", None) in TORCH_STREAM_BACKENDS:
+    if uses_torch_stream(model):
         return torch.cuda.current_stream(dev), f"torch.cuda.current_stream({device})"
     return None
 

@@ -18,21 +18,13 @@ import numpy as np
 
 RULE = "allclose: |actual - reference| <= atol + rtol * |reference|"
 
-# torch.testing's defaults per dtype, widened per backend where the backend computes differently.
+# torch.testing's defaults per dtype; each backend's spec widens them where it computes differently.
 DTYPE_TOLERANCES: dict[str, tuple[float, float]] = {  # dtype -> (atol, rtol)
     "float64": (1e-7, 1e-7),
     "float32": (1e-5, 1.3e-6),
     "float16": (1e-5, 1e-3),
     "bfloat16": (1e-5, 1.6e-2),
 }
-BACKEND_TOLERANCES: dict[str, tuple[float, float]] = {  # backend -> floor (atol, rtol) for fp32 outputs
-    "hf": (1e-5, 1e-5),
-    "torch": (1e-5, 1e-5),
-    "torch-script": (1e-5, 1e-5),
-    "onnx": (1e-4, 1e-4),  # graph optimisations reorder float sums
-    "trt": (1e-3, 1e-3),
-}
-FP16_BACKEND_TOLERANCES = (1e-2, 1e-2)  # TensorRT/ORT fp16: a 0.01 max diff is normal
 
 
 @dataclass(frozen=True)
@@ -63,13 +55,18 @@ class OutputParity:
 
 
 def default_tolerance(dtype: str, backend: str, quantization: str = "fp32") -> tuple[float, float]:
-    """The (atol, rtol) used when the recipe sets none: the looser of dtype and backend defaults."""
+    """The (atol, rtol) used when the recipe sets none: the looser of the dtype's and the backend's
+    (``BackendSpec.tolerance``, ``half_tolerance`` for fp16/bf16 packages; any of its names works)."""
+    from backends.registry import find_backend
+    from backends.spec import DEFAULT_TOLERANCE, HALF_TOLERANCE
+
     d_atol, d_rtol = DTYPE_TOLERANCES.get(dtype, (0.0, 0.0))
-    b_atol, b_rtol = (
-        FP16_BACKEND_TOLERANCES
-        if quantization in ("fp16", "bf16")
-        else BACKEND_TOLERANCES.get(backend, (1e-5, 1e-5))
-    )
+    spec = find_backend(backend)
+    half = quantization in ("fp16", "bf16")
+    if spec is None:
+        b_atol, b_rtol = HALF_TOLERANCE if half else DEFAULT_TOLERANCE
+    else:
+        b_atol, b_rtol = spec.half_tolerance if half else spec.tolerance
     if not np.issubdtype(np.dtype(dtype if dtype != "bfloat16" else "float32"), np.floating):
         return 0.0, 0.0  # integer outputs (token ids, class ids) must match exactly
     return max(d_atol, b_atol), max(d_rtol, b_rtol)

@@ -40,15 +40,17 @@ class PackageBuild:
 def input_key(
     fetched: sources.FetchedSource, recipe: Recipe, backend: str, variant: str | None = None
 ) -> str:
-    """Content hash of everything a package is built from: same key, same package."""
+    """Content hash of everything a package is built from: same key, same package.
+
+    The backend's spec names the libraries whose versions count (upgrading onnxruntime rebuilds the onnx
+    packages, not the hf ones); versions only: a full environment capture per package is wasted work."""
     payload = {
         "files": fetched.provenance.get("files"),
         "backend": backend,
-        "options": recipe.backends[backend].options,
+        "options": recipe.backends[backend].options.as_dict(),
         "inputs": repr(recipe.inputs_for(variant) if variant else recipe.inputs),
         "weightpack": __version__,
-        # versions only: a full environment capture (CUDA, NVML) per package would be wasted work
-        "libraries": environment.library_versions(("torch", "onnx", "transformers", "tensorrt")),
+        "libraries": environment.library_versions(get_backend(backend).version_libraries),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.device import available_devices
-from backends.errors import BackendError
 from packager import __version__
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
@@ -104,7 +103,7 @@ def _guard(body: Callable[[], int], json_errors: bool) -> int:
     """Run ``body``; turn weightpack's typed errors into a message and the documented exit code."""
     try:
         return body()
-    except (WeightpackError, BackendError) as exc:
+    except WeightpackError as exc:
         code = getattr(exc, "exit_code", EXIT_BAD_INPUT)
         if json_errors:
             print(

@@ -7,14 +7,23 @@ archive rule), 3 an environment problem (a missing optional extra, no CUDA where
 from __future__ import annotations
 
 from backends.errors import (  # re-exported: one place to import every error from
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_ENVIRONMENT,
     BackendError,
     DeviceUnavailableError,
     ExportError,
     MissingExtraError,
     ModelLoadError,
+    OptionError,
+    WeightpackError,
 )
 
 __all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_CHECK_FAILED",
+    "EXIT_ENVIRONMENT",
+    "EXIT_OK",
     "ArchiveError",
     "BackendError",
     "CheckFailedError",
@@ -23,6 +32,7 @@ __all__ = [
     "GatedRepoAccessError",
     "MissingExtraError",
     "ModelLoadError",
+    "OptionError",
     "RecipeError",
     "SourceError",
     "UnsafeArchiveError",
@@ -31,15 +41,6 @@ __all__ = [
 ]
 
 EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_ENVIRONMENT = 3
-
-
-class WeightpackError(Exception):
-    """Base of every error weightpack raises on purpose."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 class RecipeError(WeightpackError):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from backends.device import resolve_device
-from backends.errors import BackendError
 from backends.outputs import run_model
 from backends.registry import get_backend, load_model_class
 from bench import environment
@@ -139,7 +138,7 @@ def _pack_variant(
             build = build_package(
                 recipe, variant, backend, fetched, inputs, reference_class, options.out_dir, ui
             )
-        except (BackendError, WeightpackError) as exc:
+        except WeightpackError as exc:
             if isinstance(exc, UsageError):
                 raise
             report.fail("export", variant, backend, None, str(exc))

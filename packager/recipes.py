@@ -17,6 +17,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from backends.errors import OptionError
+from backends.options import BackendOptions
 from backends.registry import BACKENDS
 from packager.errors import RecipeError
 
@@ -37,7 +39,6 @@ TASKS = (
     "interactive-instance-segmentation",
     "world-model",
 )
-QUANTIZATIONS = ("fp32", "fp16", "bf16", "int8", "unknown")
 INPUT_KINDS = ("text", "tensor")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -57,10 +58,20 @@ class Variant:
 @dataclass(frozen=True)
 class BackendRecipe:
     name: str
-    options: dict[str, Any]
-    model_class: str | None
-    zip_name: str
-    quantization: str
+    options: BackendOptions
+    """The ``[backends.NAME]`` table, typed by the backend's own options class (its spec declares it)."""
+
+    @property
+    def model_class(self) -> str | None:
+        return self.options.model_class
+
+    @property
+    def zip_name(self) -> str:
+        return self.options.zip_name
+
+    @property
+    def quantization(self) -> str:
+        return self.options.quantization
 
 
 @dataclass(frozen=True)
@@ -284,24 +295,25 @@ class _Parser:
             self.choice(bname, where, sorted(BACKENDS))
             if not isinstance(body, dict):
                 raise self.fail(where, "must be a table of export options")
-            model_class = self.get(body, "model_class", where, str, None)
+            try:
+                options = BACKENDS[bname].options.parse(body)
+            except OptionError as exc:
+                raise self.fail(f"{where}.{exc.field}", exc.problem, exc.accepted) from None
+            model_class = options.model_class
             if model_class and not MODEL_CLASS_RE.match(model_class):
                 raise self.fail(
                     f"{where}.model_class",
                     f"'{model_class}' is not an import reference",
                     "'package.module:ClassName'",
                 )
-            zip_name = self.get(body, "zip_name", where, str, DEFAULT_ZIP_NAME)
+            zip_name = options.zip_name
             if not zip_name.endswith(".zip") or "/" in zip_name:
                 raise self.fail(
                     f"{where}.zip_name",
                     f"'{zip_name}' must be a file name ending in .zip",
                     "for example '{architecture}-{variant}-{backend}.zip'",
                 )
-            quantization = self.choice(
-                self.get(body, "quantization", where, str, "fp32"), f"{where}.quantization", QUANTIZATIONS
-            )
-            out[bname] = BackendRecipe(bname, dict(body), model_class, zip_name, quantization)
+            out[bname] = BackendRecipe(bname, options)
         return out
 
     def inputs(self, table: dict[str, Any]) -> InputsRecipe:

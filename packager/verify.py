@@ -48,7 +48,7 @@ def verify_package(
         try:
             with ui.stage(f"load {where} from the zip"):
                 model, cold = _cold_start(build, device, unzip_dir, inputs)
-        except (BackendError, WeightpackError, OSError, ValueError, RuntimeError) as exc:
+        except (WeightpackError, OSError, ValueError, RuntimeError) as exc:
             report.fail("load", build.variant, build.backend, device, f"{type(exc).__name__}: {exc}")
             ui.warn(f"{where}: {exc}")
             return None

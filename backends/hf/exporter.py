@@ -8,8 +8,7 @@ from pathlib import Path
 
 from backends.base import ExportRequest, ExportResult
 from backends.errors import ExportError
-
-MANIFEST_TYPE = "hf-model-package-v1"
+from backends.hf.spec import SPEC, HFOptions
 
 # Files an HF package never needs: VCS metadata, other frameworks' weights, the consumer's reserved name.
 DEFAULT_EXCLUDE = (
@@ -29,7 +28,9 @@ DEFAULT_EXCLUDE = (
 
 def export(request: ExportRequest) -> ExportResult:
     """Copy every wanted file of the snapshot; a ``pytorch_model.bin`` becomes ``model.safetensors``."""
-    exclude = tuple(request.options.get("exclude", DEFAULT_EXCLUDE))
+    options = SPEC.parse_options(request.options)
+    assert isinstance(options, HFOptions)
+    exclude = tuple(options.exclude if options.exclude is not None else DEFAULT_EXCLUDE)
     copied = 0
     notes: list[str] = []
     for source in sorted(p for p in request.upstream_dir.rglob("*") if p.is_file()):
@@ -49,19 +50,9 @@ def export(request: ExportRequest) -> ExportResult:
         raise ExportError(f"{request.upstream_dir} has no config.json: it is not a transformers snapshot")
     if not any(request.staging_dir.rglob("*.safetensors")):
         raise ExportError(f"{request.upstream_dir} has no safetensors or pytorch_model.bin weights")
-    manifest = {
-        "type": MANIFEST_TYPE,
-        "backendType": "hf",
-        "quantization": request.options.get("quantization", "fp32"),
-    }
-    model_class = request.options.get("model_class") or _default_class(request.task)
+    manifest = SPEC.manifest_base(options.quantization)
+    model_class = options.model_class or SPEC.default_model_class(request.task) or ""
     return ExportResult(package_manifest=manifest, model_class=model_class, notes=notes)
-
-
-def _default_class(task: str) -> str:
-    from backends.registry import get_backend
-
-    return get_backend("hf").default_model_class(task) or "backends.hf.model:HFModel"
 
 
 def _bin_to_safetensors(source: Path, target: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import warnings
 from pathlib import Path
@@ -10,110 +9,82 @@ from typing import Any
 
 from backends.base import ExportRequest, ExportResult
 from backends.errors import ExportError
+from backends.files import batch_fields, copy_aux_files
 from backends.onnx import WEIGHTS_FILE
-
-MANIFEST_TYPE = "onnx-model-package-v1"
-DEFAULT_OPSET = 17
-WEIGHT_PATTERNS = (
-    "*.safetensors",
-    "*.bin",
-    "*.pt",
-    "*.pth",
-    "*.h5",
-    "*.msgpack",
-    "*.ot",
-    "*.onnx",
-    "*.onnx.data",
-)
-SKIP_PATTERNS = (".git*", "model_config.json", "onnx/*", "openvino/*", "README.md")
-
-# onnxruntime release -> newest ONNX opset it implements (from onnxruntime's compatibility table).
-ORT_MAX_OPSET = {
-    (1, 15): 19,
-    (1, 16): 19,
-    (1, 17): 20,
-    (1, 18): 21,
-    (1, 19): 21,
-    (1, 20): 21,
-    (1, 21): 22,
-    (1, 22): 23,
-}
+from backends.onnx.spec import SPEC, OnnxOptions, opset_problem
 
 
 def export(request: ExportRequest) -> ExportResult:
     """Write ``weights.onnx`` and the upstream's auxiliary files; return the ONNX package manifest.
 
-    Options: ``opset`` (default 17; 18 with the dynamo exporter, the lowest it emits), ``exporter``
-    (``legacy`` TorchScript-based, or ``dynamo``: ``torch.export`` + onnxscript), ``static_batch_size``,
+    Options (:class:`~backends.onnx.spec.OnnxOptions`): ``opset``, ``exporter`` (``legacy``
+    TorchScript-based, or ``dynamo``: ``torch.export`` + onnxscript), ``static_batch_size``,
     ``quantization`` (``fp32`` or ``fp16``: weights and activations converted by onnxconverter-common with
     float32 inputs/outputs kept, or the torch module halved before export when it is missing),
-    ``reexport`` (trace the reference even when the upstream already is ONNX), ``copy_files``,
-    ``external_data`` (force weights into ``weights.onnx.data``; automatic above 1.8 GB).
+    ``reexport``, ``copy_files``, ``external_data``, ``incompatible_providers``.
     """
-    options = request.options
-    use_dynamo = options.get("exporter", "legacy") == "dynamo"
-    if options.get("exporter", "legacy") not in ("legacy", "dynamo"):
-        raise ExportError(f"backends.onnx.exporter = {options['exporter']!r} (accepted: legacy, dynamo)")
-    opset = int(options.get("opset", 18 if use_dynamo else DEFAULT_OPSET))
-    check_opset_supported(opset)
-    quantization = options.get("quantization", "fp32")
-    if quantization not in ("fp32", "fp16"):
-        raise ExportError(f"backends.onnx.quantization = {quantization!r} (accepted: fp32, fp16)")
-    target = request.staging_dir / WEIGHTS_FILE
-    upstream_onnx = sorted(request.upstream_dir.glob("*.onnx"))
-    notes: list[str] = []
-    consumed: set[str] = set()
-    if upstream_onnx and not options.get("reexport", False):
-        consumed = _adopt_onnx(upstream_onnx[0], target)
-        notes.append(f"adopted upstream {upstream_onnx[0].name}")
-    else:
-        half_in_torch = quantization == "fp16" and not _has_float16_converter()
-        _export_torch(request, target, opset, half=half_in_torch)
-        notes.append(f"{'dynamo' if use_dynamo else 'legacy'} torch.onnx.export, opset {opset}")
-        if quantization == "fp16" and not half_in_torch:
-            _convert_fp16(target)
-            notes.append("converted to fp16 with onnxconverter-common (float32 inputs/outputs kept)")
-    _check(target)
-    opset = _model_opset(target) or opset
-    check_opset_supported(opset)
-    _copy_aux_files(request.upstream_dir, request.staging_dir, options.get("copy_files"), skip=consumed)
+    options = SPEC.parse_options(request.options)
+    assert isinstance(options, OnnxOptions)
+    loader = OnnxFromReference(request, options)
+    target = loader(request.staging_dir)
+    copy_aux_files(request.upstream_dir, request.staging_dir, options.copy_files, skip=loader.consumed)
     manifest: dict[str, Any] = {
-        "type": MANIFEST_TYPE,
-        "backendType": "onnx",
-        "quantization": quantization,
-        "opset": opset,
+        **SPEC.manifest_base(options.quantization),
+        "opset": _model_opset(target) or options.target_opset,
+        **batch_fields(options.static_batch_size),
     }
-    static = options.get("static_batch_size")
-    if static:
-        manifest["staticBatchSize"] = int(static)
-    else:
-        manifest["dynamicBatchSize"] = True
-    if options.get("incompatible_providers"):
-        manifest["incompatibleProviders"] = list(options["incompatible_providers"])
+    if options.incompatible_providers:
+        manifest["incompatibleProviders"] = list(options.incompatible_providers)
     return ExportResult(
         package_manifest=manifest,
-        model_class=options.get("model_class") or "backends.onnx.model:OnnxModel",
-        notes=notes,
+        model_class=options.model_class or SPEC.default_model_class(request.task) or "",
+        notes=loader.notes,
     )
+
+
+class OnnxFromReference:
+    """A loader in Polygraphy's sense: calling it with a folder writes ``weights.onnx`` there (exported
+    from the reference's torch module, or adopted from an upstream ONNX file), checks it, and returns its
+    path. The trt exporter composes one instead of re-entering :func:`export`."""
+
+    def __init__(self, request: ExportRequest, options: OnnxOptions) -> None:
+        self.request = request
+        self.options = options
+        self.notes: list[str] = []
+        self.consumed: set[str] = set()
+        """Upstream files (relative paths) that became ``weights.onnx``: not copied again."""
+
+    def __call__(self, directory: Path) -> Path:
+        request, options = self.request, self.options
+        target = Path(directory) / WEIGHTS_FILE
+        upstream_onnx = sorted(request.upstream_dir.glob("*.onnx"))
+        if upstream_onnx and not options.reexport:
+            self.consumed = _adopt_onnx(upstream_onnx[0], target)
+            self.notes.append(f"adopted upstream {upstream_onnx[0].name}")
+        else:
+            fp16 = options.quantization == "fp16"
+            half_in_torch = fp16 and not _has_float16_converter()
+            _export_torch(request, options, target, half=half_in_torch)
+            self.notes.append(f"{options.exporter} torch.onnx.export, opset {options.target_opset}")
+            if fp16 and not half_in_torch:
+                _convert_fp16(target)
+                self.notes.append("converted to fp16 with onnxconverter-common (float32 inputs/outputs kept)")
+        _check(target)
+        check_opset_supported(_model_opset(target) or options.target_opset)
+        return target
 
 
 def check_opset_supported(opset: int) -> None:
-    """Refuse an opset newer than the installed onnxruntime runs, as the consumer does."""
+    """Refuse a graph whose opset is newer than the installed onnxruntime runs, as the consumer does (a
+    recipe's own opset was refused earlier, when it loaded; this catches an adopted upstream file)."""
     import onnxruntime
 
-    major, minor = (int(x) for x in onnxruntime.__version__.split(".")[:2])
-    newest_known = max(ORT_MAX_OPSET)
-    limit = ORT_MAX_OPSET.get(
-        (major, minor), ORT_MAX_OPSET[newest_known] if (major, minor) > newest_known else 0
-    )
-    if opset > limit:
-        raise ExportError(
-            f"backends.onnx.opset = {opset} is newer than onnxruntime {onnxruntime.__version__} supports "
-            f"(at most {limit}); lower the recipe's opset"
-        )
+    problem = opset_problem(opset, onnxruntime.__version__)
+    if problem:
+        raise ExportError(f"the ONNX graph's opset {problem}; lower the recipe's opset")
 
 
-def _export_torch(request: ExportRequest, target: Path, opset: int, half: bool = False) -> None:
+def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, half: bool = False) -> None:
     import torch
 
     from backends.torch.common import reference_module, sample_args
@@ -123,7 +94,7 @@ def _export_torch(request: ExportRequest, target: Path, opset: int, half: bool =
     if half:
         module = module.half()
     args = sample_args(request, input_names, dtype)
-    static = request.options.get("static_batch_size")
+    static = options.static_batch_size
     if static:  # a static graph is traced at exactly its batch size
         args = tuple(_resize_batch(a, int(static)) for a in args)
     dynamic_axes = {}
@@ -133,8 +104,8 @@ def _export_torch(request: ExportRequest, target: Path, opset: int, half: bool =
         dynamic_axes[name] = axes
     for name in output_names:
         dynamic_axes[name] = {} if static else {0: "batch"}
-    use_dynamo = request.options.get("exporter", "legacy") == "dynamo"
-    external = bool(request.options.get("external_data")) or _needs_external_data(module)
+    use_dynamo = options.exporter == "dynamo"
+    external = options.external_data or _needs_external_data(module)
     try:
         # Tracer warnings are expected for HF models; the package's parity check is what proves the graph.
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -145,7 +116,7 @@ def _export_torch(request: ExportRequest, target: Path, opset: int, half: bool =
                 str(target),
                 input_names=input_names,
                 output_names=output_names,
-                opset_version=opset,
+                opset_version=options.target_opset,
                 dynamic_axes=None if use_dynamo else dynamic_axes,
                 dynamic_shapes=_dynamo_shapes(module, args, static) if use_dynamo else None,
                 dynamo=use_dynamo,
@@ -282,20 +253,3 @@ def _check(path: Path) -> None:
         onnx.checker.check_model(str(path), full_check=False)
     except Exception as exc:  # onnx raises ValidationError and C++ errors alike
         raise ExportError(f"onnx.checker rejected {path.name}: {exc}") from exc
-
-
-def _copy_aux_files(
-    upstream: Path, staging: Path, patterns: list[str] | None, skip: set[str] | frozenset[str] = frozenset()
-) -> None:
-    """Copy tokenizer/config files so the package can pre-process on its own; weights are never copied."""
-    for source in sorted(p for p in upstream.rglob("*") if p.is_file()):
-        rel = source.relative_to(upstream).as_posix()
-        if rel in skip:
-            continue
-        if patterns is not None:
-            wanted = any(fnmatch.fnmatch(rel, p) for p in patterns)
-        else:
-            wanted = not any(fnmatch.fnmatch(rel, p) for p in (*WEIGHT_PATTERNS, *SKIP_PATTERNS))
-        if wanted and not (staging / rel).exists():
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, staging / rel)

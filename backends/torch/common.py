@@ -46,12 +46,6 @@ def sample_args(request: ExportRequest, input_names: list[str], dtype: Any = Non
     return tuple(args)
 
 
-def batch_fields(options: Any) -> dict[str, Any]:
-    """Exactly one of ``dynamicBatchSize: true`` or ``staticBatchSize: N``, as the registry wants."""
-    static = options.get("static_batch_size")
-    return {"staticBatchSize": int(static)} if static else {"dynamicBatchSize": True}
-
-
 def torch_dtype(quantization: str) -> Any:
     """The torch dtype a package's float weights are stored in for a recipe ``quantization``."""
     import torch

@@ -8,15 +8,14 @@ import warnings
 
 from backends.base import ExportRequest, ExportResult
 from backends.errors import ExportError
-from backends.torch.common import batch_fields, reference_module, sample_args, torch_dtype
+from backends.files import batch_fields, copy_aux_files
+from backends.torch.common import reference_module, sample_args, torch_dtype
 from backends.torchscript import CONFIG_FILE, WEIGHTS_FILE
-
-MANIFEST_TYPE = "torch-script-model-package-v1"
+from backends.torchscript.spec import SPEC, TorchScriptOptions
 
 
 def export(request: ExportRequest) -> ExportResult:
-    """Write ``model.pt``; options: ``method`` (``trace``|``script``), ``quantization`` (fp32/fp16/bf16),
-    ``supported_device_types`` (default ``["cpu", "cuda"]``), ``static_batch_size``, ``copy_files``.
+    """Write ``model.pt``; options: :class:`~backends.torchscript.spec.TorchScriptOptions`.
 
     Tracing records the ops run on the recipe's sample inputs: Python control flow that depends on values
     is frozen, and tensors created on the tracing device (the CPU) stay there; the package's parity check on
@@ -24,13 +23,10 @@ def export(request: ExportRequest) -> ExportResult:
     """
     import torch
 
-    from backends.onnx.exporter import _copy_aux_files
-
-    options = request.options
-    method = options.get("method", "trace")
-    if method not in ("trace", "script"):
-        raise ExportError(f"backends.torch-script.method = '{method}' (accepted: trace, script)")
-    quantization = options.get("quantization", "fp32")
+    options = SPEC.parse_options(request.options)
+    assert isinstance(options, TorchScriptOptions)
+    method = options.method
+    quantization = options.quantization
     dtype = torch_dtype(quantization)
     _, module, input_names, output_names = reference_module(request, "torch-script")
     module = module.to(dtype).eval()
@@ -48,7 +44,7 @@ def export(request: ExportRequest) -> ExportResult:
                 compiled = torch.jit.script(module)
             else:
                 compiled = torch.jit.trace(module, args, strict=False, check_trace=False)
-            compiled = torch.jit.freeze(compiled.eval()) if options.get("freeze", False) else compiled
+            compiled = torch.jit.freeze(compiled.eval()) if options.freeze else compiled
     except Exception as exc:  # tracing/scripting raise many types; wrap them with context
         raise ExportError(
             f"torch.jit.{method} failed for {request.architecture}/{request.variant}: {exc}"
@@ -56,19 +52,17 @@ def export(request: ExportRequest) -> ExportResult:
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     torch.jit.save(compiled, str(request.staging_dir / WEIGHTS_FILE), _extra_files={"weightpack.json": text})
     (request.staging_dir / CONFIG_FILE).write_text(text)
-    _copy_aux_files(request.upstream_dir, request.staging_dir, options.get("copy_files"))
+    copy_aux_files(request.upstream_dir, request.staging_dir, options.copy_files)
     manifest = {
-        "type": MANIFEST_TYPE,
-        "backendType": "torch-script",
-        "quantization": quantization,
-        "supportedDeviceTypes": list(options.get("supported_device_types", ["cpu", "cuda"])),
+        **SPEC.manifest_base(quantization),
+        "supportedDeviceTypes": list(options.supported_device_types),
         "torchVersion": torch.__version__,
         "torchVisionVersion": _torchvision_version(),
-        **batch_fields(options),
+        **batch_fields(options.static_batch_size),
     }
     return ExportResult(
         package_manifest=manifest,
-        model_class=options.get("model_class") or "backends.torchscript.model:TorchScriptModel",
+        model_class=options.model_class or SPEC.default_model_class(request.task) or "",
         notes=[f"torch.jit.{method} on inputs {[tuple(a.shape) for a in args]}"],
     )
 

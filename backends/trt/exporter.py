@@ -7,48 +7,44 @@ import os
 import platform
 import subprocess
 import tempfile
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from backends.base import ExportRequest, ExportResult
 from backends.errors import DeviceUnavailableError, ExportError
 from backends.extras import require
+from backends.files import batch_fields, copy_aux_files
 from backends.trt import CONFIG_FILE, ENGINE_FILE
-
-MANIFEST_TYPE = "trt-model-package-v1"
-DEFAULT_WORKSPACE_MB = 4096
+from backends.trt.spec import SPEC, TrtOptions
 
 
-def export(request: ExportRequest) -> ExportResult:
-    """Write ``engine.plan`` + ``trt_config.json``. Options:
+def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = None) -> ExportResult:
+    """Write ``engine.plan`` + ``trt_config.json`` (options: :class:`~backends.trt.spec.TrtOptions`).
 
-    ``quantization`` (fp32 | fp16), ``static_batch_size`` or ``min_batch_size``/``opt_batch_size``/
-    ``max_batch_size`` (default 1 / the sample batch / max(16, opt)), ``dim_ranges`` (``{"input_ids.1" =
-    [min, opt, max]}`` for dynamic non-batch axes; others are fixed at the sample shape), ``workspace_mb``
-    (default 4096), ``tf32`` (allow TF32 in fp32 layers; default off), ``timing_cache`` (path of a
-    timing cache read and updated across builds),
-    ``version_compatible``, ``exclude_lean_runtime``, ``hardware_compatibility`` (none | ampere_plus |
-    same_compute_capability), ``device`` (``cuda:N`` to build on), ``onnx`` (a table of options for the ONNX
-    export the engine is parsed from).
+    The engine is parsed from the ONNX graph ``onnx_loader(folder)`` writes and returns, Polygraphy style;
+    default: the onnx backend's :class:`~backends.onnx.exporter.OnnxFromReference` with ``options.onnx``.
     """
     trt = require("tensorrt", "building a TensorRT engine")
     from backends.device import resolve_device
 
-    options = request.options
-    device = resolve_device(str(options.get("device", "cuda")))
+    options = SPEC.parse_options(request.options)
+    assert isinstance(options, TrtOptions)
+    device = resolve_device(options.device)
     if device == "cpu":
         raise DeviceUnavailableError("TensorRT engines are built on a CUDA device, not the CPU")
     index = int(device.split(":")[1])
-    quantization = options.get("quantization", "fp32")
-    if quantization not in ("fp32", "fp16"):
-        raise ExportError(f"backends.trt.quantization = {quantization!r} (accepted: fp32, fp16)")
+    quantization = options.quantization
+    if onnx_loader is None:
+        from backends.onnx.exporter import OnnxFromReference
+
+        onnx_loader = OnnxFromReference(request, options.onnx_options())
     with tempfile.TemporaryDirectory(prefix="weightpack-trt-onnx-") as tmp:
-        onnx_path = _onnx_for(request, Path(tmp))
-        engine_bytes, io, batch = _build(trt, request, onnx_path, index, quantization)
+        onnx_path = onnx_loader(Path(tmp))
+        engine_bytes, io, batch = _build(trt, request, options, onnx_path, index)
     (request.staging_dir / ENGINE_FILE).write_bytes(engine_bytes)
     gpu = gpu_facts(index)
-    hardware = str(options.get("hardware_compatibility", "none")).lower()
+    hardware = options.hardware_compatibility
     config: dict[str, Any] = {
         **_batch_config(batch),
         "inputs": io["inputs"],
@@ -60,24 +56,16 @@ def export(request: ExportRequest) -> ExportResult:
         "cuda_device_cc": gpu["cc"],
         "cuda_device_type": gpu["name"],
         "cuda_version": gpu["cuda_version"],
-        "version_compatible": bool(options.get("version_compatible", False)),
-        "exclude_lean_runtime": bool(options.get("exclude_lean_runtime", False)),
+        "version_compatible": options.version_compatible,
+        "exclude_lean_runtime": options.exclude_lean_runtime,
         "hardware_compatibility": hardware,
         "same_cc_compatible": hardware == "same_compute_capability",
     }
     (request.staging_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    from backends.onnx.exporter import _copy_aux_files
-
-    _copy_aux_files(request.upstream_dir, request.staging_dir, options.get("copy_files"))
+    copy_aux_files(request.upstream_dir, request.staging_dir, options.copy_files)
     manifest = {
-        "type": MANIFEST_TYPE,
-        "backendType": "trt",
-        "quantization": quantization,
-        **(
-            {"staticBatchSize": batch[0]}
-            if batch[0] == batch[2] and options.get("static_batch_size")
-            else {"dynamicBatchSize": True}
-        ),
+        **SPEC.manifest_base(quantization),
+        **batch_fields(batch[0] if batch[0] == batch[2] and options.static_batch_size else None),
         "minBatchSize": batch[0],
         "optBatchSize": batch[1],
         "maxBatchSize": batch[2],
@@ -97,45 +85,30 @@ def export(request: ExportRequest) -> ExportResult:
     }
     return ExportResult(
         package_manifest=manifest,
-        model_class=options.get("model_class") or "backends.trt.model:TrtModel",
+        model_class=options.model_class or SPEC.default_model_class(request.task) or "",
         notes=[f"TensorRT {trt.__version__} {quantization} engine on {gpu['name']} (CC {gpu['cc']})"],
     )
 
 
-def _onnx_for(request: ExportRequest, tmp: Path) -> Path:
-    """The ONNX graph to parse: exported by the onnx backend with ``options.onnx`` into ``tmp``."""
-    from backends.onnx import WEIGHTS_FILE
-    from backends.onnx.exporter import export as onnx_export
-
-    onnx_options = dict(request.options.get("onnx", {}))
-    if request.options.get("static_batch_size"):
-        onnx_options.setdefault("static_batch_size", request.options["static_batch_size"])
-    staging = tmp / "onnx"
-    staging.mkdir()
-    onnx_export(replace(request, staging_dir=staging, options=onnx_options))
-    return staging / WEIGHTS_FILE
-
-
-def _batch_range(request: ExportRequest) -> tuple[int, int, int]:
-    options = request.options
-    if options.get("static_batch_size"):
-        n = int(options["static_batch_size"])
+def _batch_range(request: ExportRequest, options: TrtOptions) -> tuple[int, int, int]:
+    if options.static_batch_size:
+        n = options.static_batch_size
         return n, n, n
     sample_batch = next(iter(request.sample_inputs.values())).shape[0]
-    low = int(options.get("min_batch_size", 1))
-    opt = int(options.get("opt_batch_size", sample_batch))
-    high = int(options.get("max_batch_size", max(16, opt)))
+    low = options.min_batch_size or 1
+    opt = options.opt_batch_size or int(sample_batch)
+    high = options.max_batch_size or max(16, opt)
     if not low <= opt <= high:
         raise ExportError(f"backends.trt batch sizes need min <= opt <= max, got {low}, {opt}, {high}")
     return low, opt, high
 
 
 def _build(
-    trt: Any, request: ExportRequest, onnx_path: Path, index: int, quantization: str
+    trt: Any, request: ExportRequest, options: TrtOptions, onnx_path: Path, index: int
 ) -> tuple[bytes, dict[str, list[dict[str, Any]]], tuple[int, int, int]]:
     import torch
 
-    options = request.options
+    quantization = options.quantization
     torch.cuda.set_device(index)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -147,19 +120,19 @@ def _build(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT could not parse the ONNX export: {errors}")
     config = builder.create_builder_config()
-    workspace = int(options.get("workspace_mb", DEFAULT_WORKSPACE_MB)) * 2**20
+    workspace = options.workspace_mb * 2**20
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    if not options.get("tf32", False) and hasattr(trt.BuilderFlag, "TF32"):
+    if not options.tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # strict fp32 unless asked: TF32 costs ~1e-3 in parity
     if quantization == "fp16":
         if not builder.platform_has_fast_fp16:
             raise ExportError("this GPU has no fast fp16; build an fp32 engine instead")
         config.set_flag(trt.BuilderFlag.FP16)
-    if options.get("version_compatible"):
+    if options.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-        if options.get("exclude_lean_runtime"):
+        if options.exclude_lean_runtime:
             config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
-    hardware = str(options.get("hardware_compatibility", "none")).lower()
+    hardware = options.hardware_compatibility
     if hardware != "none":
         levels = {
             "ampere_plus": trt.HardwareCompatibilityLevel.AMPERE_PLUS,
@@ -172,9 +145,9 @@ def _build(
                 f"hardware_compatibility = {hardware!r} is not supported by TensorRT {trt.__version__}"
             )
         config.hardware_compatibility_level = levels[hardware]
-    batch = _batch_range(request)
+    batch = _batch_range(request, options)
     profile = builder.create_optimization_profile()
-    ranges = {k: list(v) for k, v in dict(options.get("dim_ranges", {})).items()}
+    ranges = {k: list(v) for k, v in options.dim_ranges.items()}
     io: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -195,7 +168,7 @@ def _build(
         io["inputs"].append({"name": tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]})
     config.add_optimization_profile(profile)
     io["outputs"] = [{"name": network.get_output(i).name} for i in range(network.num_outputs)]
-    cache_path = options.get("timing_cache")
+    cache_path = options.timing_cache
     cache = config.create_timing_cache(
         Path(cache_path).read_bytes() if cache_path and Path(cache_path).is_file() else b""
     )

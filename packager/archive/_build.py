@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from backends import files
 from packager.archive._hashing import CHUNK_SIZE, HashingWriter, ParallelHasher
 from packager.archive._rules import scan_tree
 from packager.atomic import atomic_path
@@ -34,23 +35,8 @@ CREATE_SYSTEM_UNIX = 3
 DEFLATE_LEVEL = 6
 
 # Always STORED, whatever compress_patterns says: incompressible, and stored members extract at copy speed.
-WEIGHT_PATTERNS: tuple[str, ...] = (
-    "*.safetensors",
-    "*.onnx",
-    "*.onnx_data",
-    "*.data",
-    "*.pt",
-    "*.pth",
-    "*.bin",
-    "*.plan",
-    "*.engine",
-    "*.npz",
-    "*.npy",
-    "*.ckpt",
-    "*.h5",
-    "*.tflite",
-    "*.gguf",
-)
+# The weight formats are backends.files' one list; arrays (goldens, anchors) are added here.
+WEIGHT_PATTERNS: tuple[str, ...] = (*files.WEIGHT_PATTERNS, "*.npz", "*.npy")
 # DEFLATED (matched case-insensitively against the file's base name); everything else is STORED.
 DEFAULT_COMPRESS: tuple[str, ...] = (
     "*.json",

@@ -105,17 +105,10 @@ def has_model(data: dict[str, Any], model_id: str, backends: set[str]) -> bool:
 
 
 def backend_names(backend: str, manifest_backend: str | None = None) -> set[str]:
-    """Every name a backend goes by (pack name, wire name, manifest backendType)."""
-    names = {backend} | ({manifest_backend} if manifest_backend else set())
-    try:
-        from backends.registry import BACKENDS
+    """Every name a backend goes by (pack name, wire name, manifest backendType): its spec's names."""
+    from backends.registry import backend_names as names_of
 
-        for spec in BACKENDS.values():
-            if backend in (spec.name, spec.wire_name):
-                names |= {spec.name, spec.wire_name}
-    except Exception:  # the registry is optional here: the names given still match
-        pass
-    return names
+    return names_of(backend) | (names_of(manifest_backend) if manifest_backend else set())
 
 
 def verify_command(model_id: str, backend: str, out_dir: Path, registry_url: str | None = None) -> str:

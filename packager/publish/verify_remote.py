@@ -63,10 +63,15 @@ def main(argv: list[str]) -> int:
     goldens = _goldens(args)
     client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
     meta = client.weights(args.model_id)
+    from backends.registry import backend_names
+
     packages = [
         p
         for p in meta.get("modelPackages", [])
-        if (not args.backend or p.get("packageManifest", {}).get("backendType") == args.backend)
+        if (
+            not args.backend
+            or args.backend in backend_names(str(p.get("packageManifest", {}).get("backendType")))
+        )
         and (not args.package_id or str(p.get("packageId")) == args.package_id)
     ]
     if not packages:
@@ -216,13 +221,12 @@ def download(client: RegistryClient, record: dict[str, Any], dest: Path) -> Path
 
 
 def _default_class(backend: str, task: str) -> str:
-    from backends.registry import BACKENDS
+    from backends.registry import find_backend
 
-    for spec in BACKENDS.values():
-        if backend in (spec.name, spec.wire_name):
-            found = spec.default_model_class(task)
-            if found:
-                return found
+    spec = find_backend(backend)
+    found = spec.default_model_class(task) if spec else None
+    if found:
+        return found
     raise PublishError(f"no model class known for backendType {backend!r}; pass --model-class module:Class")
 
 
@@ -252,12 +256,13 @@ def run_goldens(
 
 def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
     """The recipe's tolerances when a recipe of this architecture is found, else the defaults."""
-    from backends.registry import BACKENDS
+    from backends.registry import find_backend
     from bench.parity import default_tolerance
     from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
     from packager.verify import tolerances_for
 
-    name = next((s.name for s in BACKENDS.values() if backend in (s.name, s.wire_name)), backend)
+    spec = find_backend(backend)
+    name = spec.name if spec else backend
     for directory in default_recipe_dirs():
         for path in find_recipes(directory).values():
             try:

@@ -83,6 +83,28 @@ def test_good_recipe_fields(tmp_path: Path) -> None:
             "variants.tiny.source",
             None,
         ),
+        # backend options: each backend's typed schema (its spec) refuses unknown keys and bad values
+        ("opset = 17", "opsett = 17", "backends.onnx.opsett", "exporter, external_data"),
+        ("opset = 17", "opset = 99", "backends.onnx.opset", "<= "),
+        ("opset = 17", 'opset = "17"', "backends.onnx.opset", "int"),
+        ("opset = 17", "opset = 0", "backends.onnx.opset", "an integer > 0"),
+        ("opset = 17", 'exporter = "tracing"', "backends.onnx.exporter", "legacy, dynamo"),
+        ("opset = 17", 'quantization = "bf16"', "backends.onnx.quantization", "fp32, fp16"),
+        ("[backends.hf]", "[backends.hf]\nexclud = []", "backends.hf.exclud", "exclude"),
+        ("[backends.hf]", "[backends.trt]\nonnx = { opsett = 17 }", "backends.trt.onnx.opsett", "opset"),
+        (
+            "[backends.hf]",
+            "[backends.trt]\nmin_batch_size = 8\nmax_batch_size = 2",
+            "backends.trt.min_batch_size",
+            "min_batch_size <= opt_batch_size",
+        ),
+        ("[backends.hf]", '[backends.torch]\nfacotry = "m:f"', "backends.torch.facotry", "factory"),
+        (
+            "[backends.hf]",
+            '[backends.torch-script]\nmethod = "compile"',
+            "backends.torch-script.method",
+            "trace, script",
+        ),
     ],
 )
 def test_bad_field_is_named(tmp_path: Path, old: str, new: str, field: str, accepted: str | None) -> None:
@@ -115,3 +137,25 @@ def test_resolve_family_prefers_first_dir_and_lists_known(tmp_path: Path) -> Non
     with pytest.raises(RecipeError) as info:
         resolve_family("nope", [tmp_path, ROOT / "recipes"])
     assert "foo" in str(info.value) and "minilm" in str(info.value)
+
+
+def test_backend_options_are_typed_with_defaults(tmp_path: Path) -> None:
+    """The table becomes the backend's options class: declared defaults filled in, values kept."""
+    from backends.onnx.spec import OnnxOptions
+
+    recipe = load_recipe(write(tmp_path, GOOD))
+    options = recipe.backends["onnx"].options
+    assert isinstance(options, OnnxOptions)
+    assert (options.opset, options.exporter, options.static_batch_size) == (17, "legacy", None)
+    assert recipe.backends["hf"].quantization == "fp32"
+
+
+def test_newest_supported_opset_follows_onnxruntime() -> None:
+    from backends.onnx.spec import max_opset, opset_problem
+
+    assert max_opset("1.17.3") == 20
+    assert max_opset("9.0.0") == max_opset("1.22.0")  # newer than the table: its newest row
+    assert max_opset("1.10.0") == 0  # older than the table: nothing is known to run
+    assert opset_problem(21, "1.17.0") == "21 is newer than onnxruntime 1.17.0 supports (at most 20)"
+    assert opset_problem(20, "1.17.0") is None
+    assert opset_problem(99, None) is None  # no onnxruntime: the export says so, not the recipe

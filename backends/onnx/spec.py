@@ -1,0 +1,106 @@
+"""The onnx backend's declaration: names, options (the opset checked against onnxruntime when the recipe
+loads), tolerances, extras, version key."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from backends.errors import OptionError
+from backends.options import BackendOptions, field_path
+from backends.spec import BackendSpec, Tolerance
+
+DEFAULT_OPSET = 17
+DYNAMO_MIN_OPSET = 18
+"""The lowest opset the dynamo exporter emits, and its default."""
+
+# onnxruntime release -> newest ONNX opset it implements (from onnxruntime's compatibility table).
+ORT_MAX_OPSET = {
+    (1, 15): 19,
+    (1, 16): 19,
+    (1, 17): 20,
+    (1, 18): 21,
+    (1, 19): 21,
+    (1, 20): 21,
+    (1, 21): 22,
+    (1, 22): 23,
+}
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
+
+
+def max_opset(ort_version: str) -> int:
+    """The newest opset onnxruntime ``ort_version`` runs (a release newer than the table: the newest
+    known; an older one: 0, nothing is accepted)."""
+    major, minor = (int(x) for x in ort_version.split(".")[:2])
+    newest_known = max(ORT_MAX_OPSET)
+    if (major, minor) > newest_known:
+        return ORT_MAX_OPSET[newest_known]
+    return ORT_MAX_OPSET.get((major, minor), 0)
+
+
+def ort_version() -> str | None:
+    """The installed onnxruntime's version from its metadata (no import: recipes load fast), or None."""
+    for dist in ORT_DISTRIBUTIONS:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def opset_problem(opset: int, version: str | None) -> str | None:
+    """Why ``opset`` cannot run on onnxruntime ``version`` (None: it can, or onnxruntime is absent and
+    the export will say so)."""
+    if version is None:
+        return None
+    limit = max_opset(version)
+    if opset > limit:
+        return f"{opset} is newer than onnxruntime {version} supports (at most {limit})"
+    return None
+
+
+@dataclass(frozen=True)
+class OnnxOptions(BackendOptions):
+    """``[backends.onnx]``: export a torch module to ONNX (or adopt an upstream ONNX file)."""
+
+    quantization: Literal["fp32", "fp16"] = "fp32"
+    opset: int | None = None
+    """Default 17 (18 with the dynamo exporter, the lowest it emits)."""
+    exporter: Literal["legacy", "dynamo"] = "legacy"
+    static_batch_size: int | None = None
+    reexport: bool = False
+    """Trace the reference even when the upstream already is ONNX."""
+    external_data: bool = False
+    """Force weights into ``weights.onnx.data`` (automatic above 1.8 GB)."""
+    incompatible_providers: list[str] | None = None
+    copy_files: list[str] | None = None
+
+    positive: ClassVar[tuple[str, ...]] = ("static_batch_size", "opset")
+
+    @property
+    def target_opset(self) -> int:
+        """The opset to export with: the recipe's, else the exporter's default."""
+        if self.opset is not None:
+            return self.opset
+        return DYNAMO_MIN_OPSET if self.exporter == "dynamo" else DEFAULT_OPSET
+
+    def validate(self, where: str = "") -> None:
+        problem = opset_problem(self.target_opset, ort_version())
+        if problem:
+            raise OptionError(field_path(where, "opset"), problem, f"<= {max_opset(ort_version() or '0.0')}")
+
+
+SPEC = BackendSpec(
+    name="onnx",
+    package_type="onnx-model-package-v1",
+    exporter="backends.onnx.exporter:export",
+    options=OnnxOptions,
+    model_classes={"*": "backends.onnx.model:OnnxModel"},
+    tolerance=Tolerance(1e-4, 1e-4),  # graph optimisations reorder float sums
+    extras={
+        "onnxruntime": ("onnx", "onnxruntime"),
+        "onnxconverter_common": ("fp16", "onnxconverter-common"),
+    },
+    version_libraries=("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common"),
+)
