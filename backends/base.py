@@ -69,7 +69,8 @@ class PackageModel(abc.ABC):
     def from_pretrained(
         cls, model_name_or_path: str | Path, *, device: str = "cpu", **kwargs: Any
     ) -> PackageModel:
-        """Load the package in ``model_name_or_path`` onto ``device`` (``cpu``, ``cuda``, ``cuda:N``)."""
+        """Load the package in ``model_name_or_path`` onto ``device`` (``cpu``, ``cuda``, ``cuda:N``, or a
+        ``torch.device`` as the consumer passes it: see :func:`backends.device.device_string`)."""
 
     @abc.abstractmethod
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:

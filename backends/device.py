@@ -1,18 +1,38 @@
 """Device strings: ``cpu``, ``cuda``, ``cuda:N``. Asking for a GPU that is not there is an error, never a
-silent fallback to the CPU (a benchmark that quietly ran on the CPU is worse than no benchmark)."""
+silent fallback to the CPU (a benchmark that quietly ran on the CPU is worse than no benchmark).
+
+Every function here also takes a ``torch.device``: the consumer (``inference_models``) passes one to
+``from_pretrained``, so every model class must accept either form.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from backends.errors import DeviceUnavailableError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
 
-def parse_device(spec: str) -> tuple[str, int | None]:
-    """Split ``cuda:1`` into ``("cuda", 1)``; raise ValueError naming the accepted forms otherwise."""
-    match = _DEVICE_RE.match(spec.strip().lower())
+def device_string(device: Any) -> str:
+    """``cpu`` / ``cuda`` / ``cuda:N`` from a string or a ``torch.device`` (checked by its attributes, so
+    torch is not imported); ValueError naming the accepted forms for anything else."""
+    if isinstance(device, str):
+        return device.strip().lower()
+    kind, index = getattr(device, "type", None), getattr(device, "index", None)
+    if isinstance(kind, str) and (index is None or isinstance(index, int)):
+        return kind if index is None else f"{kind}:{index}"
+    raise ValueError(
+        f"device {device!r} is not accepted (accepted: 'cpu', 'cuda', 'cuda:N' or a torch.device)"
+    )
+
+
+def parse_device(spec: Any) -> tuple[str, int | None]:
+    """Split ``cuda:1`` (or ``torch.device("cuda", 1)``) into ``("cuda", 1)``; raise ValueError naming the
+    accepted forms otherwise."""
+    spec = device_string(spec)
+    match = _DEVICE_RE.match(spec)
     if not match or (match.group(1) == "cpu" and match.group(2) is not None):
         raise ValueError(f"unknown device '{spec}' (accepted: cpu, cuda, cuda:N)")
     index = int(match.group(2)) if match.group(2) is not None else None
@@ -28,7 +48,7 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_device(spec: str) -> str:
+def resolve_device(spec: Any) -> str:
     """Validate ``spec`` against this machine and return its canonical form (``cuda`` -> ``cuda:0``)."""
     try:
         kind, index = parse_device(spec)
