@@ -65,6 +65,12 @@ class MissingExtraError(BackendError):
         )
 
 
+class ConsumerUnavailableError(BackendError):
+    """The consumer library (inference-models) is needed and not installed; the message says how to get it."""
+
+    exit_code = 3
+
+
 class DeviceUnavailableError(BackendError):
     """A device was asked for that this machine does not have; never silently replaced by the CPU."""
 

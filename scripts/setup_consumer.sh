@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv-consumer: the real consumer, inference-models 0.39.6, next to weightpack.
 #
-# Why a second venv: inference-models pins transformers<5.16, rich<15, pillow<13 and filelock<4, all older
-# than what the main .venv holds, and needs torchvision. Why --no-deps: its requirements list pulls in
+# Why a second venv: inference-models pins transformers<5.16, rich<15, pillow<13, filelock<4 and (onnx-cpu
+# extra) onnxruntime<1.23, all older than what the main .venv holds. Why --no-deps: its requirements list pulls in
 # every model family it ships (diffusers, timm, bitsandbytes, doctr, easyocr, SAM, GroundingDINO, ...),
 # about 2 GB, none of which the parts weightpack exercises import (the weights provider and manifest
 # parsers, AutoModel and the ONNX model classes). Those parts' own requirements are installed below with
@@ -26,6 +26,12 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 "${PIP[@]}" -r scripts/consumer-requirements.txt -c scripts/consumer-requirements.txt
+# torchvision: PyPI's Linux wheels link torch's CUDA libraries (libc10_cuda.so), so with the CPU build of
+# torch `import torchvision` fails outright, which breaks the consumer's environment probe; without it the
+# probe reports "no torchvision" and the ONNX classes load. Installed only next to a CUDA build of torch.
+if "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)"; then
+  "${PIP[@]}" "torchvision<0.30"
+fi
 "${PIP[@]}" --no-deps "inference-models==0.39.6" "rapidocr-onnxruntime==1.4.4"
 # weightpack itself, so that `.venv-consumer/bin/pack` verifies through the consumer's classes and
 # `pytest tests/consumer` runs there (the constraints keep the consumer's pins).

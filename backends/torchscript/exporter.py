@@ -56,7 +56,7 @@ def export(request: ExportRequest) -> ExportResult:
     manifest = {
         **SPEC.manifest_base(quantization),
         "supportedDeviceTypes": list(options.supported_device_types),
-        "torchVersion": torch.__version__,
+        "torchVersion": public_version(torch.__version__),
         "torchVisionVersion": _torchvision_version(),
         **batch_fields(options.static_batch_size),
     }
@@ -67,9 +67,15 @@ def export(request: ExportRequest) -> ExportResult:
     )
 
 
+def public_version(version: str) -> str:
+    """``2.13.0`` from ``2.13.0+cpu``: the consumer strips the local label from its runtime's version and
+    compares, so a manifest that keeps it (``2.13.0+cpu`` > ``2.13.0``) is refused on the very same torch."""
+    return version.split("+", 1)[0]
+
+
 def _torchvision_version() -> str | None:
     """The installed torchvision's version without importing it (it may not match torch), else None."""
     try:
-        return importlib.metadata.version("torchvision")
+        return public_version(importlib.metadata.version("torchvision"))
     except importlib.metadata.PackageNotFoundError:
         return None

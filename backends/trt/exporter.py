@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +11,9 @@ from typing import Any
 from backends.base import ExportRequest, ExportResult
 from backends.errors import DeviceUnavailableError, ExportError
 from backends.extras import require
-from backends.files import batch_fields, copy_aux_files
+from backends.files import copy_aux_files
 from backends.trt import CONFIG_FILE, ENGINE_FILE
+from backends.trt.manifest import machine_facts, package_manifest
 from backends.trt.spec import SPEC, TrtOptions
 
 
@@ -63,26 +61,19 @@ def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = 
     }
     (request.staging_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     copy_aux_files(request.upstream_dir, request.staging_dir, options.copy_files)
-    manifest = {
-        **SPEC.manifest_base(quantization),
-        **batch_fields(batch[0] if batch[0] == batch[2] and options.static_batch_size else None),
-        "minBatchSize": batch[0],
-        "optBatchSize": batch[1],
-        "maxBatchSize": batch[2],
-        "cudaDeviceType": gpu["name"],
-        "cudaDeviceCC": gpu["cc"],
-        "cudaVersion": gpu["cuda_version"],
-        "trtVersion": trt.__version__,
-        "sameCCCompatible": config["same_cc_compatible"],
-        "trtForwardCompatible": config["version_compatible"],
-        "trtLeanRuntimeExcluded": config["exclude_lean_runtime"],
-        "machineType": "jetson" if Path("/etc/nv_tegra_release").exists() else "gpu-server",
-        "machineSpecs": {
-            "type": "gpu-server-specs-v1",
-            "driverVersion": gpu["driver"],
-            "osVersion": _os_version(),
-        },
-    }
+    manifest = package_manifest(
+        {
+            "quantization": quantization,
+            "batch": list(batch),
+            "static_batch": bool(options.static_batch_size),
+            "trt_version": trt.__version__,
+            "gpu": gpu,
+            "same_cc_compatible": config["same_cc_compatible"],
+            "version_compatible": config["version_compatible"],
+            "exclude_lean_runtime": config["exclude_lean_runtime"],
+            "machine": machine_facts(),
+        }
+    )
     return ExportResult(
         package_manifest=manifest,
         model_class=options.model_class or SPEC.default_model_class(request.task) or "",
@@ -193,7 +184,8 @@ def _batch_config(batch: tuple[int, int, int]) -> dict[str, int]:
 
 
 def gpu_facts(index: int) -> dict[str, Any]:
-    """GPU name, compute capability, CUDA runtime version and driver version of device ``index``."""
+    """GPU name, compute capability and CUDA runtime version of device ``index`` (the machine's driver and
+    OS: :func:`backends.trt.manifest.machine_facts`)."""
     import torch
 
     major, minor = torch.cuda.get_device_capability(index)
@@ -201,36 +193,4 @@ def gpu_facts(index: int) -> dict[str, Any]:
         "name": torch.cuda.get_device_name(index),
         "cc": f"{major}.{minor}",
         "cuda_version": torch.version.cuda,
-        "driver": driver_version(),
     }
-
-
-def driver_version() -> str | None:
-    """The NVIDIA driver version (pynvml when installed, else nvidia-smi), or None."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        version = pynvml.nvmlSystemGetDriverVersion()
-        return version.decode() if isinstance(version, bytes) else str(version)
-    except Exception:  # pynvml missing or NVML unavailable: fall back to nvidia-smi
-        pass
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
-        return out.stdout.strip().splitlines()[0] or None
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return None
-
-
-def _os_version() -> str:
-    try:
-        info = platform.freedesktop_os_release()
-        return info.get("PRETTY_NAME") or f"{info.get('NAME')} {info.get('VERSION_ID')}"
-    except (OSError, AttributeError):
-        return f"{platform.system()} {platform.release()} {os.uname().machine}"

@@ -1,0 +1,125 @@
+"""Questions put to the real consumer. Runs only where ``inference_models`` is importable.
+
+As a command (the bridge runs it in the consumer's venv): ``python -m backends.consumer.probe COMMAND``
+reads a JSON request on stdin and prints one JSON answer on stdout:
+
+- ``parse``: ``{"packages": [{"packageId", "packageManifest", "packageFiles"?}], "device"?}`` -> per
+  package: ``parsed`` (the consumer's parser accepted it; else ``error``), ``backend``, and ``runtime``
+  (``[matches, reason]`` from the consumer's own runtime-compatibility filter; TRT packages are judged on a
+  GPU only, so ``null`` here).
+- ``auto-load``: ``{"model_id", "api_host", "api_key", "inputs": NPZ, "outputs": NPZ, "device"?,
+  "backend"?}`` -> ``AutoModel.from_pretrained(model_id)`` with the weights endpoint at ``api_host``, run
+  on the npz's ``input/*`` arrays; the flattened outputs are written to ``outputs`` and the answer names
+  the class loaded and the package chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+def parse_packages(packages: list[dict[str, Any]], device: str = "cpu") -> list[dict[str, Any]]:
+    """Parse each package entry with the parser the consumer picks for its ``packageManifest.type``,
+    without its silent skip: the exception is reported."""
+    import torch
+    from inference_models.models.auto_loaders.auto_negotiation import (
+        model_package_matches_runtime_environment,
+    )
+    from inference_models.runtime_introspection.core import x_ray_runtime_environment
+    from inference_models.weights_providers.roboflow import MODEL_PACKAGE_PARSERS, RoboflowModelPackageV1
+
+    x_ray = x_ray_runtime_environment()
+    answers = []
+    for pkg in packages:
+        manifest = pkg["packageManifest"]
+        entry = {
+            "type": "external-model-package-v1",
+            "packageId": pkg.get("packageId", "probe"),
+            "packageManifest": manifest,
+            "packageFiles": pkg.get("packageFiles")
+            or [{"fileHandle": "f", "downloadUrl": "http://127.0.0.1/f", "md5Hash": "0" * 32}],
+        }
+        answer: dict[str, Any] = {"type": manifest.get("type"), "parsed": False}
+        try:
+            parser = MODEL_PACKAGE_PARSERS[manifest.get("type")]
+            parsed = parser(RoboflowModelPackageV1.model_validate(entry), None)
+        except Exception as exc:  # the consumer swallows these; we report them
+            answer["error"] = f"{type(exc).__name__}: {exc}"
+            answers.append(answer)
+            continue
+        answer.update(parsed=True, backend=str(parsed.backend.value))
+        if parsed.backend.value == "trt":
+            answer["runtime"] = None
+            env = parsed.environment_requirements
+            answer["environment"] = {k: str(v) for k, v in vars(env).items()} if env else None
+        else:
+            ok, reason = model_package_matches_runtime_environment(
+                parsed, x_ray, device=torch.device(device)
+            )
+            answer["runtime"] = [bool(ok), reason]
+        answers.append(answer)
+    return answers
+
+
+def auto_load(request: dict[str, Any]) -> dict[str, Any]:
+    """Resolve, download and load ``model_id`` through ``AutoModel`` and run it on recorded inputs."""
+    import numpy as np
+
+    os.environ["ROBOFLOW_API_HOST"] = request["api_host"].rstrip("/")
+    os.environ.setdefault("ONNXRUNTIME_EXECUTION_PROVIDERS", "[CPUExecutionProvider]")
+    if request.get("cache_dir"):
+        os.environ["INFERENCE_HOME"] = request["cache_dir"]
+        os.environ["MODEL_CACHE_DIR"] = request["cache_dir"]
+    import torch
+    from inference_models import AutoModel
+
+    from backends.consumer.model import ConsumerModel
+
+    kwargs: dict[str, Any] = {}
+    if request.get("backend"):
+        kwargs["backend"] = request["backend"]
+    model = AutoModel.from_pretrained(
+        request["model_id"],
+        api_key=request.get("api_key"),
+        device=torch.device(request.get("device", "cpu")),
+        allow_untrusted_packages=True,
+        use_auto_resolution_cache=False,
+        **kwargs,
+    )
+    with np.load(request["inputs"]) as data:
+        inputs = {k.removeprefix("input/"): data[k] for k in data.files if k.startswith("input/")}
+    outputs = ConsumerModel(model, device=request.get("device", "cpu")).infer(inputs)
+    np.savez(request["outputs"], **{f"output/{k}": v for k, v in outputs.items()})
+    return {
+        "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
+        "outputs": {k: list(v.shape) for k, v in outputs.items()},
+        "text": ConsumerModel.texts(outputs),
+    }
+
+
+COMMANDS = {
+    "parse": lambda req: {"packages": parse_packages(req["packages"], req.get("device", "cpu"))},
+    "auto-load": auto_load,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] not in COMMANDS:
+        names = ",".join(COMMANDS)
+        print(f"usage: python -m backends.consumer.probe {{{names}}} < request.json", file=sys.stderr)
+        return 2
+    request = json.load(sys.stdin)
+    try:
+        answer = COMMANDS[argv[0]](request)
+    except Exception as exc:
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    json.dump(answer, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
