@@ -23,3 +23,8 @@ python -m pip install -q -e ".[dev]"
 # MTCNN weights (recipes/mtcnn.toml) ship in facenet-pytorch's package data; its metadata pins an old
 # torch/torchvision, and only its data files are used, so install it without dependencies.
 python -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+# The real consumer, inference-models, in its own venv (.venv-consumer): tests/consumer checks our packages
+# with it and `.venv-consumer/bin/pack` verifies through its classes. Skip with WEIGHTPACK_SKIP_CONSUMER=1.
+if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then
+  bash scripts/setup_consumer.sh
+fi
