@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.attempts import by_package
 from bench.latency import LatencyResult, summarize
 from bench.parity import RULE, OutputParity
 
@@ -69,9 +70,25 @@ class Report:
             and all(c["passed"] for c in self.task_checks)
         )
 
-    def fail(self, stage: str, variant: str, backend: str | None, device: str | None, message: str) -> None:
+    def fail(
+        self,
+        stage: str,
+        variant: str,
+        backend: str | None,
+        device: str | None,
+        message: str,
+        **details: Any,
+    ) -> None:
+        """Record a failure; ``details`` (``reason``, ``error``, ``exit_code``) are kept as given."""
         self.failures.append(
-            {"stage": stage, "variant": variant, "backend": backend, "device": device, "message": message}
+            {
+                "stage": stage,
+                "variant": variant,
+                "backend": backend,
+                "device": device,
+                "message": message,
+                **details,
+            }
         )
 
     def add_package(self, build: Any) -> None:
@@ -215,6 +232,11 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def _md_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (no pipe ends the cell, no newline ends the row)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -250,22 +272,24 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
     warnings = (report.get("environment") or {}).get("warnings") or []
     if warnings:
         out += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
-    out += ["## Packages", ""]
-    out += _table(
-        ["variant", "backend", "zip", "size (MB)", "files", "sha256", "reused"],
-        [
+    out += ["## Packages", "", "Every package attempted; a failed one with its reason.", ""]
+    built = {(p["variant"], p["backend"]): p for p in report["packages"]}
+    rows = []
+    for attempt in by_package(report):
+        p = built.get((attempt.variant, attempt.backend))
+        rows.append(
             [
-                p["variant"],
-                p["backend"],
-                f"`{p['zip']}`",
-                p["size"] / 1e6,
-                len(p["files"]),
-                f"`{p['sha256'][:16]}…`",
-                "yes" if p["reused"] else "no",  # not a failure: plain text
+                attempt.variant,
+                attempt.backend,
+                f"`{p['zip']}`" if p else "-",
+                p["size"] / 1e6 if p else None,
+                len(p["files"]) if p else None,
+                f"`{p['sha256'][:16]}…`" if p else "-",
+                ("yes" if p["reused"] else "no") if p else "-",  # not a failure: plain text
+                "passed" if attempt.passed else f"**FAILED**: {_md_cell(attempt.reason)}",
             ]
-            for p in report["packages"]
-        ],
-    )
+        )
+    out += _table(["variant", "backend", "zip", "size (MB)", "files", "sha256", "reused", "result"], rows)
     rule = report["parity"][0]["rule"] if report["parity"] else ""
     out += ["", "## Parity against the upstream reference", "", f"Rule: `{rule}`.", ""]
     out += _table(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from backends.device import available_devices
 from packager import __version__
-from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
+from packager.errors import EXIT_BAD_INPUT, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 
 # verb -> "module:function" taking argv (list[str]) and returning an exit code.
@@ -123,6 +123,7 @@ def recipe_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _pack(args: argparse.Namespace) -> int:
+    from packager import failures
     from packager.pipeline import PackOptions, run_pack, select
     from packager.ui import make_ui
 
@@ -154,7 +155,7 @@ def _pack(args: argparse.Namespace) -> int:
     elif not args.quiet:
         _print_summary(data, options.out_dir, ui)
     if not data["passed"]:
-        return EXIT_CHECK_FAILED
+        return failures.exit_code(data)
     for module in _extensions():
         code = module.after_pack(args, data, options.out_dir, ui)
         if code:
@@ -191,44 +192,43 @@ def summary(report: dict, out_dir: Path) -> dict:
 
 
 def _print_summary(report: dict, out_dir: Path, ui: object) -> None:
+    """One row per (variant, backend, device) attempted; a failed row points to a numbered note below the
+    table that gives its reason on one unbroken line (a table cell would wrap it)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from bench.attempts import attempts
+    from packager.ui import plain
 
     console = Console(stderr=True)
-    table = Table(title=f"{report['family']}: {'PASSED' if report['passed'] else 'FAILED'}")
+    table = Table(title=plain(f"{report['family']}: {'PASSED' if report['passed'] else 'FAILED'}"))
     for col in ("variant", "backend", "device", "worst max_abs", "p50 ms (bs)", "passed"):
         table.add_column(col)
-    for pkg in report["packages"]:
-        devices = sorted(
-            {
-                p["device"]
-                for p in report["parity"]
-                if p["variant"] == pkg["variant"] and p["backend"] == pkg["backend"]
-            }
+    notes: list[str] = []
+    for attempt in attempts(report):
+        key = (attempt.variant, attempt.backend, attempt.device)
+        rows = [p for p in report["parity"] if (p["variant"], p["backend"], p["device"]) == key]
+        lat = [r for r in report["latency"] if (r["variant"], r["backend"], r["device"]) == key]
+        worst = max((r["max_abs"] or 0.0 for r in rows), default=None)
+        if attempt.passed:
+            verdict = Text("yes", style="green")
+        else:
+            where = "/".join(x for x in key if x)
+            notes.append(f"({len(notes) + 1}) {where}: {attempt.reason}")
+            verdict = Text.assemble(("NO", "red"), f" ({len(notes)})")
+        table.add_row(
+            plain(attempt.variant),
+            plain(attempt.backend),
+            plain(attempt.device or "-"),
+            f"{worst:.2e}" if worst is not None else "-",
+            ", ".join(f"{r['p50_ms']:.2f} ({r['batch_size']})" for r in lat) or "-",
+            verdict,
         )
-        for device in devices or ["-"]:
-            rows = [
-                p
-                for p in report["parity"]
-                if (p["variant"], p["backend"], p["device"]) == (pkg["variant"], pkg["backend"], device)
-            ]
-            lat = [
-                r
-                for r in report["latency"]
-                if (r["variant"], r["backend"], r["device"]) == (pkg["variant"], pkg["backend"], device)
-            ]
-            worst = max((r["max_abs"] or 0.0 for r in rows), default=None)
-            ok = bool(rows) and all(r["passed"] for r in rows)
-            table.add_row(
-                pkg["variant"],
-                pkg["backend"],
-                device,
-                f"{worst:.2e}" if worst is not None else "-",
-                ", ".join(f"{r['p50_ms']:.2f} ({r['batch_size']})" for r in lat) or "-",
-                "[green]yes[/green]" if ok else "[red]NO[/red]",
-            )
     console.print(table)
-    console.print(f"report: {out_dir / 'report.md'}")
+    for note in notes:
+        console.print(plain(note), soft_wrap=True, highlight=False)
+    console.print(plain(f"report: {out_dir / 'report.md'}"), soft_wrap=True, highlight=False)
 
 
 def _list(dirs: list[Path], as_json: bool) -> int:

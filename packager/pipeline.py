@@ -20,7 +20,7 @@ from backends.outputs import run_model
 from backends.registry import get_backend, load_model_class
 from bench import environment
 from bench.report import Report, render_markdown
-from packager import atomic, sources
+from packager import atomic, failures, sources
 from packager.build import build_package
 from packager.errors import UsageError, WeightpackError
 from packager.goldens import save_arrays
@@ -141,7 +141,7 @@ def _pack_variant(
         except WeightpackError as exc:
             if isinstance(exc, UsageError):
                 raise
-            report.fail("export", variant, backend, None, str(exc))
+            failures.record(report, "export", variant, backend, None, exc)
             ui.warn(f"{variant}/{backend}: {exc}")
             continue
         report.add_package(build)

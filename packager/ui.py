@@ -2,6 +2,10 @@
 
 The pipeline only calls :class:`UI` methods, so tests and ``--json`` runs stay quiet and the terminal
 rendering lives in one place.
+
+Every string handed to the terminal is wrapped in :func:`plain` (a ``rich.text.Text``): rich never reads
+markup (``[gpu]`` in ``pip install 'weightpack[gpu]'``, ``[inputs]``) or emoji codes in it, and printed with
+``soft_wrap`` so a long message is not broken by inserted newlines. Styling is applied to whole spans.
 """
 
 from __future__ import annotations
@@ -9,7 +13,18 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+
+def plain(text: object, style: str = "") -> Text:
+    """``text`` as rich shows it: exactly these characters (no markup, no emoji codes), in ``style``."""
+    from rich.text import Text
+
+    return Text(str(text), style=style)
 
 
 class UI:
@@ -32,35 +47,53 @@ class UI:
 class RichUI(UI):
     """Spinners per stage, a byte progress bar for downloads, and coloured results, on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
 
     @contextlib.contextmanager
     def stage(self, description: str) -> Iterator[None]:
-        with self.console.status(f"[bold]{description}[/bold]"):
+        from rich.text import Text
+
+        with self.console.status(plain(description, "bold")):
             try:
                 yield
             except BaseException:
-                self.console.print(f"[red]✗[/red] {description}")
+                self._line(Text.assemble(("✗", "red"), " ", plain(description)))
                 raise
-        self.console.print(f"[green]✓[/green] {description}")
+        self._line(Text.assemble(("✓", "green"), " ", plain(description)))
 
     def info(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        self._line(plain(message))
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        from rich.text import Text
+
+        self._line(Text.assemble(("warning:", "yellow"), " ", plain(message)))
+
+    def _line(self, text: Text) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def download_progress(self, description: str, done: int, total: int | None) -> None:
-        from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         if self._progress is None:
             self._progress = Progress(
-                *Progress.get_default_columns(),
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 console=self.console,

@@ -19,7 +19,7 @@ from bench.latency import LatencyConfig, measure_model, validate_input_sets
 from bench.parity import as_float64, compare_outputs, default_tolerance, noise_floor, noise_floor_tolerance
 from bench.report import Report
 from bench.tasks import task_checks
-from packager import archive
+from packager import archive, failures
 from packager.build import PackageBuild
 from packager.errors import WeightpackError
 from packager.goldens import save_arrays
@@ -49,7 +49,7 @@ def verify_package(
             with ui.stage(f"load {where} from the zip"):
                 model, cold = _cold_start(build, device, unzip_dir, inputs)
         except (WeightpackError, OSError, ValueError, RuntimeError) as exc:
-            report.fail("load", build.variant, build.backend, device, f"{type(exc).__name__}: {exc}")
+            failures.record(report, "load", build.variant, build.backend, device, exc)
             ui.warn(f"{where}: {exc}")
             return None
         report.cold_start.append(

@@ -1,0 +1,261 @@
+"""The ``pack`` command line as users meet it: text reaches the terminal as written, each failure class has
+its documented exit code, the summary lists every package attempted, and the help lists every verb.
+
+Runs a real ``pack`` on MTCNN's P-net (weights shipped by facenet-pytorch, ~1 s per run) with small recipes
+written per test; the terminal tests run ``pack`` as a subprocess writing to a real file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from packager.cli import main
+from tests.backends.helpers import mtcnn_dir
+
+pytestmark = pytest.mark.skipif(
+    mtcnn_dir() is None, reason="facenet-pytorch is not installed (scripts/setup.sh installs it --no-deps)"
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RECIPE = """
+[family]
+name = "{family}"
+architecture = "mtcnn-{family}"
+task = "object-detection"
+default_variant = "pnet"
+
+[variants.pnet]
+source = "{source}"
+
+[backends.torch]
+factory = "backends.zoo.mtcnn:build"
+factory_kwargs = {{ net = "{{variant}}" }}
+{extra}
+
+[inputs]
+kind = "tensor"
+tensors = [{{ name = "image", shape = [1, 3, 24, 24], dtype = "float32", low = -1.0, high = 1.0 }}]
+
+[parity]
+reference_class = "{reference}"
+"""
+
+MODELS = """
+from backends.zoo.mtcnn import MTCNNNet
+
+
+class Shifted(MTCNNNet):
+    '''A reference that disagrees with the package: every output is off by one.'''
+
+    def infer(self, inputs):
+        return {k: v + 1.0 for k, v in super().infer(inputs).items()}
+"""
+
+
+def write_recipe(
+    root: Path,
+    family: str,
+    *,
+    extra: str = "",
+    source: str = "pkg://facenet_pytorch/data/pnet.pt",
+    reference: str = "backends.zoo.mtcnn:MTCNNNet",
+) -> Path:
+    recipes = root / "recipes"
+    recipes.mkdir(exist_ok=True)
+    (recipes / f"{family}.toml").write_text(
+        RECIPE.format(family=family, extra=extra, source=source, reference=reference)
+    )
+    (root / "wp_cli_models.py").write_text(textwrap.dedent(MODELS))
+    return recipes
+
+
+def pack_args(root: Path, family: str, *more: str) -> list[str]:
+    return [
+        family,
+        "--recipes", str(root / "recipes"),
+        "--out", str(root / "out" / family),
+        "--cache-dir", str(root / "cache"),
+        "--devices", "cpu",
+        "--no-latency",
+        *more,
+    ]  # fmt: skip
+
+
+def pack_process(root: Path, args: list[str], **kwargs) -> subprocess.Popen:
+    """``pack ARGS`` in a subprocess whose stderr is a real file (``root/stderr.txt``), 70 columns wide."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(root), os.environ.get("PYTHONPATH", "")]),
+        "COLUMNS": "70",
+        "TERM": "xterm-256color",
+    }
+    env.pop("NO_COLOR", None)
+    stderr = open(root / "stderr.txt", "w")  # noqa: SIM115 - closed by the caller through run_pack
+    return subprocess.Popen(
+        [sys.executable, "-m", "packager.cli", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        **kwargs,
+    )
+
+
+def run_pack(root: Path, args: list[str]) -> tuple[int, str, str]:
+    """Run ``pack`` to the end; returns (exit code, stdout, stderr as the terminal got it)."""
+    proc = pack_process(root, args)
+    stdout, _ = proc.communicate(timeout=300)
+    return proc.returncode, stdout, (root / "stderr.txt").read_text()
+
+
+TRT = "[backends.trt]\n"
+needs_no_tensorrt = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("tensorrt") is not None, reason="tensorrt is installed here"
+)
+
+
+# -- 1. text reaches the terminal as written -----------------------------------------------------------
+
+
+@needs_no_tensorrt
+def test_bracketed_messages_reach_the_terminal_as_in_json(tmp_path: Path) -> None:
+    write_recipe(tmp_path, "mt", extra=TRT)
+    _, stdout, _ = run_pack(tmp_path, pack_args(tmp_path, "mt", "--json"))
+    [failure] = json.loads(stdout)["failures"]
+    assert "pip install 'weightpack[gpu]'" in failure["message"]
+    _, _, terminal = run_pack(tmp_path, pack_args(tmp_path, "mt"))
+    assert failure["message"] in terminal, terminal
+
+
+def test_rich_ui_prints_markup_and_emoji_codes_verbatim(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from packager.ui import RichUI
+
+    path = tmp_path / "terminal.txt"
+    texts = [
+        "[inputs] table of recipe [bold]x[/bold]",
+        "a list ['a', 'b'] and :thumbs_up: and [/]",
+        "pip install 'weightpack[gpu]' — a long line that a 40-column terminal would otherwise wrap",
+    ]
+    with open(path, "w") as handle:
+        ui = RichUI(Console(file=handle, width=40, force_terminal=False))
+        with ui.stage(texts[0]):
+            pass
+        ui.info(texts[1])
+        ui.warn(texts[2])
+        ui.download_progress("[model].bin", 5, 10)
+        ui.download_progress("[model].bin", 10, 10)
+    written = path.read_text()
+    for text in texts:
+        assert text in written, written
+
+
+# -- 2. exit codes, one test per failure class, through the CLI ----------------------------------------
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_exit_0_when_everything_passed(workspace: Path) -> None:
+    write_recipe(workspace, "ok")
+    assert main(pack_args(workspace, "ok", "--quiet")) == 0
+
+
+def test_exit_1_when_a_check_failed(workspace: Path) -> None:
+    write_recipe(workspace, "bad", reference="wp_cli_models:Shifted")
+    assert main(pack_args(workspace, "bad", "--quiet")) == 1
+
+
+def test_exit_2_on_bad_input(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_recipe(workspace, "mt")
+    assert main(pack_args(workspace, "mt", "--variants", "nope", "--quiet")) == 2
+    err = capsys.readouterr().err
+    assert "'nope' is not a variant" in err and "Traceback" not in err
+
+
+@needs_no_tensorrt
+def test_exit_3_when_an_extra_is_missing(workspace: Path) -> None:
+    write_recipe(workspace, "mt", extra=TRT)
+    assert main(pack_args(workspace, "mt", "--quiet")) == 3
+    report = json.loads((workspace / "out" / "mt" / "report.json").read_text())
+    [failure] = report["failures"]
+    assert failure["backend"] == "trt" and failure["exit_code"] == 3
+
+
+def test_exit_3_when_cuda_is_asked_for_and_absent(workspace: Path, capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here: asking for it is not an error")
+    write_recipe(workspace, "mt")
+    assert main([*pack_args(workspace, "mt", "--quiet"), "--devices", "cuda"]) == 3
+    assert "cuda" in capsys.readouterr().err.lower()
+
+
+def test_exit_130_when_interrupted(tmp_path: Path) -> None:
+    """SIGINT while ``pack`` waits on a download that never comes: exit 130, a one-line message."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    accepted = threading.Event()
+    conns = []
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        conns.append(conn)
+        accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    write_recipe(tmp_path, "mt", source=f"http://127.0.0.1:{port}/pnet.pt")
+    proc = pack_process(tmp_path, pack_args(tmp_path, "mt"))
+    try:
+        assert accepted.wait(120), "pack never connected"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        listener.close()
+        for conn in conns:
+            conn.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+# -- 3. every package attempted is in the summary and in report.md --------------------------------------
+
+
+@needs_no_tensorrt
+def test_summary_and_report_list_failed_packages_with_a_reason(tmp_path: Path) -> None:
+    write_recipe(tmp_path, "mt", extra=TRT)
+    code, _, terminal = run_pack(tmp_path, pack_args(tmp_path, "mt"))
+    assert code == 3
+    table = terminal[terminal.index("mt: FAILED") :]
+    rows = [line for line in table.splitlines() if "pnet" in line and "│" in line]
+    assert any("torch" in r and "yes" in r for r in rows), table
+    [trt] = [r for r in rows if "trt" in r]
+    assert "NO (1)" in trt, table
+    assert "(1) pnet/trt: missing extra: pip install 'weightpack[gpu]' (tensorrt)" in table, table
+    md = (tmp_path / "out" / "mt" / "report.md").read_text()
+    section = md[md.index("## Packages") :].split("\n## ")[0]
+    trt_rows = [line for line in section.splitlines() if "| trt |" in line]
+    assert trt_rows and "missing extra" in trt_rows[0], section
