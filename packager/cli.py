@@ -1,10 +1,11 @@
 """The ``pack`` command line.
 
 ``pack FAMILY [--variants a,b] [--backends hf,onnx] [--devices cpu,cuda] [--out DIR]`` builds and verifies
-packages; ``pack --list`` shows families. Other verbs (``pack SUBCOMMAND ...``) are looked up in
-:data:`SUBCOMMANDS`, so a feature adds one line there and a module of its own.
+packages; ``pack --list`` shows families. Other verbs (``pack SUBCOMMAND ...``) are registered in
+:data:`packager.commands.VERBS`, one entry and a module of their own each.
 
-Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (missing extra, no CUDA).
+Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (missing extra, no CUDA),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,16 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.device import available_devices
-from packager import __version__
+from packager import __version__, commands
 from packager.errors import EXIT_BAD_INPUT, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
-
-# verb -> "module:function" taking argv (list[str]) and returning an exit code.
-SUBCOMMANDS: dict[str, str] = {
-    "verify-remote": "packager.publish.verify_remote:main",
-    "compare": "packager.compare:main",
-    "report": "packager.report_cmd:main",
-}
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
 # ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``, and may
@@ -34,6 +28,16 @@ SUBCOMMANDS: dict[str, str] = {
 # its flags were given. They never run when a check failed: that is the gate. Publishing runs first, so
 # fixtures can point at the uploaded zips.
 PACK_EXTENSIONS: list[str] = ["packager.publish.cli", "packager.fixtures"]
+
+
+USAGE = """pack FAMILY [options]
+       pack --list [--json]
+       pack SUBCOMMAND [arguments]   (pack SUBCOMMAND --help)"""
+
+EXIT_CODES = (
+    "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (a missing extra,\n"
+    "no CUDA), 130 interrupted; when several packages fail, the highest code wins."
+)
 
 
 def default_cache_dir() -> Path:
@@ -54,8 +58,11 @@ def _csv(value: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pack",
-        description="Build, verify and report deployable packages for a model family.",
-        epilog="Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment problem.",
+        usage=USAGE,
+        description="Build, verify and report deployable packages for a model family.\n\n"
+        + commands.verbs_help(),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
     parser.add_argument(
@@ -90,11 +97,9 @@ def _extensions() -> list:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        from backends.registry import load_object
-
-        handler: Callable[[list[str]], int] = load_object(SUBCOMMANDS[argv[0]])
-        return _guard(lambda: handler(argv[1:]), json_errors="--json" in argv)
+    verb = commands.find(argv[0]) if argv else None
+    if verb is not None:
+        return _guard(lambda: verb.load()(argv[1:]), json_errors="--json" in argv)
     args = build_parser().parse_args(argv)
     return _guard(lambda: _pack(args), json_errors=args.json)
 

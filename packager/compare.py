@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from packager.commands import verb_parser
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
 RUNTIME_LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy", "transformers")
@@ -335,7 +336,7 @@ def _num(value: float | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     d = Thresholds()
-    p = argparse.ArgumentParser(prog="pack compare", description=__doc__.split("\n\n")[0])
+    p = verb_parser("compare", __doc__)
     p.add_argument("baseline", type=Path, nargs="?", help="baseline report.json")
     p.add_argument("current", type=Path, nargs="?", help="current report.json")
     p.add_argument("--threshold", type=float, default=d.median, help="median slowdown tolerated (0.05 = 5%%)")

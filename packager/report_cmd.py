@@ -7,17 +7,17 @@ and parity per output. With one report it prints that report's own Markdown.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from packager.commands import verb_parser
 from packager.errors import EXIT_OK, UsageError
 
 
 def main(argv: list[str]) -> int:
     from bench.report import render_comparison, render_markdown
 
-    parser = argparse.ArgumentParser(prog="pack report", description=__doc__.splitlines()[0])
+    parser = verb_parser("report", __doc__)
     parser.add_argument("reports", nargs="+", type=Path, help="report.json files (or folders holding one)")
     parser.add_argument("--labels", help="comma-separated column labels (default: R1, R2, ...)")
     parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -259,3 +260,44 @@ def test_summary_and_report_list_failed_packages_with_a_reason(tmp_path: Path) -
     section = md[md.index("## Packages") :].split("\n## ")[0]
     trt_rows = [line for line in section.splitlines() if "| trt |" in line]
     assert trt_rows and "missing extra" in trt_rows[0], section
+
+
+# -- 4. help: every verb listed, each verb's help plain text; 6. the README shows the same ---------------
+
+
+def test_pack_help_lists_every_verb_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from packager.commands import VERBS
+
+    with pytest.raises(SystemExit, match="0"):
+        main(["--help"])
+    out = capsys.readouterr().out
+    section = out.split("subcommands (pack SUBCOMMAND --help for each):\n", 1)[1]
+    listed = re.findall(r"^  (\S+) +(.+)$", section.split("\n\n")[0], re.M)
+    assert listed == [(v.name, v.summary) for v in VERBS]
+    assert {"verify-remote", "compare", "report"} <= {name for name, _ in listed}
+
+
+@pytest.mark.parametrize("verb", ["verify-remote", "compare", "report"])
+def test_each_verb_help_is_plain_text(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="0"):
+        main([verb, "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: pack {verb} ")
+    assert "`" not in out and not re.search(r":(func|class|mod|data|meth):", out), out
+
+
+def test_readme_shows_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README.md's CLI section holds ``COLUMNS=100 pack --help`` as printed, and a row per verb."""
+    from packager.cli import build_parser
+    from packager.commands import VERBS
+
+    monkeypatch.setenv("COLUMNS", "100")
+    readme = (ROOT / "README.md").read_text()
+    fence = "```text\n$ COLUMNS=100 pack --help\n"
+    assert fence in readme, "README.md lost its `pack --help` block"
+    block = readme.split(fence, 1)[1].split("```", 1)[0]
+    assert block == build_parser().format_help(), (
+        "README.md is stale: run python scripts/update_readme_help.py"
+    )
+    rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", readme, re.M)
+    assert rows == [v.name for v in VERBS]

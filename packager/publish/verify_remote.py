@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from packager.archive import CHUNK_SIZE, safe_extract
+from packager.commands import verb_parser
 from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
 from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
@@ -34,7 +35,7 @@ MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pack verify-remote", description=__doc__.split("\n\n")[0])
+    p = verb_parser("verify-remote", __doc__)
     p.add_argument("model_id", help="ARCH/VARIANT, e.g. all-minilm/l6")
     p.add_argument("--env", choices=ENVIRONMENTS, default="staging")
     p.add_argument("--registry-url", help="models service host (default: $WEIGHTPACK_REGISTRY_URL_<ENV>)")

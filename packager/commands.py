@@ -1,0 +1,97 @@
+"""Every ``pack`` verb, registered in one place: :data:`VERBS`.
+
+``pack FAMILY ...`` builds packages (:mod:`packager.cli`); ``pack VERB ...`` runs one of the verbs below.
+Each verb's module provides ``main(argv: list[str]) -> int`` (an exit code) and builds its parser with
+:func:`verb_parser`, so ``pack VERB --help`` shows plain text. ``pack --help`` lists every verb with its
+one-line summary from here; adding a verb is one entry in :data:`VERBS` and a module of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verb:
+    """``pack NAME``: ``target`` is ``module:function`` taking argv and returning an exit code."""
+
+    name: str
+    target: str
+    summary: str
+
+    def load(self) -> Callable[[list[str]], int]:
+        from backends.registry import load_object
+
+        return load_object(self.target)
+
+
+VERBS: tuple[Verb, ...] = (
+    Verb(
+        "verify-remote",
+        "packager.publish.verify_remote:main",
+        "check a registered package as a consumer would (download, md5, load, goldens)",
+    ),
+    Verb(
+        "compare",
+        "packager.compare:main",
+        "flag latency and parity regressions between two report.json files",
+    ),
+    Verb(
+        "report",
+        "packager.report_cmd:main",
+        "render one report.json, or several side by side, as Markdown",
+    ),
+)
+
+
+def find(name: str) -> Verb | None:
+    """The verb called ``name``, or None (then ``name`` is a family)."""
+    return next((v for v in VERBS if v.name == name), None)
+
+
+def verbs_help() -> str:
+    """The verb list ``pack --help`` ends with: one line each."""
+    width = max(len(v.name) for v in VERBS) + 2
+    lines = [f"  {v.name:<{width}}{v.summary}" for v in VERBS]
+    return "subcommands (pack SUBCOMMAND --help for each):\n" + "\n".join(lines)
+
+
+def verb_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser of ``pack NAME``: the module docstring ``doc`` as plain text (first paragraph as the
+    description, the rest after the options), each paragraph wrapped to the terminal."""
+    text = plain_text(doc or "")
+    head, _, rest = text.partition("\n\n")
+    return argparse.ArgumentParser(
+        prog=f"pack {name}",
+        description=head,
+        epilog=rest or None,
+        formatter_class=ParagraphFormatter,
+    )
+
+
+class ParagraphFormatter(argparse.HelpFormatter):
+    """Rewraps each paragraph of the description and epilog to the terminal, keeping blank lines between
+    them (argparse's default runs every paragraph into one)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
+        return "\n\n".join(
+            textwrap.fill(p, width, initial_indent=indent, subsequent_indent=indent) for p in paragraphs
+        )
+
+
+_ROLE = re.compile(r":(?:func|class|mod|data|meth|attr|obj|exc):`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+_EMPHASIS = re.compile(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])")
+
+
+def plain_text(rst: str) -> str:
+    """A docstring as a terminal shows it best: reST roles and ``literals`` unwrapped, *emphasis* plain."""
+    text = textwrap.dedent(rst).strip()
+    text = _ROLE.sub(r"\1", text)
+    text = _LITERAL.sub(r"\1", text)
+    return _EMPHASIS.sub(r"\1", text)
