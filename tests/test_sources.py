@@ -152,12 +152,12 @@ def test_hf_progress_called(hf_server, repo, tmp_path):
 def test_hash_cache_avoids_rehashing(hf_server, repo, tmp_path, monkeypatch):
     fetch(f"hf://{REPO}@v1", cache_dir=tmp_path)
     assert (tmp_path / "hashes.json").is_file()
-    from packager.sources import hashing
+    from packager.sources import hash_cache
 
     def boom(path):
         raise AssertionError(f"re-hashed {path}")
 
-    monkeypatch.setattr(hashing, "sha256_file", boom)
+    monkeypatch.setattr(hash_cache, "sha256_file", boom)
     fetch(f"hf://{REPO}@v1", cache_dir=tmp_path)
 
 

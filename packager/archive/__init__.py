@@ -20,8 +20,8 @@ from packager.archive._build import (
     compression_for,
 )
 from packager.archive._extract import RATIO_MIN_BYTES, safe_extract, validate_zip
-from packager.archive._hashing import CHUNK_SIZE, hash_file
 from packager.archive._rules import scan_tree
+from packager.hashing import CHUNK_SIZE, hash_file
 
 
 def validate_tree(root: Path) -> list[str]:

@@ -6,9 +6,10 @@ timestamp (1980-01-01 00:00:00), fixed attributes (regular file 0o644, create_sy
 fields beyond the zip64 one that large members need, a fixed deflate level. Mtimes, modes, umask, listing
 order and the destination path do not reach the bytes.
 
-Each source byte is read once: the same 1 MiB chunk feeds the zip member (CRC + write) and the file's
-md5/sha256; the zip's own md5/sha256 are taken from the output stream as it is written (see
-:class:`HashingWriter`, which is why members carry data descriptors), so nothing is re-read.
+Each source byte is read once, into a pooled buffer that feeds the zip member (CRC + write on this thread)
+and the file's md5/sha256 (worker threads); the zip's own md5/sha256 are taken from the output stream as it
+is written (see :class:`~packager.hashing.HashingWriter`, which is why members carry data descriptors), on
+other worker threads, from the same buffers. Nothing is re-read or copied (see :mod:`packager.hashing`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from backends import files
-from packager.archive._hashing import CHUNK_SIZE, HashingWriter, ParallelHasher
 from packager.archive._rules import scan_tree
 from packager.atomic import atomic_path
 from packager.errors import ArchiveError
+from packager.hashing import BufferPool, HashingWriter, StreamHasher, pooled_chunks
 
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 FILE_ATTR = (stat.S_IFREG | 0o644) << 16
@@ -106,7 +107,7 @@ def _zipinfo(path: str, size: int, compress_type: int) -> zipfile.ZipInfo:
 
 
 def _write_member(
-    zf: zipfile.ZipFile, rel: str, src: Path, compress_type: int, hasher: ParallelHasher
+    zf: zipfile.ZipFile, rel: str, src: Path, compress_type: int, hasher: StreamHasher, pool: BufferPool
 ) -> FileEntry:
     with open(src, "rb", buffering=0) as handle:
         st = os.fstat(handle.fileno())
@@ -117,8 +118,8 @@ def _write_member(
         # Deflate can grow incompressible data a little; zipfile uses the same 5% margin.
         force_zip64 = expected * 1.05 > zipfile.ZIP64_LIMIT
         written = 0
-        with zf.open(info, "w", force_zip64=force_zip64) as member:
-            while chunk := handle.read(CHUNK_SIZE):
+        with zf.open(info, "w", force_zip64=force_zip64) as member, pooled_chunks(handle, pool) as chunks:
+            for chunk in chunks:
                 hasher.update(chunk)
                 member.write(chunk)
                 written += len(chunk)
@@ -145,13 +146,14 @@ def build_zip(root: Path, dest: Path, *, compress_patterns: Sequence[str] = DEFA
     entries: list[FileEntry] = []
     with atomic_path(dest) as tmp, contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(tmp, "wb"))
-        zip_hasher = stack.enter_context(ParallelHasher())
-        file_hasher = stack.enter_context(ParallelHasher())
+        pool = BufferPool()
+        zip_hasher = stack.enter_context(StreamHasher(pool=pool))
+        file_hasher = stack.enter_context(StreamHasher(pool=pool))
         out = HashingWriter(raw, zip_hasher)
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
             for rel, src in files:
                 method = compression_for(rel, compress_patterns)
-                entries.append(_write_member(zf, rel, src, method, file_hasher))
+                entries.append(_write_member(zf, rel, src, method, file_hasher, pool))
         raw.flush()
         size = out.tell()
         md5, sha256 = zip_hasher.hexdigests()

@@ -18,9 +18,9 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from packager.archive._hashing import CHUNK_SIZE
 from packager.archive._rules import zip_problems
 from packager.errors import ArchiveError, UnsafeArchiveError
+from packager.hashing import CHUNK_SIZE
 
 # Members smaller than this are not held to max_ratio: a 100 kB JSON of repeated keys may legitimately
 # compress 300:1, and small members cannot make a bomb (the total is bounded by max_total_bytes anyway).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from packager import atomic
-from packager.archive import CHUNK_SIZE
+from packager.hashing import CHUNK_SIZE, new_hash
 
 from .errors import PublishError
 from .http import HttpFailure
@@ -154,10 +154,8 @@ def _register(
 
 def _extract_verified(plan: PackagePlan, record: dict[str, Any], tmp: Path) -> Path:
     """One file of the zip, written to ``tmp`` and checked against the manifest's size and md5."""
-    import hashlib
-
     out = tmp / "file.bin"
-    digest, size = hashlib.md5(usedforsecurity=False), 0
+    digest, size = new_hash("md5"), 0
     with zipfile.ZipFile(plan.zip_path) as zf, zf.open(record["path"]) as src, open(out, "wb") as dst:
         while chunk := src.read(CHUNK_SIZE):
             digest.update(chunk)

@@ -10,7 +10,6 @@ is honoured: the client then talks to the emulator with anonymous credentials.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 from packager import atomic
 from packager.archive import CHUNK_SIZE
 from packager.errors import MissingExtraError, UsageError
+from packager.hashing import md5_file
 from packager.manifest import verify_zip_against_manifest
 
 from .errors import PublishError
@@ -52,14 +52,6 @@ def open_store(url: str) -> Store:
     raise UsageError(f"--upload {url!r}: not a store URL (accepted: {ACCEPTED_STORES})")
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -71,7 +63,7 @@ class FileStore:
         path = self.root / name
         if not path.is_file():
             return None
-        return StoredObject(size=path.stat().st_size, md5=file_md5(path))
+        return StoredObject(size=path.stat().st_size, md5=md5_file(path))
 
     def put(self, path: Path, name: str, replace: StoredObject | None) -> StoredObject:
         with atomic.atomic_path(self.root / name) as tmp:

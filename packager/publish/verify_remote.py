@@ -10,7 +10,6 @@ inputs recorded by ``pack`` (``out/goldens/<arch>-<variant>-reference.npz``: ``i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -23,6 +22,7 @@ import requests
 from packager.archive import CHUNK_SIZE, safe_extract
 from packager.commands import verb_parser
 from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from packager.hashing import new_hash
 
 from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
 from .errors import PublishError
@@ -197,7 +197,7 @@ def download(client: RegistryClient, record: dict[str, Any], dest: Path) -> Path
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.partial")
     for attempt in range(1, client.policy.attempts + 1):
-        digest = hashlib.md5(usedforsecurity=False)
+        digest = new_hash("md5")
         try:
             with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
                 if r.status_code != 200:

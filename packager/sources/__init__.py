@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ._types import Located, ProgressCallback
-from .hashing import HashCache, file_records
+from .hash_cache import HashCache, file_records
 from .spec import ACCEPTED_FORMS, SourceSpec, parse_uri
 
 __all__ = ["ACCEPTED_FORMS", "FetchedSource", "ProgressCallback", "SourceSpec", "fetch", "parse_uri"]

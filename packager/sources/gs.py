@@ -15,7 +15,7 @@ from filelock import FileLock
 from .. import atomic
 from ..errors import MissingExtraError, SourceError
 from ._types import Located, ProgressCallback
-from .hashing import HashCache
+from .hash_cache import HashCache
 from .https import INCOMPLETE, cache_paths, finish, reuse
 from .spec import SourceSpec
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import GatedRepoAccessError, SourceError
 from ._types import Located, ProgressCallback
-from .hashing import iter_files
+from .hash_cache import iter_files
 from .spec import SourceSpec
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -20,8 +20,10 @@ from filelock import FileLock
 
 from .. import atomic
 from ..errors import SourceError
+from ..hashing import CHUNK_SIZE as CHUNK
+from ..hashing import sha256_file
 from ._types import Located, ProgressCallback
-from .hashing import CHUNK, HashCache, sha256_file
+from .hash_cache import HashCache
 from .spec import SourceSpec
 
 if TYPE_CHECKING:

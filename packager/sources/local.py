@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import SourceError
 from ._types import Located
-from .hashing import iter_files
+from .hash_cache import iter_files
 from .spec import SourceSpec
 
 

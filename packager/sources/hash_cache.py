@@ -1,8 +1,10 @@
-"""Streaming sha256 of source files, with a JSON sidecar cache keyed by (real path, size, mtime_ns)."""
+"""The sha256 of each source file, remembered in a JSON sidecar keyed by (real path, size, mtime_ns).
+
+The hashing itself is :func:`packager.hashing.sha256_file`, like every other file hash of weightpack.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -12,18 +14,9 @@ from typing import Any
 from filelock import FileLock
 
 from .. import atomic
+from ..hashing import sha256_file
 
-CHUNK = 1024 * 1024
 HASHES_FILE = "hashes.json"
-
-
-def sha256_file(path: Path) -> str:
-    """Hash ``path`` in 1 MiB chunks; never reads the whole file into memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class HashCache:
