@@ -85,3 +85,14 @@ def test_cosine_rows_is_minimum_over_rows() -> None:
     ref = np.array([[1.0, 0.0], [0.0, 1.0]])
     act = np.array([[1.0, 0.0], [1.0, 1.0]])
     assert cosine_rows(ref, act) == pytest.approx(np.sqrt(0.5))
+
+
+def test_reason_counts_the_elements_outside_tolerance() -> None:
+    """Issue 11, friction 7: 18 of 1,417,000 elements outside used to read '0.00% of elements'."""
+    ref = np.zeros(1_417_000, dtype=np.float32)
+    actual = ref.copy()
+    actual[:18] = 1.0
+    r = compare_output("y", ref, actual, 1e-5, 0.0)
+    assert not r.passed
+    assert r.reason == "18 of 1417000 elements (1.27e-05) outside tolerance"
+    assert r.outside == 18

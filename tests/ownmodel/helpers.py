@@ -1,0 +1,74 @@
+"""Run ``pack`` on a recipe written by a test, as a user would from a shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.backends.helpers import mtcnn_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = mtcnn_dir()
+ONET_PT = DATA / "onet.pt" if DATA else None
+ONET_INPUTS = (
+    '[variants.onet.inputs]\nkind = "tensor"\n'
+    'tensors = [{ name = "image", shape = [4, 3, 48, 48], dtype = "float32", low = -1.0, high = 1.0 }]\n'
+)
+
+
+@dataclass
+class PackRun:
+    rc: int
+    stdout: str
+    stderr: str
+    out: Path
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    @property
+    def report(self) -> dict:
+        return json.loads((self.out / "report.json").read_text())
+
+
+def write_recipe(tmp: Path, body: str, name: str = "mine") -> Path:
+    recipes = tmp / "recipes"
+    recipes.mkdir(exist_ok=True)
+    (recipes / f"{name}.toml").write_text(body)
+    return recipes
+
+
+def pack(tmp: Path, body: str, *args: str, name: str = "mine") -> PackRun:
+    """``pack NAME --recipes TMP/recipes --out TMP/out --json ARGS`` in a subprocess."""
+    recipes = write_recipe(tmp, body, name)
+    out = tmp / "out"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "WEIGHTPACK_CACHE": str(tmp / "cache"),
+    }
+    cmd = [sys.executable, "-m", "packager.cli", name, "--recipes", str(recipes), "--out", str(out), "--json"]
+    proc = subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    return PackRun(proc.returncode, proc.stdout, proc.stderr, out)
+
+
+def onet_recipe(source: str, *, model: str = "", backends: str = "", parity: str = "", inputs: str = "") -> str:
+    """A one-variant recipe for the O-net weights at ``source``."""
+    return (
+        '[family]\narchitecture = "my-onet"\ntask = "object-detection"\n\n'
+        f'[variants.onet]\nsource = "{source}"\n\n'
+        f"{inputs or ONET_INPUTS}\n{model}\n"
+        f"{backends or '[backends.onnx]'}\n{parity}\n"
+        "[bench]\nbatch_sizes = [1]\nmin_iters = 5\nmin_time_s = 0.0\nmax_time_s = 0.5\n"
+    )
+
+
+USER_MODEL = (
+    '[model]\nfactory = "tests.ownmodel.user_nets:ONet"\n'
+    'output_names = ["boxes_reg", "landmarks", "face_prob"]\n'
+)

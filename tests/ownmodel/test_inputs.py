@@ -1,0 +1,107 @@
+"""Issue 11, frictions 3, 5 and 6: optional [inputs], user errors as exit 2 with a message that names the
+variant, backend, input and what was expected and received (report still written, --json still printed),
+and dtype casts that change values refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.casting import InputDtypeError, cast_inputs
+from packager.errors import RecipeError
+from packager.recipes import load_recipe
+from tests.ownmodel.helpers import ONET_INPUTS, ONET_PT, USER_MODEL, onet_recipe, pack, write_recipe
+
+needs_onet = pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (onet.pt) is not installed")
+
+
+def test_family_inputs_are_optional_when_every_variant_has_its_own(tmp_path: Path) -> None:
+    recipes = write_recipe(tmp_path, onet_recipe("/tmp/onet.pt", model=USER_MODEL))
+    recipe = load_recipe(recipes / "mine.toml")
+    assert recipe.inputs is None
+    assert recipe.inputs_for("onet").tensors[0].shape == [4, 3, 48, 48]
+
+
+def test_a_variant_without_inputs_needs_family_inputs(tmp_path: Path) -> None:
+    body = onet_recipe("/tmp/onet.pt", model=USER_MODEL) + '[variants.other]\nsource = "/tmp/x.pt"\n'
+    recipes = write_recipe(tmp_path, body)
+    with pytest.raises(RecipeError, match=r"field 'inputs': is required.*variants without their own: other"):
+        load_recipe(recipes / "mine.toml")
+
+
+def _tensor_inputs(name: str = "image", shape: str = "[4, 3, 48, 48]", dtype: str = "float32") -> str:
+    return ONET_INPUTS.replace('name = "image"', f'name = "{name}"').replace("[4, 3, 48, 48]", shape).replace(
+        'dtype = "float32"', f'dtype = "{dtype}"'
+    )
+
+
+def _bad_input_run(tmp_path: Path, inputs: str, backends: str = "[backends.onnx]"):
+    run = pack(
+        tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, inputs=inputs, backends=backends), "--no-latency"
+    )
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert run.json["passed"] is False, run.stdout
+    assert (run.out / "report.json").is_file(), "the report must still be written"
+    return run
+
+
+@needs_onet
+def test_wrong_input_shape_names_variant_input_expected_and_received(tmp_path: Path) -> None:
+    run = _bad_input_run(tmp_path, _tensor_inputs(shape="[4, 3, 24, 24]"))
+    assert run.rc == 2
+    for part in ("onet", "reference", "'image'", "received [4, 3, 24, 24] float32"):
+        assert part in run.stderr, (part, run.stderr[-2000:])
+    failure = run.report["failures"][0]
+    assert failure["stage"] == "inputs" and failure["variant"] == "onet" and failure["exit_code"] == 2
+
+
+@needs_onet
+def test_wrong_channel_count_is_bad_input(tmp_path: Path) -> None:
+    run = _bad_input_run(tmp_path, _tensor_inputs(shape="[4, 1, 48, 48]"))
+    assert run.rc == 2 and "received [4, 1, 48, 48]" in run.stderr
+
+
+@needs_onet
+def test_wrong_input_name_lists_the_accepted_names(tmp_path: Path) -> None:
+    model = USER_MODEL + 'input_names = ["image"]\n'
+    run = pack(
+        tmp_path,
+        onet_recipe(str(ONET_PT), model=model, inputs=_tensor_inputs(name="x")),
+        "--no-latency",
+    )
+    assert run.rc == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "'image'" in run.stderr and "'x'" in run.stderr and "onet" in run.stderr
+
+
+@needs_onet
+def test_integer_inputs_for_a_float_model_are_refused(tmp_path: Path) -> None:
+    run = _bad_input_run(tmp_path, _tensor_inputs(dtype="int64"))
+    assert run.rc == 2
+    assert "int64" in run.stderr and "float32" in run.stderr and "'image'" in run.stderr
+
+
+@needs_onet
+def test_float64_inputs_export_to_onnx_and_the_cast_is_reported(tmp_path: Path) -> None:
+    run = pack(
+        tmp_path,
+        onet_recipe(str(ONET_PT), model=USER_MODEL, inputs=_tensor_inputs(dtype="float64")),
+        "--no-latency",
+    )
+    assert run.rc == 0, run.stderr[-3000:]
+    casts = run.report["references"]["onet"]["input_casts"]
+    assert casts == [{"input": "image", "from": "float64", "to": "float32", "exact": False}]
+
+
+def test_cast_rules() -> None:
+    f64 = {"image": np.linspace(-1, 1, 8).reshape(2, 4)}
+    cast, notes = cast_inputs(f64, {"image": np.float32}, where="v/onnx")
+    assert cast["image"].dtype == np.float32 and notes[0]["exact"] is False
+    _, notes = cast_inputs({"ids": np.arange(4, dtype=np.int32)}, {"ids": np.int64}, where="v/onnx")
+    assert notes == [{"input": "ids", "from": "int32", "to": "int64", "exact": True}]
+    with pytest.raises(InputDtypeError, match=r"v/onnx: input 'image' is float64.*takes int64.*changes"):
+        cast_inputs(f64, {"image": np.int64}, where="v/onnx")
+    with pytest.raises(InputDtypeError, match=r"input 'ids' is int64.*takes float32"):
+        cast_inputs({"ids": np.arange(3)}, {"ids": np.float32}, where="v/onnx")

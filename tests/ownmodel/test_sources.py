@@ -1,0 +1,138 @@
+"""Issue 11, frictions 1 and 2: a user's own module, ONNX file or TorchScript file is packaged and referenced
+through itself, with no reference class to write; a wrong reference class is a clear exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from packager.errors import RecipeError
+from packager.reference import choose_reference, is_torchscript
+from tests.ownmodel.helpers import ONET_PT, USER_MODEL, onet_recipe, pack
+
+pytestmark = pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (onet.pt) is not installed")
+
+
+def _onet_module():
+    import torch
+
+    from tests.ownmodel.user_nets import ONet
+
+    module = ONet().eval()
+    module.load_state_dict(torch.load(ONET_PT, map_location="cpu", weights_only=True))
+    return module
+
+
+def test_state_dict_with_a_factory_is_referenced_through_that_module(tmp_path: Path) -> None:
+    backends = "[backends.torch]\n[backends.onnx]\n"
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--no-latency")
+    assert run.rc == 0, run.stderr[-3000:]
+    report = run.report
+    ref = report["references"]["onet"]
+    assert ref["model_class"] == "backends.reference.module:ModuleReference"
+    assert ref["kind"] == "module"
+    assert ref["description"] == "your module tests.ownmodel.user_nets:ONet, fp32 on the CPU"
+    assert {p["backend"] for p in report["packages"]} == {"torch", "onnx"}
+    assert all(p["passed"] for p in report["parity"])
+    assert max(p["max_abs"] for p in report["parity"] if p["backend"] == "torch") == 0.0
+
+
+def test_a_factory_function_works_like_a_class(tmp_path: Path) -> None:
+    model = USER_MODEL.replace("user_nets:ONet", "user_nets:build_onet")
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model, backends="[backends.torch]"), "--no-latency")
+    assert run.rc == 0, run.stderr[-3000:]
+
+
+def test_onnx_upstream_of_any_name_is_its_own_reference(tmp_path: Path) -> None:
+    import torch
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with torch.no_grad():
+        torch.onnx.export(
+            _onet_module(),
+            (torch.rand(2, 3, 48, 48),),
+            str(src / "face-landmarks.onnx"),
+            input_names=["image"],
+            output_names=["boxes_reg", "landmarks", "face_prob"],
+            dynamic_axes={"image": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    run = pack(tmp_path, onet_recipe(str(src / "face-landmarks.onnx")), "--no-latency")
+    assert run.rc == 0, run.stderr[-3000:]
+    ref = run.report["references"]["onet"]
+    assert ref["model_class"] == "backends.reference.onnx_file:OnnxFileReference"
+    assert ref["kind"] == "onnx-file"
+    assert "face-landmarks.onnx" in ref["description"] and "graph optimisations off" in ref["description"]
+    parity = run.report["parity"]
+    assert parity and all(p["passed"] for p in parity)
+
+
+def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> None:
+    import torch
+
+    src = tmp_path / "src"
+    src.mkdir()
+    traced = torch.jit.trace(_onet_module(), (torch.rand(2, 3, 48, 48),))
+    torch.jit.save(traced, str(src / "onet_traced.pt"))
+    assert is_torchscript(src / "onet_traced.pt") and not is_torchscript(ONET_PT)
+    model = '[model]\noutput_names = ["boxes_reg", "landmarks", "face_prob"]\n'
+    backends = "[backends.torch-script]\n[backends.onnx]\n"
+    run = pack(tmp_path, onet_recipe(str(src / "onet_traced.pt"), model=model, backends=backends), "--no-latency")
+    assert run.rc == 0, run.stderr[-3000:]
+    ref = run.report["references"]["onet"]
+    assert ref["model_class"] == "backends.reference.torchscript_file:TorchScriptReference"
+    assert all(p["passed"] for p in run.report["parity"])
+
+
+def test_state_dict_without_a_module_says_what_to_add(tmp_path: Path) -> None:
+    run = pack(tmp_path, onet_recipe(str(ONET_PT)), "--no-latency")
+    assert run.rc == 2, run.stderr[-3000:]
+    assert "[model] factory" in run.stderr and "onet.pt" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.json["passed"] is False and run.json["exit_code"] == 2
+
+
+@pytest.mark.parametrize(
+    ("factory", "expected"),
+    [
+        ("tests.ownmodel.user_netz:ONet", "No module named 'tests.ownmodel.user_netz'"),
+        ("tests.ownmodel.user_nets:ONett", "has no attribute 'ONett'"),
+    ],
+)
+def test_misspelt_factory_is_bad_input(tmp_path: Path, factory: str, expected: str) -> None:
+    model = USER_MODEL.replace("tests.ownmodel.user_nets:ONet", factory)
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model), "--no-latency")
+    assert run.rc == 2, run.stderr[-3000:]
+    assert "model.factory" in run.stderr and expected in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("ref", ["tests.ownmodel.user_nets:ONet", "tests.ownmodel.user_nets:build_onet"])
+def test_plain_module_named_as_reference_class_is_a_clear_error(tmp_path: Path, ref: str) -> None:
+    parity = f'[parity]\nreference_class = "{ref}"\n'
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, parity=parity), "--no-latency")
+    assert run.rc == 2, run.stderr[-3000:]
+    assert "parity.reference_class" in run.stderr
+    assert "from_pretrained" in run.stderr and "[model] factory" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_reference_class_without_torch_module_is_refused_up_front_for_torch_exports() -> None:
+    from packager.reference import check_reference_class
+
+    with pytest.raises(RecipeError, match=r"parity.reference_class.*torch_module\(\).*onnx"):
+        check_reference_class("backends.onnx.model:OnnxModel", "recipe.toml", needs_torch=["onnx"])
+
+
+def test_choose_reference_is_a_pure_decision_on_the_files() -> None:
+    files = {"net.onnx"}
+    assert choose_reference(files, None, None).model_class.endswith("OnnxFileReference")
+    assert choose_reference({"config.json", "model.safetensors"}, None, None, task="embedding").kind == "hf"
+    with pytest.raises(RecipeError, match=r"model.factory"):
+        choose_reference({"weights.safetensors"}, None, None)
+    chosen = choose_reference({"weights.pth"}, "my.nets:Net", None)
+    assert chosen.model_class.endswith("ModuleReference") and chosen.kwargs["factory"] == "my.nets:Net"
+    assert choose_reference({"a.onnx"}, None, "x.y:Ref").model_class == "x.y:Ref"
