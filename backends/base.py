@@ -36,6 +36,8 @@ class ExportRequest:
     sample_inputs: Tensors
     reference_class: str
     """``module:Class`` of the upstream reference model; exporters that trace a torch module load it."""
+    reference_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the reference's ``from_pretrained`` (a user module's factory and names)."""
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,18 @@ class DeviceUnavailableError(BackendError):
     """A device was asked for that this machine does not have; never silently replaced by the CPU."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class UserModelError(BackendError):
+    """The user's own module, weights file or model file does not fit what the recipe says (a factory that
+    builds no module, weights with other keys, a file that is not what its name says): bad input."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputMismatchError(UserModelError):
+    """The sample inputs do not fit the model (name, rank, shape, dtype): bad input, not a failed check.
+
+    The message names the input and what was expected and received; the pipeline prefixes the variant and
+    backend.
+    """

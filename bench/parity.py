@@ -139,9 +139,7 @@ def _compare(name: str, ref: np.ndarray, actual: np.ndarray, atol: float, rtol: 
             passed=False, reason=f"{new_nonfinite} NaN/Inf where the reference is finite", **base, **stats
         )
     if np.any(outside):
-        return OutputParity(
-            passed=False, reason=outside_reason(stats["outside"], a.size), **base, **stats
-        )
+        return OutputParity(passed=False, reason=outside_reason(stats["outside"], a.size), **base, **stats)
     return OutputParity(passed=True, reason="ok", **base, **stats)
 
 

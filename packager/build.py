@@ -38,7 +38,11 @@ class PackageBuild:
 
 
 def input_key(
-    fetched: sources.FetchedSource, recipe: Recipe, backend: str, variant: str | None = None
+    fetched: sources.FetchedSource,
+    recipe: Recipe,
+    backend: str,
+    variant: str | None = None,
+    reference_kwargs: dict[str, Any] | None = None,
 ) -> str:
     """Content hash of everything a package is built from: same key, same package.
 
@@ -49,6 +53,7 @@ def input_key(
         "backend": backend,
         "options": recipe.backends[backend].options.as_dict(),
         "inputs": repr(recipe.inputs_for(variant) if variant else recipe.inputs),
+        "reference": reference_kwargs or {},
         "weightpack": __version__,
         "libraries": environment.library_versions(get_backend(backend).version_libraries),
     }
@@ -64,10 +69,11 @@ def build_package(
     reference_class: str,
     out_dir: Path,
     ui: UI,
+    reference_kwargs: dict[str, Any] | None = None,
 ) -> PackageBuild:
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
-    key = input_key(fetched, recipe, backend, variant)
+    key = input_key(fetched, recipe, backend, variant, reference_kwargs)
     reused = _reusable(zip_path, manifest_path, key)
     if reused is not None:
         ui.info(f"  reusing {zip_path.name} (inputs unchanged)")
@@ -92,6 +98,7 @@ def build_package(
                 options=recipe.backends[backend].options,
                 sample_inputs=inputs,
                 reference_class=reference_class,
+                reference_kwargs=dict(reference_kwargs or {}),
             )
             result = get_backend(backend).load_exporter()(request)
             model_class = recipe.backends[backend].model_class or result.model_class

@@ -113,7 +113,12 @@ def _guard(body: Callable[[], int], json_errors: bool) -> int:
         if json_errors:
             print(
                 json.dumps(
-                    {"passed": False, "error": str(exc), "error_type": type(exc).__name__, "exit_code": code}
+                    {
+                        "passed": False,
+                        "error": str(exc),
+                        "error_type": type(exc).__name__,
+                        "exit_code": code,
+                    }
                 )
             )
         print(f"pack: error: {exc}", file=sys.stderr)

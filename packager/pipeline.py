@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from backends.device import resolve_device
+from backends.errors import InputMismatchError, UserModelError
 from backends.outputs import run_model
-from backends.registry import get_backend, load_model_class
+from backends.registry import load_model_class
 from bench import environment
 from bench.report import Report, render_markdown
 from packager import atomic, failures, sources
 from packager.build import build_package
-from packager.errors import UsageError, WeightpackError
+from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError
 from packager.goldens import save_arrays
 from packager.inputs import parity_inputs
 from packager.recipes import Recipe
+from packager.reference import ReferenceSpec, check_recipe_imports, reference_for
 from packager.ui import UI
 from packager.verify import compare_devices, measure_noise_floor, verify_package
 
@@ -72,13 +74,34 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
         recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
     )
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    for variant in options.variants:
-        _pack_variant(recipe, variant, options, devices, report, ui)
+    try:
+        check_recipe_imports(recipe, options.backends)
+        variants = options.variants
+    except WeightpackError as exc:
+        _record_bad_input(report, "recipe", "*", None, exc, ui)
+        variants = []
+    for variant in variants:
+        try:
+            _pack_variant(recipe, variant, options, devices, report, ui)
+        except WeightpackError as exc:
+            if exc.exit_code != EXIT_BAD_INPUT or isinstance(exc, UsageError):
+                raise
+            stage = "inputs" if isinstance(exc, InputMismatchError) else "reference"
+            _record_bad_input(report, stage, variant, "reference", exc, ui)
     environment.finish(report.environment)
     for warning in report.environment.get("warnings") or []:
         ui.warn(warning)
     write_report(report, options.out_dir)
     return report
+
+
+def _record_bad_input(
+    report: Report, stage: str, variant: str, backend: str | None, exc: Exception, ui: UI
+) -> None:
+    """Bad input (the recipe's module, inputs or reference) is recorded with its exit code (2) and the run
+    goes on with the other variants, so one report says everything that is wrong; the CLI exits 2."""
+    failures.record(report, stage, variant, backend, None, exc)
+    ui.warn(str(exc))
 
 
 def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
@@ -107,19 +130,17 @@ def _pack_variant(
         )
     report.provenance[variant] = fetched.provenance
     fetched = upstream_view(fetched, options.out_dir)
-    reference_class = recipe.parity.reference_class or _default_reference(recipe)
-    with ui.stage(f"reference outputs of {recipe.family}/{variant} ({reference_class}, cpu fp32)"):
+    files = [f["path"] for f in fetched.provenance.get("files") or []]
+    spec = reference_for(recipe, variant, fetched.path, files)
+    reference_class = spec.model_class
+    with ui.stage(f"reference outputs of {recipe.family}/{variant} ({spec.description})"):
         inputs = parity_inputs(recipe.inputs_for(variant), fetched.path)
-        reference = load_model_class(reference_class).from_pretrained(
-            fetched.path, device="cpu", variant=variant
-        )
-        ref_outputs = run_model(reference, inputs)
-        del reference
+        ref_outputs, casts = run_reference(spec, fetched.path, variant, inputs)
     floors = None
     if recipe.parity.noise_floor:
         with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
             floors = measure_noise_floor(
-                reference_class, fetched.path, inputs, ref_outputs, report, variant, ui
+                reference_class, fetched.path, inputs, ref_outputs, report, variant, ui, spec.kwargs
             )
     golden = save_arrays(
         options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz",
@@ -130,13 +151,16 @@ def _pack_variant(
     )
     report.references[variant] = {
         "model_class": reference_class,
+        "kind": spec.kind,
+        "description": spec.description,
+        "input_casts": casts,
         "outputs": {k: list(v.shape) for k, v in ref_outputs.items()},
         "golden": golden.relative_to(options.out_dir).as_posix(),
     }
     for backend in options.backends:
         try:
             build = build_package(
-                recipe, variant, backend, fetched, inputs, reference_class, options.out_dir, ui
+                recipe, variant, backend, fetched, inputs, reference_class, options.out_dir, ui, spec.kwargs
             )
         except WeightpackError as exc:
             if isinstance(exc, UsageError):
@@ -185,6 +209,21 @@ def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.Fetc
     return sources.FetchedSource(path=view, provenance=fetched.provenance)
 
 
-def _default_reference(recipe: Recipe) -> str:
-    """The upstream reference: the hf model class for the task unless the recipe names one."""
-    return get_backend("hf").default_model_class(recipe.task) or "backends.hf.model:HFModel"
+def run_reference(
+    spec: ReferenceSpec, upstream: Path, variant: str, inputs: dict
+) -> tuple[dict, list[dict[str, object]]]:
+    """Load the reference on the CPU and run it on the parity inputs; returns its outputs and the input
+    casts it made. Bad input (a module or inputs that do not fit) is re-raised naming the variant; names
+    the reference learnt from the run (a user module's output count) go into ``spec.kwargs`` for the
+    exporters."""
+    try:
+        reference = load_model_class(spec.model_class).from_pretrained(
+            upstream, device="cpu", variant=variant, **spec.kwargs
+        )
+        outputs = run_model(reference, inputs)
+    except UserModelError as exc:
+        raise type(exc)(f"variant '{variant}', backend reference ({spec.description}): {exc}") from exc
+    if spec.kind in ("module", "torchscript-file"):
+        spec.kwargs["input_names"] = reference.input_names
+        spec.kwargs["output_names"] = reference.output_names
+    return outputs, list(getattr(reference, "casts", []))

@@ -94,6 +94,24 @@ class InputsRecipe:
 
 
 @dataclass(frozen=True)
+class ModelRecipe:
+    """``[model]``: the user's own ``nn.Module`` that a state-dict source (``.pt``/``.pth``/``.safetensors``)
+    loads into; it is then the upstream reference (fp32, CPU) and the torch backend's factory."""
+
+    factory: str | None = None
+    """``module:Class`` or ``module:function`` returning the module (string kwargs may use ``{variant}``)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_names: list[str] | None = None
+    """``forward``'s positional inputs in order; default: the ``[inputs]`` tensor names in order."""
+    output_names: list[str] | None = None
+    """Names of ``forward``'s outputs in order; default: ``output_0``, ``output_1``, ..."""
+    weights: str | None = None
+    """Which file of the source holds the state dict; default: the only ``.pt``/``.pth``/``.safetensors``."""
+    state_dict_key: str | None = None
+    """A checkpoint that nests the state dict under a key (``state_dict``, ``model``)."""
+
+
+@dataclass(frozen=True)
 class Tolerance:
     atol: float
     rtol: float
@@ -117,6 +135,12 @@ class BenchRecipe:
     min_iters: int = 30
     min_time_s: float = 0.5
     max_time_s: float = 10.0
+    threads: int | None = None
+    """torch intra-op and onnxruntime intra-op threads while measuring; ``None``: the pinned default
+    (:func:`bench.threads.default_threads`) unless ``--threads`` says otherwise."""
+    target_ci: float | None = 0.01
+    """Stop once the median's 95 % CI half-width is within this fraction of it (or at ``max_time_s``);
+    ``0`` turns adaptive stopping off (then ``min_iters``/``min_time_s`` decide)."""
 
 
 @dataclass(frozen=True)
@@ -129,14 +153,19 @@ class Recipe:
     description: str
     variants: dict[str, Variant]
     backends: dict[str, BackendRecipe]
-    inputs: InputsRecipe
+    inputs: InputsRecipe | None
+    """The family's ``[inputs]``; ``None`` when every variant has its own."""
     parity: ParityRecipe
     bench: BenchRecipe
+    model: ModelRecipe = field(default_factory=ModelRecipe)
 
     def inputs_for(self, variant: str) -> InputsRecipe:
         """The variant's own ``[variants.NAME.inputs]`` when it has them, else the family's ``[inputs]``."""
         spec = self.variants[variant].inputs if variant in self.variants else None
-        return spec or self.inputs
+        spec = spec or self.inputs
+        if spec is None:  # the parser guarantees one or the other
+            raise KeyError(f"variant '{variant}' has no inputs")
+        return spec
 
     def zip_name(self, variant: str, backend: str) -> str:
         return self.backends[backend].zip_name.format(
@@ -224,7 +253,7 @@ class _Parser:
             )
 
     def recipe(self, data: dict[str, Any]) -> Recipe:
-        self.unknown_keys(data, "", {"family", "variants", "backends", "inputs", "parity", "bench"})
+        self.unknown_keys(data, "", {"family", "variants", "backends", "inputs", "parity", "bench", "model"})
         fam = self.get(data, "family", "", dict)
         self.unknown_keys(fam, "family", {"name", "architecture", "task", "default_variant", "description"})
         name = self.get(fam, "name", "family", str, self.path.stem)
@@ -248,9 +277,47 @@ class _Parser:
             description=self.get(fam, "description", "family", str, ""),
             variants=variants,
             backends=self.backends(self.get(data, "backends", "", dict)),
-            inputs=self.inputs(self.get(data, "inputs", "", dict)),
+            inputs=self.family_inputs(data, variants),
             parity=self.parity(self.get(data, "parity", "", dict, {})),
             bench=self.bench(self.get(data, "bench", "", dict, {})),
+            model=self.model(self.get(data, "model", "", dict, {})),
+        )
+
+    def family_inputs(self, data: dict[str, Any], variants: dict[str, Variant]) -> InputsRecipe | None:
+        """``[inputs]``, required only when some variant has no ``[variants.NAME.inputs]`` of its own."""
+        if "inputs" in data:
+            return self.inputs(self.get(data, "inputs", "", dict))
+        without = [name for name, v in variants.items() if v.inputs is None]
+        if without:
+            raise self.fail(
+                "inputs",
+                f"is required (variants without their own: {', '.join(without)})",
+                "an [inputs] table, or [variants.NAME.inputs] for each variant",
+            )
+        return None
+
+    def model(self, table: dict[str, Any]) -> ModelRecipe:
+        known = {"factory", "kwargs", "input_names", "output_names", "weights", "state_dict_key"}
+        self.unknown_keys(table, "model", known)
+        factory = self.get(table, "factory", "model", str, None)
+        if factory and not MODEL_CLASS_RE.match(factory):
+            raise self.fail(
+                "model.factory",
+                f"'{factory}' is not an import reference",
+                "'module:Class' or 'module:function'",
+            )
+        names = {}
+        for key in ("input_names", "output_names"):
+            value = self.get(table, key, "model", list, None)
+            if value is not None and (not value or not all(isinstance(v, str) and v for v in value)):
+                raise self.fail(f"model.{key}", f"{value} is not a list of names", '["image", ...]')
+            names[key] = value
+        return ModelRecipe(
+            factory=factory,
+            kwargs=dict(self.get(table, "kwargs", "model", dict, {})),
+            weights=self.get(table, "weights", "model", str, None),
+            state_dict_key=self.get(table, "state_dict_key", "model", str, None),
+            **names,
         )
 
     def variants(self, table: dict[str, Any]) -> dict[str, Variant]:
@@ -384,13 +451,30 @@ class _Parser:
         )
 
     def bench(self, table: dict[str, Any]) -> BenchRecipe:
-        known = {"batch_sizes", "warmup_iters", "warmup_s", "min_iters", "min_time_s", "max_time_s"}
+        known = {
+            "batch_sizes",
+            "warmup_iters",
+            "warmup_s",
+            "min_iters",
+            "min_time_s",
+            "max_time_s",
+            "threads",
+            "target_ci",
+        }
         self.unknown_keys(table, "bench", known)
         sizes = self.get(table, "batch_sizes", "bench", list, [1])
         if not sizes or not all(isinstance(b, int) and b > 0 for b in sizes):
             raise self.fail("bench.batch_sizes", f"{sizes} is not a list of batch sizes", "positive integers")
         defaults = BenchRecipe()
+        threads = self.get(table, "threads", "bench", int, None)
+        if threads is not None and threads < 1:
+            raise self.fail("bench.threads", f"{threads} is not a thread count", "a positive integer")
+        target = self.get(table, "target_ci", "bench", float, defaults.target_ci)
+        if target is not None and not 0 <= target < 1:
+            raise self.fail("bench.target_ci", f"{target} is not a fraction", "0 (off) or e.g. 0.01 for 1 %")
         return BenchRecipe(
+            threads=threads,
+            target_ci=target or None,
             batch_sizes=sizes,
             warmup_iters=self.get(table, "warmup_iters", "bench", int, defaults.warmup_iters),
             warmup_s=self.get(table, "warmup_s", "bench", float, defaults.warmup_s),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import PackageModel, Tensors
-from backends.errors import BackendError
+from backends.errors import BackendError, InputMismatchError
 from backends.outputs import run_model
 from backends.registry import load_model_class
 from bench import memory
@@ -55,7 +55,13 @@ def verify_package(
         report.cold_start.append(
             {"variant": build.variant, "backend": build.backend, "device": device, **cold}
         )
-        outputs = _check_parity(recipe, build, device, model, inputs, ref_outputs, report, ui, floors)
+        try:
+            outputs = _check_parity(recipe, build, device, model, inputs, ref_outputs, report, ui, floors)
+        except InputMismatchError as exc:  # the reference took these inputs: the package is what is wrong
+            message = f"variant '{build.variant}', backend {build.backend} on {device}: {exc}"
+            report.fail("parity", build.variant, build.backend, device, message)
+            ui.warn(message)
+            return None
         if measure_latency:
             with ui.stage(f"latency {where} (batch {', '.join(map(str, recipe.bench.batch_sizes))})"):
                 _measure_latency(recipe, build, device, model, upstream_dir, report)
@@ -190,11 +196,14 @@ def measure_noise_floor(
     report: Report,
     variant: str,
     ui: UI,
+    reference_kwargs: dict | None = None,
 ) -> dict[str, dict] | None:
     """Run the reference class in float64 on the CPU and measure how far its fp32 outputs are from it."""
     try:
         model = as_float64(
-            load_model_class(reference_class).from_pretrained(upstream, device="cpu", variant=variant)
+            load_model_class(reference_class).from_pretrained(
+                upstream, device="cpu", variant=variant, **(reference_kwargs or {})
+            )
         )
         ref64 = run_model(model, inputs)
         del model

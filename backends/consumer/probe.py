@@ -56,9 +56,7 @@ def parse_packages(packages: list[dict[str, Any]], device: str = "cpu") -> list[
             env = parsed.environment_requirements
             answer["environment"] = {k: str(v) for k, v in vars(env).items()} if env else None
         else:
-            ok, reason = model_package_matches_runtime_environment(
-                parsed, x_ray, device=torch.device(device)
-            )
+            ok, reason = model_package_matches_runtime_environment(parsed, x_ray, device=torch.device(device))
             answer["runtime"] = [bool(ok), reason]
         answers.append(answer)
     return answers

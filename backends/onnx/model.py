@@ -13,16 +13,7 @@ from backends.base import PackageModel, Tensors, require_file
 from backends.device import parse_device, resolve_device
 from backends.errors import DeviceUnavailableError, MissingExtraError, ModelLoadError
 from backends.onnx import WEIGHTS_FILE
-
-_ORT_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(bool)": np.bool_,
-    "tensor(uint8)": np.uint8,
-}
+from backends.onnx.signature import check_feed, graph_inputs
 
 
 def providers_for(
@@ -74,7 +65,9 @@ class OnnxModel(PackageModel):
         self.session = session
         self.path = path
         self.device = device
-        self.inputs = {i.name: _ORT_TYPES.get(i.type, np.float32) for i in session.get_inputs()}
+        self.declared = graph_inputs(session)
+        self.inputs = {name: dtype for name, (_, dtype) in self.declared.items()}
+        self.casts: list[dict[str, object]] = []
         self.output_names = [o.name for o in session.get_outputs()]
         self.io_binding = io_binding
         self.providers = list(session.get_providers())
@@ -130,10 +123,10 @@ class OnnxModel(PackageModel):
         return cls(session, path, device, io_binding=bool(io_binding) and device.startswith("cuda"))
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
-        missing = set(self.inputs) - set(inputs)
-        if missing:
-            raise ValueError(f"missing inputs {sorted(missing)}; the graph takes {sorted(self.inputs)}")
-        feed = {name: np.ascontiguousarray(inputs[name], dtype=dtype) for name, dtype in self.inputs.items()}
+        """Inputs are checked against the graph's declared names, shapes and dtypes first (a cast within a
+        kind is made, one across kinds refused: ``backends.casting``)."""
+        feed, self.casts = check_feed(self.declared, inputs, f"onnx graph {WEIGHTS_FILE}")
+        feed = {name: np.ascontiguousarray(array) for name, array in feed.items()}
         if self.io_binding:
             return self._infer_bound(feed)
         outputs = self.session.run(self.output_names, feed)

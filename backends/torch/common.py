@@ -14,7 +14,7 @@ def load_reference(request: ExportRequest) -> Any:
     from backends.registry import load_model_class
 
     return load_model_class(request.reference_class).from_pretrained(
-        request.upstream_dir, device="cpu", variant=request.variant
+        request.upstream_dir, device="cpu", variant=request.variant, **dict(request.reference_kwargs)
     )
 
 
@@ -34,14 +34,15 @@ def reference_module(request: ExportRequest, backend: str) -> tuple[Any, Any, li
 
 
 def sample_args(request: ExportRequest, input_names: list[str], dtype: Any = None) -> tuple[Any, ...]:
-    """The recipe's sample inputs as torch tensors in ``input_names`` order (floats cast to ``dtype``)."""
+    """The recipe's sample inputs as torch tensors in ``input_names`` order; floats cast to ``dtype``
+    (default float32, the reference's precision, so float64 sample inputs trace a float32 graph)."""
     import torch
 
     args = []
     for name in input_names:
         tensor = torch.from_numpy(request.sample_inputs[name].copy())
-        if dtype is not None and tensor.is_floating_point():
-            tensor = tensor.to(dtype)
+        if tensor.is_floating_point():
+            tensor = tensor.to(dtype or torch.float32)
         args.append(tensor)
     return tuple(args)
 

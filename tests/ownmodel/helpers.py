@@ -32,6 +32,15 @@ class PackRun:
         return json.loads(self.stdout)
 
     @property
+    def messages(self) -> str:
+        """stderr plus the failure messages of the ``--json`` summary (where a quiet run says what failed)."""
+        try:
+            failures = self.json.get("failures") or []
+        except ValueError:
+            failures = []
+        return "\n".join([self.stderr, *(f["message"] for f in failures)])
+
+    @property
     def report(self) -> dict:
         return json.loads((self.out / "report.json").read_text())
 
@@ -57,7 +66,9 @@ def pack(tmp: Path, body: str, *args: str, name: str = "mine") -> PackRun:
     return PackRun(proc.returncode, proc.stdout, proc.stderr, out)
 
 
-def onet_recipe(source: str, *, model: str = "", backends: str = "", parity: str = "", inputs: str = "") -> str:
+def onet_recipe(
+    source: str, *, model: str = "", backends: str = "", parity: str = "", inputs: str = ""
+) -> str:
     """A one-variant recipe for the O-net weights at ``source``."""
     return (
         '[family]\narchitecture = "my-onet"\ntask = "object-detection"\n\n'

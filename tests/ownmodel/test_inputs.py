@@ -32,16 +32,20 @@ def test_a_variant_without_inputs_needs_family_inputs(tmp_path: Path) -> None:
 
 
 def _tensor_inputs(name: str = "image", shape: str = "[4, 3, 48, 48]", dtype: str = "float32") -> str:
-    return ONET_INPUTS.replace('name = "image"', f'name = "{name}"').replace("[4, 3, 48, 48]", shape).replace(
-        'dtype = "float32"', f'dtype = "{dtype}"'
+    return (
+        ONET_INPUTS.replace('name = "image"', f'name = "{name}"')
+        .replace("[4, 3, 48, 48]", shape)
+        .replace('dtype = "float32"', f'dtype = "{dtype}"')
     )
 
 
 def _bad_input_run(tmp_path: Path, inputs: str, backends: str = "[backends.onnx]"):
     run = pack(
-        tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, inputs=inputs, backends=backends), "--no-latency"
+        tmp_path,
+        onet_recipe(str(ONET_PT), model=USER_MODEL, inputs=inputs, backends=backends),
+        "--no-latency",
     )
-    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "Traceback" not in run.messages, run.stderr[-3000:]
     assert run.json["passed"] is False, run.stdout
     assert (run.out / "report.json").is_file(), "the report must still be written"
     return run
@@ -52,7 +56,7 @@ def test_wrong_input_shape_names_variant_input_expected_and_received(tmp_path: P
     run = _bad_input_run(tmp_path, _tensor_inputs(shape="[4, 3, 24, 24]"))
     assert run.rc == 2
     for part in ("onet", "reference", "'image'", "received [4, 3, 24, 24] float32"):
-        assert part in run.stderr, (part, run.stderr[-2000:])
+        assert part in run.messages, (part, run.stderr[-2000:])
     failure = run.report["failures"][0]
     assert failure["stage"] == "inputs" and failure["variant"] == "onet" and failure["exit_code"] == 2
 
@@ -60,7 +64,7 @@ def test_wrong_input_shape_names_variant_input_expected_and_received(tmp_path: P
 @needs_onet
 def test_wrong_channel_count_is_bad_input(tmp_path: Path) -> None:
     run = _bad_input_run(tmp_path, _tensor_inputs(shape="[4, 1, 48, 48]"))
-    assert run.rc == 2 and "received [4, 1, 48, 48]" in run.stderr
+    assert run.rc == 2 and "received [4, 1, 48, 48]" in run.messages
 
 
 @needs_onet
@@ -72,15 +76,15 @@ def test_wrong_input_name_lists_the_accepted_names(tmp_path: Path) -> None:
         "--no-latency",
     )
     assert run.rc == 2, run.stderr[-3000:]
-    assert "Traceback" not in run.stderr
-    assert "'image'" in run.stderr and "'x'" in run.stderr and "onet" in run.stderr
+    assert "Traceback" not in run.messages
+    assert "'image'" in run.messages and "'x'" in run.messages and "onet" in run.messages
 
 
 @needs_onet
 def test_integer_inputs_for_a_float_model_are_refused(tmp_path: Path) -> None:
     run = _bad_input_run(tmp_path, _tensor_inputs(dtype="int64"))
     assert run.rc == 2
-    assert "int64" in run.stderr and "float32" in run.stderr and "'image'" in run.stderr
+    assert "int64" in run.messages and "float32" in run.messages and "'image'" in run.messages
 
 
 @needs_onet
@@ -105,3 +109,35 @@ def test_cast_rules() -> None:
         cast_inputs(f64, {"image": np.int64}, where="v/onnx")
     with pytest.raises(InputDtypeError, match=r"input 'ids' is int64.*takes float32"):
         cast_inputs({"ids": np.arange(3)}, {"ids": np.float32}, where="v/onnx")
+
+
+@needs_onet
+def test_onnx_package_class_refuses_value_changing_casts_and_names_the_shape(tmp_path: Path) -> None:
+    """The package's own model class (not only the reference) checks a feed against the graph."""
+    import torch
+
+    from backends.onnx.model import OnnxModel
+    from tests.ownmodel.user_nets import ONet
+
+    module = ONet().eval()
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (torch.rand(1, 3, 48, 48),),
+            str(tmp_path / "weights.onnx"),
+            input_names=["image"],
+            dynamic_axes={"image": {0: "batch"}},
+            dynamo=False,
+        )
+    model = OnnxModel.from_pretrained(tmp_path)
+    ints = np.zeros((2, 3, 48, 48), dtype=np.int64)
+    with pytest.raises(InputDtypeError, match=r"input 'image' is int64 but the model takes float32"):
+        model.infer({"image": ints})
+    with pytest.raises(
+        InputDtypeError, match=r"expected shape \[batch, 3, 48, 48\] float32, received \[2, 3, 24, 24\]"
+    ):
+        model.infer({"image": np.ones((2, 3, 24, 24), dtype=np.float32)})
+    with pytest.raises(InputDtypeError, match=r"takes inputs 'image'; received 'x'"):
+        model.infer({"x": np.ones((2, 3, 48, 48), dtype=np.float32)})
+    model.infer({"image": np.ones((2, 3, 48, 48), dtype=np.float64)})
+    assert model.casts == [{"input": "image", "from": "float64", "to": "float32", "exact": True}]

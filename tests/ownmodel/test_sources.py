@@ -80,7 +80,9 @@ def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> No
     assert is_torchscript(src / "onet_traced.pt") and not is_torchscript(ONET_PT)
     model = '[model]\noutput_names = ["boxes_reg", "landmarks", "face_prob"]\n'
     backends = "[backends.torch-script]\n[backends.onnx]\n"
-    run = pack(tmp_path, onet_recipe(str(src / "onet_traced.pt"), model=model, backends=backends), "--no-latency")
+    run = pack(
+        tmp_path, onet_recipe(str(src / "onet_traced.pt"), model=model, backends=backends), "--no-latency"
+    )
     assert run.rc == 0, run.stderr[-3000:]
     ref = run.report["references"]["onet"]
     assert ref["model_class"] == "backends.reference.torchscript_file:TorchScriptReference"
@@ -90,9 +92,9 @@ def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> No
 def test_state_dict_without_a_module_says_what_to_add(tmp_path: Path) -> None:
     run = pack(tmp_path, onet_recipe(str(ONET_PT)), "--no-latency")
     assert run.rc == 2, run.stderr[-3000:]
-    assert "[model] factory" in run.stderr and "onet.pt" in run.stderr
-    assert "Traceback" not in run.stderr
-    assert run.json["passed"] is False and run.json["exit_code"] == 2
+    assert "[model] factory" in run.messages and "onet.pt" in run.messages
+    assert "Traceback" not in run.messages
+    assert run.json["passed"] is False and run.json["failures"][0]["exit_code"] == 2
 
 
 @pytest.mark.parametrize(
@@ -106,8 +108,8 @@ def test_misspelt_factory_is_bad_input(tmp_path: Path, factory: str, expected: s
     model = USER_MODEL.replace("tests.ownmodel.user_nets:ONet", factory)
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model), "--no-latency")
     assert run.rc == 2, run.stderr[-3000:]
-    assert "model.factory" in run.stderr and expected in run.stderr
-    assert "Traceback" not in run.stderr
+    assert "model.factory" in run.messages and expected in run.messages
+    assert "Traceback" not in run.messages
 
 
 @pytest.mark.parametrize("ref", ["tests.ownmodel.user_nets:ONet", "tests.ownmodel.user_nets:build_onet"])
@@ -115,9 +117,9 @@ def test_plain_module_named_as_reference_class_is_a_clear_error(tmp_path: Path, 
     parity = f'[parity]\nreference_class = "{ref}"\n'
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, parity=parity), "--no-latency")
     assert run.rc == 2, run.stderr[-3000:]
-    assert "parity.reference_class" in run.stderr
-    assert "from_pretrained" in run.stderr and "[model] factory" in run.stderr
-    assert "Traceback" not in run.stderr
+    assert "parity.reference_class" in run.messages
+    assert "from_pretrained" in run.messages and "[model] factory" in run.messages
+    assert "Traceback" not in run.messages
 
 
 def test_reference_class_without_torch_module_is_refused_up_front_for_torch_exports() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench.threads import ThreadSettings, apply_threads, default_threads
 
 from bench.latency import LatencyConfig, measure
-from bench.threads import ThreadSettings, apply_threads, default_threads
 from packager.errors import RecipeError
 from packager.recipes import load_recipe
 from tests.ownmodel.helpers import ONET_PT, USER_MODEL, onet_recipe, pack, write_recipe
@@ -59,8 +59,9 @@ def test_threads_flag_reaches_torch_and_onnxruntime_and_the_report(tmp_path: Pat
 
 
 def test_adaptive_stopping_reaches_the_target_before_max_time() -> None:
-    config = LatencyConfig(warmup_iters=2, warmup_s=0.0, min_iters=20, min_time_s=0.0, max_time_s=5.0,
-                           target_ci=0.05)
+    config = LatencyConfig(
+        warmup_iters=2, warmup_s=0.0, min_iters=20, min_time_s=0.0, max_time_s=5.0, target_ci=0.05
+    )
     result = measure(lambda _: time.sleep(0.001), [None], config)
     assert result.stopped_by == "precision"
     assert result.total_s < 5.0
@@ -70,14 +71,16 @@ def test_adaptive_stopping_reaches_the_target_before_max_time() -> None:
 
 def test_adaptive_stopping_reports_max_time_when_the_target_is_out_of_reach() -> None:
     rng = np.random.default_rng(0)
-    config = LatencyConfig(warmup_iters=1, warmup_s=0.0, min_iters=5, min_time_s=0.0, max_time_s=0.3,
-                           target_ci=1e-9)
+    config = LatencyConfig(
+        warmup_iters=1, warmup_s=0.0, min_iters=5, min_time_s=0.0, max_time_s=0.3, target_ci=1e-9
+    )
     result = measure(lambda _: time.sleep(float(rng.uniform(0, 0.002))), [None], config)
     assert result.stopped_by == "max_time"
     assert 0.3 <= result.total_s < 1.0
 
 
 def test_without_a_target_min_time_decides() -> None:
-    config = LatencyConfig(warmup_iters=1, warmup_s=0.0, min_iters=5, min_time_s=0.05, max_time_s=5.0,
-                           target_ci=None)
+    config = LatencyConfig(
+        warmup_iters=1, warmup_s=0.0, min_iters=5, min_time_s=0.05, max_time_s=5.0, target_ci=None
+    )
     assert measure(lambda _: None, [None], config).stopped_by == "min_time"

@@ -1,0 +1,233 @@
+"""Which upstream reference a variant is checked against, decided from its source's files, and the up-front
+checks of every ``module:Name`` a recipe names.
+
+The decision (:func:`choose_reference`) is a pure function of the file names and the recipe:
+
+1. ``[parity] reference_class``: that class (for special cases; its contract is in ``backends.reference``);
+2. an ``.onnx`` file at the source's top level: that file in onnxruntime, graph optimisations off;
+3. a TorchScript ``.pt``: that program via ``torch.jit.load``;
+4. a state dict (``.pt``/``.pth``/``.safetensors``/``.bin``) with ``[model] factory``: the user's module, fp32
+   on the CPU;
+5. a transformers snapshot (``config.json``): the HF class for the task;
+6. a state dict without ``[model] factory``: bad input, saying what to add.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from backends.reference.module import STATE_DICT_SUFFIXES
+from backends.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
+from backends.reference.torchscript_file import is_torchscript
+from backends.registry import get_backend
+from packager.errors import RecipeError
+from packager.recipes import ModelRecipe, Recipe
+
+__all__ = [
+    "ReferenceSpec",
+    "check_recipe_imports",
+    "check_reference_class",
+    "choose_reference",
+    "is_torchscript",
+    "reference_for",
+]
+
+MODULE_REFERENCE = "backends.reference.module:ModuleReference"
+ONNX_REFERENCE = "backends.reference.onnx_file:OnnxFileReference"
+TORCHSCRIPT_REFERENCE = "backends.reference.torchscript_file:TorchScriptReference"
+TORCH_EXPORTERS = ("torch", "torch-script", "onnx", "trt")
+"""Backends whose exporters trace the reference's torch module (onnx only when the source is not ONNX)."""
+
+
+@dataclass
+class ReferenceSpec:
+    """A reference model class and the keyword arguments its ``from_pretrained`` gets."""
+
+    model_class: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: str = "class"
+    """``hf``, ``module``, ``onnx-file``, ``torchscript-file`` or ``class`` (a recipe's reference_class)."""
+    description: str = ""
+
+
+def choose_reference(
+    files: Collection[str],
+    factory: str | None,
+    reference_class: str | None,
+    *,
+    task: str = "",
+    torchscript: Collection[str] = (),
+    model: ModelRecipe | None = None,
+    recipe_path: str | Path = "recipe",
+) -> ReferenceSpec:
+    """The reference for a source holding ``files`` (relative paths); ``torchscript``: those of them that
+    are TorchScript archives (:func:`is_torchscript` reads them; this function reads nothing)."""
+    model = model or ModelRecipe(factory=factory)
+    names = {"input_names": model.input_names, "output_names": model.output_names}
+    top = sorted(f for f in files if "/" not in f)
+    if reference_class:
+        return ReferenceSpec(reference_class, {}, "class", f"your reference class {reference_class}")
+    onnx_files = [f for f in top if f.endswith(".onnx")]
+    if onnx_files:
+        return ReferenceSpec(
+            ONNX_REFERENCE,
+            {"onnx_file": onnx_files[0]},
+            "onnx-file",
+            f"the upstream file {onnx_files[0]} in onnxruntime on the CPU, graph optimisations off",
+        )
+    scripted = [f for f in top if f in set(torchscript)]
+    if scripted:
+        return ReferenceSpec(
+            TORCHSCRIPT_REFERENCE,
+            {"torchscript_file": scripted[0], **names},
+            "torchscript-file",
+            f"the upstream TorchScript file {scripted[0]}, fp32 on the CPU",
+        )
+    state_dicts = [f for f in top if PurePosixPath(f).suffix in STATE_DICT_SUFFIXES]
+    if factory and (state_dicts or "config.json" not in top):
+        kwargs = {
+            "factory": factory,
+            "factory_kwargs": dict(model.kwargs),
+            "weights": model.weights,
+            "state_dict_key": model.state_dict_key,
+            **names,
+        }
+        return ReferenceSpec(MODULE_REFERENCE, kwargs, "module", f"your module {factory}, fp32 on the CPU")
+    if "config.json" in top or not state_dicts:
+        ref = get_backend("hf").default_model_class(task) or "backends.hf.model:HFModel"
+        return ReferenceSpec(ref, {}, "hf", f"{ref} (transformers), fp32 on the CPU")
+    raise RecipeError(
+        recipe_path,
+        "model.factory",
+        f"is required: the source ({', '.join(state_dicts)}) is a state dict, which needs your module to "
+        "load into",
+        "[model] factory = 'your_package.module:YourNet' (a class or a function returning the nn.Module); "
+        "or an .onnx / TorchScript file as the source",
+    )
+
+
+def reference_for(recipe: Recipe, variant: str, upstream: Path, files: Iterable[str]) -> ReferenceSpec:
+    """:func:`choose_reference` for one fetched variant; string ``[model] kwargs`` get ``{variant}``."""
+    files = list(files)
+    scripted = [
+        f
+        for f in files
+        if "/" not in f and Path(f).suffix in TORCHSCRIPT_SUFFIXES and is_torchscript(upstream / f)
+    ]
+    spec = choose_reference(
+        files,
+        recipe.model.factory,
+        recipe.parity.reference_class,
+        task=recipe.task,
+        torchscript=scripted,
+        model=recipe.model,
+        recipe_path=recipe.path,
+    )
+    if "factory_kwargs" in spec.kwargs:
+        spec.kwargs["factory_kwargs"] = {
+            k: v.format(variant=variant) if isinstance(v, str) else v
+            for k, v in spec.kwargs["factory_kwargs"].items()
+        }
+    return spec
+
+
+def import_reference(ref: str, field_: str, recipe_path: str | Path) -> Any:
+    """Import ``module:attr`` or raise RecipeError naming the field and what went wrong (no traceback)."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RecipeError(
+            recipe_path,
+            field_,
+            f"'{ref}' cannot be imported: {exc}",
+            "a module importable from the recipe's folder, the working directory or the environment",
+        ) from None
+    except Exception as exc:  # the user's module raised while importing
+        raise RecipeError(
+            recipe_path, field_, f"importing '{module_name}' raised {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            public = sorted(n for n in dir(obj) if not n.startswith("_"))[:12]
+            raise RecipeError(
+                recipe_path,
+                field_,
+                f"'{ref}': {type(obj).__name__} '{getattr(obj, '__name__', module_name)}' has no attribute "
+                f"'{part}'",
+                ", ".join(public) or "nothing public",
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_reference_class(ref: str, recipe_path: str | Path, needs_torch: Collection[str] = ()) -> None:
+    """A recipe's ``reference_class`` must import and keep the reference contract (``backends.reference``):
+    a class with ``from_pretrained`` and ``infer``, plus ``torch_module`` where ``needs_torch`` exporters
+    trace it. A plain ``nn.Module`` or a factory function gets a message pointing at ``[model] factory``."""
+    field_ = "parity.reference_class"
+    obj = import_reference(ref, field_, recipe_path)
+    missing = [m for m in ("from_pretrained", "infer") if not callable(getattr(obj, m, None))]
+    if missing or not inspect.isclass(obj):
+        what = (
+            "a function"
+            if inspect.isfunction(obj)
+            else ("a plain torch nn.Module" if _is_nn_module(obj) else f"a {type(obj).__name__}")
+        )
+        raise RecipeError(
+            recipe_path,
+            field_,
+            f"'{ref}' is {what}, not a reference class (missing: {', '.join(missing) or 'a class'}); a "
+            "reference class has a classmethod from_pretrained(path, *, device, variant, **kwargs) and "
+            "infer(dict of arrays) -> dict of arrays (docs/your-own-model.md)",
+            f"for your own module, drop reference_class and set [model] factory = '{ref}'",
+        )
+    if needs_torch and not callable(getattr(obj, "torch_module", None)):
+        raise RecipeError(
+            recipe_path,
+            field_,
+            f"'{ref}' has no torch_module(), which the {', '.join(needs_torch)} exporter(s) need to trace it",
+            "a torch_module() returning (nn.Module, input_names, output_names), or fewer backends",
+        )
+
+
+def _is_nn_module(obj: Any) -> bool:
+    try:
+        from torch import nn
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return inspect.isclass(obj) and issubclass(obj, nn.Module)
+
+
+def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
+    """Import every ``module:Name`` the recipe names before anything runs, so a misspelling is exit 2 with
+    the field named rather than a traceback halfway through. The recipe's folder is importable (a user's
+    ``my_net.py`` beside ``my_net.toml``)."""
+    folder = str(Path(recipe.path).resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    factory = recipe.model.factory
+    if factory and not callable(import_reference(factory, "model.factory", recipe.path)):
+        raise RecipeError(recipe.path, "model.factory", f"'{recipe.model.factory}' is not callable")
+    if recipe.parity.reference_class:
+        needs = [b for b in backends if b in TORCH_EXPORTERS]
+        check_reference_class(recipe.parity.reference_class, recipe.path, needs)
+    for name in backends:
+        options = recipe.backends[name].options
+        for key in ("model_class", "factory"):
+            value = _option(options, key)
+            if isinstance(value, str) and ":" in value:
+                import_reference(value, f"backends.{name}.{key}", recipe.path)
+
+
+def _option(options: Any, key: str) -> Any:
+    """An option from a plain table or a typed options object."""
+    if isinstance(options, dict):
+        return options.get(key)
+    return getattr(options, key, None)
