@@ -30,6 +30,10 @@ class LatencyConfig:
     min_iters: int = 30
     min_time_s: float = 0.5
     max_time_s: float = 10.0
+    target_ci: float | None = None
+    """Adaptive stopping: once ``min_iters``/``min_time_s`` are met, go on until the median's 95 % CI
+    half-width is at most this fraction of the median (``stopped_by = "precision"``) or ``max_time_s`` runs
+    out (``"max_time"``). ``None``: stop as soon as the minimums are met (``"min_time"``)."""
 
 
 class DeviceTimer(Protocol):
@@ -60,6 +64,10 @@ class LatencyResult:
     harness_overhead_ns: float | None = None
     timer: str = HOST_TIMER
     device_timer: str | None = None
+    stopped_by: str = "min_time"
+    """``precision`` (the CI target was met), ``max_time`` (``max_time_s`` ran out first) or ``min_time``
+    (no target: ``min_iters`` and ``min_time_s`` were met)."""
+    target_ci: float | None = None
 
     def __post_init__(self) -> None:
         if not self.stats:
@@ -177,6 +185,7 @@ def measure(
     min_iters = config.min_iters
     i = 0
     append = samples.append
+    done = _precision_check(samples, config.target_ci)
     if device_timer is None:
         if synchronize is None:
             while True:
@@ -186,7 +195,7 @@ def measure(
                 t1 = clock()
                 append(t1 - t0)
                 i += 1
-                if (i >= min_iters and t1 >= min_end) or t1 >= hard_end:
+                if (i >= min_iters and t1 >= min_end and done(i)) or t1 >= hard_end:
                     break
         else:
             while True:
@@ -197,7 +206,7 @@ def measure(
                 t1 = clock()
                 append(t1 - t0)
                 i += 1
-                if (i >= min_iters and t1 >= min_end) or t1 >= hard_end:
+                if (i >= min_iters and t1 >= min_end and done(i)) or t1 >= hard_end:
                     break
     else:
         device = []
@@ -217,10 +226,19 @@ def measure(
             append(t1 - t0)
             device.append(elapsed())  # the end event is complete: the synchronize waited for it
             i += 1
-            if (i >= min_iters and t1 >= min_end) or t1 >= hard_end:
+            if (i >= min_iters and t1 >= min_end and done(i)) or t1 >= hard_end:
                 break
     total = (clock() - start) / 1e9
+    minimums_met = i >= min_iters and t1 >= min_end
+    if not minimums_met:
+        stopped_by = "max_time"
+    elif config.target_ci is None:
+        stopped_by = "min_time"
+    else:
+        stopped_by = "precision" if _within(samples, config.target_ci) else "max_time"
     return LatencyResult(
+        stopped_by=stopped_by,
+        target_ci=config.target_ci,
         samples_ms=[s / 1e6 for s in samples],
         warmup_iters=warm,
         total_s=total,
@@ -232,6 +250,34 @@ def measure(
 
 def _noop(*_: Any) -> None:
     return None
+
+
+def ci_half_width(samples: Sequence[float]) -> float:
+    """Half-width of the median's 95 % CI relative to the median (0 when the median is 0)."""
+    lo, hi = median_ci(samples)
+    mid = float(np.median(np.asarray(samples, dtype=np.float64)))
+    return (hi - lo) / 2 / mid if mid > 0 else 0.0
+
+
+def _within(samples: Sequence[float], target: float) -> bool:
+    return len(samples) >= 2 and ci_half_width(samples) <= target
+
+
+def _precision_check(samples: list[int], target: float | None) -> Callable[[int], bool]:
+    """``done(i)``: whether to stop at iteration ``i`` once the minimums are met. Without a target, always.
+    With one, the CI is recomputed at geometrically spaced iterations (every 10 %, at least every 10), so the
+    checks cost O(n log n) in all and nothing between them."""
+    if target is None:
+        return lambda _i: True
+    next_check = [0]
+
+    def done(i: int) -> bool:
+        if i < next_check[0]:
+            return False
+        next_check[0] = max(i + 10, int(i * 1.1))
+        return _within(samples, target)
+
+    return done
 
 
 def harness_overhead_ns(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.attempts import by_package
-from bench.latency import LatencyResult, summarize
+from bench.latency import LatencyResult, ci_half_width, summarize
 from bench.parity import RULE, OutputParity
 
 SCHEMA = "weightpack.report/v2"
@@ -158,6 +158,9 @@ class Report:
             "warmup_iters": result.warmup_iters,
             "warmup_s": result.warmup_s,
             "total_s": result.total_s,
+            "stopped_by": result.stopped_by,
+            "target_ci": result.target_ci,
+            "ci_half_width": ci_half_width(result.samples_ms),
             "timer": result.timer,
             "harness_overhead_ns": result.harness_overhead_ns,
             "device_timer": result.device_timer,

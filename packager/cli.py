@@ -55,6 +55,12 @@ def _csv(value: str) -> list[str]:
     return items
 
 
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a positive integer")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pack",
@@ -79,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, help="download cache (default: ~/.cache/weightpack)")
     parser.add_argument(
         "--no-latency", action="store_true", help="skip latency measurement (parity still runs)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
     parser.add_argument("--list", action="store_true", help="list families and their variants, then exit")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
@@ -154,6 +166,7 @@ def _pack(args: argparse.Namespace) -> int:
         out_dir=(args.out or Path("out") / recipe.family).resolve(),
         cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
         measure_latency=not args.no_latency,
+        threads=args.threads,
         extra_meta={"argv": ["pack", *sys.argv[1:]] if args else []},
     )
     ui = make_ui(args.quiet or args.json)

@@ -21,6 +21,7 @@ from backends.outputs import run_model
 from backends.registry import load_model_class
 from bench import environment
 from bench.report import Report, render_markdown
+from bench.threads import apply_threads, resolve_threads
 from packager import atomic, failures, sources
 from packager.build import build_package
 from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError
@@ -42,6 +43,8 @@ class PackOptions:
     out_dir: Path
     cache_dir: Path
     measure_latency: bool = True
+    threads: int | None = None
+    """``--threads``: torch and onnxruntime intra-op threads (default: ``[bench] threads``, else pinned)."""
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,9 +73,11 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     """Build, verify and report every (variant, backend) package; returns the report (already written)."""
     ui = ui or UI()
     devices = [resolve_device(d) for d in options.devices]
+    threads = apply_threads(resolve_threads(options.threads, recipe.bench.threads))
     report = Report.start(
         recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
     )
+    report.environment["threads"] = threads.to_dict()
     options.out_dir.mkdir(parents=True, exist_ok=True)
     try:
         check_recipe_imports(recipe, options.backends)

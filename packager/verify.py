@@ -19,6 +19,7 @@ from bench.latency import LatencyConfig, measure_model, validate_input_sets
 from bench.parity import as_float64, compare_outputs, default_tolerance, noise_floor, noise_floor_tolerance
 from bench.report import Report
 from bench.tasks import task_checks
+from bench.threads import current_threads
 from packager import archive, failures
 from packager.build import PackageBuild
 from packager.errors import WeightpackError
@@ -78,7 +79,9 @@ def _cold_start(
     t0 = time.perf_counter()
     archive.safe_extract(build.zip_result.zip_path, unzip_dir)
     t1 = time.perf_counter()
-    model = load_model_class(build.model_class).from_pretrained(str(unzip_dir), device=device)
+    model = load_model_class(build.model_class).from_pretrained(
+        str(unzip_dir), device=device, **current_threads().model_kwargs()
+    )
     t2 = time.perf_counter()
     run_model(model, inputs)
     if hasattr(model, "synchronize"):
@@ -172,7 +175,9 @@ def _measure_latency(
     recipe: Recipe, build: PackageBuild, device: str, model: Any, upstream_dir: Path, report: Report
 ) -> None:
     b = recipe.bench
-    config = LatencyConfig(b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s)
+    config = LatencyConfig(
+        b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s, target_ci=b.target_ci
+    )
     for batch_size in b.batch_sizes:
         sets = build_input_sets(recipe.inputs_for(build.variant), upstream_dir, batch_size)
         distinct = validate_input_sets(sets)

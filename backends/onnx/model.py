@@ -84,7 +84,7 @@ class OnnxModel(PackageModel):
         """Keyword options: ``onnx_execution_providers`` (overrides the list chosen from ``device``),
         ``tensorrt`` (use the TensorRT EP on CUDA), ``trt_engine_cache_enable``/``trt_engine_cache_path``/
         ``trt_fp16_enable`` (TensorRT EP options), ``io_binding`` (default: on for CUDA),
-        ``intra_op_num_threads``."""
+        ``intra_op_num_threads``, ``inter_op_num_threads`` (the pipeline passes its thread settings)."""
         import onnxruntime
 
         path = Path(model_name_or_path)
@@ -108,6 +108,8 @@ class OnnxModel(PackageModel):
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if kwargs.get("intra_op_num_threads"):
             options.intra_op_num_threads = int(kwargs["intra_op_num_threads"])
+        if kwargs.get("inter_op_num_threads"):
+            options.inter_op_num_threads = int(kwargs["inter_op_num_threads"])
         try:
             session = onnxruntime.InferenceSession(str(weights), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors

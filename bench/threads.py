@@ -1,0 +1,77 @@
+"""CPU thread settings for torch and onnxruntime alike, applied once per run and recorded in the report.
+
+Why pinned: on a small shared machine a library's default (one thread per core) makes every op fork-join
+across cores that other processes are also using; a 1.7 ms net then shows p50s of 57-152 ms and batch 1
+slower than batch 16 (issue 11). One intra-op thread per run gives stable rows; the choice was measured with
+``scripts/bench_cpu_timing.py threads`` on the 2-core development machine (docs/measurement.md, "Threads").
+``--threads N`` or ``[bench] threads = N`` overrides it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEFAULT_INTRA_OP = 1
+"""Pinned default for CPU latency (measured: see the module docstring)."""
+DEFAULT_INTER_OP = 1
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """Threads inside one op (``intra_op``) and across independent ops (``inter_op``)."""
+
+    intra_op: int
+    inter_op: int = DEFAULT_INTER_OP
+    source: str = "default"
+    """Where the setting came from: ``--threads``, ``bench.threads`` or ``default``."""
+
+    def configure_ort(self, options: Any) -> Any:
+        """Set an ``onnxruntime.SessionOptions``' thread counts (sequential execution, as torch runs)."""
+        options.intra_op_num_threads = self.intra_op
+        options.inter_op_num_threads = self.inter_op
+        return options
+
+    def model_kwargs(self) -> dict[str, int]:
+        """Keyword arguments model classes accept in ``from_pretrained`` (others ignore them)."""
+        return {"intra_op_num_threads": self.intra_op, "inter_op_num_threads": self.inter_op}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_threads() -> ThreadSettings:
+    return ThreadSettings(DEFAULT_INTRA_OP, DEFAULT_INTER_OP, "default")
+
+
+def resolve_threads(flag: int | None, recipe: int | None) -> ThreadSettings:
+    """``--threads`` wins over ``[bench] threads``, which wins over the pinned default."""
+    if flag:
+        return ThreadSettings(int(flag), DEFAULT_INTER_OP, "--threads")
+    if recipe:
+        return ThreadSettings(int(recipe), DEFAULT_INTER_OP, "bench.threads")
+    return default_threads()
+
+
+_current: ThreadSettings | None = None
+
+
+def current_threads() -> ThreadSettings:
+    """What :func:`apply_threads` last set in this process (threads are process-wide in torch too), else
+    the default; model classes get it through ``from_pretrained`` keyword arguments."""
+    return _current or default_threads()
+
+
+def apply_threads(settings: ThreadSettings) -> ThreadSettings:
+    """Set torch's intra-op threads (and inter-op threads where torch still allows it: only before its
+    first parallel region) and return the settings with what torch really runs with."""
+    import torch
+
+    torch.set_num_threads(settings.intra_op)
+    # only possible before torch's first parallel region; otherwise keep what it has, and record that
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(settings.inter_op)
+    global _current
+    _current = ThreadSettings(settings.intra_op, torch.get_num_interop_threads(), settings.source)
+    return _current
