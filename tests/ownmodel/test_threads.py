@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.threads import ThreadSettings, apply_threads, default_threads
 
 from bench.latency import LatencyConfig, measure
+from bench.threads import ThreadSettings, apply_threads, default_threads
 from packager.errors import RecipeError
 from packager.recipes import load_recipe
 from tests.ownmodel.helpers import ONET_PT, USER_MODEL, onet_recipe, pack, write_recipe
