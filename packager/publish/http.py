@@ -1,5 +1,12 @@
-"""HTTP with retries: 408, 429 and 5xx answers and connection errors/timeouts are retried with exponential
-backoff (honouring ``Retry-After`` up to the cap); any other 4xx is final.
+"""HTTP with retries, by urllib3's :class:`~urllib3.util.Retry` mounted on the requests session through an
+``HTTPAdapter``: 408, 429 and 5xx answers and connection errors/timeouts are retried with exponential
+backoff, ``Retry-After`` (seconds or an HTTP date) honoured up to the cap; any other 4xx is final. Every
+verb is retried (a retried POST is safe: the service answers 409 to a repeat), and urllib3 rewinds a file
+body before sending it again.
+
+What is ours: the schedule (the first retry already waits ``WEIGHTPACK_RETRY_BASE_S``; urllib3's waits 0),
+a ``Retry-After`` it cannot parse falls back to the backoff instead of raising, a one-line notice per retry
+(``on_retry``), and messages free of the secret.
 
 Tunable by environment for slow links and for tests: ``WEIGHTPACK_RETRY_ATTEMPTS`` (default 5),
 ``WEIGHTPACK_RETRY_BASE_S`` (first delay, default 0.5, doubled each try, capped at
@@ -9,19 +16,23 @@ Tunable by environment for slow links and for tests: ``WEIGHTPACK_RETRY_ATTEMPTS
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from .errors import PublishError
 from .secret import Secret
 
+RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+
 
 def retryable_status(status: int) -> bool:
-    return status in (408, 429) or status >= 500
+    return status in RETRY_STATUSES
 
 
 @dataclass(frozen=True)
@@ -46,13 +57,56 @@ class RetryPolicy:
             timeout_s=num("WEIGHTPACK_HTTP_TIMEOUT_S", cls.timeout_s),
         )
 
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_delay_s)
-            except ValueError:
-                pass
-        return min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
+    def retry(self, notice: Callable[[str], None] | None = None) -> NoticeRetry:
+        """The urllib3 ``Retry`` for this policy; ``notice`` gets one line per retry."""
+        return NoticeRetry(
+            total=self.attempts - 1,
+            allowed_methods=None,  # every verb
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.base_delay_s,
+            backoff_max=self.max_delay_s,
+            raise_on_status=False,  # the last answer comes back; send() turns it into HttpFailure
+            raise_on_redirect=False,
+            notice=notice,
+        )
+
+
+class NoticeRetry(Retry):
+    """urllib3's Retry with our first delay, a lenient ``Retry-After`` and a notice per retry."""
+
+    def __init__(self, *args: Any, notice: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notice = notice
+
+    def new(self, **kw: Any) -> NoticeRetry:
+        kw.setdefault("notice", self.notice)
+        return super().new(**kw)
+
+    def get_backoff_time(self) -> float:
+        """``base * 2**(n-1)`` after the n-th failure in a row, capped (urllib3 waits 0 after the first)."""
+        failures = len(self.history)
+        if failures == 0:
+            return 0.0
+        return float(min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1)))
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """The server's ``Retry-After`` capped at ``backoff_max``; None when absent or unparseable."""
+        try:
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
+            return None
+        return None if seconds is None else min(float(seconds), self.backoff_max)
+
+    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        new = super().increment(method, url, *args, **kwargs)  # raises once exhausted
+        if self.notice is not None:
+            last = new.history[-1]
+            cause = f"HTTP {last.status}" if last.status else type(last.error).__name__
+            response = kwargs.get("response") or (args[0] if args else None)
+            wait = (new.get_retry_after(response) if response is not None else None) or new.get_backoff_time()
+            done = len(new.history)
+            self.notice(f"{cause}; retry {done}/{done + (new.total or 0)} in {wait:.2g}s")
+        return new
 
 
 class HttpFailure(PublishError):
@@ -80,43 +134,58 @@ def send(
     on_retry: Callable[[str], None] | None = None,
 ) -> requests.Response:
     """One logical request with retries. 2xx and statuses in ``accept`` are returned; anything else raises
-    :class:`HttpFailure` with a message free of the secret. ``data_factory`` makes a fresh body per try
-    (an open file), so a retried upload starts again from its first byte."""
+    :class:`HttpFailure` with a message free of the secret. ``data_factory`` opens the body (a file), which
+    urllib3 rewinds for each retry; it is closed here."""
     accept = set(accept)
     all_headers = dict(headers or {})
     if secret is not None:
         all_headers["Authorization"] = f"Bearer {secret.reveal()}"
     redact = secret.redact if secret is not None else (lambda s: s)
-    last = ""
-    for attempt in range(1, policy.attempts + 1):
-        body = data_factory() if data_factory else None
-        try:
-            response = session.request(
-                method, url, headers=all_headers, json=json_body, data=body, timeout=policy.timeout_s
-            )
-        except requests.RequestException as exc:
-            last = f"{type(exc).__name__}: {exc}"
-            status, retry_after = None, None
-        else:
-            if 200 <= response.status_code < 300 or response.status_code in accept:
-                return response
-            status, retry_after = response.status_code, response.headers.get("Retry-After")
-            last = f"HTTP {status}: {response.text[:500]}"
-            if not retryable_status(status):
-                raise HttpFailure(
-                    redact(f"{what}: {last} (not retried: a {status} answer is final)"),
-                    status,
-                    _json_or_none(response),
-                )
-        finally:
-            if body is not None and hasattr(body, "close"):
-                body.close()
-        if attempt < policy.attempts:
-            wait = policy.delay(attempt, retry_after)
-            if on_retry:
-                on_retry(redact(f"{what}: {last}; retry {attempt}/{policy.attempts - 1} in {wait:.2g}s"))
-            time.sleep(wait)
-    raise HttpFailure(redact(f"{what}: failed after {policy.attempts} attempts; last: {last}"), status)
+    notice = (lambda line: on_retry(redact(f"{what}: {line}"))) if on_retry else None
+    _adapter(session, url).max_retries = policy.retry(notice)
+    body = data_factory() if data_factory else None
+    try:
+        response = session.request(
+            method, url, headers=all_headers, json=json_body, data=body, timeout=policy.timeout_s
+        )
+    except requests.RequestException as exc:
+        raise HttpFailure(
+            redact(f"{what}: failed after {policy.attempts} attempts; last: {_cause(exc)}"), None
+        ) from None
+    finally:
+        if body is not None and hasattr(body, "close"):
+            body.close()
+    status = response.status_code
+    if 200 <= status < 300 or status in accept:
+        return response
+    last = f"HTTP {status}: {response.text[:500]}"
+    if retryable_status(status):
+        raise HttpFailure(redact(f"{what}: failed after {policy.attempts} attempts; last: {last}"), status)
+    raise HttpFailure(
+        redact(f"{what}: {last} (not retried: a {status} answer is final)"), status, _json_or_none(response)
+    )
+
+
+def _adapter(session: requests.Session, url: str) -> HTTPAdapter:
+    """The session's retrying adapter for ``url``'s scheme, mounted on first use (pools are kept between
+    calls; a session is used by one thread at a time)."""
+    prefix = "https://" if url.lower().startswith("https://") else "http://"
+    adapter = session.get_adapter(url)
+    if not isinstance(adapter, _RetryingAdapter):
+        adapter = _RetryingAdapter()
+        session.mount(prefix, adapter)
+    return adapter
+
+
+class _RetryingAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose ``max_retries`` :func:`send` sets per request."""
+
+
+def _cause(exc: requests.RequestException) -> str:
+    """The innermost reason urllib3 gave up (a reset connection, a read timeout), not the wrapper."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    inner = reason if isinstance(reason, BaseException) else exc
+    return f"{type(inner).__name__}: {inner}"
 
 
 def _json_or_none(response: requests.Response) -> Any:
