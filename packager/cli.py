@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where the run spent its time, stage by stage (also written to OUT/profile.json)",
+    )
     parser.add_argument("--list", action="store_true", help="list families and their variants, then exit")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -145,7 +150,7 @@ def recipe_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from packager import failures
+    from packager import atomic, failures
     from packager.pipeline import PackOptions, run_pack, select
     from packager.ui import make_ui
 
@@ -171,12 +176,22 @@ def _pack(args: argparse.Namespace) -> int:
     )
     ui = make_ui(args.quiet or args.json)
     _quiet_libraries()
+    profile = None
+    if args.profile:
+        from packager.profiling import Profile, ProfilingUI, process_age_s
+
+        profile = Profile(startup_s=process_age_s())
+        ui = ProfilingUI(ui, profile)
     report = run_pack(recipe, options, ui)
     data = report.to_dict()
     if args.json:
         print(json.dumps(summary(data, options.out_dir), indent=2))
     elif not args.quiet:
         _print_summary(data, options.out_dir, ui)
+    if profile is not None:
+        profile.finish()
+        atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
+        print(profile.render(), file=sys.stderr)
     if not data["passed"]:
         return failures.exit_code(data)
     for module in _extensions():
