@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from packager.cli import main
+from packager.commands import VERBS
 from tests.backends.helpers import mtcnn_dir
 
 pytestmark = pytest.mark.skipif(
@@ -266,8 +267,6 @@ def test_summary_and_report_list_failed_packages_with_a_reason(tmp_path: Path) -
 
 
 def test_pack_help_lists_every_verb_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from packager.commands import VERBS
-
     with pytest.raises(SystemExit, match="0"):
         main(["--help"])
     out = capsys.readouterr().out
@@ -277,7 +276,7 @@ def test_pack_help_lists_every_verb_with_one_line(capsys: pytest.CaptureFixture[
     assert {"verify-remote", "compare", "report"} <= {name for name, _ in listed}
 
 
-@pytest.mark.parametrize("verb", ["verify-remote", "compare", "report"])
+@pytest.mark.parametrize("verb", [v.name for v in VERBS])
 def test_each_verb_help_is_plain_text(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="0"):
         main([verb, "--help"])
@@ -289,7 +288,6 @@ def test_each_verb_help_is_plain_text(verb: str, capsys: pytest.CaptureFixture[s
 def test_readme_shows_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
     """README.md's CLI section holds ``COLUMNS=100 pack --help`` as printed, and a row per verb."""
     from packager.cli import build_parser
-    from packager.commands import VERBS
 
     monkeypatch.setenv("COLUMNS", "100")
     readme = (ROOT / "README.md").read_text()

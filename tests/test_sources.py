@@ -244,6 +244,25 @@ def test_https_interrupted_download_resumes_with_range(file_server, tmp_path):
     assert gets[1].headers["range"] == "bytes=700000-"
 
 
+def test_https_busy_server_is_retried_after_retry_after(file_server, tmp_path, monkeypatch):
+    url = file_server.add("w/busy.bin", PAYLOAD)
+    file_server.refuse("w/busy.bin", 503, {"Retry-After": "1"})
+    file_server.refuse("w/busy.bin", 429)
+    slept = []
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
+    fetched = fetch(f"{url}#sha256={sha(PAYLOAD)}", cache_dir=tmp_path)
+    assert files_of(fetched) == {"busy.bin": PAYLOAD}
+    assert file_server.count("GET") == 3 and slept == [1, 1.0]  # Retry-After, then the backoff's 2nd step
+
+
+def test_https_errors_never_show_url_credentials(file_server, tmp_path):
+    url = file_server.url_for("gone.bin").replace("http://", "http://user:pa55@") + "?sig=t0ken"
+    file_server.stop()  # connection refused, after every retry
+    with pytest.raises(SourceError, match="download failed") as failure:
+        fetch(url, cache_dir=tmp_path)
+    assert "t0ken" not in str(failure.value) and "pa55" not in str(failure.value)
+
+
 def test_https_http_error(file_server, tmp_path):
     with pytest.raises(SourceError, match="404"):
         fetch(file_server.url_for("missing.bin"), cache_dir=tmp_path)

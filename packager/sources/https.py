@@ -1,5 +1,12 @@
 """``https://host/file[#sha256=<hex>]``: one file, streamed to the cache, resumable, locked, atomic, verified.
 
+Requests are retried by :mod:`packager.retry` (urllib3's ``Retry``: busy answers, ``Retry-After``,
+refused connections). What stays hand-written is resuming a body cut mid-way with a ``Range`` request,
+across attempts and across runs (the ``.incomplete`` file), with our progress callback. The libraries
+looked at lose a needed feature: pooch downloads whole files only (no resume); huggingface_hub's
+``http_get`` resumes, but logs the full URL (a signed URL's credentials) at WARNING on every retry, retries
+no 5xx, and raises Hub-specific errors for any server.
+
 Layout under ``cache_dir/"https"``: ``<key>/<filename>`` (the only file in that folder once complete),
 ``<key>/<filename>.incomplete`` while downloading, and ``<key>.lock`` / ``<key>.json`` (resolved URL) beside
 the folder, where ``<key>`` is the sha256 of the URL without its fragment.
@@ -22,6 +29,7 @@ from .. import atomic
 from ..errors import SourceError
 from ..hashing import CHUNK_SIZE as CHUNK
 from ..hashing import sha256_file
+from ..retry import RetryPolicy, backoff, cause, mount
 from ._types import Located, ProgressCallback
 from .hash_cache import HashCache
 from .spec import SourceSpec
@@ -29,8 +37,6 @@ from .spec import SourceSpec
 if TYPE_CHECKING:
     import requests
 
-ATTEMPTS = 3
-TIMEOUT = (10, 60)
 INCOMPLETE = ".incomplete"
 
 
@@ -75,18 +81,25 @@ def reuse(final: Path, expected: str | None, hashes: HashCache, desc: str) -> bo
     return True
 
 
-def _download(url: str, tmp: Path, desc: str, progress: ProgressCallback | None) -> tuple[str, int | None]:
-    """One attempt: append to ``tmp`` from where it stops. Returns ``(final URL, total size or None)``."""
-    import requests
-
+def _download(
+    session: requests.Session,
+    url: str,
+    tmp: Path,
+    desc: str,
+    progress: ProgressCallback | None,
+    timeout: float,
+) -> tuple[str, int | None]:
+    """One request: append to ``tmp`` from where it stops. Returns ``(final URL, total size or None)``.
+    Busy answers and connection failures are retried by the session (urllib3); a connection dropped
+    mid-body raises :class:`_Dropped` with the bytes so far kept in ``tmp``."""
     done = tmp.stat().st_size if tmp.exists() else 0
     headers = {"Accept-Encoding": "identity"}
     if done:
         headers["Range"] = f"bytes={done}-"
-    with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=True) as resp:
+    with session.get(url, headers=headers, stream=True, timeout=(10, timeout), allow_redirects=True) as resp:
         if resp.status_code == 416 and done:  # the partial file is already whole (or bigger): start over
             tmp.unlink()
-            return _download(url, tmp, desc, progress)
+            return _download(session, url, tmp, desc, progress, timeout)
         if resp.status_code >= 400:
             raise SourceError(f"{desc}: HTTP {resp.status_code} {resp.reason}")
         if done and resp.status_code != 206:  # server ignored the Range: restart from zero
@@ -104,6 +117,10 @@ def _download(url: str, tmp: Path, desc: str, progress: ProgressCallback | None)
         return _public_url(resp.url), total
 
 
+class _Dropped(Exception):
+    """The connection broke while the body was streaming; what arrived is on disk."""
+
+
 def _chunks(resp: requests.Response) -> Iterator[bytes]:
     """Up to 1 MiB at a time, keeping whatever arrived before a dropped connection (so it can be resumed).
 
@@ -114,16 +131,16 @@ def _chunks(resp: requests.Response) -> Iterator[bytes]:
     from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
     raw = resp.raw
-    if not hasattr(raw, "read1"):
-        yield from resp.iter_content(chunk_size=CHUNK)
-        return
     try:
+        if not hasattr(raw, "read1"):
+            yield from resp.iter_content(chunk_size=CHUNK)
+            return
         while chunk := raw.read1(CHUNK, decode_content=True):
             yield chunk
-    except ProtocolError as exc:
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except ReadTimeoutError as exc:
-        raise requests.Timeout(exc) from exc
+    except (ProtocolError, ReadTimeoutError, requests.ConnectionError, requests.Timeout) as exc:
+        raise _Dropped(cause(exc)) from None
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise _Dropped(cause(exc)) from None
 
 
 def _public_url(url: str) -> str:
@@ -135,24 +152,28 @@ def _public_url(url: str) -> str:
     return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
-def _download_with_retries(
+def _download_resuming(
     url: str, tmp: Path, desc: str, progress: ProgressCallback | None
 ) -> tuple[str, int | None]:
+    """Download into ``tmp``, resuming with a Range request after each dropped connection (up to
+    ``WEIGHTPACK_RETRY_ATTEMPTS`` in a row). urllib3 can retry a request but not resume a body: this loop
+    is the part no library here does (see the module docstring)."""
     import requests
 
-    retryable = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return _download(url, tmp, desc, progress)
-        except retryable as exc:  # keep the partial file: the next attempt resumes it with a Range request
-            if attempt == ATTEMPTS:
-                raise SourceError(
-                    f"{desc}: download failed after {ATTEMPTS} attempts ({type(exc).__name__}: {exc}); "
-                    "run again to resume"
-                ) from None
-            time.sleep(0.2 * attempt)
-        except requests.RequestException as exc:
-            raise SourceError(f"{desc}: download failed: {type(exc).__name__}: {exc}") from None
+    policy = RetryPolicy.from_env()
+    with requests.Session() as session:
+        mount(session, url, policy.retry())
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                return _download(session, url, tmp, desc, progress, policy.timeout_s)
+            except _Dropped as exc:  # keep the partial file: the next attempt resumes it
+                if attempt == policy.attempts:
+                    raise SourceError(
+                        f"{desc}: download failed after {attempt} attempts ({exc}); run again to resume"
+                    ) from None
+                time.sleep(backoff(policy, attempt))
+            except requests.RequestException as exc:  # urllib3 already retried it
+                raise SourceError(f"{desc}: download failed: {cause(exc)}; run again to resume") from None
     raise AssertionError("unreachable")
 
 
@@ -167,7 +188,7 @@ def fetch_https(
     with FileLock(str(lock)):
         if not reuse(final, spec.sha256, hashes, desc):
             tmp = final.with_name(final.name + INCOMPLETE)
-            resolved, total = _download_with_retries(url, tmp, desc, progress)
+            resolved, total = _download_resuming(url, tmp, desc, progress)
             finish(tmp, final, spec.sha256, hashes, desc, total)
             atomic.write_json(meta, {"url": url, "resolved": resolved})
     try:

@@ -17,6 +17,7 @@ class StaticServer(LoopbackServer):
         super().__init__()
         self.files: dict[str, bytes] = {}
         self.drops: dict[str, int] = {}
+        self.refusals: dict[str, list[tuple[int, dict[str, str]]]] = {}
 
     def add(self, path: str, data: bytes) -> str:
         self.files[path.lstrip("/")] = data
@@ -25,6 +26,10 @@ class StaticServer(LoopbackServer):
     def drop_once(self, path: str, after_bytes: int) -> None:
         """The next GET of ``path`` sends the full Content-Length but closes after ``after_bytes`` bytes."""
         self.drops[path.lstrip("/")] = after_bytes
+
+    def refuse(self, path: str, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """The next ``times`` GETs of ``path`` answer ``status`` (with ``headers``, e.g. Retry-After)."""
+        self.refusals.setdefault(path.lstrip("/"), []).extend([(status, headers or {})] * times)
 
     def url_for(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}"
@@ -43,6 +48,10 @@ class _StaticHandler(QuietHandler):
         self.app.record(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
         key = self.path.split("?", 1)[0].lstrip("/")
         data = self.app.files.get(key)
+        refusals = self.app.refusals.get(key)
+        if refusals and not head:
+            status, headers = refusals.pop(0)
+            return self.send_body(status, b"busy", {"Content-Type": "text/plain", **headers}, head)
         if data is None:
             return self.send_body(404, b"not found", {"Content-Type": "text/plain"}, head)
         headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
