@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
+    family = parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
+    family.completer = _complete_family  # type: ignore[attr-defined]  # read by argcomplete
     parser.add_argument(
         "--variants", type=_csv, help="comma-separated variants (default: the recipe's default)"
     )
@@ -112,7 +113,27 @@ def _extensions() -> list:
     return [importlib.import_module(name) for name in PACK_EXTENSIONS]
 
 
+def _complete_family(prefix: str = "", **_: object) -> list[str]:
+    """What may come first: a verb or a family from the default recipe folders."""
+    families = {name for d in default_recipe_dirs() for name in find_recipes(d)}
+    return sorted(n for n in {v.name for v in commands.VERBS} | families if n.startswith(prefix))
+
+
+def _shell_completion() -> None:
+    """Answer the shell's tab completion and exit, when the shell asks (``_ARGCOMPLETE`` set) and
+    argcomplete (the ``completion`` extra) is installed; otherwise return at once."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(build_parser())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        _shell_completion()
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = commands.find(argv[0]) if argv else None
     if verb is not None:

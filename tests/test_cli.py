@@ -299,3 +299,29 @@ def test_readme_shows_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> Non
     )
     rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", readme, re.M)
     assert rows == [v.name for v in VERBS]
+
+
+# -- shell completion (argcomplete, the `completion` extra) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [("pack ", {"verify-remote", "compare", "report", "minilm", "mtcnn"}), ("pack --var", {"--variants"})],
+)
+def test_shell_completion_offers_verbs_families_and_flags(tmp_path: Path, line: str, expected: set) -> None:
+    pytest.importorskip("argcomplete", reason="shell completion needs the completion extra (argcomplete)")
+    out = tmp_path / "completions.txt"
+    env = {
+        **os.environ,
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_IFS": "\n",
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "packager.cli"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    offered = {word.strip() for word in out.read_text().split("\n") if word.strip()}
+    assert expected <= offered, offered
