@@ -235,7 +235,12 @@ def _quiet_libraries() -> None:
 
 
 def summary(report: dict, out_dir: Path) -> dict:
-    """The ``--json`` summary: verdict, where things are, and one line per package."""
+    """The ``--json`` summary: verdict, where things are, one line per package built and one per package
+    attempted (the terminal table's rows)."""
+    from dataclasses import asdict
+
+    from bench.attempts import attempts
+
     return {
         "passed": report["passed"],
         "family": report["family"],
@@ -245,6 +250,7 @@ def summary(report: dict, out_dir: Path) -> dict:
             {k: p[k] for k in ("variant", "backend", "zip", "size", "md5", "sha256")}
             for p in report["packages"]
         ],
+        "attempts": [asdict(a) for a in attempts(report)],
         "parity_failures": [p for p in report["parity"] if not p["passed"]],
         "failures": report["failures"],
     }

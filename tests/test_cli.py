@@ -7,6 +7,7 @@ written per test; the terminal tests run ``pack`` as a subprocess writing to a r
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -125,21 +127,40 @@ def run_pack(root: Path, args: list[str]) -> tuple[int, str, str]:
 
 TRT = "[backends.trt]\n"
 needs_no_tensorrt = pytest.mark.skipif(
-    __import__("importlib").util.find_spec("tensorrt") is not None, reason="tensorrt is installed here"
+    importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here"
 )
 
 
 # -- 1. text reaches the terminal as written -----------------------------------------------------------
 
 
-@needs_no_tensorrt
-def test_bracketed_messages_reach_the_terminal_as_in_json(tmp_path: Path) -> None:
-    write_recipe(tmp_path, "mt", extra=TRT)
-    _, stdout, _ = run_pack(tmp_path, pack_args(tmp_path, "mt", "--json"))
-    [failure] = json.loads(stdout)["failures"]
+@dataclass(frozen=True)
+class TrtRun:
+    """``pack mt`` with ``[backends.trt]`` and no tensorrt, run as a user would: once in a terminal
+    (stderr a real file), once with ``--json``."""
+
+    root: Path
+    code: int
+    terminal: str
+    json_code: int
+    json: dict
+
+
+@pytest.fixture(scope="module")
+def trt_run(tmp_path_factory: pytest.TempPathFactory) -> TrtRun:
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here: the trt package would build")
+    root = tmp_path_factory.mktemp("trt-run")
+    write_recipe(root, "mt", extra=TRT)
+    json_code, stdout, _ = run_pack(root, pack_args(root, "mt", "--json", "--out", str(root / "json")))
+    code, _, terminal = run_pack(root, pack_args(root, "mt"))
+    return TrtRun(root, code, terminal, json_code, json.loads(stdout))
+
+
+def test_bracketed_messages_reach_the_terminal_as_in_json(trt_run: TrtRun) -> None:
+    [failure] = trt_run.json["failures"]
     assert "pip install 'weightpack[gpu]'" in failure["message"]
-    _, _, terminal = run_pack(tmp_path, pack_args(tmp_path, "mt"))
-    assert failure["message"] in terminal, terminal
+    assert failure["message"] in trt_run.terminal, trt_run.terminal
 
 
 def test_rich_ui_prints_markup_and_emoji_codes_verbatim(tmp_path: Path) -> None:
@@ -246,18 +267,19 @@ def test_exit_130_when_interrupted(tmp_path: Path) -> None:
 # -- 3. every package attempted is in the summary and in report.md --------------------------------------
 
 
-@needs_no_tensorrt
-def test_summary_and_report_list_failed_packages_with_a_reason(tmp_path: Path) -> None:
-    write_recipe(tmp_path, "mt", extra=TRT)
-    code, _, terminal = run_pack(tmp_path, pack_args(tmp_path, "mt"))
-    assert code == 3
-    table = terminal[terminal.index("mt: FAILED") :]
+def test_summary_and_report_list_failed_packages_with_a_reason(trt_run: TrtRun) -> None:
+    assert trt_run.code == trt_run.json_code == 3
+    assert [(a["backend"], a["passed"]) for a in trt_run.json["attempts"]] == [
+        ("torch", True),
+        ("trt", False),
+    ]
+    table = trt_run.terminal[trt_run.terminal.index("mt: FAILED") :]
     rows = [line for line in table.splitlines() if "pnet" in line and "│" in line]
     assert any("torch" in r and "yes" in r for r in rows), table
     [trt] = [r for r in rows if "trt" in r]
     assert "NO (1)" in trt, table
     assert "(1) pnet/trt: missing extra: pip install 'weightpack[gpu]' (tensorrt)" in table, table
-    md = (tmp_path / "out" / "mt" / "report.md").read_text()
+    md = (trt_run.root / "out" / "mt" / "report.md").read_text()
     section = md[md.index("## Packages") :].split("\n## ")[0]
     trt_rows = [line for line in section.splitlines() if "| trt |" in line]
     assert trt_rows and "missing extra" in trt_rows[0], section
