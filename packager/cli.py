@@ -138,8 +138,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = commands.find(argv[0]) if argv else None
     if verb is not None:
         return _guard(lambda: verb.load()(argv[1:]), json_errors="--json" in argv)
+    typo = _mistyped_verb(argv)
+    if typo:
+        print(f"pack: error: {typo}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     args = build_parser().parse_args(argv)
     return _guard(lambda: _pack(args), json_errors=args.json)
+
+
+def _mistyped_verb(argv: list[str]) -> str | None:
+    """When the first word is no family (of the default recipe folders) but close to a verb, the message
+    saying so; argparse would otherwise complain about the verb's arguments, or the recipe search about a
+    missing family."""
+    import difflib
+
+    if not argv or argv[0].startswith("-") or "--recipes" in argv:
+        return None
+    word = argv[0]
+    close = difflib.get_close_matches(word, [v.name for v in commands.VERBS], n=2, cutoff=0.75)
+    if not close or any(word in find_recipes(d) for d in default_recipe_dirs()):
+        return None
+    return f"'{word}' is neither a subcommand nor a family; did you mean: {', '.join(close)}?"
 
 
 def _guard(body: Callable[[], int], json_errors: bool) -> int:

@@ -347,3 +347,11 @@ def test_shell_completion_offers_verbs_families_and_flags(tmp_path: Path, line: 
     assert proc.returncode == 0, proc.stderr
     offered = {word.strip() for word in out.read_text().split("\n") if word.strip()}
     assert expected <= offered, offered
+
+
+@pytest.mark.parametrize("argv", [["comapre", "a.json", "b.json"], ["verify-remot"]])
+def test_a_mistyped_verb_is_named_with_the_likely_one(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"'{argv[0]}' is neither a subcommand nor a family" in err
+    assert "did you mean: " in err and ("compare" in err or "verify-remote" in err), err
