@@ -38,7 +38,22 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         "compare",
         "packager.compare:main",
-        "flag latency and parity regressions between two report.json files",
+        "flag latency and parity regressions between run sets (the run is the unit; windows of nights)",
+    ),
+    Verb(
+        "runs",
+        "packager.compare.cli:runs_main",
+        "measure every package of pack outputs k times, each run a fresh process, interleaved",
+    ),
+    Verb(
+        "ab",
+        "packager.compare.cli:ab_main",
+        "did my change make it slower? baseline and candidate runs alternated AB BA ..., compared in pairs",
+    ),
+    Verb(
+        "calibrate",
+        "packager.compare.calibrate:main",
+        "A/A false alarms and planted slowdown/drift detection of pack compare on this machine",
     ),
     Verb(
         "report",

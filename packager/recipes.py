@@ -141,6 +141,8 @@ class BenchRecipe:
     target_ci: float | None = 0.01
     """Stop once the median's 95 % CI half-width is within this fraction of it (or at ``max_time_s``);
     ``0`` turns adaptive stopping off (then ``min_iters``/``min_time_s`` decide)."""
+    runs: int = 3
+    """Independent runs (fresh processes) per package for ``pack runs``, ``pack ab`` and the nightly."""
 
 
 @dataclass(frozen=True)
@@ -460,6 +462,7 @@ class _Parser:
             "max_time_s",
             "threads",
             "target_ci",
+            "runs",
         }
         self.unknown_keys(table, "bench", known)
         sizes = self.get(table, "batch_sizes", "bench", list, [1])
@@ -472,6 +475,9 @@ class _Parser:
         target = self.get(table, "target_ci", "bench", float, defaults.target_ci)
         if target is not None and not 0 <= target < 1:
             raise self.fail("bench.target_ci", f"{target} is not a fraction", "0 (off) or e.g. 0.01 for 1 %")
+        runs = self.get(table, "runs", "bench", int, defaults.runs)
+        if runs < 1:
+            raise self.fail("bench.runs", f"{runs} runs per package", "an integer >= 1")
         return BenchRecipe(
             threads=threads,
             target_ci=target or None,
@@ -481,4 +487,5 @@ class _Parser:
             min_iters=self.get(table, "min_iters", "bench", int, defaults.min_iters),
             min_time_s=self.get(table, "min_time_s", "bench", float, defaults.min_time_s),
             max_time_s=self.get(table, "max_time_s", "bench", float, defaults.max_time_s),
+            runs=runs,
         )

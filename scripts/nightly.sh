@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The nightly job a GPU box runs: every recipe, every variant, every device; results kept under a timestamp
-# and compared with the last baseline for the same environment (hash of CPU/GPU/driver/CUDA/runtimes).
+# The nightly job: every recipe, every variant, every device; k independent runs per package (each a fresh
+# process, interleaved across packages), compared with a window of the last N nights on the same
+# environment (hash of CPU/GPU/driver/CUDA/runtimes).
 #
-#   scripts/nightly.sh [--ray] [--families a,b] [--devices cpu,cuda:0]
+#   scripts/nightly.sh [--ray] [--families a,b] [--devices cpu,cuda:0] [--runs K] [--window N]
+#                      [--threads T] [--clock wall|cpu] [--threshold F]
 #
 # Layout under $WEIGHTPACK_NIGHTLY_DIR (default ./nightly):
-#   runs/<UTC timestamp>/<family>/...        pack output (report.json, zips, goldens/)
-#   runs/<UTC timestamp>/pytest-benchmark.json, parity.xml, <family>.compare.md
-#   baselines/<env key>/<family>/report.json the last run that passed its comparison on this environment
-# Exit code: 0 all good, 1 a check failed or a regression was found.
+#   runs/<UTC stamp>/<family>/...              pack output (report.json, zips, goldens/)
+#   runs/<UTC stamp>/runs/<family>/<package>/run-NN.json   the k runs per package (pack runs)
+#   runs/<UTC stamp>/env-key                   environment key of this night
+#   runs/<UTC stamp>/pytest-benchmark.json, parity.xml, <family>.compare.md
+# Baseline of a family: the runs of the last N (--window, default 5) earlier nights with the same env-key
+# whose pack of that family passed its checks. Nights that regressed stay in the window: a real slowdown
+# is flagged for a few nights, then becomes the new normal (accept it sooner by deleting older nights).
+# Exit code: 0 all good (inconclusive rows included), 1 a check failed or a regression was found.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -18,17 +24,24 @@ RUN="$ROOT/runs/$STAMP"
 USE_RAY=0
 FAMILIES=""
 DEVICES=""
+WINDOW=5
+RUN_ARGS=()
+COMPARE_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --ray) USE_RAY=1 ;;
     --families) FAMILIES="$2"; shift ;;
     --devices) DEVICES="$2"; shift ;;
+    --window) WINDOW="$2"; shift ;;
+    --runs|--threads|--min-iters|--min-time-s|--batch-sizes) RUN_ARGS+=("$1" "$2"); shift ;;
+    --clock|--threshold|--p99-threshold|--method) COMPARE_ARGS+=("$1" "$2"); shift ;;
     *) echo "nightly.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 mkdir -p "$RUN"
 status=0
+started=$(date +%s)
 if [ -z "$FAMILIES" ]; then
   FAMILIES=$("$PY" -m packager.cli --list --json | "$PY" -c 'import json,sys; print(",".join(f["family"] for f in json.load(sys.stdin)))')
 fi
@@ -52,8 +65,9 @@ PLUGIN_ARGS=()
 "$PY" -c 'import importlib.metadata as m, sys; sys.exit(0 if any(e.name == "weightpack" for e in m.entry_points(group="pytest11")) else 1)' \
   || PLUGIN_ARGS=(-p bench.nightly.plugin)
 GOLDEN_ARGS=()
+PACK_OUTS=()
 for d in "$RUN"/*/report.json "$RUN"/fanout/*/*/report.json; do
-  [ -f "$d" ] && GOLDEN_ARGS+=("--weightpack-goldens=$(dirname "$d")")
+  [ -f "$d" ] && GOLDEN_ARGS+=("--weightpack-goldens=$(dirname "$d")") && PACK_OUTS+=("$(dirname "$d")")
 done
 [ -n "$DEVICES" ] && GOLDEN_ARGS+=("--weightpack-devices=$DEVICES")
 if [ ${#GOLDEN_ARGS[@]} -gt 0 ]; then
@@ -61,28 +75,37 @@ if [ ${#GOLDEN_ARGS[@]} -gt 0 ]; then
     --benchmark-json="$RUN/pytest-benchmark.json" --junitxml="$RUN/parity.xml" || status=1
 fi
 
-# 3. compare each report with the last baseline for the same environment
-for report in "$RUN"/*/report.json "$RUN"/fanout/*/*/report.json; do
-  [ -f "$report" ] || continue
-  family=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["family"])' "$report")
-  name=$(basename "$(dirname "$report")")
-  [ "$name" = "$family" ] || name="$family/$name"
-  key=$("$PY" -m packager.cli compare --env-key "$report")
-  baseline="$ROOT/baselines/$key/$name/report.json"
+# 3. k runs per package, each a fresh process, interleaved across every package of every family
+if [ ${#PACK_OUTS[@]} -gt 0 ]; then
+  "$PY" -m packager.cli runs "${PACK_OUTS[@]}" --into "$RUN/runs" --quiet "${RUN_ARGS[@]}" || status=1
+  "$PY" -m packager.cli compare --env-key "${PACK_OUTS[0]}/report.json" > "$RUN/env-key"
+fi
+key=$(cat "$RUN/env-key" 2>/dev/null || echo none)
+
+# 4. compare each pack output's runs with the same runs of the last N nights on this environment
+for out in "${PACK_OUTS[@]}"; do
+  name=${out#"$RUN"/}                     # <family> or fanout/<family>/<variant-backend>
+  label=$(basename "$out")                # the folder name pack runs labels its runs with
+  current="$RUN/runs/$label"
+  [ -d "$current" ] || continue
   md="$RUN/$(echo "$name" | tr / -).compare.md"
-  if [ -f "$baseline" ]; then
-    if "$PY" -m packager.cli compare "$baseline" "$report" --markdown "$md" > /dev/null; then
-      promote=1
-    else
-      echo "nightly: regression in $name (see $md)" >&2; status=1; promote=0
-    fi
-  else
-    echo "nightly: no baseline for $name on environment $key yet; this run becomes it" | tee "$md"
-    promote=1
+  window=()
+  for night in $(ls -1d "$ROOT"/runs/*/ 2>/dev/null | sort -r); do
+    night=${night%/}
+    [ "$night" = "$RUN" ] && continue
+    [ "$(cat "$night/env-key" 2>/dev/null)" = "$key" ] || continue
+    [ -d "$night/runs/$label" ] || continue
+    "$PY" -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$night/$name/report.json" 2>/dev/null || continue
+    window+=("$night/runs/$label")
+    [ ${#window[@]} -ge "$WINDOW" ] && break
+  done
+  if [ ${#window[@]} -eq 0 ]; then
+    echo "nightly: no earlier night for $name on environment $key yet; this one starts the window" | tee "$md"
+    continue
   fi
-  if [ "$promote" = 1 ] && "$PY" -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$report"; then
-    mkdir -p "$(dirname "$baseline")" && cp "$report" "$baseline.tmp" && mv "$baseline.tmp" "$baseline"
+  if ! "$PY" -m packager.cli compare "${window[@]}" "$current" --markdown "$md" "${COMPARE_ARGS[@]}" > /dev/null; then
+    echo "nightly: regression in $name against ${#window[@]} night(s) (see $md)" >&2; status=1
   fi
 done
-echo "nightly: results in $RUN (exit $status)"
+echo "nightly: results in $RUN (exit $status, $(( $(date +%s) - started )) s)"
 exit $status

@@ -1,26 +1,47 @@
-"""pack compare: planted slowdown and numerical drift are detected; an unchanged run is not flagged."""
+"""pack compare: the run is the unit. Synthetic runs check the statistics (false alarms, detection,
+inconclusive rows, windows, pairs); real runs (``slow``) check that unchanged processes are not flagged
+while planted slowdown and drift are."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from packager import compare
+from bench import stats
+from bench.fingerprint import env_key
+from bench.regression import Thresholds, compare_runs
 from packager.cli import main
+from packager.compare import calibrate
+from packager.compare.collect import Target, schedule, schedule_pairs
+from packager.compare.runsets import EnvironmentMismatchError, compare_sets
+from packager.errors import RecipeError
+from packager.recipes import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENV = {"cpu": "Test CPU", "cpu_count": 2, "machine": "x86_64", "libraries": {"onnxruntime": "1.0"}}
 
 
-def _synthetic(samples: list[float], max_abs: float = 1e-7) -> dict:
-    env = {"cpu": "Test CPU", "cpu_count": 2, "machine": "x86_64", "libraries": {"onnxruntime": "1.0"}}
+def _run(
+    samples, max_abs: float = 1e-7, round_: int = 0, package: str = "v-onnx-cpu", batch: int = 1
+) -> dict:
+    """A report-shaped run with one latency row and one parity row."""
     return {
         "family": "demo",
-        "created_at": "t",
-        "environment": env,
+        "created_at": f"r{round_}",
+        "environment": ENV,
+        "meta": {"run": {"round": round_, "package": package}},
         "latency": [
-            {"variant": "v", "backend": "onnx", "device": "cpu", "batch_size": 1, "samples_ms": samples}
+            {
+                "variant": "v",
+                "backend": "onnx",
+                "device": "cpu",
+                "batch_size": batch,
+                "samples_ms": list(samples),
+            }
         ],
         "parity": [
             {
@@ -36,84 +57,219 @@ def _synthetic(samples: list[float], max_abs: float = 1e-7) -> dict:
     }
 
 
-def _noisy(seed: int, n: int = 60, scale: float = 1.0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    return list(scale * (10 + rng.gamma(2.0, 0.3, size=n)))
+def _runs(rng, k: int, run_sd: float, scale: float = 1.0, n: int = 40, shared=None) -> list[dict]:
+    """k runs: each a process with its own speed (lognormal, ``run_sd``) and gamma noise inside.
+    ``shared`` adds a per-round machine effect common to both sides (what A/B pairs cancel)."""
+    runs = []
+    for r in range(k):
+        speed = scale * np.exp(rng.normal(0, run_sd) + (shared[r] if shared is not None else 0.0))
+        runs.append(_run(speed * (10 + rng.gamma(2.0, 0.3, size=n)), round_=r))
+    return runs
 
 
-def test_slowdown_detected_unchanged_not_flagged_synthetic() -> None:
-    base = _synthetic(_noisy(1))
-    assert compare.compare_reports(base, _synthetic(_noisy(2))).regressed is False
-    slow = compare.compare_reports(base, _synthetic(_noisy(2, scale=1.2)))
-    assert slow.regressed and slow.latency[0].verdict == "regression"
-    fast = compare.compare_reports(base, _synthetic(_noisy(2, scale=0.7)))
+def test_one_run_per_side_is_inconclusive_not_a_regression() -> None:
+    # The issue's A/A case: two processes whose medians differ by 31 %, each tight inside (CoV ~5 %).
+    rng = np.random.default_rng(0)
+    a = _run(5.70 * np.exp(0.05 * rng.standard_normal(200)))
+    b = _run(7.46 * np.exp(0.05 * rng.standard_normal(200)))
+    result = compare_runs([a], [b])
+    row = result.latency[0]
+    assert not result.regressed and row.verdict == "inconclusive", row
+    assert row.median.low is None and "one run per side" in row.note
+    # A prior run-to-run CoV from calibration makes single runs comparable: 31 % against 2 % noise is real.
+    prior = compare_runs([a], [b], Thresholds(run_cov=0.02))
+    assert prior.regressed and prior.latency[0].median.low > 1.05
+    # ... and against this machine's 40 % it is not.
+    assert not compare_runs([a], [b], Thresholds(run_cov=0.4)).regressed
+
+
+@pytest.mark.parametrize("method", ["runs", "pairs", "bootstrap"])
+def test_aa_false_alarms_stay_rare_with_between_run_noise(method: str) -> None:
+    """200 A/A comparisons, k=5 runs each with 10 % run-to-run noise: flagged at most 3 %."""
+    t = Thresholds(method=method, resamples=400)
+    flagged = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        flagged += compare_runs(_runs(rng, 5, 0.10), _runs(rng, 5, 0.10), t).regressed
+    assert flagged <= 6, flagged
+
+
+def test_samples_as_unit_would_cry_wolf_runs_do_not() -> None:
+    """Why the run is the unit: the old rule (bootstrap of one run's samples vs another's, lower CI bound
+    above 1.05) flags unchanged runs often; the same data as 5 runs per side, compared by run, does not."""
+    naive = runs = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        a, b = _runs(rng, 5, 0.10), _runs(rng, 5, 0.10)
+        pa, pb = np.asarray(a[0]["latency"][0]["samples_ms"]), np.asarray(b[0]["latency"][0]["samples_ms"])
+        boot = [np.median(rng.choice(pb, pb.size)) / np.median(rng.choice(pa, pa.size)) for _ in range(300)]
+        naive += np.percentile(boot, 2.5) > 1.05
+        runs += compare_runs(a, b).regressed
+    assert naive >= 8 and runs <= 1, (naive, runs)
+
+
+def test_slowdown_detected_when_noise_allows() -> None:
+    detected = 0
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        result = compare_runs(_runs(rng, 5, 0.03), _runs(rng, 5, 0.03, scale=1.2))
+        detected += result.latency[0].verdict == "regression"
+    assert detected >= 45, detected
+    rng = np.random.default_rng(1)
+    fast = compare_runs(_runs(rng, 5, 0.03), _runs(rng, 5, 0.03, scale=0.7))
     assert not fast.regressed and fast.latency[0].verdict == "improvement"
 
 
+def test_noisy_row_is_inconclusive_with_detectable_effect() -> None:
+    rng = np.random.default_rng(3)
+    result = compare_runs(_runs(rng, 3, 0.25), _runs(rng, 3, 0.25))
+    row = result.latency[0]
+    assert row.verdict == "inconclusive" and not result.regressed
+    assert row.median.noise > 0.05 and row.median.detectable > 0.2
+    assert f"noise {row.median.noise:.1%}" in row.note and "smallest detectable slowdown" in row.note
+    assert row.between_cov["baseline"] > 0.05 and 0 < row.within_cov["baseline"] < 0.2
+
+
+def test_pairs_cancel_a_drifting_machine() -> None:
+    """A machine whose speed swings 30 % between rounds: runs vs runs cannot see a 1.3x slowdown, the
+    back-to-back pairs can."""
+    rng = np.random.default_rng(5)
+    shared = rng.normal(0, 0.3, size=8)
+    a = _runs(rng, 8, 0.02, shared=shared)
+    b = _runs(rng, 8, 0.02, scale=1.3, shared=shared)
+    assert compare_runs(a, b).latency[0].verdict != "regression"
+    paired = compare_runs(a, b, Thresholds(method="pairs"))
+    assert paired.latency[0].verdict == "regression" and paired.latency[0].median.df == 7
+
+
+def test_hierarchical_bootstrap_includes_between_run_variance() -> None:
+    rng = np.random.default_rng(11)
+    runs_a = [r["latency"][0]["samples_ms"] for r in _runs(rng, 6, 0.2)]
+    runs_b = [r["latency"][0]["samples_ms"] for r in _runs(rng, 6, 0.2)]
+    iv = stats.hierarchical_bootstrap(runs_a, runs_b, 50, resamples=1000)
+    within_only = stats.hierarchical_bootstrap([np.concatenate(runs_a)], [np.concatenate(runs_b)], 50)
+    assert iv.high / iv.low > 1.2  # runs 20 % apart widen the interval ...
+    assert within_only.low is None  # ... and one pooled "run" per side has no between-run variance at all
+    with pytest.raises(ValueError, match="paired runs need equal"):
+        stats.paired_interval([1.0, 2.0], [1.0])
+
+
 def test_drift_inside_tolerance_is_flagged() -> None:
-    base = _synthetic(_noisy(1), max_abs=1e-7)
-    result = compare.compare_reports(base, _synthetic(_noisy(1), max_abs=2e-6))
+    rng = np.random.default_rng(1)
+    base = _runs(rng, 2, 0.01)
+    drift = [_run(r["latency"][0]["samples_ms"], max_abs=2e-6) for r in base]
+    result = compare_runs(base, drift)
     assert result.regressed and result.parity[0].verdict == "regression"
     assert "inside tolerance" in result.parity[0].reasons[0]
     # Growth from an exact zero is measured against 1 % of atol, so float noise does not trip it.
-    zero = compare.compare_reports(_synthetic(_noisy(1), 0.0), _synthetic(_noisy(1), 5e-8))
+    zero = compare_runs([_run([1.0, 1.1], 0.0)], [_run([1.0, 1.1], 5e-8)], latency=False)
     assert not zero.regressed
 
 
 def test_environment_mismatch_refused_unless_allowed() -> None:
-    base, cur = _synthetic(_noisy(1)), _synthetic(_noisy(1))
-    cur["environment"] = {**cur["environment"], "cuda": {"devices": [{"name": "NVIDIA H100"}]}}
-    with pytest.raises(compare.EnvironmentMismatchError, match="gpus"):
-        compare.compare_reports(base, cur)
-    result = compare.compare_reports(base, cur, allow_env_mismatch=True)
+    base, cur = _run([1.0, 1.1]), _run([1.0, 1.1])
+    cur["environment"] = {**ENV, "cuda": {"devices": [{"name": "NVIDIA H100"}]}}
+    with pytest.raises(EnvironmentMismatchError, match="gpus"):
+        compare_sets([base], [cur])
+    result = compare_sets([base], [cur], allow_env_mismatch=True)
     assert not result.environment_match and result.environment_differences
-    assert compare.env_key(base["environment"]) != compare.env_key(cur["environment"])
+    assert env_key(base["environment"]) != env_key(cur["environment"])
 
 
-def _write(path: Path, data: dict) -> Path:
-    path.write_text(json.dumps(data))
-    return path
+def _write_runs(folder: Path, runs: list[dict]) -> Path:
+    for i, run in enumerate(runs):
+        path = folder / f"run-{i:02d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run))
+    return folder
 
 
-def _resampled(report: dict, seed: int) -> dict:
-    """The same run, re-drawn: each latency row's samples bootstrapped (an unchanged run)."""
-    rng = np.random.default_rng(seed)
-    out = copy.deepcopy(report)
-    for row in out["latency"]:
-        row["samples_ms"] = list(rng.choice(row["samples_ms"], size=len(row["samples_ms"])))
-    return out
+def test_cli_window_of_nights_and_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    nights = [_write_runs(tmp_path / f"night{i}", _runs(rng, 3, 0.02)) for i in range(3)]
+    same = _write_runs(tmp_path / "same", _runs(rng, 3, 0.02))
+    slow = _write_runs(tmp_path / "slow", _runs(rng, 3, 0.02, scale=1.3))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    md = tmp_path / "same.md"
+    assert main(["compare", *map(str, nights), str(same), "--markdown", str(md)]) == 0
+    text = md.read_text()
+    assert "no regression" in text and "| 9/3 |" in text and "run-to-run CoV" in text
+    assert "no regression" in summary.read_text()
+    assert main(["compare", *map(str, nights), str(slow), "--markdown", str(tmp_path / "s.md")]) == 1
+    assert "REGRESSION" in (tmp_path / "s.md").read_text()
+    other = _run([1.0, 1.1])
+    other["environment"] = {**ENV, "cpu": "Some other CPU"}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert main(["compare", str(nights[0]), str(tmp_path / "other.json")]) == 2
+    assert main(["compare", str(tmp_path / "missing"), str(same)]) == 2
+    assert main(["compare", str(same)]) == 2
+
+
+def _trial(rng, k: int, slow_scale: float, drift: float) -> dict[str, list[dict]]:
+    a, a2 = _runs(rng, k, 0.02), _runs(rng, k, 0.02)
+    return {
+        "a": a,
+        "a2": a2,
+        "slow": _runs(rng, k, 0.02, scale=slow_scale),
+        "drift": [_run([1.0], max_abs=drift)],
+    }
+
+
+def test_calibration_evaluate_on_synthetic_trials() -> None:
+    rng = np.random.default_rng(4)
+    trials = [_trial(rng, 4, 1.2, 1.2e-6) for _ in range(10)]
+    result = calibrate.evaluate(trials, Thresholds())
+    assert result["goals"] == {"aa": True, "slowdown": True, "drift": True}, result["methods"]
+    assert result["single_run"]["aa_flagged_rows"] == 0 and result["drift"]["detected"] == 10
+    assert result["noise"]["wall"][0]["run_to_run_cov"] < 0.05
+    markdown = calibrate.render({**result, "wall_s": 1.0, "runs_dir": "x"}, Thresholds())
+    assert "| runs |" in markdown and "k=3" in markdown
+    # A planted change too small to see is reported as missed, not passed.
+    missed = calibrate.evaluate([_trial(rng, 4, 1.0, 1.2e-7) for _ in range(3)], Thresholds())
+    assert missed["goals"]["slowdown"] is False and missed["goals"]["drift"] is False
+
+
+def test_schedules_interleave_and_counterbalance(tmp_path: Path) -> None:
+    a, b, c = (Target(tmp_path, "v", name, "cpu") for name in ("x", "y", "z"))
+    order = [(r, t.backend) for r, t in schedule([a, b, c], 3)]
+    assert order == [(0, "x"), (0, "y"), (0, "z"), (1, "y"), (1, "z"), (1, "x"), (2, "z"), (2, "x"), (2, "y")]
+    pairs = [(r, t.backend) for r, t in schedule_pairs([(a, b)], 3)]
+    assert pairs == [(0, "x"), (0, "y"), (1, "y"), (1, "x"), (2, "x"), (2, "y")]
+
+
+def test_recipe_runs_key(tmp_path: Path) -> None:
+    text = (ROOT / "recipes" / "minilm.toml").read_text()
+    (tmp_path / "minilm.toml").write_text(text.replace("min_time_s = 0.5", "min_time_s = 0.5\nruns = 7"))
+    assert load_recipe(tmp_path / "minilm.toml").bench.runs == 7
+    (tmp_path / "minilm.toml").write_text(text.replace("min_time_s = 0.5", "min_time_s = 0.5\nruns = 0"))
+    with pytest.raises(RecipeError, match=r"bench\.runs.*an integer >= 1"):
+        load_recipe(tmp_path / "minilm.toml")
+
+
+def test_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["runs", str(tmp_path)]) == 2
+    assert "report.json" in capsys.readouterr().err
+    runs = _write_runs(tmp_path / "r", _runs(np.random.default_rng(0), 2, 0.01))
+    assert main(["compare", str(runs), str(runs), "--clock", "cpu"]) == 2
+    assert "cpu_samples_ms" in capsys.readouterr().err
+    assert main(["compare", str(runs), str(runs), "--threshold", "0"]) == 2
+    assert main(["calibrate", "--from", str(tmp_path / "r")]) == 2
+    assert "no calibration trials" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_real_report_planted_regressions(
-    minilm_pack_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = json.loads((minilm_pack_onnx / "report.json").read_text())
-    base = _write(tmp_path / "base.json", real)
-
-    unchanged = _write(tmp_path / "unchanged.json", _resampled(real, 7))
-    summary = tmp_path / "summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert main(["compare", str(base), str(unchanged), "--markdown", str(tmp_path / "u.md")]) == 0
-    assert "no regression" in (tmp_path / "u.md").read_text()
-    assert "no regression" in summary.read_text()
-
-    slow = copy.deepcopy(real)
-    for row in slow["latency"]:
-        row["samples_ms"] = [s * 1.2 for s in row["samples_ms"]]
-    slow_path = _write(tmp_path / "slow.json", slow)
-    assert main(["compare", str(base), str(slow_path), "--markdown", str(tmp_path / "s.md")]) == 1
-    assert "REGRESSION" in (tmp_path / "s.md").read_text()
-
-    drift = copy.deepcopy(real)
-    row = next(p for p in drift["parity"] if p["output"] == "sentence_embedding")
-    row["max_abs"] *= 20
-    assert row["max_abs"] < row["atol"] and row["passed"]  # still inside tolerance
-    drift_path = _write(tmp_path / "drift.json", drift)
-    assert main(["compare", str(base), str(drift_path), "--json"]) == 1
-
-    other = copy.deepcopy(real)
-    other["environment"]["cpu"] = "Some other CPU"
-    other_path = _write(tmp_path / "other.json", other)
-    assert main(["compare", str(base), str(other_path)]) == 2
-    assert main(["compare", str(base), str(other_path), "--allow-env-mismatch"]) == 0
+def test_real_runs_aa_not_flagged_planted_changes_detected(minilm_pack_onnx: Path, tmp_path: Path) -> None:
+    """Real processes: 2 x 3 unchanged runs are not flagged (wall or CPU clock); a planted 1.5x slowdown
+    (CPU clock, one thread: robust on a loaded CI machine) and a planted 10x error drift are."""
+    args = ["calibrate", str(minilm_pack_onnx), "--trials", "1", "--runs", "3", "--slowdown", "0.5"]
+    args += ["--batch-sizes", "1", "--min-iters", "20", "--min-time-s", "0.2", "--threads", "1"]
+    assert main([*args, "--clock", "cpu", "--into", str(tmp_path / "c"), "--json"]) == 0
+    result = calibrate.evaluate(calibrate.load_trials(tmp_path / "c"), Thresholds(clock="cpu"))
+    for clock in ("wall", "cpu"):
+        assert result["methods"][f"{clock}/runs"]["aa_exit1"] == 0, result["methods"]
+    assert result["single_run"]["aa_flagged_rows"] == 0
+    assert result["methods"]["cpu/runs"]["slow_detected"] == 1 and result["drift"]["detected"] == 1
+    assert 10 < result["drift"]["growth"][0] < 20 and result["aa_growth_max"] < 2
+    run = json.loads(next((tmp_path / "c").rglob("run-00.json")).read_text())
+    assert run["meta"]["run"]["threads"] == 1 and len(run["latency"][0]["cpu_samples_ms"]) >= 20

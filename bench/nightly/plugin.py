@@ -179,7 +179,7 @@ def environment() -> dict[str, Any]:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     if not active(config):
         return
-    from packager.compare import env_key
+    from bench.fingerprint import env_key
 
     env = environment()
     machine_info["weightpack"] = {"env_key": env_key(env), "environment": env}

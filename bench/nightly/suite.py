@@ -84,8 +84,8 @@ def test_latency(
     weightpack_case: Any, weightpack_batch_size: int, weightpack_model: Any, benchmark: Any, request: Any
 ) -> None:
     """``infer`` + device synchronize on the recorded inputs tiled to the batch size."""
+    from bench.fingerprint import env_key
     from bench.nightly.plugin import environment
-    from packager.compare import env_key
 
     case, bs = weightpack_case, weightpack_batch_size
     inputs, _, _ = _goldens(case)
