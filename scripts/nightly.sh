@@ -77,7 +77,7 @@ fi
 
 # 3. k runs per package, each a fresh process, interleaved across every package of every family
 if [ ${#PACK_OUTS[@]} -gt 0 ]; then
-  "$PY" -m packager.cli runs "${PACK_OUTS[@]}" --into "$RUN/runs" --quiet "${RUN_ARGS[@]}" || status=1
+  "$PY" -m packager.cli runs "${PACK_OUTS[@]}" --into "$RUN/runs" --by-folder --quiet "${RUN_ARGS[@]}" || status=1
   "$PY" -m packager.cli compare --env-key "${PACK_OUTS[0]}/report.json" > "$RUN/env-key"
 fi
 key=$(cat "$RUN/env-key" 2>/dev/null || echo none)

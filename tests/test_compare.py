@@ -272,4 +272,4 @@ def test_real_runs_aa_not_flagged_planted_changes_detected(minilm_pack_onnx: Pat
     assert result["methods"]["cpu/runs"]["slow_detected"] == 1 and result["drift"]["detected"] == 1
     assert 10 < result["drift"]["growth"][0] < 20 and result["aa_growth_max"] < 2
     run = json.loads(next((tmp_path / "c").rglob("run-00.json")).read_text())
-    assert run["meta"]["run"]["threads"] == 1 and len(run["latency"][0]["cpu_samples_ms"]) >= 20
+    assert run["environment"]["threads"]["intra_op"] == 1 and len(run["latency"][0]["cpu_samples_ms"]) >= 20

@@ -213,6 +213,11 @@ def runs_parser() -> argparse.ArgumentParser:
     p = verb_parser("runs", RUNS_DOC)
     p.add_argument("pack_outs", type=Path, nargs="+", metavar="PACK_OUT", help="pack output folder(s)")
     p.add_argument("--into", type=Path, help="where run files go (default: PACK_OUT/runs)")
+    p.add_argument(
+        "--by-folder",
+        action="store_true",
+        help="file runs under INTO/<PACK_OUT folder name>/ (always so with several PACK_OUTs)",
+    )
     add_run_arguments(p)
     return p
 
@@ -228,7 +233,7 @@ def runs_main(argv: Sequence[str] | None = None) -> int:
     for out in args.pack_outs:
         report = load_pack_report(out)
         k = k or runs_per_package(args, report)
-        label = out.name if len(args.pack_outs) > 1 else ""
+        label = out.name if len(args.pack_outs) > 1 or args.by_folder else ""
         targets += targets_of(out, report, args.variants, args.backends, args.devices, label)
     if not targets:
         raise UsageError(
