@@ -288,7 +288,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 p["size"] / 1e6 if p else None,
                 len(p["files"]) if p else None,
                 f"`{p['sha256'][:16]}…`" if p else "-",
-                ("yes" if p["reused"] else "no") if p else "-",  # not a failure: plain text
+                _reused_cell(p) if p else "-",  # not a failure: plain text
                 "passed" if attempt.passed else f"**FAILED**: {_md_cell(attempt.reason)}",
             ]
         )
@@ -501,6 +501,15 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             )
     out += [f"- Python {env.get('python')} on {env.get('platform')}", f"- {libs}", ""]
     return "\n".join(out)
+
+
+def _reused_cell(package: dict[str, Any]) -> str:
+    """What a re-run took from an earlier one: the zip, and each device's checks with when they ran."""
+    parts = ["zip"] if package.get("reused") else []
+    for device, v in (package.get("verification") or {}).items():
+        if v.get("reused_from"):
+            parts.append(f"checks on {device} from {v['reused_from']}")
+    return "; ".join(parts) or "no"
 
 
 def _key(entry: dict[str, Any]) -> tuple[Any, ...]:

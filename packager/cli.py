@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
     parser.add_argument(
+        "--reverify",
+        action="store_true",
+        help="check every package again (default: keep the checks of a package, device and environment "
+        "that already passed, and reuse reference outputs)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="print where the run spent its time, stage by stage (also written to OUT/profile.json)",
@@ -211,6 +217,7 @@ def _pack(args: argparse.Namespace) -> int:
         out_dir=(args.out or Path("out") / recipe.family).resolve(),
         cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
         measure_latency=not args.no_latency,
+        reverify=args.reverify,
         threads=args.threads,
         extra_meta={"argv": ["pack", *sys.argv[1:]] if args else []},
     )

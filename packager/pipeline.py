@@ -22,7 +22,7 @@ from backends.registry import load_model_class
 from bench import environment
 from bench.report import Report, render_markdown
 from bench.threads import apply_threads, resolve_threads
-from packager import atomic, failures, sources
+from packager import atomic, failures, reuse, sources
 from packager.build import build_package
 from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError
 from packager.goldens import save_arrays
@@ -43,6 +43,8 @@ class PackOptions:
     out_dir: Path
     cache_dir: Path
     measure_latency: bool = True
+    reverify: bool = False
+    """``--reverify``: check every package and compute reference outputs again, ignoring kept results."""
     threads: int | None = None
     """``--threads``: torch and onnxruntime intra-op threads (default: ``[bench] threads``, else pinned)."""
     extra_meta: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +127,7 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
 def _pack_variant(
     recipe: Recipe, variant: str, options: PackOptions, devices: list[str], report: Report, ui: UI
 ) -> None:
+    env_fingerprint = reuse.environment_fingerprint(report.environment)
     spec = recipe.variants[variant]
     with ui.stage(f"fetch {recipe.family}/{variant} from {spec.source}"):
         fetched = sources.fetch(
@@ -138,22 +141,39 @@ def _pack_variant(
     files = [f["path"] for f in fetched.provenance.get("files") or []]
     spec = reference_for(recipe, variant, fetched.path, files)
     reference_class = spec.model_class
-    with ui.stage(f"reference outputs of {recipe.family}/{variant} ({spec.description})"):
-        inputs = parity_inputs(recipe.inputs_for(variant), fetched.path)
-        ref_outputs, casts = run_reference(spec, fetched.path, variant, inputs)
+    golden = options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz"
+    ref_key = reuse.reference_key(recipe, variant, fetched.provenance, spec)
+    kept = None if options.reverify else reuse.load_reference(golden, ref_key)
     floors = None
-    if recipe.parity.noise_floor:
-        with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
-            floors = measure_noise_floor(
-                reference_class, fetched.path, inputs, ref_outputs, report, variant, ui, spec.kwargs
-            )
-    golden = save_arrays(
-        options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz",
-        {
-            **{f"input/{k}": v for k, v in inputs.items()},
-            **{f"output/{k}": v for k, v in ref_outputs.items()},
-        },
-    )
+    if kept is not None:
+        inputs, ref_outputs, record = kept
+        casts = record["input_casts"]
+        spec.kwargs.update(record["learned_kwargs"])
+        if record["noise_floor"] is not None:
+            report.noise_floor[variant] = record["noise_floor"]
+            floors = record["noise_floor"].get("outputs") or None
+        ui.info(f"  reference outputs of {recipe.family}/{variant} reused from {golden.name}")
+    else:
+        given = dict(spec.kwargs)
+        with ui.stage(f"reference outputs of {recipe.family}/{variant} ({spec.description})"):
+            inputs = parity_inputs(recipe.inputs_for(variant), fetched.path)
+            ref_outputs, casts = run_reference(spec, fetched.path, variant, inputs)
+        if recipe.parity.noise_floor:
+            with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
+                floors = measure_noise_floor(
+                    reference_class, fetched.path, inputs, ref_outputs, report, variant, ui, spec.kwargs
+                )
+        save_arrays(
+            golden,
+            {
+                **{f"input/{k}": v for k, v in inputs.items()},
+                **{f"output/{k}": v for k, v in ref_outputs.items()},
+            },
+        )
+        learned = {k: v for k, v in spec.kwargs.items() if given.get(k, object()) != v}
+        reuse.save_reference(
+            golden, ref_key, casts=casts, learned=learned, noise_floor=report.noise_floor.get(variant)
+        )
     report.references[variant] = {
         "model_class": reference_class,
         "kind": spec.kind,
@@ -176,6 +196,18 @@ def _pack_variant(
         report.add_package(build)
         per_device = {}
         for device in devices:
+            key = reuse.verification_key(
+                recipe, build, device, options.measure_latency, ref_key, env_fingerprint
+            )
+            path = reuse.record_path(options.out_dir, build, device)
+            record = None if options.reverify else reuse.load_verification(path, key, options.out_dir)
+            if record is not None:
+                per_device[device] = reuse.replay(record, report, options.out_dir)
+                report.packages[-1].setdefault("verification", {})[device] = {
+                    "reused_from": record["verified_at"]
+                }
+                ui.info(f"  {variant}/{backend} on {device}: checks reused from {record['verified_at']}")
+                continue
             outs = verify_package(
                 recipe,
                 build,
@@ -190,6 +222,8 @@ def _pack_variant(
             )
             if outs is not None:
                 per_device[device] = outs
+            if reuse.checks_passed(report, build, device):
+                reuse.save_verification(path, key, report, build, device)
         compare_devices(recipe, build, per_device, report, floors)
 
 

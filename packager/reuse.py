@@ -1,0 +1,223 @@
+"""Re-runs finish, they don't redo: finished checks and reference outputs are kept and reused.
+
+Two records, each keyed by a hash of everything its result depends on, so a changed input recomputes it:
+
+* **Verification** of one package on one device (``OUT/.verified/STEM-DEVICE.json``): the report entries
+  its check produced (cold start, parity, task checks, latency, goldens), kept when every check passed.
+  Key: the zip's sha256 and model class, the checks (the variant's parity, bench and inputs settings, the
+  backend's recipe options, latency on/off), the reference outputs' key, and the environment fingerprint
+  (:func:`environment_fingerprint`). A re-run with the same key copies those entries into its report,
+  marked ``reused_from`` with the time they were measured, instead of loading and timing the package again.
+* **Reference outputs** of a variant (``OUT/goldens/ARCH-VARIANT-reference.json`` beside the ``.npz``): the
+  golden inputs/outputs are read back instead of loading the upstream model, while the upstream files, the
+  inputs, the reference class and the libraries that compute it are unchanged.
+
+``pack --reverify`` ignores both records (and rewrites them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from backends.base import Tensors
+from bench import environment
+from packager import __version__, atomic
+from packager.goldens import load_arrays
+from packager.recipes import Recipe
+
+RECORD_SCHEMA = "weightpack.verification/v1"
+REFERENCE_SCHEMA = "weightpack.reference-outputs/v1"
+VERIFIED_DIR = ".verified"
+# Report lists a package's check appends to (per variant, backend, device).
+ENTRY_LISTS = ("cold_start", "parity", "task_checks", "latency", "goldens")
+# What makes two environments measure the same: not NVML clocks or warnings, which change by the minute.
+ENVIRONMENT_KEYS = (
+    "python",
+    "platform",
+    "machine",
+    "cpu",
+    "cpu_count",
+    "cpu_affinity",
+    "libraries",
+    "onnxruntime_providers",
+    "tensorrt_version",
+    "threads",
+)
+REFERENCE_LIBRARIES = ("torch", "transformers", "onnxruntime", "onnx", "numpy", "safetensors")
+
+
+def _hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_plain).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return repr(value)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def environment_fingerprint(env: dict[str, Any]) -> str:
+    """Hash of the parts of ``report.environment`` that change measurements (libraries, CPU, GPUs,
+    threads), leaving out what changes by the minute (NVML snapshots, warnings)."""
+    cuda = env.get("cuda") or {}
+    gpus = [(d.get("name"), d.get("compute_capability")) for d in cuda.get("devices") or []]
+    fields = {k: env.get(k) for k in ENVIRONMENT_KEYS}
+    return _hash({**fields, "gpus": gpus, "cuda": cuda.get("cuda_version")})
+
+
+# ------------------------------------------------------------------------------------ reference outputs
+
+
+def reference_key(recipe: Recipe, variant: str, provenance: dict[str, Any], spec: Any) -> str:
+    """Everything the reference outputs depend on: upstream files (hashes), inputs, reference class and
+    its arguments, the libraries computing them, the noise-floor setting."""
+    return _hash(
+        {
+            "files": provenance.get("files"),
+            "inputs": recipe.inputs_for(variant),
+            "reference": [spec.model_class, spec.kind, spec.kwargs],
+            "noise_floor": recipe.parity.noise_floor,
+            "libraries": environment.library_versions(REFERENCE_LIBRARIES),
+            "weightpack": __version__,
+        }
+    )
+
+
+def _reference_sidecar(golden: Path) -> Path:
+    return golden.with_suffix(".json")
+
+
+def load_reference(golden: Path, key: str) -> tuple[Tensors, Tensors, dict[str, Any]] | None:
+    """``(inputs, outputs, record)`` saved with ``key`` beside ``golden``, or None when absent, stale or
+    unreadable (then the reference runs again)."""
+    try:
+        record = json.loads(_reference_sidecar(golden).read_text("utf-8"))
+        if record.get("schema") != REFERENCE_SCHEMA or record.get("key") != key:
+            return None
+        inputs, outputs = load_arrays(golden, "input"), load_arrays(golden, "output")
+    except (OSError, ValueError, KeyError):
+        return None
+    if not outputs:
+        return None
+    return inputs, outputs, record
+
+
+def save_reference(golden: Path, key: str, *, casts: list, learned: dict, noise_floor: Any) -> None:
+    """Remember which key the golden at ``golden`` was computed for, with what the run learnt."""
+    atomic.write_json(
+        _reference_sidecar(golden),
+        {
+            "schema": REFERENCE_SCHEMA,
+            "key": key,
+            "created_at": _now(),
+            "input_casts": casts,
+            "learned_kwargs": learned,
+            "noise_floor": noise_floor,
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+def verification_key(
+    recipe: Recipe,
+    build: Any,
+    device: str,
+    measure_latency: bool,
+    reference: str,
+    env_fingerprint: str,
+) -> str:
+    """Everything a package's check depends on; the same key gives the same verdict."""
+    return _hash(
+        {
+            "zip_sha256": build.zip_result.sha256,
+            "model_class": build.model_class,
+            "device": device,
+            "measure_latency": measure_latency,
+            "parity": recipe.parity,
+            "bench": recipe.bench,
+            "inputs": recipe.inputs_for(build.variant),
+            "backend_options": recipe.backends[build.backend],
+            "reference": reference,
+            "environment": env_fingerprint,
+            "weightpack": __version__,
+        }
+    )
+
+
+def record_path(out_dir: Path, build: Any, device: str) -> Path:
+    stem = build.zip_result.zip_path.name.removesuffix(".zip")
+    return out_dir / VERIFIED_DIR / f"{stem}-{device.replace(':', '')}.json"
+
+
+def _mine(entry: dict[str, Any], build: Any, device: str) -> bool:
+    return (entry.get("variant"), entry.get("backend"), entry.get("device")) == (
+        build.variant,
+        build.backend,
+        device,
+    )
+
+
+def entries_of(report: Any, build: Any, device: str) -> dict[str, list[dict[str, Any]]]:
+    """The report entries of one package on one device (what its check produced)."""
+    return {name: [e for e in getattr(report, name) if _mine(e, build, device)] for name in ENTRY_LISTS}
+
+
+def checks_passed(report: Any, build: Any, device: str) -> bool:
+    """Something was checked and everything passed: only such a verification is kept for reuse."""
+    entries = entries_of(report, build, device)
+    package = (build.variant, build.backend)
+    failed = [f for f in report.failures if (f.get("variant"), f.get("backend")) == package]
+    return (
+        bool(entries["parity"])
+        and not failed
+        and all(p["passed"] for p in entries["parity"])
+        and all(c["passed"] for c in entries["task_checks"])
+    )
+
+
+def save_verification(path: Path, key: str, report: Any, build: Any, device: str) -> None:
+    atomic.write_json(
+        path,
+        {
+            "schema": RECORD_SCHEMA,
+            "key": key,
+            "verified_at": _now(),
+            "zip": build.zip_result.zip_path.name,
+            "device": device,
+            "entries": entries_of(report, build, device),
+        },
+    )
+
+
+def load_verification(path: Path, key: str, out_dir: Path) -> dict[str, Any] | None:
+    """The record at ``path`` when it was made with ``key`` and its golden outputs are still there."""
+    try:
+        record = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("schema") != RECORD_SCHEMA or record.get("key") != key:
+        return None
+    goldens = record.get("entries", {}).get("goldens") or []
+    if not goldens or not all((out_dir / g["path"]).is_file() for g in goldens):
+        return None
+    return record
+
+
+def replay(record: dict[str, Any], report: Any, out_dir: Path) -> Tensors:
+    """Copy a kept verification into ``report`` (each entry marked ``reused_from``); returns the package's
+    recorded outputs on the parity inputs (for the cross-device comparison)."""
+    when = record["verified_at"]
+    for name in ENTRY_LISTS:
+        getattr(report, name).extend({**e, "reused_from": when} for e in record["entries"].get(name, []))
+    return load_arrays(out_dir / record["entries"]["goldens"][0]["path"], "output")

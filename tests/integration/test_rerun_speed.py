@@ -1,0 +1,45 @@
+"""Re-runs reuse finished checks and reference outputs, and give the same zips and parity results."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.packs import run_pack
+
+pytestmark = pytest.mark.slow
+
+
+def parity_results(report: dict) -> list[tuple]:
+    return sorted(
+        (p["variant"], p["backend"], p["device"], p["output"], p["max_abs"], p["passed"])
+        for p in report["parity"]
+    )
+
+
+def test_rerun_keeps_checks_and_reverify_redoes_them(minilm_pack_onnx: Path, tmp_path: Path) -> None:
+    first = json.loads((minilm_pack_onnx / "report.json").read_text())
+    out = tmp_path / "out"
+    shutil.copytree(minilm_pack_onnx, out)
+    sidecar = next((out / "goldens").glob("*-reference.json"))
+    reference_record = sidecar.read_text()
+
+    again = run_pack(out, "--backends", "onnx")
+    pkg = again["packages"][0]
+    assert pkg["reused"] is True
+    when = pkg["verification"]["cpu"]["reused_from"]
+    assert parity_results(again) == parity_results(first)
+    assert all(p["reused_from"] == when for p in again["parity"] + again["latency"] + again["cold_start"])
+    assert [lat["samples_ms"] for lat in again["latency"]] == [lat["samples_ms"] for lat in first["latency"]]
+    assert sidecar.read_text() == reference_record, "reference outputs were reused, not recomputed"
+    assert "checks on cpu from" in (out / "report.md").read_text()
+
+    redone = run_pack(out, "--backends", "onnx", "--reverify", "--no-latency")
+    assert "verification" not in redone["packages"][0]
+    assert not any("reused_from" in p for p in redone["parity"] + redone["cold_start"])
+    assert parity_results(redone) == parity_results(first)
+    assert redone["packages"][0]["sha256"] == first["packages"][0]["sha256"]
+    assert json.loads(sidecar.read_text())["created_at"] >= json.loads(reference_record)["created_at"]
