@@ -197,6 +197,7 @@ def recipe_dirs(args: argparse.Namespace) -> list[Path]:
 
 def _pack(args: argparse.Namespace) -> int:
     from packager import atomic, failures
+    from packager import summary as run_summary
     from packager.pipeline import PackOptions, run_pack, select
     from packager.ui import make_ui
 
@@ -232,9 +233,9 @@ def _pack(args: argparse.Namespace) -> int:
     report = run_pack(recipe, options, ui)
     data = report.to_dict()
     if args.json:
-        print(json.dumps(summary(data, options.out_dir), indent=2))
+        print(json.dumps(run_summary.as_json(data, options.out_dir), indent=2))
     elif not args.quiet:
-        _print_summary(data, options.out_dir, ui)
+        run_summary.print_table(data, options.out_dir)
     if profile is not None:
         profile.finish()
         atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
@@ -258,68 +259,6 @@ def _quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
     except ImportError:
         pass
-
-
-def summary(report: dict, out_dir: Path) -> dict:
-    """The ``--json`` summary: verdict, where things are, one line per package built and one per package
-    attempted (the terminal table's rows)."""
-    from dataclasses import asdict
-
-    from bench.attempts import attempts
-
-    return {
-        "passed": report["passed"],
-        "family": report["family"],
-        "out_dir": str(out_dir),
-        "report": str(out_dir / "report.json"),
-        "packages": [
-            {k: p[k] for k in ("variant", "backend", "zip", "size", "md5", "sha256")}
-            for p in report["packages"]
-        ],
-        "attempts": [asdict(a) for a in attempts(report)],
-        "parity_failures": [p for p in report["parity"] if not p["passed"]],
-        "failures": report["failures"],
-    }
-
-
-def _print_summary(report: dict, out_dir: Path, ui: object) -> None:
-    """One row per (variant, backend, device) attempted; a failed row points to a numbered note below the
-    table that gives its reason on one unbroken line (a table cell would wrap it)."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    from bench.attempts import attempts
-    from packager.ui import plain
-
-    console = Console(stderr=True)
-    table = Table(title=plain(f"{report['family']}: {'PASSED' if report['passed'] else 'FAILED'}"))
-    for col in ("variant", "backend", "device", "worst max_abs", "p50 ms (bs)", "passed"):
-        table.add_column(col)
-    notes: list[str] = []
-    for attempt in attempts(report):
-        key = (attempt.variant, attempt.backend, attempt.device)
-        rows = [p for p in report["parity"] if (p["variant"], p["backend"], p["device"]) == key]
-        lat = [r for r in report["latency"] if (r["variant"], r["backend"], r["device"]) == key]
-        worst = max((r["max_abs"] or 0.0 for r in rows), default=None)
-        if attempt.passed:
-            verdict = Text("yes", style="green")
-        else:
-            where = "/".join(x for x in key if x)
-            notes.append(f"({len(notes) + 1}) {where}: {attempt.reason}")
-            verdict = Text.assemble(("NO", "red"), f" ({len(notes)})")
-        table.add_row(
-            plain(attempt.variant),
-            plain(attempt.backend),
-            plain(attempt.device or "-"),
-            f"{worst:.2e}" if worst is not None else "-",
-            ", ".join(f"{r['p50_ms']:.2f} ({r['batch_size']})" for r in lat) or "-",
-            verdict,
-        )
-    console.print(table)
-    for note in notes:
-        console.print(plain(note), soft_wrap=True, highlight=False)
-    console.print(plain(f"report: {out_dir / 'report.md'}"), soft_wrap=True, highlight=False)
 
 
 def _list(dirs: list[Path], as_json: bool) -> int:
