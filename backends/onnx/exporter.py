@@ -97,10 +97,11 @@ def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, ha
     static = options.static_batch_size
     if static:  # a static graph is traced at exactly its batch size
         args = tuple(_resize_batch(a, int(static)) for a in args)
+    declared = declared_axes(input_names, args, options.dynamic_axes)
     dynamic_axes = {}
-    for name, arg in zip(input_names, args, strict=True):
+    for name in input_names:
         axes = {} if static else {0: "batch"}
-        axes.update({dim: f"{name}_dim{dim}" for dim in range(1, arg.dim())})
+        axes.update({dim: f"{name}_dim{dim}" for dim in declared[name]})
         dynamic_axes[name] = axes
     for name in output_names:
         dynamic_axes[name] = {} if static else {0: "batch"}
@@ -118,7 +119,9 @@ def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, ha
                 output_names=output_names,
                 opset_version=options.target_opset,
                 dynamic_axes=None if use_dynamo else dynamic_axes,
-                dynamic_shapes=_dynamo_shapes(module, args, static) if use_dynamo else None,
+                dynamic_shapes=_dynamo_shapes(module, args, static, declared, input_names)
+                if use_dynamo
+                else None,
                 dynamo=use_dynamo,
                 external_data=external,
             )
@@ -136,23 +139,45 @@ def _resize_batch(tensor: Any, batch: int) -> Any:
     return tensor.repeat(reps, *([1] * (tensor.dim() - 1)))[:batch].contiguous()
 
 
-def _dynamo_shapes(module: Any, args: tuple[Any, ...], static: Any) -> Any:
+def declared_axes(
+    input_names: list[str], args: tuple[Any, ...], recipe_axes: dict[str, Any] | None
+) -> dict[str, list[int]]:
+    """Which axes besides the batch are dynamic, per input: the recipe's ``dynamic_axes`` where it names
+    the input; otherwise none for floating inputs (an image net traced at 48x48 is not proven at any other
+    size), and every axis for integer inputs (token ids and masks: the text length varies)."""
+    out = {}
+    for name, arg in zip(input_names, args, strict=True):
+        if recipe_axes and name in recipe_axes:
+            out[name] = sorted(int(d) for d in recipe_axes[name] if int(d) != 0)
+        elif arg.is_floating_point():
+            out[name] = []
+        else:
+            out[name] = list(range(1, arg.dim()))
+    return out
+
+
+def _dynamo_shapes(
+    module: Any, args: tuple[Any, ...], static: Any, declared: dict[str, list[int]], names: list[str]
+) -> Any:
     """``dynamic_shapes`` for ``torch.export``; a ``forward(*args)`` takes them as one nested tuple."""
     import inspect
 
-    shapes = _dynamic_shapes(args, static)
+    shapes = _dynamic_shapes(args, static, [declared[n] for n in names])
     params = inspect.signature(module.forward).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
         return (shapes,)
     return shapes
 
 
-def _dynamic_shapes(args: tuple[Any, ...], static: Any) -> tuple[dict[int, Any], ...]:
+def _dynamic_shapes(
+    args: tuple[Any, ...], static: Any, declared: list[list[int]]
+) -> tuple[dict[int, Any], ...]:
     import torch
 
     batch = None if static else torch.export.Dim("batch", min=1, max=1024)
     return tuple(
-        ({0: batch} if batch else {}) | {d: torch.export.Dim.AUTO for d in range(1, a.dim())} for a in args
+        ({0: batch} if batch else {}) | {d: torch.export.Dim.AUTO for d in axes}
+        for _, axes in zip(args, declared, strict=True)
     )
 
 

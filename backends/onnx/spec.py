@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from backends.errors import OptionError
 from backends.options import BackendOptions, field_path
@@ -75,6 +75,10 @@ class OnnxOptions(BackendOptions):
     """Force weights into ``weights.onnx.data`` (automatic above 1.8 GB)."""
     incompatible_providers: list[str] | None = None
     copy_files: list[str] | None = None
+    dynamic_axes: dict[str, Any] | None = None
+    """Axes besides the batch that vary, per input: ``{ image = [2, 3] }`` (height and width). Default:
+    the batch axis only for floating inputs, every axis for integer ones (token ids: text length varies).
+    A variant's shape set (several ``shapes``) is what proves the declared axes."""
 
     positive: ClassVar[tuple[str, ...]] = ("static_batch_size", "opset")
 
@@ -86,6 +90,13 @@ class OnnxOptions(BackendOptions):
         return DYNAMO_MIN_OPSET if self.exporter == "dynamo" else DEFAULT_OPSET
 
     def validate(self, where: str = "") -> None:
+        for name, axes in (self.dynamic_axes or {}).items():
+            if not isinstance(axes, list) or not all(isinstance(a, int) and a >= 0 for a in axes):
+                raise OptionError(
+                    field_path(where, f"dynamic_axes.{name}"),
+                    f"{axes!r} is not a list of axis indices",
+                    "e.g. { image = [2, 3] } for height and width",
+                )
         problem = opset_problem(self.target_opset, ort_version())
         if problem:
             raise OptionError(field_path(where, "opset"), problem, f"<= {max_opset(ort_version() or '0.0')}")
