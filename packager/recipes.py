@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,9 @@ class TensorInput:
     dtype: str
     low: float
     high: float
+    shapes: list[list[int]] = field(default_factory=list)
+    """A shape set: every shape the package is verified and timed at (``shape`` is the first, the one
+    exports trace with); empty when the recipe gives a single ``shape``."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,29 @@ class InputsRecipe:
     tensors: list[TensorInput] = field(default_factory=list)
     seed: int = 0
     sets: int = 4
+
+    @property
+    def shape_count(self) -> int:
+        """How many shapes the shape set has (1 without ``shapes``)."""
+        return max([len(t.shapes) for t in self.tensors] + [1])
+
+    def at_shape(self, index: int) -> InputsRecipe:
+        """These inputs with every tensor at shape ``index`` of its shape set (a single shape stays)."""
+        if index == 0 or self.shape_count == 1:
+            return self
+        tensors = [
+            replace(t, shape=t.shapes[index] if len(t.shapes) > 1 else t.shape, shapes=[])
+            for t in self.tensors
+        ]
+        return replace(self, tensors=tensors)
+
+    def shape_label(self, index: int) -> str | None:
+        """``image 3x240x320``: what a report row at shape ``index`` says (batch left out: rows carry their
+        batch size); ``None`` without a shape set."""
+        if self.shape_count == 1:
+            return None
+        spec = self.at_shape(index)
+        return ", ".join(f"{t.name} {'x'.join(map(str, t.shape[1:]))}" for t in spec.tensors)
 
 
 @dataclass(frozen=True)
@@ -398,13 +424,13 @@ class _Parser:
             where = f"inputs.tensors[{i}]"
             if not isinstance(spec, dict):
                 raise self.fail(where, "must be a table", "{name, shape, dtype, low, high}")
-            shape = self.get(spec, "shape", where, list)
-            if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
-                raise self.fail(f"{where}.shape", f"{shape} is not a shape", "positive integers, batch first")
+            self.unknown_keys(spec, where, {"name", "shape", "shapes", "dtype", "low", "high"})
+            shapes = self.shapes(spec, where)
             tensors.append(
                 TensorInput(
                     name=self.get(spec, "name", where, str),
-                    shape=shape,
+                    shape=shapes[0],
+                    shapes=shapes if len(shapes) > 1 else [],
                     dtype=self.choice(
                         self.get(spec, "dtype", where, str, "float32"), f"{where}.dtype", DTYPES
                     ),
@@ -414,6 +440,13 @@ class _Parser:
             )
         if kind == "tensor" and not tensors:
             raise self.fail("inputs.tensors", "tensor inputs need at least one [[inputs.tensors]] entry")
+        counts = {len(t.shapes) for t in tensors if t.shapes}
+        if len(counts) > 1:
+            raise self.fail(
+                "inputs.tensors",
+                f"shape sets of different lengths {sorted(counts)}",
+                "the same number of shapes",
+            )
         return InputsRecipe(
             kind=kind,
             texts=texts,
@@ -422,6 +455,24 @@ class _Parser:
             seed=self.get(table, "seed", "inputs", int, 0),
             sets=max(1, self.get(table, "sets", "inputs", int, 4)),
         )
+
+    def shapes(self, spec: dict[str, Any], where: str) -> list[list[int]]:
+        """``shape = [...]`` or a shape set ``shapes = [[...], [...]]`` (same rank, batch first)."""
+        if ("shape" in spec) == ("shapes" in spec):
+            raise self.fail(where, "needs exactly one of shape or shapes", "shape = [1, 3, 48, 48]")
+        key = "shape" if "shape" in spec else "shapes"
+        value = self.get(spec, key, where, list)
+        shapes = [value] if key == "shape" else value
+        for shape in shapes or [None]:
+            if (
+                not isinstance(shape, list)
+                or not shape
+                or not all(isinstance(d, int) and d > 0 for d in shape)
+            ):
+                raise self.fail(f"{where}.{key}", f"{value} is not a {key}", "positive integers, batch first")
+        if len({len(s) for s in shapes}) > 1:
+            raise self.fail(f"{where}.shapes", f"{value} mixes ranks", "shapes of one rank")
+        return shapes
 
     def tolerance(self, body: Any, where: str) -> Tolerance:
         if not isinstance(body, dict):

@@ -141,3 +141,19 @@ def test_onnx_package_class_refuses_value_changing_casts_and_names_the_shape(tmp
         model.infer({"x": np.ones((2, 3, 48, 48), dtype=np.float32)})
     model.infer({"image": np.ones((2, 3, 48, 48), dtype=np.float64)})
     assert model.casts == [{"input": "image", "from": "float64", "to": "float32", "exact": True}]
+
+
+def test_a_shape_set_is_one_variant(tmp_path: Path) -> None:
+    inputs = ONET_INPUTS.replace("shape = [4, 3, 48, 48]", "shapes = [[1, 3, 120, 160], [1, 3, 240, 320]]")
+    recipe = load_recipe(
+        write_recipe(tmp_path, onet_recipe("/tmp/p.pt", model=USER_MODEL, inputs=inputs)) / "mine.toml"
+    )
+    spec = recipe.inputs_for("onet")
+    assert spec.shape_count == 2 and spec.tensors[0].shape == [1, 3, 120, 160]
+    assert spec.at_shape(1).tensors[0].shape == [1, 3, 240, 320]
+    assert [spec.shape_label(i) for i in range(2)] == ["image 3x120x160", "image 3x240x320"]
+    bad = ONET_INPUTS.replace("shape = [4, 3, 48, 48]", "shapes = [[1, 3, 120, 160], [1, 3, 240]]")
+    with pytest.raises(RecipeError, match=r"inputs.tensors\[0\].shapes.*mixes ranks"):
+        load_recipe(
+            write_recipe(tmp_path, onet_recipe("/tmp/p.pt", model=USER_MODEL, inputs=bad)) / "mine.toml"
+        )
