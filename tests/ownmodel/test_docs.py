@@ -1,0 +1,86 @@
+"""Every example in docs/your-own-model.md runs as written: blocks in order, in an empty folder.
+
+Conventions of that page: a ``python`` or ``toml`` block whose first line is ``# file: PATH`` is written to
+PATH; any other ``python`` block is run; each ``pack ...`` line of a ``bash`` block is run, expecting exit 0
+unless the line ends with ``# exit N``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.ownmodel.helpers import ONET_PT, ROOT
+
+DOC = ROOT / "docs" / "your-own-model.md"
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (the example weights) is not installed"),
+]
+
+
+def blocks() -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(DOC.read_text())]
+
+
+def test_the_page_has_an_example_of_every_case() -> None:
+    text = DOC.read_text()
+    for case in (
+        "[model]",
+        ".onnx",
+        "TorchScript",
+        "shapes =",
+        "dynamic_axes",
+        "--threads",
+        "# exit 2",
+        "reference_class",
+    ):
+        assert case in text, case
+    kinds = [kind for kind, _ in blocks()]
+    assert kinds.count("bash") >= 7 and "toml" in kinds and "python" in kinds
+
+
+def test_every_example_runs(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "WEIGHTPACK_CACHE": str(tmp_path / ".cache"),
+    }
+    ran = 0
+    for kind, body in blocks():
+        first = body.splitlines()[0] if body.strip() else ""
+        if first.startswith("# file: "):
+            path = tmp_path / first.removeprefix("# file: ").strip()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body)
+        elif kind == "python":
+            proc = subprocess.run(
+                [sys.executable, "-c", body], cwd=tmp_path, env=env, capture_output=True, text=True
+            )
+            assert proc.returncode == 0, body + proc.stderr[-3000:]
+        elif kind == "bash":
+            for line in body.splitlines():
+                if not line.startswith("pack "):
+                    continue
+                command, _, comment = line.partition("#")
+                expected = int(m.group(1)) if (m := re.search(r"exit (\d+)", comment)) else 0
+                args = shlex.split(command)[1:]
+                proc = subprocess.run(
+                    [sys.executable, "-m", "packager.cli", *args, "--out", f"out/{args[0]}"],
+                    cwd=tmp_path,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                assert proc.returncode == expected, line + "\n" + proc.stdout[-2000:] + proc.stderr[-3000:]
+                assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+                assert (tmp_path / "out" / args[0] / "report.json").is_file()
+                ran += 1
+    assert ran >= 7
