@@ -18,6 +18,7 @@ from typing import Any
 from backends.device import resolve_device
 from backends.errors import InputMismatchError, UserModelError
 from backends.outputs import run_model
+from backends.reference.module import describe
 from backends.registry import load_model_class
 from bench import environment
 from bench.report import Report, render_markdown
@@ -262,6 +263,15 @@ def run_reference(
         outputs = run_model(reference, inputs)
     except UserModelError as exc:
         raise type(exc)(f"variant '{variant}', backend reference ({spec.description}): {exc}") from exc
+    except WeightpackError:
+        raise
+    except Exception as exc:  # a hand-written reference class failed: the user's code, not ours
+        if spec.kind != "class":
+            raise
+        raise UserModelError(
+            f"variant '{variant}', backend reference ({spec.description}): {type(exc).__name__}: {exc} "
+            f"(inputs {describe(inputs)})"
+        ) from exc
     if spec.kind in ("module", "torchscript-file"):
         spec.kwargs["input_names"] = reference.input_names
         spec.kwargs["output_names"] = reference.output_names

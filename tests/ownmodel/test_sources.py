@@ -138,3 +138,25 @@ def test_choose_reference_is_a_pure_decision_on_the_files() -> None:
     chosen = choose_reference({"weights.pth"}, "my.nets:Net", None)
     assert chosen.model_class.endswith("ModuleReference") and chosen.kwargs["factory"] == "my.nets:Net"
     assert choose_reference({"a.onnx"}, None, "x.y:Ref").model_class == "x.y:Ref"
+
+
+def test_a_reference_class_that_raises_is_bad_input_naming_the_inputs(tmp_path: Path) -> None:
+    """Friction 5: a wrong input name inside the user's class gave ``KeyError: 'x'`` and a traceback."""
+    recipes_dir = tmp_path / "recipes"
+    recipes_dir.mkdir()
+    (recipes_dir / "my_ref.py").write_text(  # the recipe's folder is importable: the user's file sits there
+        "class Ref:\n"
+        "    @classmethod\n"
+        "    def from_pretrained(cls, path, **kwargs):\n"
+        "        return cls()\n"
+        "    def infer(self, inputs):\n"
+        "        return {'y': inputs['x']}\n"
+        "    def torch_module(self):\n"
+        "        raise NotImplementedError\n"
+    )
+    parity = '[parity]\nreference_class = "my_ref:Ref"\n'
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), parity=parity), "--no-latency")
+    assert run.rc == 2, run.messages[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "KeyError: 'x'" in run.messages and "'image' received [4, 3, 48, 48] float32" in run.messages
+    assert "your reference class my_ref:Ref" in run.messages
