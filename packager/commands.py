@@ -69,7 +69,7 @@ def find(name: str) -> Verb | None:
 
 
 def verbs_help() -> str:
-    """The verb list ``pack --help`` ends with: one line each."""
+    """The verb list ``pack --help`` shows under its description: one line each."""
     width = max(len(v.name) for v in VERBS) + 2
     lines = [f"  {v.name:<{width}}{v.summary}" for v in VERBS]
     return "subcommands (pack SUBCOMMAND --help for each):\n" + "\n".join(lines)
