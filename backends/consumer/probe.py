@@ -7,6 +7,9 @@ reads a JSON request on stdin and prints one JSON answer on stdout:
   package: ``parsed`` (the consumer's parser accepted it; else ``error``), ``backend``, and ``runtime``
   (``[matches, reason]`` from the consumer's own runtime-compatibility filter; TRT packages are judged on a
   GPU only, so ``null`` here).
+- ``resolve``: ``{"model_id", "api_host", "api_key"}`` -> what the consumer's roboflow weights provider
+  (``get_roboflow_model``, every page) makes of the weights endpoint at ``api_host``: architecture, task
+  and each parsed package (id, backend, files with md5).
 - ``auto-load``: ``{"model_id", "api_host", "api_key", "inputs": NPZ, "outputs": NPZ, "device"?,
   "backend"?}`` -> ``AutoModel.from_pretrained(model_id)`` with the weights endpoint at ``api_host``, run
   on the npz's ``input/*`` arrays; the flattened outputs are written to ``outputs`` and the answer names
@@ -62,11 +65,41 @@ def parse_packages(packages: list[dict[str, Any]], device: str = "cpu") -> list[
     return answers
 
 
+def _point_at(api_host: str) -> None:
+    """The consumer reads ``ROBOFLOW_API_HOST`` once, at import: set it before the first import."""
+    if "inference_models" in sys.modules:
+        from inference_models.weights_providers import roboflow
+
+        roboflow.ROBOFLOW_API_HOST = api_host.rstrip("/")
+    os.environ["ROBOFLOW_API_HOST"] = api_host.rstrip("/")
+
+
+def resolve(request: dict[str, Any]) -> dict[str, Any]:
+    """The consumer's weights provider on the registry at ``api_host``."""
+    _point_at(request["api_host"])
+    from inference_models.weights_providers.roboflow import get_roboflow_model
+
+    meta = get_roboflow_model(request["model_id"], api_key=request.get("api_key"))
+    return {
+        "model_id": meta.model_id,
+        "model_architecture": meta.model_architecture,
+        "task_type": meta.task_type,
+        "packages": [
+            {
+                "package_id": p.package_id,
+                "backend": str(p.backend.value),
+                "files": {f.file_handle: f.md5_hash for f in p.package_artefacts},
+            }
+            for p in meta.model_packages
+        ],
+    }
+
+
 def auto_load(request: dict[str, Any]) -> dict[str, Any]:
     """Resolve, download and load ``model_id`` through ``AutoModel`` and run it on recorded inputs."""
     import numpy as np
 
-    os.environ["ROBOFLOW_API_HOST"] = request["api_host"].rstrip("/")
+    _point_at(request["api_host"])
     os.environ.setdefault("ONNXRUNTIME_EXECUTION_PROVIDERS", "[CPUExecutionProvider]")
     if request.get("cache_dir"):
         os.environ["INFERENCE_HOME"] = request["cache_dir"]
@@ -100,6 +133,7 @@ def auto_load(request: dict[str, Any]) -> dict[str, Any]:
 
 COMMANDS = {
     "parse": lambda req: {"packages": parse_packages(req["packages"], req.get("device", "cpu"))},
+    "resolve": resolve,
     "auto-load": auto_load,
 }
 

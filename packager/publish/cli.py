@@ -36,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--access", choices=("public", "private"), default="public", help="model access")
     group.add_argument(
+        "--skip-model-registration",
+        action="store_true",
+        help="do not register the model itself (it exists already); only its packages",
+    )
+    group.add_argument(
+        "--model-register-path",
+        metavar="PATH",
+        help="model-registration endpoint (an assumption: no public client has it; default "
+        "$WEIGHTPACK_MODEL_REGISTER_PATH or /models/v1/external/models/register; 'none' skips it)",
+    )
+    group.add_argument(
         "--execute", action="store_true", help="perform the plan (without it: print the plan, change nothing)"
     )
     group.add_argument("--dry-run", action="store_true", help="print the plan only (the default)")
@@ -236,7 +247,15 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
         from .registry import RegistryClient
 
         assert registry_url is not None and secret is not None
-        client = RegistryClient(registry_url, secret, RetryPolicy.from_env(), on_retry=echo)
+        from .registry import model_register_path
+
+        client = RegistryClient(
+            registry_url,
+            secret,
+            RetryPolicy.from_env(),
+            on_retry=echo,
+            model_register=model_register_path(args.model_register_path, args.skip_model_registration),
+        )
         state = State(state_path(out_dir, args.env))
         hint = resume_command(args)
         for p in plans:
@@ -271,4 +290,8 @@ def resume_command(args: argparse.Namespace) -> str:
     parts += ["--execute"] + (["--yes"] if args.yes else [])
     if getattr(args, "skip_staging_check", False):
         parts += ["--skip-staging-check"]
+    if getattr(args, "skip_model_registration", False):
+        parts += ["--skip-model-registration"]
+    if getattr(args, "model_register_path", None):
+        parts += ["--model-register-path", args.model_register_path]
     return shlex.join(parts)

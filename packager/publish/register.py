@@ -98,7 +98,10 @@ def _register(
     label: str,
 ) -> None:
     created = client.register_model(plan.model_body())
-    echo(f"{label}: model {plan.model_id} {'registered' if created else 'already registered'}")
+    if created is None:
+        echo(f"{label}: model registration skipped (the model {plan.model_id} must exist already)")
+    else:
+        echo(f"{label}: model {plan.model_id} {'registered' if created else 'already registered'}")
     answer = client.register_package(plan.package_body())
     if answer is None:  # 409: only fine when the registered package is this one
         existing = find_identical(client, plan)

@@ -3,20 +3,25 @@
 Endpoints, relative to the environment's host:
 
 - ``POST /models/v1/external/models/register`` {modelId, modelArchitecture, modelVariant, taskType, access};
-  409 = the model exists already (fine).
+  409 = the model exists already (fine). ASSUMPTION: this endpoint is in no public client (the SDK that has
+  it is private), so its path is configurable (``model_register_path``; ``$WEIGHTPACK_MODEL_REGISTER_PATH``)
+  and the step is skipped when it is ``None`` (the model exists already; ``--skip-model-registration``).
 - ``POST /models/v1/external/model-packages/register`` {modelId, packageManifest, fileHandles, modelFeatures}
-  -> {modelId, modelPackageId, filesUploadSpecs: [{fileHandle, signedUrlDetails: {uploadUrl, method,
-  extensionHeaders, maxFileSize}}]}; 409 = already registered.
+  -> {modelId, modelPackageId, filesUploadSpecs: [{type: "external-file-upload-specs-v1", fileHandle,
+  signedUrlDetails: {type: "signed-url-details-v1", uploadUrl, method, extensionHeaders, maxFileSize}}]};
+  409 = already registered. The ``type`` fields are required, as the public client (inference-cli) does.
 - the upload of each file: ``method`` (PUT) to ``uploadUrl`` with ``extensionHeaders`` and no credentials.
 - ``POST /models/v1/external/model-packages/artefacts/confirm`` {modelId, modelPackageId,
   confirmations: [{fileHandle, md5Hash}], sealModelPackage: true}.
-- ``GET /models/v1/external/weights?modelId=ARCH/VARIANT`` -> {modelMetadata: {..., modelPackages, nextPage}}.
+- ``GET /models/v1/external/weights?modelId=ARCH/VARIANT[&startAfter=NEXT]`` -> {modelMetadata: {...,
+  modelPackages, nextPage}}; the next page is asked for with ``startAfter=<nextPage>``, as the consumer does.
 
 The secret goes only in ``Authorization: Bearer`` to the service host, never to signed upload URLs.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,10 +29,28 @@ from urllib.parse import urlencode
 
 import requests
 
+from .errors import PublishError
 from .http import RetryPolicy, send
 from .secret import Secret
 
+
+def model_register_path(flag: str | None = None, skip: bool = False) -> str | None:
+    """The model-registration endpoint: ``None`` when skipped (``--skip-model-registration``, or the
+    flag / ``$WEIGHTPACK_MODEL_REGISTER_PATH`` set to ``none``), else the flag, the variable or the
+    assumed default."""
+    if skip:
+        return None
+    path = (flag or os.environ.get(ENV_MODEL_REGISTER_PATH, "").strip() or MODEL_REGISTER).strip()
+    if path.lower() == "none":
+        return None
+    if not path.startswith("/"):
+        raise PublishError(f"model registration path {path!r} must start with '/' (or be 'none')")
+    return path
+
 MODEL_REGISTER = "/models/v1/external/models/register"
+ENV_MODEL_REGISTER_PATH = "WEIGHTPACK_MODEL_REGISTER_PATH"
+UPLOAD_SPEC_TYPE = "external-file-upload-specs-v1"
+SIGNED_URL_TYPE = "signed-url-details-v1"
 PACKAGE_REGISTER = "/models/v1/external/model-packages/register"
 CONFIRM = "/models/v1/external/model-packages/artefacts/confirm"
 WEIGHTS = "/models/v1/external/weights"
@@ -41,8 +64,10 @@ class RegistryClient:
         secret: Secret,
         policy: RetryPolicy | None = None,
         on_retry: Callable[[str], None] | None = None,
+        model_register: str | None = MODEL_REGISTER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.model_register = model_register
         self.secret = secret
         self.policy = policy or RetryPolicy.from_env()
         self.on_retry = on_retry
@@ -62,9 +87,13 @@ class RegistryClient:
             on_retry=self.on_retry,
         )
 
-    def register_model(self, body: dict[str, Any]) -> bool:
-        """True when created, False when it existed already (409)."""
-        r = self._call("POST", MODEL_REGISTER, f"register model {body['modelId']}", body, accept=(409,))
+    def register_model(self, body: dict[str, Any]) -> bool | None:
+        """True when created, False when it existed already (409), None when the step is skipped."""
+        if self.model_register is None:
+            return None
+        r = self._call(
+            "POST", self.model_register, f"register model {body['modelId']}", body, accept=(409,)
+        )
         return r.status_code != 409
 
     def register_package(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -72,7 +101,11 @@ class RegistryClient:
         r = self._call(
             "POST", PACKAGE_REGISTER, f"register package of {body['modelId']}", body, accept=(409,)
         )
-        return None if r.status_code == 409 else r.json()
+        if r.status_code == 409:
+            return None
+        answer = r.json()
+        check_upload_specs(answer)
+        return answer
 
     def upload(self, spec: dict[str, Any], path: Path, handle: str) -> None:
         details = spec["signedUrlDetails"]
@@ -110,7 +143,28 @@ class RegistryClient:
                 merged["modelPackages"].extend(meta.get("modelPackages", []))
             if not meta.get("nextPage"):
                 break
-            params["pageToken"] = str(meta["nextPage"])
+            params["startAfter"] = str(meta["nextPage"])
         assert merged is not None
         merged["nextPage"] = None
         return merged
+
+
+def check_upload_specs(answer: Any) -> None:
+    """Hold a registration answer to what the public client requires; PublishError naming the field."""
+    specs = answer.get("filesUploadSpecs") if isinstance(answer, dict) else None
+    if not isinstance(specs, list):
+        raise PublishError("the registration answer has no filesUploadSpecs list")
+    for i, spec in enumerate(specs):
+        where = f"filesUploadSpecs[{i}]"
+        details = spec.get("signedUrlDetails") if isinstance(spec, dict) else None
+        for field, got, expected in (
+            (f"{where}.type", spec.get("type") if isinstance(spec, dict) else None, UPLOAD_SPEC_TYPE),
+            (f"{where}.signedUrlDetails.type", (details or {}).get("type"), SIGNED_URL_TYPE),
+        ):
+            if got != expected:
+                raise PublishError(
+                    f"the registration answer's {field}: expected {expected!r}, got {got!r} "
+                    "(the public client refuses such an answer)"
+                )
+        if not isinstance(details, dict) or not details.get("uploadUrl"):
+            raise PublishError(f"the registration answer's {where}.signedUrlDetails has no uploadUrl")

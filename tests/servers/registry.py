@@ -3,10 +3,14 @@
 ``gcs_emulator``: ``gcp-storage-emulator`` in-process on a free 127.0.0.1 port (in memory, bucket
 ``weightpack-test``), with ``STORAGE_EMULATOR_HOST`` set so the real google-cloud-storage client talks to it.
 
-``registry_server``: :class:`RegistryServer`, implementing the flow of docs/publish.md: register model,
+``registry_server``: :class:`RegistryServer`, implementing the flow of docs/publish.md: register model
+(at ``model_register_path``, an assumption: no public client has that endpoint; ``None`` = no such route),
 register package (signed upload URLs that point at this server, which writes each upload through to the
 emulator), confirm + seal (checks every file's md5 in the emulator), and the weights endpoint (download
-URLs served by the emulator). Failures are injected with :meth:`RegistryServer.fail`: an HTTP status, a
+URLs served by the emulator). As strict as the real client and service: package ids are alphanumeric,
+upload specs carry their ``type`` fields, the weights endpoint pages (``page_size`` packages a page, the
+next one asked for with ``startAfter=<nextPage>``) and refuses query parameters it does not know.
+Failures are injected with :meth:`RegistryServer.fail`: an HTTP status, a
 delay (client timeout), a dropped connection (half the upload read, then the socket closed), or a corrupted
 upload (wrong bytes stored, 200 answered). Every wait is bounded; both servers stop at teardown.
 """
@@ -37,6 +41,8 @@ from ._base import LoopbackServer, QuietHandler
 pytest_plugins = ["tests.servers.packs"]
 
 BUCKET = "weightpack-test"
+MODEL_REGISTER_PATH = "/models/v1/external/models/register"
+WEIGHTS_PARAMS = {"modelId", "startAfter", "pageSize", "includeCoreMLPackages"}
 SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 MAX_FILE_SIZE = 2 * 2**30
 
@@ -113,6 +119,13 @@ class RegistryServer(LoopbackServer):
         self.omit_md5: set[str] = set()  # file handles listed without md5Hash by the weights endpoint
         self.state_lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.page_size = 2  # small, so that any test with three packages reads several pages
+        self.model_register_path: str | None = MODEL_REGISTER_PATH
+        self.untyped_answers = False  # answer registrations without the type fields (an old service)
+
+    def new_package_id(self) -> str:
+        """Alphanumeric, like the service's (the consumer refuses others), sorting in creation order."""
+        return f"{next(self._ids):04d}{secrets.token_hex(6)}"
 
     def fail(self, route: str, **kwargs: Any) -> Rule:
         rule = Rule(route, **kwargs)
@@ -189,13 +202,23 @@ class _RegistryHandler(QuietHandler):
             return self._json(404, {"error": f"no route {parts.path}"})
         if self._apply(self.app.take_rule("weights"), True) or not self._authorized():
             return None
-        model_id = (parse_qs(parts.query).get("modelId") or [""])[0]
+        query = parse_qs(parts.query)
+        unknown = sorted(set(query) - WEIGHTS_PARAMS)
+        if unknown:
+            return self._json(400, {"error": f"unknown query parameters {unknown}"})
+        model_id = (query.get("modelId") or [""])[0]
         model = self.app.models.get(model_id)
         if model is None:
             return self._json(404, {"error": f"model {model_id} not found"})
+        start_after = (query.get("startAfter") or [""])[0]
+        page_size = int((query.get("pageSize") or [self.app.page_size])[0])
+        listed = sorted(self.app.sealed(model_id), key=lambda p: p.id)
+        remaining = [p for p in listed if p.id > start_after] if start_after else listed
+        page = remaining[:page_size]
+        next_page = page[-1].id if len(remaining) > page_size else None
         emu = self.app.emulator
         packages = []
-        for p in self.app.sealed(model_id):
+        for p in page:
             files = []
             for h in p.handles:
                 record = {
@@ -225,7 +248,7 @@ class _RegistryHandler(QuietHandler):
                     "modelVariant": model["modelVariant"],
                     "taskType": model["taskType"],
                     "modelPackages": packages,
-                    "nextPage": None,
+                    "nextPage": next_page,
                 }
             },
         )
@@ -233,10 +256,11 @@ class _RegistryHandler(QuietHandler):
     def do_POST(self) -> None:
         self.app.record("POST", self.path, {k.lower(): v for k, v in self.headers.items()})
         routes = {
-            "/models/v1/external/models/register": ("model", self._register_model),
             "/models/v1/external/model-packages/register": ("package", self._register_package),
             "/models/v1/external/model-packages/artefacts/confirm": ("confirm", self._confirm),
         }
+        if self.app.model_register_path:
+            routes[self.app.model_register_path] = ("model", self._register_model)
         if self.path not in routes:
             self._read()
             return self._json(404, {"error": f"no route {self.path}"})
@@ -284,24 +308,27 @@ class _RegistryHandler(QuietHandler):
         if any(p.sealed for p in same):
             return 409, {"error": "package already registered", "modelPackageId": same[0].id}
         package = (
-            same[0] if same else Package(f"pkg-{next(self.app._ids)}", model_id, manifest, handles, features)
+            same[0] if same else Package(self.app.new_package_id(), model_id, manifest, handles, features)
         )
         self.app.packages[package.id] = package
         specs = []
         for h in handles:
             token = secrets.token_urlsafe(16)
             self.app.tokens[token] = (package.id, h)
-            specs.append(
-                {
-                    "fileHandle": h,
-                    "signedUrlDetails": {
-                        "uploadUrl": f"{self.app.url}/upload/{token}?X-Goog-Signature=fake",
-                        "method": "PUT",
-                        "extensionHeaders": {"X-Goog-Content-Length-Range": f"0,{MAX_FILE_SIZE}"},
-                        "maxFileSize": MAX_FILE_SIZE,
-                    },
-                }
-            )
+            spec: dict[str, Any] = {
+                "type": "external-file-upload-specs-v1",
+                "fileHandle": h,
+                "signedUrlDetails": {
+                    "type": "signed-url-details-v1",
+                    "uploadUrl": f"{self.app.url}/upload/{token}?X-Goog-Signature=fake",
+                    "method": "PUT",
+                    "extensionHeaders": {"X-Goog-Content-Length-Range": f"0,{MAX_FILE_SIZE}"},
+                    "maxFileSize": MAX_FILE_SIZE,
+                },
+            }
+            if self.app.untyped_answers:
+                del spec["type"], spec["signedUrlDetails"]["type"]
+            specs.append(spec)
         return 200, {"modelId": model_id, "modelPackageId": package.id, "filesUploadSpecs": specs}
 
     def _confirm(self, body: dict[str, Any]) -> tuple[int, Any]:
