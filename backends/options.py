@@ -33,6 +33,11 @@ class BackendOptions:
     model_class: str | None = None
     """``module:Class`` the package is loaded with; default: the backend's class for the task."""
     zip_name: str = "{architecture}-{variant}-{backend}.zip"
+    rename: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The consumer's layout: exported file -> the name the consumer's class looks for
+    (``weights.onnx`` -> ``inference.onnx``); applied by ``packager.layout`` before zipping."""
+    files: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Files added to the package: name -> ``{ hook = "module:function" }`` or ``{ source = "path" }``."""
 
     positive: ClassVar[tuple[str, ...]] = ()
     """Integer fields that must be > 0 when set."""

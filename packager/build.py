@@ -20,6 +20,7 @@ from backends.registry import get_backend
 from bench import environment
 from packager import __version__, archive, manifest, sources
 from packager.errors import WeightpackError
+from packager.layout import apply_layout
 from packager.recipes import Recipe
 from packager.ui import UI
 
@@ -102,6 +103,8 @@ def build_package(
             )
             result = get_backend(backend).load_exporter()(request)
             model_class = recipe.backends[backend].model_class or result.model_class
+            options = recipe.backends[backend].options
+            notes = [*result.notes, *apply_layout(request, options.rename, options.files)]
         with ui.stage(f"zip {zip_path.name}"):
             archive.validate_tree(staging)
             zip_result = archive.build_zip(staging, zip_path)
@@ -118,7 +121,7 @@ def build_package(
                     "variant": variant,
                     "backend": backend,
                     "wire_backend": get_backend(backend).wire_name,
-                    "export_notes": result.notes,
+                    "export_notes": notes,
                 },
             )
     finally:

@@ -21,6 +21,7 @@ from backends.errors import OptionError
 from backends.options import BackendOptions
 from backends.registry import BACKENDS
 from packager.errors import RecipeError
+from packager.layout import check_layout
 
 TASKS = (
     "object-detection",
@@ -408,6 +409,7 @@ class _Parser:
                     f"'{zip_name}' must be a file name ending in .zip",
                     "for example '{architecture}-{variant}-{backend}.zip'",
                 )
+            check_layout(self.path, where, options.rename, options.files)
             out[bname] = BackendRecipe(bname, options)
         return out
 
