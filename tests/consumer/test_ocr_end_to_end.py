@@ -1,0 +1,108 @@
+"""A real model end to end through the real consumer: PaddleOCR's PP-OCRv4 recogniser (rapidocr-onnxruntime's
+weights) packed as ``pp-ocrv6-rec`` in the consumer's layout and verified through the consumer's class
+(``.venv-consumer/bin/pack ppocr``), registered on the loopback registry, then resolved, downloaded and
+loaded by ``AutoModel.from_pretrained("pp-ocrv6-rec/v4-ch")`` and run on a rendered image of a known word."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.consumer import bridge
+from backends.consumer.model import decode_texts
+
+ROOT = Path(__file__).resolve().parents[2]
+WORD = "weightpack"
+MODEL_ID = "pp-ocrv6-rec/v4-ch"
+
+
+def render(word: str) -> np.ndarray:
+    """Black text on white, a 48-pixel high text line as a detector would crop it; BGR uint8 HWC."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=36)
+    left, top, right, bottom = font.getbbox(word)
+    image = Image.new("RGB", (right - left + 24, 48), "white")
+    ImageDraw.Draw(image).text((12 - left, (48 - (bottom - top)) // 2 - top), word, fill="black", font=font)
+    return np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+
+
+@pytest.fixture(scope="module")
+def packed(consumer, tmp_path_factory) -> Path:
+    """``pack ppocr`` run by the consumer's venv: the verification goes through the consumer's class."""
+    out = tmp_path_factory.mktemp("ppocr")
+    pack = Path(consumer).with_name("pack")
+    proc = subprocess.run(
+        [str(pack), "ppocr", "--out", str(out), "--no-latency", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def test_pack_verifies_through_the_consumers_class(packed):
+    report = json.loads((packed / "report.json").read_text())
+    assert report["passed"]
+    [package] = report["packages"]
+    assert package["model_class"].startswith("inference_models.models.pp_ocrv6.")
+    with zipfile.ZipFile(packed / package["zip"]) as zf:
+        assert sorted(zf.namelist()) == ["inference.onnx", "inference.yml"]
+    assert {p["output"] for p in report["parity"]} == {"raw", "result"}
+    assert all(p["passed"] and p["max_abs"] == 0 for p in report["parity"])
+
+
+def test_registered_package_loads_with_automodel_and_reads_the_word(
+    consumer, packed, registry_server, tmp_path
+):
+    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
+    proc = subprocess.run(
+        [str(Path(consumer).with_name("pack")), "ppocr", "--out", str(packed), "--no-latency", "--quiet",
+         "--register", "--execute"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [package] = registry_server.sealed(MODEL_ID)
+    assert sorted(package.handles) == ["inference.onnx", "inference.yml"]
+    inputs = tmp_path / "word.npz"
+    np.savez(inputs, **{"input/image": render(WORD)[None]})
+    answer = bridge.ask(
+        "auto-load",
+        {
+            "model_id": MODEL_ID,
+            "api_host": registry_server.url,
+            "api_key": registry_server.secret,
+            "inputs": str(inputs),
+            "outputs": str(tmp_path / "out.npz"),
+            "cache_dir": str(tmp_path / "consumer-cache"),
+        },
+    )
+    assert answer["model_class"].endswith(":PPOCRv6RecognitionOnnx")
+    assert answer["text"] == [WORD]
+    with np.load(tmp_path / "out.npz") as out:
+        assert decode_texts(out["output/result"]) == [WORD]
+
+
+def test_consumer_refuses_the_old_loopback_ids(consumer, packed, registry_server, tmp_path):
+    """Why the loopback registry issues alphanumeric ids: the consumer refuses ``pkg-1`` outright."""
+    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
+    proc = subprocess.run(
+        [str(Path(consumer).with_name("pack")), "ppocr", "--out", str(packed), "--no-latency", "--quiet",
+         "--register", "--execute"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [package] = registry_server.sealed(MODEL_ID)
+    registry_server.packages["pkg-1"] = registry_server.packages.pop(package.id)
+    package.id = "pkg-1"
+    np.savez(tmp_path / "word.npz", **{"input/image": render(WORD)[None]})
+    request = {"model_id": MODEL_ID, "api_host": registry_server.url, "api_key": registry_server.secret,
+               "inputs": str(tmp_path / "word.npz"), "outputs": str(tmp_path / "out.npz"),
+               "cache_dir": str(tmp_path / "consumer-cache")}  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"pkg-1 which has invalid format"):
+        bridge.ask("auto-load", request)
