@@ -11,9 +11,10 @@ reads a JSON request on stdin and prints one JSON answer on stdout:
   (``get_roboflow_model``, every page) makes of the weights endpoint at ``api_host``: architecture, task
   and each parsed package (id, backend, files with md5).
 - ``auto-load``: ``{"model_id", "api_host", "api_key", "inputs": NPZ, "outputs": NPZ, "device"?,
-  "backend"?}`` -> ``AutoModel.from_pretrained(model_id)`` with the weights endpoint at ``api_host``, run
-  on the npz's ``input/*`` arrays; the flattened outputs are written to ``outputs`` and the answer names
-  the class loaded and the package chosen.
+  "backend"?, "package_id"?, "cache_dir"?}`` -> ``AutoModel.from_pretrained(model_id)`` with the weights
+  endpoint at ``api_host``, run on the npz's ``input/*`` arrays; the flattened outputs are written to
+  ``outputs`` and the answer names the class loaded (``registered: false`` and no load when the consumer
+  ships no class for any listed package's (architecture, task, backend)).
 """
 
 from __future__ import annotations
@@ -106,12 +107,24 @@ def auto_load(request: dict[str, Any]) -> dict[str, Any]:
         os.environ["MODEL_CACHE_DIR"] = request["cache_dir"]
     import torch
     from inference_models import AutoModel
+    from inference_models.models.auto_loaders.models_registry import model_implementation_exists
 
     from backends.consumer.model import ConsumerModel
 
+    listed = resolve(request)
+    keys = {(listed["model_architecture"], listed["task_type"], p["backend"]) for p in listed["packages"]}
+    implemented = [k for k in keys if _implemented(model_implementation_exists, *k)]
+    if not implemented:
+        return {
+            "registered": False,
+            "reason": f"inference-models ships no class for {sorted(keys)}; the consumer cannot load "
+            "this model in production",
+        }
     kwargs: dict[str, Any] = {}
     if request.get("backend"):
         kwargs["backend"] = request["backend"]
+    if request.get("package_id"):
+        kwargs["model_package_id"] = request["package_id"]
     model = AutoModel.from_pretrained(
         request["model_id"],
         api_key=request.get("api_key"),
@@ -125,10 +138,20 @@ def auto_load(request: dict[str, Any]) -> dict[str, Any]:
     outputs = ConsumerModel(model, device=request.get("device", "cpu")).infer(inputs)
     np.savez(request["outputs"], **{f"output/{k}": v for k, v in outputs.items()})
     return {
+        "registered": True,
         "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
         "outputs": {k: list(v.shape) for k, v in outputs.items()},
         "text": ConsumerModel.texts(outputs),
     }
+
+
+def _implemented(exists: Any, architecture: str, task: str | None, backend: str) -> bool:
+    from inference_models.models.auto_loaders.entities import BackendType
+
+    try:
+        return bool(exists(model_architecture=architecture, task_type=task, backend=BackendType(backend)))
+    except Exception:  # an unknown backend or task: not implemented
+        return False
 
 
 COMMANDS = {

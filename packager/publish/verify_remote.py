@@ -4,7 +4,9 @@ Resolve the model through the weights endpoint, require an ``md5Hash`` on every 
 (md5-verified, to a temporary name, then renamed), extract a zip package with ``safe_extract``, load it
 through the model class (``--model-class``, else the backend's default for the task), run the sample
 inputs recorded by ``pack`` (``out/goldens/<arch>-<variant>-reference.npz``: ``input/*`` and
-``output/*``) and compare with the recorded outputs. Exit 0 when every package matches, 1 otherwise.
+``output/*``) and compare with the recorded outputs. Where inference-models is installed, the real
+consumer resolves and loads the model too (``--consumer``, :mod:`.consumer_check`). Exit 0 when every
+package matches, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 from packager.hashing import new_hash
 
 from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
+from .consumer_check import MODES, consumer_check
 from .errors import PublishError
 from .http import RetryPolicy
 from .registry import RegistryClient
@@ -47,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--package-id", help="only this package")
     p.add_argument("--model-class", help="module:Class to load with (default: the backend's for the task)")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--consumer",
+        choices=MODES,
+        default="auto",
+        help="also load through the real consumer (inference-models' AutoModel) when installed (auto), "
+        "always (require) or never (skip); see packager/publish/consumer_check.py",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
@@ -78,6 +88,15 @@ def main(argv: list[str]) -> int:
     if not packages:
         raise PublishError(f"{args.model_id}: the weights endpoint lists no matching package in {args.env}")
     results = [verify_package(client, meta, pkg, goldens, args) for pkg in packages]
+    manifest = packages[0].get("packageManifest") or {}
+    tolerance = _tolerance(meta.get("modelArchitecture", ""), str(manifest.get("backendType")), manifest)
+    consumer = consumer_check(
+        args.consumer, args.model_id, url, client.secret.reveal(), goldens, tolerance, args
+    )
+    for r in results if consumer else []:
+        r["consumer"] = {k: v for k, v in consumer.items() if k != "details"}
+        r["details"] += consumer["details"]
+        r["passed"] = r["passed"] and (consumer["passed"] or not consumer["gating"])
     passed = all(r["passed"] for r in results)
     recorded, note = _record(args, goldens, url, results)
     if args.json:
@@ -175,7 +194,11 @@ def verify_package(
             result["details"].append(f"download failed: {exc}")
             return result
         result["details"].append(f"downloaded {len(files)} files, md5 verified")
-        model_class = args.model_class or _default_class(backend, meta.get("taskType", ""))
+        model_class = (
+            args.model_class
+            or _recorded_class(goldens, result["files"])
+            or _default_class(backend, meta.get("taskType", ""))
+        )
         result["model_class"] = model_class
         parity = run_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
     result["parity"] = [p.to_dict() for p in parity]
@@ -219,6 +242,19 @@ def download(client: RegistryClient, record: dict[str, Any], dest: Path) -> Path
         tmp.replace(final)
         return final
     raise PublishError(f"download {handle}: no attempts made")
+
+
+def _recorded_class(goldens: Path, files: dict[str, Any]) -> str | None:
+    """The model class ``pack`` verified this package with (a consumer's class, for one in the consumer's
+    layout), from the manifest beside the goldens whose files have these md5s."""
+    for path in sorted(goldens.parent.parent.glob("*.manifest.json")):
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if {f["path"]: f["md5"] for f in data["files"]} == files:
+                return str(data["model_class"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def _default_class(backend: str, task: str) -> str:

@@ -106,3 +106,22 @@ def test_consumer_refuses_the_old_loopback_ids(consumer, packed, registry_server
                "cache_dir": str(tmp_path / "consumer-cache")}  # fmt: skip
     with pytest.raises(RuntimeError, match=r"pkg-1 which has invalid format"):
         bridge.ask("auto-load", request)
+
+
+def test_verify_remote_goes_through_the_consumer(consumer, packed, registry_server):
+    """``pack verify-remote`` (run where the consumer is installed) checks the registered package with
+    weightpack's own check (through the consumer's class the pack recorded) and with AutoModel."""
+    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
+    pack = str(Path(consumer).with_name("pack"))
+    register = [pack, "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute"]
+    proc = subprocess.run(register, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    verify = [pack, "verify-remote", MODEL_ID, "--env", "staging", "--out", str(packed), "--json"]
+    proc = subprocess.run(verify, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [result] = json.loads(proc.stdout)["packages"]
+    assert result["passed"] and result["model_class"].endswith(":PPOCRv6RecognitionOnnx")
+    assert result["consumer"]["passed"] and result["consumer"]["gating"]
+    assert any(d.startswith("consumer: AutoModel loaded inference_models.") for d in result["details"])
+    assert {"consumer result: ok max_abs=0.0", "consumer raw: ok max_abs=0.0"} <= set(result["details"])
+    assert registry_server.secret not in proc.stdout + proc.stderr
