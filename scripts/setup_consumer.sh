@@ -33,6 +33,7 @@ if "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.version.cuda el
   "${PIP[@]}" "torchvision<0.30"
 fi
 "${PIP[@]}" --no-deps "inference-models==0.39.6" "rapidocr-onnxruntime==1.4.4"
-# weightpack itself, so that `.venv-consumer/bin/pack` verifies through the consumer's classes and
-# `pytest tests/consumer` runs there (the constraints keep the consumer's pins).
-"${PIP[@]}" -e ".[consumer-tests]" -c scripts/consumer-requirements.txt
+# weightpack itself, so that `.venv-consumer/bin/pack` verifies through the consumer's classes (the
+# constraints keep the consumer's pins). tests/consumer runs in the main venv and reaches this one through
+# backends/consumer/bridge.py.
+"${PIP[@]}" -e . -c scripts/consumer-requirements.txt
