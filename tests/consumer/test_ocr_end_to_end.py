@@ -17,6 +17,8 @@ import pytest
 from backends.consumer import bridge
 from backends.consumer.model import decode_texts
 
+pytestmark = pytest.mark.slow  # real weights end to end (~1 min)
+
 ROOT = Path(__file__).resolve().parents[2]
 WORD = "weightpack"
 MODEL_ID = "pp-ocrv6-rec/v4-ch"
