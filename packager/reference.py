@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from backends.consumer import is_consumer_class
 from backends.reference.module import STATE_DICT_SUFFIXES
 from backends.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
 from backends.reference.torchscript_file import is_torchscript
@@ -216,14 +217,20 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
     if factory and not callable(import_reference(factory, "model.factory", recipe.path)):
         raise RecipeError(recipe.path, "model.factory", f"'{recipe.model.factory}' is not callable")
     if recipe.parity.reference_class:
-        needs = [b for b in backends if b in TORCH_EXPORTERS]
+        needs = [b for b in backends if b in TORCH_EXPORTERS and not _adopts_upstream_onnx(recipe, b)]
         check_reference_class(recipe.parity.reference_class, recipe.path, needs)
     for name in backends:
         options = recipe.backends[name].options
         for key in ("model_class", "factory"):
             value = _option(options, key)
-            if isinstance(value, str) and ":" in value:
+            if isinstance(value, str) and ":" in value and not is_consumer_class(value):
+                # a consumer class is checked when loaded: exit 3 and how to install the consumer
                 import_reference(value, f"backends.{name}.{key}", recipe.path)
+
+
+def _adopts_upstream_onnx(recipe: Recipe, backend: str) -> bool:
+    """The onnx exporter adopts an upstream ``*.onnx`` file as it is, tracing nothing."""
+    return backend == "onnx" and all(v.source.endswith(".onnx") for v in recipe.variants.values())
 
 
 def _option(options: Any, key: str) -> Any:
