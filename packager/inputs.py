@@ -18,6 +18,8 @@ def build_inputs(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_in
     """One batch of ``batch_size`` samples; ``set_index`` picks which texts / which random draw."""
     if spec.kind == "text":
         return _text_batch(spec, upstream_dir, batch_size, set_index)
+    if spec.kind == "text-image":
+        return _text_image_batch(spec, batch_size, set_index)
     return _tensor_batch(spec, batch_size, set_index)
 
 
@@ -28,7 +30,7 @@ def build_input_sets(spec: InputsRecipe, upstream_dir: Path, batch_size: int) ->
 
 def parity_inputs(spec: InputsRecipe, upstream_dir: Path) -> Tensors:
     """The parity batch: every sample text at once (or batch 2 of random tensors)."""
-    size = len(spec.texts) if spec.kind == "text" else max(2, spec.tensors[0].shape[0])
+    size = len(spec.texts) if spec.kind in ("text", "text-image") else max(2, spec.tensors[0].shape[0])
     return build_inputs(spec, upstream_dir, size, 0)
 
 
@@ -47,12 +49,44 @@ def _tokenizer(upstream_dir: Path) -> object:
 def _text_batch(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_index: int) -> Tensors:
     # Each set starts one text further than a plain stride would, so sets differ even when the batch size
     # is a multiple of the number of texts (batch 8 of 8 texts: rotated orders, not 4 identical batches).
-    start = set_index * (batch_size + 1)
-    texts = [spec.texts[(start + i) % len(spec.texts)] for i in range(batch_size)]
+    texts = _texts_for(spec, batch_size, set_index)
     encoded = _tokenizer(upstream_dir)(
         texts, padding=True, truncation=True, max_length=spec.max_length, return_tensors="np"
     )
     return {name: np.ascontiguousarray(arr.astype(np.int64)) for name, arr in encoded.items()}
+
+
+def _texts_for(spec: InputsRecipe, batch_size: int, set_index: int) -> list[str]:
+    start = set_index * (batch_size + 1)
+    return [spec.texts[(start + i) % len(spec.texts)] for i in range(batch_size)]
+
+
+def render_text_line(text: str, height: int, width: int, channels: int = 3) -> np.ndarray:
+    """``text`` in black on white, as a detector would crop a text line: ``[height, width, channels]``
+    uint8, the font shrunk until the text fits (PIL's built-in font, so no font file is needed)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = int(height * 0.75)
+    while True:
+        font = ImageFont.load_default(size=size)
+        left, top, right, bottom = font.getbbox(text)
+        if right - left + 8 <= width or size <= 8:
+            break
+        size -= 2
+    image = Image.new("L", (width, height), 255)
+    y = (height - (bottom - top)) // 2 - top
+    ImageDraw.Draw(image).text((4 - left, y), text, fill=0, font=font)
+    line = np.asarray(image, dtype=np.uint8)
+    return np.repeat(line[:, :, None], channels, axis=2)
+
+
+def _text_image_batch(spec: InputsRecipe, batch_size: int, set_index: int) -> Tensors:
+    """The recipe's texts rendered as text-line images (OCR recognisers): one uint8 tensor."""
+    t = spec.tensors[0]
+    _, height, width, channels = t.shape
+    texts = _texts_for(spec, batch_size, set_index)
+    lines = [render_text_line(text, height, width, channels) for text in texts]
+    return {t.name: np.ascontiguousarray(np.stack(lines))}
 
 
 def _tensor_batch(spec: InputsRecipe, batch_size: int, set_index: int) -> Tensors:

@@ -40,7 +40,7 @@ TASKS = (
     "interactive-instance-segmentation",
     "world-model",
 )
-INPUT_KINDS = ("text", "tensor")
+INPUT_KINDS = ("text", "tensor", "text-image")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MODEL_CLASS_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -418,7 +418,7 @@ class _Parser:
         kind = self.choice(self.get(table, "kind", "inputs", str), "inputs.kind", INPUT_KINDS)
         texts = self.get(table, "texts", "inputs", list, [])
         tensors = []
-        if kind == "text" and (not texts or not all(isinstance(t, str) and t for t in texts)):
+        if kind in ("text", "text-image") and (not texts or not all(isinstance(t, str) and t for t in texts)):
             raise self.fail(
                 "inputs.texts", "text inputs need a list of non-empty strings", 'texts = ["a sentence", ...]'
             )
@@ -442,6 +442,15 @@ class _Parser:
             )
         if kind == "tensor" and not tensors:
             raise self.fail("inputs.tensors", "tensor inputs need at least one [[inputs.tensors]] entry")
+        if kind == "text-image" and (
+            len(tensors) != 1 or len(tensors[0].shape) != 4 or tensors[0].shape[3] not in (1, 3)
+            or tensors[0].dtype != "uint8"
+        ):  # fmt: skip
+            raise self.fail(
+                "inputs.tensors",
+                "text-image inputs render the texts into one uint8 image tensor",
+                '[{ name = "image", shape = [N, HEIGHT, WIDTH, 3], dtype = "uint8" }]',
+            )
         counts = {len(t.shapes) for t in tensors if t.shapes}
         if len(counts) > 1:
             raise self.fail(

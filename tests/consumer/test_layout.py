@@ -129,3 +129,30 @@ def test_adapter_catches_forward_and_encodes_text():
     assert decode_texts(out["result"]) == ["ab", "c"] and ConsumerModel.texts(out) == ["ab", "c"]
     assert "forward" not in vars(model.model)  # the spy is removed again
     np.testing.assert_array_equal(encode_texts(["ab", ""]), [[97, 98], [0, 0]])
+
+
+def test_text_image_inputs_render_the_texts(tmp_path):
+    from packager.inputs import build_input_sets, parity_inputs
+
+    r = recipe(tmp_path, "").inputs
+    assert r.kind == "tensor"
+    path = tmp_path / "ti.toml"
+    path.write_text(
+        RECIPE.format(layout="").replace('kind = "tensor"', 'kind = "text-image"\ntexts = ["ab", "a much longer line of text", "cd"]')
+    )
+    spec = load_recipe(path).inputs
+    batch = parity_inputs(spec, tmp_path)["image"]
+    assert batch.shape == (3, 48, 320, 3) and batch.dtype == np.uint8
+    assert batch.min() == 0 and batch.max() == 255 and not np.array_equal(batch[0], batch[1])
+    assert (batch[1] < 128).any(axis=(0, 2))[-40:].sum() < 40  # the long line was shrunk to fit
+    sets = build_input_sets(spec, tmp_path, 1)
+    assert not np.array_equal(sets[0]["image"], sets[1]["image"])
+
+
+def test_text_image_needs_one_uint8_image_tensor(tmp_path):
+    path = tmp_path / "ti.toml"
+    path.write_text(
+        RECIPE.format(layout="").replace('kind = "tensor"', 'kind = "text-image"\ntexts = ["ab"]').replace('"uint8"', '"float32"')
+    )
+    with pytest.raises(RecipeError, match="text-image inputs render the texts into one uint8 image tensor"):
+        load_recipe(path)

@@ -57,6 +57,11 @@ def test_pack_verifies_through_the_consumers_class(packed):
         assert sorted(zf.namelist()) == ["inference.onnx", "inference.yml"]
     assert {p["output"] for p in report["parity"]} == {"raw", "result"}
     assert all(p["passed"] and p["max_abs"] == 0 for p in report["parity"])
+    # the sample inputs are the recipe's texts rendered as text lines: the consumer's class reads them back
+    [golden] = [g["path"] for g in report["goldens"] if g["backend"] == "onnx"]
+    with np.load(packed / golden) as out:
+        read = [t.strip() for t in decode_texts(out["output/result"])]
+    assert read == ["weightpack", "inference", "packages 2026", "verified"]
 
 
 def test_registered_package_loads_with_automodel_and_reads_the_word(
