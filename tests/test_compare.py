@@ -12,6 +12,7 @@ import pytest
 
 from bench import stats
 from bench.fingerprint import env_key
+from bench.planted import PlantedModel
 from bench.regression import Thresholds, compare_runs
 from packager.cli import main
 from packager.compare import calibrate
@@ -273,3 +274,42 @@ def test_real_runs_aa_not_flagged_planted_changes_detected(minilm_pack_onnx: Pat
     assert 10 < result["drift"]["growth"][0] < 20 and result["aa_growth_max"] < 2
     run = json.loads(next((tmp_path / "c").rglob("run-00.json")).read_text())
     assert run["environment"]["threads"]["intra_op"] == 1 and len(run["latency"][0]["cpu_samples_ms"]) >= 20
+
+
+@pytest.mark.slow
+def test_real_ab_of_an_unchanged_package_exits_0(minilm_pack_onnx: Path, tmp_path: Path) -> None:
+    """pack ab with the same package on both sides: 2 rounds (AB, BA) of fresh processes, not flagged."""
+    md = tmp_path / "ab.md"
+    args = ["ab", str(minilm_pack_onnx), str(minilm_pack_onnx), "--runs", "2", "--batch-sizes", "1"]
+    args += [
+        "--min-iters",
+        "10",
+        "--min-time-s",
+        "0.1",
+        "--into",
+        str(tmp_path / "ab"),
+        "--markdown",
+        str(md),
+    ]
+    assert main(args) == 0
+    text = md.read_text()
+    assert "no regression" in text and "A/B pairs" in text and "| 2/2 |" in text
+    orders = [
+        json.loads(p.read_text())["meta"]["run"]["position"]
+        for p in sorted((tmp_path / "ab").rglob("run-*.json"))
+    ]
+    assert sorted(orders) == [0, 1, 2, 3]
+
+
+def test_planted_model_wraps_outputs_and_refuses_bad_settings() -> None:
+    class Inner:
+        def infer(self, inputs: dict) -> dict:
+            return {"y": np.zeros(3, np.float32), "ids": np.arange(3)}
+
+    out = PlantedModel(Inner(), slowdown=0.1, drift=1e-3).infer({})
+    assert out["y"].dtype == np.float32 and np.allclose(out["y"], 1e-3)
+    assert out["ids"].tolist() == [0, 1, 2]  # integer outputs are never shifted
+    with pytest.raises(ValueError, match="slowdown must be >= 0"):
+        PlantedModel(Inner(), slowdown=-0.2)
+    with pytest.raises(ValueError, match="clock must be 'cpu' or 'wall'"):
+        PlantedModel(Inner(), clock="gpu")

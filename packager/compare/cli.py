@@ -275,8 +275,9 @@ def ab_main(argv: Sequence[str] | None = None) -> int:
     filters = (args.variants, args.backends, args.devices)
     a = targets_of(args.baseline, base_report, *filters, label="a")
     b = targets_of(args.candidate, cand_report, *filters, label="b")
-    common = {x.name.split("/", 1)[1] for x in a} & {x.name.split("/", 1)[1] for x in b}
-    pairs = [(x, y) for x in a for y in b if x.name.split("/", 1)[1] == y.name.split("/", 1)[1] in common]
+    pairs = [
+        (x, y) for x in a for y in b if (x.variant, x.backend, x.device) == (y.variant, y.backend, y.device)
+    ]
     if not pairs:
         raise UsageError(f"no package in both {args.baseline} and {args.candidate} after the filters")
     into = args.into or args.candidate / "ab-runs"

@@ -119,7 +119,8 @@ def measure_run(
             str(Path(tmp) / "package"), device=device, **settings.model_kwargs()
         )
         if planted:
-            model = PlantedModel(model, slowdown=slowdown, drift=drift)
+            clock = "cpu" if device == "cpu" else "wall"
+            model = PlantedModel(model, slowdown=slowdown, drift=drift, clock=clock)
         outputs = run_model(model, inputs)
         for r in compare_outputs(reference, outputs, tolerances_for(recipe, backend, floors)):
             report.add_parity(variant, backend, device, r)
