@@ -61,6 +61,32 @@ def input_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def reused_build(
+    recipe: Recipe,
+    variant: str,
+    backend: str,
+    fetched: sources.FetchedSource,
+    out_dir: Path,
+    reference_kwargs: dict[str, Any] | None = None,
+) -> PackageBuild | None:
+    """The package built earlier from the same inputs, when its zip and manifest are there and agree."""
+    zip_path = out_dir / recipe.zip_name(variant, backend)
+    manifest_path = manifest.manifest_path_for(zip_path)
+    key = input_key(fetched, recipe, backend, variant, reference_kwargs)
+    reused = _reusable(zip_path, manifest_path, key)
+    if reused is None:
+        return None
+    return PackageBuild(
+        variant,
+        backend,
+        reused[0],
+        manifest_path,
+        reused[1]["model_class"],
+        reused[1]["packageManifest"],
+        reused=True,
+    )
+
+
 def build_package(
     recipe: Recipe,
     variant: str,
@@ -72,21 +98,13 @@ def build_package(
     ui: UI,
     reference_kwargs: dict[str, Any] | None = None,
 ) -> PackageBuild:
+    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs)
+    if found is not None:
+        ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
+        return found
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
     key = input_key(fetched, recipe, backend, variant, reference_kwargs)
-    reused = _reusable(zip_path, manifest_path, key)
-    if reused is not None:
-        ui.info(f"  reusing {zip_path.name} (inputs unchanged)")
-        return PackageBuild(
-            variant,
-            backend,
-            reused[0],
-            manifest_path,
-            reused[1]["model_class"],
-            reused[1]["packageManifest"],
-            reused=True,
-        )
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{variant}-{backend}-", dir=out_dir))
     try:
         with ui.stage(f"export {variant} -> {backend}"):

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
     parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="export and zip up to N packages at once in separate processes; checks run after them, one "
+        "package at a time (default: one per CPU, as far as memory allows)",
+    )
+    parser.add_argument(
         "--reverify",
         action="store_true",
         help="check every package again (default: keep the checks of a package, device and environment "
@@ -219,6 +226,7 @@ def _pack(args: argparse.Namespace) -> int:
         cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
         measure_latency=not args.no_latency,
         reverify=args.reverify,
+        jobs=args.jobs,
         threads=args.threads,
         extra_meta={"argv": ["pack", *sys.argv[1:]] if args else []},
     )

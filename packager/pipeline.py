@@ -9,29 +9,46 @@ whole run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.device import resolve_device
 from backends.errors import InputMismatchError, UserModelError
+from backends.loaded import reference_model
+from backends.loaded import release as release_reference
 from backends.outputs import run_model
 from backends.reference.module import describe
-from backends.registry import load_model_class
 from bench import environment
 from bench.report import Report, render_markdown
 from bench.threads import apply_threads, resolve_threads
 from packager import atomic, failures, reuse, sources
-from packager.build import build_package
+from packager.build import PackageBuild
 from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError
 from packager.goldens import save_arrays
 from packager.inputs import parity_inputs
+from packager.jobs import BuildTask, machine_default_jobs, run_builds
 from packager.recipes import Recipe
 from packager.reference import ReferenceSpec, check_recipe_imports, reference_for
 from packager.ui import UI
 from packager.verify import compare_devices, measure_noise_floor, verify_package
+
+
+@dataclass
+class PreparedVariant:
+    """A variant ready to build: its upstream files, reference and reference outputs."""
+
+    name: str
+    fetched: sources.FetchedSource
+    spec: ReferenceSpec
+    inputs: dict
+    ref_outputs: dict
+    floors: dict | None
+    ref_key: str
 
 
 @dataclass
@@ -46,6 +63,8 @@ class PackOptions:
     measure_latency: bool = True
     reverify: bool = False
     """``--reverify``: check every package and compute reference outputs again, ignoring kept results."""
+    jobs: int | None = None
+    """``--jobs``: exports + zips in parallel processes (default: what suits the machine)."""
     threads: int | None = None
     """``--threads``: torch and onnxruntime intra-op threads (default: ``[bench] threads``, else pinned)."""
     extra_meta: dict[str, Any] = field(default_factory=dict)
@@ -88,14 +107,35 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     except WeightpackError as exc:
         _record_bad_input(report, "recipe", "*", None, exc, ui)
         variants = []
+    prepared: dict[str, PreparedVariant] = {}
     for variant in variants:
-        try:
-            _pack_variant(recipe, variant, options, devices, report, ui)
-        except WeightpackError as exc:
-            if exc.exit_code != EXIT_BAD_INPUT or isinstance(exc, UsageError):
-                raise
-            stage = "inputs" if isinstance(exc, InputMismatchError) else "reference"
-            _record_bad_input(report, stage, variant, "reference", exc, ui)
+        with _bad_input_recorded(report, variant, ui):
+            prepared[variant] = _prepare_variant(recipe, variant, options, report, ui)
+    tasks = [
+        BuildTask(
+            recipe, v.name, backend, v.fetched, v.inputs, v.spec.model_class, options.out_dir, v.spec.kwargs
+        )
+        for v in prepared.values()
+        for backend in options.backends
+    ]
+    upstream = max((_upstream_bytes(v.fetched) for v in prepared.values()), default=0)
+    jobs = options.jobs or machine_default_jobs(len(tasks), upstream)
+    results, jobs_ran = run_builds(tasks, jobs, ui, threads)
+    release_reference()  # verification's memory figures must not include it
+    report.meta["jobs"] = {"requested": options.jobs, "default": options.jobs is None, "ran": jobs_ran}
+    env_fingerprint = reuse.environment_fingerprint(report.environment)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, WeightpackError):
+            if isinstance(result, UsageError):
+                raise result
+            failures.record(report, "export", task.variant, task.backend, None, result)
+            ui.warn(f"{task.variant}/{task.backend}: {result}")
+            continue
+        with _bad_input_recorded(report, task.variant, ui):
+            report.add_package(result)
+            _verify_build(
+                recipe, prepared[task.variant], result, options, devices, report, ui, env_fingerprint
+            )
     environment.finish(report.environment)
     for warning in report.environment.get("warnings") or []:
         ui.warn(warning)
@@ -125,10 +165,10 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def _pack_variant(
-    recipe: Recipe, variant: str, options: PackOptions, devices: list[str], report: Report, ui: UI
-) -> None:
-    env_fingerprint = reuse.environment_fingerprint(report.environment)
+def _prepare_variant(
+    recipe: Recipe, variant: str, options: PackOptions, report: Report, ui: UI
+) -> PreparedVariant:
+    """Fetch the variant's upstream files and compute (or read back) its reference outputs."""
     spec = recipe.variants[variant]
     with ui.stage(f"fetch {recipe.family}/{variant} from {spec.source}"):
         fetched = sources.fetch(
@@ -183,49 +223,67 @@ def _pack_variant(
         "outputs": {k: list(v.shape) for k, v in ref_outputs.items()},
         "golden": golden.relative_to(options.out_dir).as_posix(),
     }
-    for backend in options.backends:
-        try:
-            build = build_package(
-                recipe, variant, backend, fetched, inputs, reference_class, options.out_dir, ui, spec.kwargs
-            )
-        except WeightpackError as exc:
-            if isinstance(exc, UsageError):
-                raise
-            failures.record(report, "export", variant, backend, None, exc)
-            ui.warn(f"{variant}/{backend}: {exc}")
+    return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key)
+
+
+@contextlib.contextmanager
+def _bad_input_recorded(report: Report, variant: str, ui: UI) -> Iterator[None]:
+    """Bad input found while preparing or checking a variant is recorded and the run goes on."""
+    try:
+        yield
+    except WeightpackError as exc:
+        if exc.exit_code != EXIT_BAD_INPUT or isinstance(exc, UsageError):
+            raise
+        stage = "inputs" if isinstance(exc, InputMismatchError) else "reference"
+        _record_bad_input(report, stage, variant, "reference", exc, ui)
+
+
+def _upstream_bytes(fetched: sources.FetchedSource) -> int:
+    return sum(int(f.get("size") or 0) for f in fetched.provenance.get("files") or [])
+
+
+def _verify_build(
+    recipe: Recipe,
+    v: PreparedVariant,
+    build: PackageBuild,
+    options: PackOptions,
+    devices: list[str],
+    report: Report,
+    ui: UI,
+    env_fingerprint: str,
+) -> None:
+    """Check one package on every device (or keep its earlier passed checks), then compare devices."""
+    variant, backend = build.variant, build.backend
+    fetched, inputs, ref_outputs, floors, ref_key = v.fetched, v.inputs, v.ref_outputs, v.floors, v.ref_key
+    per_device = {}
+    for device in devices:
+        key = reuse.verification_key(recipe, build, device, options.measure_latency, ref_key, env_fingerprint)
+        path = reuse.record_path(options.out_dir, build, device)
+        record = None if options.reverify else reuse.load_verification(path, key, options.out_dir)
+        if record is not None:
+            per_device[device] = reuse.replay(record, report, options.out_dir)
+            report.packages[-1].setdefault("verification", {})[device] = {
+                "reused_from": record["verified_at"]
+            }
+            ui.info(f"  {variant}/{backend} on {device}: checks reused from {record['verified_at']}")
             continue
-        report.add_package(build)
-        per_device = {}
-        for device in devices:
-            key = reuse.verification_key(
-                recipe, build, device, options.measure_latency, ref_key, env_fingerprint
-            )
-            path = reuse.record_path(options.out_dir, build, device)
-            record = None if options.reverify else reuse.load_verification(path, key, options.out_dir)
-            if record is not None:
-                per_device[device] = reuse.replay(record, report, options.out_dir)
-                report.packages[-1].setdefault("verification", {})[device] = {
-                    "reused_from": record["verified_at"]
-                }
-                ui.info(f"  {variant}/{backend} on {device}: checks reused from {record['verified_at']}")
-                continue
-            outs = verify_package(
-                recipe,
-                build,
-                device,
-                fetched.path,
-                inputs,
-                ref_outputs,
-                options.measure_latency,
-                report,
-                ui,
-                floors,
-            )
-            if outs is not None:
-                per_device[device] = outs
-            if reuse.checks_passed(report, build, device):
-                reuse.save_verification(path, key, report, build, device)
-        compare_devices(recipe, build, per_device, report, floors)
+        outs = verify_package(
+            recipe,
+            build,
+            device,
+            fetched.path,
+            inputs,
+            ref_outputs,
+            options.measure_latency,
+            report,
+            ui,
+            floors,
+        )
+        if outs is not None:
+            per_device[device] = outs
+        if reuse.checks_passed(report, build, device):
+            reuse.save_verification(path, key, report, build, device)
+    compare_devices(recipe, build, per_device, report, floors)
 
 
 def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.FetchedSource:
@@ -257,9 +315,7 @@ def run_reference(
     the reference learnt from the run (a user module's output count) go into ``spec.kwargs`` for the
     exporters."""
     try:
-        reference = load_model_class(spec.model_class).from_pretrained(
-            upstream, device="cpu", variant=variant, **spec.kwargs
-        )
+        reference = reference_model(spec.model_class, upstream, variant, spec.kwargs)  # kept for exporters
         outputs = run_model(reference, inputs)
     except UserModelError as exc:
         raise type(exc)(f"variant '{variant}', backend reference ({spec.description}): {exc}") from exc

@@ -89,7 +89,7 @@ def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, ha
 
     from backends.torch.common import reference_module, sample_args
 
-    _, module, input_names, output_names = reference_module(request, "onnx")
+    _, module, input_names, output_names = reference_module(request, "onnx", private=half)
     dtype = torch.float16 if half else None
     if half:
         module = module.half()

@@ -9,18 +9,23 @@ from backends.base import ExportRequest
 from backends.errors import ExportError
 
 
-def load_reference(request: ExportRequest) -> Any:
-    """The upstream reference model on the CPU; ``variant=`` lets one class serve several variants."""
-    from backends.registry import load_model_class
+def load_reference(request: ExportRequest, private: bool = False) -> Any:
+    """The upstream reference model on the CPU (``variant=`` lets one class serve several variants), loaded
+    once per process (:mod:`backends.loaded`) and shared: ``private=True`` for a caller that changes it."""
+    from backends.loaded import reference_model
 
-    return load_model_class(request.reference_class).from_pretrained(
-        request.upstream_dir, device="cpu", variant=request.variant, **dict(request.reference_kwargs)
+    kwargs = dict(request.reference_kwargs)
+    return reference_model(
+        request.reference_class, request.upstream_dir, request.variant, kwargs, not private
     )
 
 
-def reference_module(request: ExportRequest, backend: str) -> tuple[Any, Any, list[str], list[str]]:
-    """``(reference, module, input_names, output_names)``; ExportError when the class has no torch module."""
-    reference = load_reference(request)
+def reference_module(
+    request: ExportRequest, backend: str, private: bool = False
+) -> tuple[Any, Any, list[str], list[str]]:
+    """``(reference, module, input_names, output_names)``; ExportError when the class has no torch module.
+    ``private=True``: the caller changes the module (dtype), so it gets a reference of its own."""
+    reference = load_reference(request, private)
     if not hasattr(reference, "torch_module"):
         raise ExportError(
             f"{request.reference_class} has no torch_module(); the {backend} exporter needs a torch module "

@@ -28,7 +28,10 @@ def export(request: ExportRequest) -> ExportResult:
     method = options.method
     quantization = options.quantization
     dtype = torch_dtype(quantization)
-    _, module, input_names, output_names = reference_module(request, "torch-script")
+    # Module.to converts in place: a reference of its own unless it stays float32
+    _, module, input_names, output_names = reference_module(
+        request, "torch-script", private=dtype != torch.float32
+    )
     module = module.to(dtype).eval()
     args = sample_args(request, input_names, dtype)
     config = {

@@ -43,3 +43,16 @@ def test_rerun_keeps_checks_and_reverify_redoes_them(minilm_pack_onnx: Path, tmp
     assert parity_results(redone) == parity_results(first)
     assert redone["packages"][0]["sha256"] == first["packages"][0]["sha256"]
     assert json.loads(sidecar.read_text())["created_at"] >= json.loads(reference_record)["created_at"]
+
+
+def test_jobs_give_the_same_zips_and_parity_as_one_job(tmp_path: Path) -> None:
+    """torch-script is left out: torch.jit.save writes a random serialization id, so its zips differ run
+    to run whatever the jobs (docs/performance.md)."""
+    args = ("--backends", "hf,onnx,torch", "--no-latency")
+    one = run_pack(tmp_path / "one", *args, "--jobs", "1")
+    two = run_pack(tmp_path / "two", *args, "--jobs", "2")
+    assert one["meta"]["jobs"]["ran"] == 1 and two["meta"]["jobs"]["ran"] == 2
+    assert parity_results(one) == parity_results(two)
+    assert [p["backend"] for p in two["packages"]] == ["hf", "onnx", "torch"], "report order is the recipe's"
+    for pkg in one["packages"]:
+        assert (tmp_path / "one" / pkg["zip"]).read_bytes() == (tmp_path / "two" / pkg["zip"]).read_bytes()

@@ -1,0 +1,179 @@
+"""``pack --jobs N``: exports and zips of several (variant, backend) packages in parallel processes.
+
+Exports are independent of each other once the reference outputs exist, and each is mostly one thread of
+torch or Python (threads are pinned per process, see :mod:`bench.threads`), so on a machine with spare
+cores they overlap well. Verification is not done here: the pipeline runs it after every build finished,
+one package at a time with nothing else running, so its timings are not disturbed.
+
+Workers are forked where no CUDA device is present: they start with torch, transformers and the loaded
+reference already in memory (a spawned worker spends seconds importing them again, which on a small
+machine costs more than the exports it runs). Where CUDA is present they are spawned, since CUDA cannot be
+initialised again in a forked child. The pool is started before any progress display, so no thread of ours
+is running at the fork (intra-op threads are pinned, see :mod:`bench.threads`). Each worker builds several
+packages in turn; a package already built from the same inputs is found reused in the parent without a
+worker. With ``--jobs 1`` everything runs in this process, as before.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import multiprocessing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.base import Tensors
+from backends.loaded import reference_model
+from packager import sources
+from packager.build import PackageBuild, build_package, reused_build
+from packager.errors import WeightpackError
+from packager.hashing import usable_cpus
+from packager.recipes import Recipe
+from packager.ui import UI
+
+JOB_MEMORY_OVERHEAD = 768 << 20
+"""Interpreter, torch and exporter working memory of one job on top of its model (measured on MiniLM:
+about 700 MB peak for a 90 MB model)."""
+
+
+@dataclass
+class BuildTask:
+    """One (variant, backend) package to export and zip; everything a worker process needs."""
+
+    recipe: Recipe
+    variant: str
+    backend: str
+    fetched: sources.FetchedSource
+    inputs: Tensors
+    reference_class: str
+    out_dir: Path
+    reference_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class BuildFailed(WeightpackError):
+    """A worker process that died before returning its package; fails that package, not the run."""
+
+
+@dataclass
+class _RemoteError:
+    """An error raised in a worker, carried back as class, args and attributes: error classes whose
+    ``__init__`` takes other arguments than their message do not survive plain pickling."""
+
+    module: str
+    qualname: str
+    args: tuple
+    state: dict[str, Any]
+
+    @classmethod
+    def of(cls, exc: BaseException) -> _RemoteError:
+        return cls(type(exc).__module__, type(exc).__qualname__, exc.args, dict(vars(exc)))
+
+    def rebuild(self) -> WeightpackError:
+        import importlib
+
+        kind = importlib.import_module(self.module)
+        for part in self.qualname.split("."):
+            kind = getattr(kind, part)
+        exc = kind.__new__(kind)  # type: ignore[call-overload]
+        BaseException.__init__(exc, *self.args)
+        exc.__dict__.update(self.state)
+        return exc
+
+
+def default_jobs(packages: int, cpus: int, available_bytes: int, upstream_bytes: int) -> int:
+    """What suits the machine: one job per CPU, no more jobs than packages, and only as many as memory
+    holds (each job loads the upstream model about three times over: weights, module, exported graph)."""
+    per_job = 3 * upstream_bytes + JOB_MEMORY_OVERHEAD
+    by_memory = max(1, available_bytes // per_job)
+    return max(1, min(packages, cpus, by_memory))
+
+
+def machine_default_jobs(packages: int, upstream_bytes: int) -> int:
+    import psutil
+
+    return default_jobs(packages, usable_cpus(), psutil.virtual_memory().available, upstream_bytes)
+
+
+def start_method() -> str:
+    """``fork`` on a machine without CUDA devices (workers inherit the imports), else ``spawn``."""
+    from backends.device import cuda_device_count
+
+    if "fork" in multiprocessing.get_all_start_methods() and cuda_device_count() == 0:
+        return "fork"
+    return "spawn"
+
+
+def _build(task: BuildTask, ui: UI) -> PackageBuild:
+    return build_package(
+        task.recipe,
+        task.variant,
+        task.backend,
+        task.fetched,
+        task.inputs,
+        task.reference_class,
+        task.out_dir,
+        ui,
+        task.reference_kwargs,
+    )
+
+
+def _worker_init(threads: Any) -> None:
+    from bench.threads import apply_threads
+
+    apply_threads(threads)
+
+
+def _worker(task: BuildTask) -> PackageBuild | _RemoteError:
+    """Runs in a worker: the build, or the weightpack error it raised (what the pipeline records; anything
+    else stops the run, as it does in-process)."""
+    try:
+        return _build(task, UI())
+    except WeightpackError as exc:
+        return _RemoteError.of(exc)
+
+
+def run_builds(
+    tasks: list[BuildTask], jobs: int, ui: UI, threads: Any
+) -> tuple[list[PackageBuild | WeightpackError], int]:
+    """Build every task: ``(results in the order of tasks, number of jobs that ran)``. ``jobs`` > 1 uses up
+    to that many processes for the packages that are not reused. A weightpack error is returned in its
+    task's place, not raised, so the other packages go on."""
+    results: list[PackageBuild | WeightpackError | None] = [None] * len(tasks)
+    todo: list[int] = []
+    for i, task in enumerate(tasks):
+        found = reused_build(
+            task.recipe, task.variant, task.backend, task.fetched, task.out_dir, task.reference_kwargs
+        )
+        if found is not None:
+            ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
+            results[i] = found
+        else:
+            todo.append(i)
+    if jobs <= 1 or len(todo) <= 1:
+        for i in todo:
+            try:
+                results[i] = _build(tasks[i], ui)
+            except WeightpackError as exc:
+                results[i] = exc
+        return results, 1  # type: ignore[return-value]
+    workers = min(jobs, len(todo))
+    label = ", ".join(f"{tasks[i].variant}/{tasks[i].backend}" for i in todo)
+    context = multiprocessing.get_context(start_method())
+    if context.get_start_method() == "fork":  # forked workers inherit the loaded reference
+        first = tasks[todo[0]]
+        with contextlib.suppress(WeightpackError):  # each worker meets the same error and records it
+            reference_model(first.reference_class, first.fetched.path, first.variant, first.reference_kwargs)
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
+    ) as pool:
+        futures = {pool.submit(_worker, tasks[i]): i for i in todo}  # workers start here, before the UI
+        with ui.stage(f"export + zip {label} in {workers} parallel jobs ({context.get_start_method()})"):
+            for future in concurrent.futures.as_completed(futures):
+                i = futures[future]
+                try:
+                    result = future.result()
+                    results[i] = result.rebuild() if isinstance(result, _RemoteError) else result
+                except concurrent.futures.process.BrokenProcessPool as exc:
+                    results[i] = BuildFailed(f"the build process died: {exc}")
+    return results, workers  # type: ignore[return-value]

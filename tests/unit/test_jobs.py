@@ -1,0 +1,30 @@
+"""The default number of --jobs is a pure function of the machine and the model."""
+
+from __future__ import annotations
+
+import pickle
+
+from backends.errors import MissingExtraError
+from packager.jobs import JOB_MEMORY_OVERHEAD, _RemoteError, default_jobs
+
+GIB = 1 << 30
+
+
+def test_default_jobs_follows_cpus_packages_and_memory() -> None:
+    assert default_jobs(packages=4, cpus=2, available_bytes=20 * GIB, upstream_bytes=90 << 20) == 2
+    assert default_jobs(packages=4, cpus=16, available_bytes=64 * GIB, upstream_bytes=90 << 20) == 4
+    assert default_jobs(packages=1, cpus=16, available_bytes=64 * GIB, upstream_bytes=0) == 1
+    # a 7 GB model: three copies per job, so 64 GiB hold three jobs however many CPUs there are
+    assert default_jobs(packages=8, cpus=32, available_bytes=64 * GIB, upstream_bytes=7 * 10**9) == 3
+    assert (
+        default_jobs(packages=8, cpus=32, available_bytes=JOB_MEMORY_OVERHEAD // 2, upstream_bytes=10**9) == 1
+    )
+    assert default_jobs(packages=0, cpus=2, available_bytes=GIB, upstream_bytes=0) == 1
+
+
+def test_a_worker_error_travels_back_as_its_own_class() -> None:
+    """MissingExtraError's __init__ takes (module, extra): plain pickling could not rebuild it."""
+    original = MissingExtraError("building a TensorRT engine", "gpu", "tensorrt")
+    back = pickle.loads(pickle.dumps(_RemoteError.of(original))).rebuild()
+    assert type(back) is MissingExtraError
+    assert (str(back), back.exit_code, vars(back)) == (str(original), original.exit_code, vars(original))
