@@ -56,7 +56,20 @@ if [ "$USE_RAY" = 1 ]; then
 else
   for family in "${FAMILY_LIST[@]}"; do
     variants=$("$PY" -m packager.cli --list --json | "$PY" -c "import json,sys; print(','.join(next(f['variants'] for f in json.load(sys.stdin) if f['family']=='$family')))")
-    "$PY" -m packager.cli "$family" --variants "$variants" "${DEVICE_ARGS[@]}" --out "$RUN/$family" --quiet || status=1
+    # a family verified through inference-models' own classes (recipes/ppocr.toml) runs in the consumer's
+    # venv (.venv-consumer, scripts/setup_consumer.sh); without one it is skipped, loudly
+    fpy=$("$PY" -c "
+import sys
+from backends.consumer import bridge, is_consumer_class
+from packager.recipes import default_recipe_dirs, resolve_family
+recipe = resolve_family('$family', default_recipe_dirs())
+consumer = any(is_consumer_class(b.model_class or '') for b in recipe.backends.values())
+print((bridge.consumer_python() or '') if consumer else sys.executable)")
+    if [ -z "$fpy" ]; then
+      echo "nightly: skipping $family: it loads through inference-models; run scripts/setup_consumer.sh" >&2
+      continue
+    fi
+    "$fpy" -m packager.cli "$family" --variants "$variants" "${DEVICE_ARGS[@]}" --out "$RUN/$family" --quiet || status=1
   done
 fi
 
