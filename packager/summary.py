@@ -59,10 +59,15 @@ def print_table(report: dict, out_dir: Path) -> None:
             plain(attempt.backend),
             plain(attempt.device or "-"),
             f"{worst:.2e}" if worst is not None else "-",
-            ", ".join(f"{r['p50_ms']:.2f} ({r['batch_size']})" for r in lat) or "-",
+            ", ".join(f"{r['p50_ms']:.2f} ({_batch_at(r)})" for r in lat) or "-",
             verdict,
         )
     console.print(table)
     for note in notes:
         console.print(plain(note), soft_wrap=True, highlight=False)
     console.print(plain(f"report: {out_dir / 'report.md'}"), soft_wrap=True, highlight=False)
+
+
+def _batch_at(row: dict) -> str:
+    """``1``, or ``1, image 3x240x320`` for a row at one shape of a variant's shape set."""
+    return f"{row['batch_size']}, {row['input_shape']}" if row.get("input_shape") else str(row["batch_size"])
