@@ -131,7 +131,12 @@ class ModuleReference(TorchRunner):
             k: v.format(variant=kwargs.get("variant") or "") if isinstance(v, str) else v
             for k, v in dict(factory_kwargs or {}).items()
         }
-        module = call_factory(load_object(factory), kwargs_, None)
+        try:
+            module = call_factory(load_object(factory), kwargs_, None)
+        except Exception as exc:  # the user's factory raised: their code or their [model] kwargs
+            raise UserModelError(
+                f"[model] factory {factory}({kwargs_}) raised {type(exc).__name__}: {exc}"
+            ) from exc
         if not hasattr(module, "load_state_dict") or not callable(module):
             raise UserModelError(
                 f"[model] factory {factory} returned a {type(module).__name__}, not a torch nn.Module"

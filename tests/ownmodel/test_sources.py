@@ -160,3 +160,11 @@ def test_a_reference_class_that_raises_is_bad_input_naming_the_inputs(tmp_path: 
     assert "Traceback" not in run.stderr
     assert "KeyError: 'x'" in run.messages and "'image' received [4, 3, 48, 48] float32" in run.messages
     assert "your reference class my_ref:Ref" in run.messages
+
+
+def test_factory_kwargs_it_does_not_take_are_bad_input(tmp_path: Path) -> None:
+    model = USER_MODEL + "kwargs = { depth = 3 }\n"
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model), "--no-latency")
+    assert run.rc == 2, run.messages[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "[model] factory tests.ownmodel.user_nets:ONet({'depth': 3}) raised TypeError" in run.messages
