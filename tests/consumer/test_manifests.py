@@ -76,10 +76,11 @@ def test_consumer_skips_what_weightpack_used_to_emit(consumer, emitted):
     null_driver = copy.deepcopy(emitted["trt-gpu-server"])
     null_driver["machineSpecs"]["driverVersion"] = None
     labelled = dict(emitted["torch-script"], torchVersion="2.13.0+cpu")
-    answers = bridge.ask("parse", {"packages": [{"packageManifest": m} for m in (jetson, null_driver)]})
-    assert [a["parsed"] for a in answers["packages"]] == [False, False]
-    assert "Jetson" in answers["packages"][0]["error"]
-    runtime = bridge.ask("parse", {"packages": [{"packageManifest": labelled}]})["packages"][0]["runtime"]
+    request = {"packages": [{"packageManifest": m} for m in (jetson, null_driver, labelled)]}
+    answers = bridge.ask("parse", request)["packages"]
+    assert [a["parsed"] for a in answers] == [False, False, True]
+    assert "Jetson" in answers[0]["error"]
+    runtime = answers[2]["runtime"]
     assert runtime[0] is False and "2.13.0+cpu" in runtime[1]
 
 
