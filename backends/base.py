@@ -38,6 +38,12 @@ class ExportRequest:
     """``module:Class`` of the upstream reference model; exporters that trace a torch module load it."""
     reference_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments for the reference's ``from_pretrained`` (a user module's factory and names)."""
+    device: str = "cpu"
+    """Where to build (``cuda:N`` from ``--devices``); device-bound exporters (TensorRT) build exactly
+    there and record it, others may ignore it."""
+    dim_ranges: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    """``{"input.axis": (min, opt, max)}`` for dynamic non-batch axes, derived from the recipe's
+    ``[inputs]`` (a text recipe's sequence axis is ``(1, sample length, max_length)``)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,18 @@ class PackageModel(abc.ABC):
     @abc.abstractmethod
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
         """Run one batch. Inputs and outputs are host numpy arrays keyed by name."""
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Any:
+        """The model's work on one batch, leaving outputs where they were computed (device tensors).
+
+        With :meth:`fetch`, ``infer`` is ``fetch(run(inputs))``; the latency harness ends its device timer
+        between the two, so "device time" is the model's work and not the blocking copy to the host.
+        Classes that cannot split return host arrays here and keep the identity ``fetch``."""
+        return self.infer(inputs)
+
+    def fetch(self, outputs: Any) -> Tensors:
+        """Bring :meth:`run`'s outputs to the host as named numpy arrays."""
+        return outputs
 
     def synchronize(self) -> None:
         """Block until device work queued by :meth:`infer` has finished; a no-op on the CPU.

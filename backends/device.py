@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from backends.errors import DeviceUnavailableError
+from backends.errors import DeviceUnavailableError, InvalidDeviceError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -53,7 +53,7 @@ def resolve_device(spec: Any) -> str:
     try:
         kind, index = parse_device(spec)
     except ValueError as exc:
-        raise DeviceUnavailableError(str(exc)) from None
+        raise InvalidDeviceError(str(exc)) from None  # bad input (exit 2), not a missing GPU (exit 3)
     if kind == "cpu":
         return "cpu"
     count = cuda_device_count()
@@ -62,7 +62,7 @@ def resolve_device(spec: Any) -> str:
             f"device '{spec}' was asked for but this machine has no CUDA device visible to torch; "
             "run on a GPU box, or pass --devices cpu"
         )
-    index = index or 0
+    index = 0 if index is None else index
     if index >= count:
         raise DeviceUnavailableError(
             f"device '{spec}' does not exist: this machine has {count} CUDA device(s)"
@@ -73,3 +73,21 @@ def resolve_device(spec: Any) -> str:
 def available_devices() -> list[str]:
     """``cpu`` plus ``cuda:0`` when a GPU is present: the devices a default run verifies on."""
     return ["cpu"] + (["cuda:0"] if cuda_device_count() else [])
+
+
+def resolve_devices(specs: list[str]) -> list[str]:
+    """Resolve each of ``specs`` and drop repeats (``cuda`` and ``cuda:0`` are one device), keeping order:
+    each distinct device is verified and reported on its own."""
+    out: list[str] = []
+    for spec in specs:
+        device = resolve_device(spec)
+        if device not in out:
+            out.append(device)
+    return out
+
+
+def export_device(devices: list[str]) -> str:
+    """The device exporters build on: the first CUDA device of the run (``--devices cpu,cuda:1`` builds
+    on ``cuda:1``, never silently on cuda:0), else the CPU. Device-independent exporters (ONNX, torch)
+    trace on the CPU whatever this says; device-bound ones (TensorRT) build exactly here."""
+    return next((d for d in devices if d.startswith("cuda")), "cpu")

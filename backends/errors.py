@@ -71,6 +71,19 @@ class ConsumerUnavailableError(BackendError):
     exit_code = 3
 
 
+class BrokenInstallError(BackendError):
+    """The installed packages contradict each other (onnxruntime and onnxruntime-gpu both present, or CUDA
+    asked of an onnxruntime without a CUDA provider); the message holds the exact command that fixes it."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class InvalidDeviceError(BackendError, ValueError):
+    """A device string that is no device at all (``tpu``, ``cuda:x``): bad input, not a missing GPU."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class DeviceUnavailableError(BackendError):
     """A device was asked for that this machine does not have; never silently replaced by the CPU."""
 

@@ -7,7 +7,7 @@ of detections, a transformers ``ModelOutput``) all flatten to ``{"path.to.leaf":
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,25 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def flatten_outputs(value: Any, prefix: str = "output") -> dict[str, np.ndarray]:
-    """Flatten ``value`` into ``{name: array}``. A top-level mapping keeps its own keys as names."""
-    out: dict[str, np.ndarray] = {}
-    _flatten(value, "" if isinstance(value, Mapping) or _is_record(value) else prefix, out)
+def flatten_outputs(
+    value: Any, prefix: str = "output", convert: Callable[[Any], Any] = to_numpy
+) -> dict[str, Any]:
+    """Flatten ``value`` into ``{name: array}``. A top-level mapping keeps its own keys as names.
+    ``convert`` turns each leaf into what is returned (host numpy by default; :func:`keep_on_device` leaves
+    tensors where they are, so a model's ``run`` can return device outputs and ``fetch`` copy them)."""
+    out: dict[str, Any] = {}
+    _flatten(value, "" if isinstance(value, Mapping) or _is_record(value) else prefix, out, convert)
     return out
+
+
+def keep_on_device(value: Any) -> Any:
+    """A leaf converter that keeps torch tensors on their device (detached); other leaves as numpy."""
+    return value.detach() if hasattr(value, "detach") else to_numpy(value)
+
+
+def fetch_all(outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Copy ``{name: tensor}`` to host numpy arrays (the blocking device-to-host copies)."""
+    return {name: to_numpy(value) for name, value in outputs.items()}
 
 
 def _is_record(value: Any) -> bool:
@@ -40,26 +54,26 @@ def _join(prefix: str, key: object) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _flatten(value: Any, name: str, out: dict[str, np.ndarray]) -> None:
+def _flatten(value: Any, name: str, out: dict[str, Any], convert: Callable[[Any], Any]) -> None:
     if value is None or isinstance(value, (str, bytes)):
         return  # labels and other text are not compared numerically
     if isinstance(value, Mapping):
         for key in value:
-            _flatten(value[key], _join(name, key), out)
+            _flatten(value[key], _join(name, key), out, convert)
     elif _is_record(value):
         for f in dataclasses.fields(value):
-            _flatten(getattr(value, f.name), _join(name, f.name), out)
+            _flatten(getattr(value, f.name), _join(name, f.name), out, convert)
     elif isinstance(value, (list, tuple)) and not _is_numeric_sequence(value):
         for index, item in enumerate(value):
-            _flatten(item, _join(name, index), out)
+            _flatten(item, _join(name, index), out, convert)
     elif hasattr(value, "detach") or isinstance(
         value, (np.ndarray, np.generic, int, float, bool, list, tuple)
     ):
-        out[name or "output"] = to_numpy(value)
+        out[name or "output"] = convert(value)
     elif hasattr(value, "__dict__"):
         for key, item in sorted(vars(value).items()):
             if not key.startswith("_"):
-                _flatten(item, _join(name, key), out)
+                _flatten(item, _join(name, key), out, convert)
     else:
         raise TypeError(f"cannot flatten output '{name}' of type {type(value).__name__} into arrays")
 

@@ -54,6 +54,13 @@ class BackendSpec:
     """Optional modules it imports lazily: module -> (weightpack extra, distribution to install)."""
     version_libraries: tuple[str, ...] = ()
     """Distributions whose versions go into the build input key: upgrading one rebuilds the package."""
+    preflight: str | None = None
+    """``module:function(devices)`` run once before a pack that uses this backend: it raises (exit 3) when
+    the environment cannot serve those devices, so the run stops up front instead of failing per package."""
+    device_bound: bool = False
+    """The package runs only where it was built (a TensorRT engine): the build device keys reuse."""
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments verification passes to the model class's ``from_pretrained``."""
 
     def __post_init__(self) -> None:
         if not self.wire_name:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
+
 LIBRARIES = (
     "torch",
     "onnxruntime",
@@ -189,6 +191,11 @@ def decode_throttle(mask: int) -> list[str]:
     return names + ([hex(unknown)] if unknown else [])
 
 
+def nvml_module() -> Any:
+    """pynvml, initialised, or ``None`` (not installed, or no driver answers)."""
+    return _nvml()
+
+
 def _nvml() -> Any:
     try:
         import pynvml
@@ -246,9 +253,8 @@ def _gpu_snapshot(pynvml: Any, index: int, h: Any) -> dict[str, Any]:
         pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
     )
     mask = _try(reasons_fn, h) if reasons_fn else None
-    procs = _try(pynvml.nvmlDeviceGetComputeRunningProcesses, h) or []
-    me = os.getpid()
-    processes = [{"pid": int(p.pid), "used_memory_bytes": _try(int, p.usedGpuMemory)} for p in procs]
+    processes = _processes(pynvml, h)
+    others, _, note = classify_processes(processes, os.getpid(), uses_nvidia_device, this_process_uses_gpu())
     power = _try(pynvml.nvmlDeviceGetPowerUsage, h)
     mem = _try(pynvml.nvmlDeviceGetMemoryInfo, h)
     name = _try(pynvml.nvmlDeviceGetName, h)
@@ -262,7 +268,45 @@ def _gpu_snapshot(pynvml: Any, index: int, h: Any) -> dict[str, Any]:
         "power_w": power / 1000.0 if power is not None else None,
         "memory_used_bytes": int(mem.used) if mem is not None else None,
         "processes": processes,
-        "other_processes": [p for p in processes if p["pid"] != me],
+        "other_processes": others,
+        "process_note": note,
+    }
+
+
+def _processes(pynvml: Any, h: Any) -> list[dict[str, Any]]:
+    procs = _try(pynvml.nvmlDeviceGetComputeRunningProcesses, h) or []
+    return [{"pid": int(p.pid), "used_memory_bytes": _try(int, p.usedGpuMemory)} for p in procs]
+
+
+def nvml_handle_for(cuda_index: int) -> Any:
+    """NVML's handle for torch's CUDA device ``cuda_index``, matched by UUID (``CUDA_VISIBLE_DEVICES``
+    renumbers devices, NVML does not); ``None`` without NVML."""
+    pynvml = _nvml()
+    if pynvml is None:
+        return None
+    try:
+        import torch
+
+        uuid = str(torch.cuda.get_device_properties(cuda_index).uuid)
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+    except Exception:  # older torch without .uuid, or MIG: fall back to the index when nothing is hidden
+        if os.environ.get("CUDA_VISIBLE_DEVICES"):
+            return None
+        return _try(pynvml.nvmlDeviceGetHandleByIndex, cuda_index)
+
+
+def nvml_conditions(pynvml: Any, h: Any) -> dict[str, Any]:
+    """SM clock, throttle mask, temperature and this process's memory on one GPU, for the sampler."""
+    reasons_fn = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
+    processes = _processes(pynvml, h)
+    _, own, _ = classify_processes(processes, os.getpid(), uses_nvidia_device, True)
+    return {
+        "sm_mhz": _try(pynvml.nvmlDeviceGetClockInfo, h, getattr(pynvml, "NVML_CLOCK_SM", 1)),
+        "throttle_mask": _try(reasons_fn, h) if reasons_fn else None,
+        "temperature_c": _try(pynvml.nvmlDeviceGetTemperature, h, getattr(pynvml, "NVML_TEMPERATURE_GPU", 0)),
+        "process_used_bytes": own["used_memory_bytes"] if own else None,
     }
 
 

@@ -68,6 +68,8 @@ class LatencyResult:
     """``precision`` (the CI target was met), ``max_time`` (``max_time_s`` ran out first) or ``min_time``
     (no target: ``min_iters`` and ``min_time_s`` were met)."""
     target_ci: float | None = None
+    gpu_conditions: dict[str, Any] | None = None
+    """Clocks, throttling, temperature and device memory sampled during the timed loop (CUDA only)."""
 
     def __post_init__(self) -> None:
         if not self.stats:
@@ -159,13 +161,22 @@ def measure(
     synchronize: Callable[[], None] | None = None,
     *,
     device_timer: DeviceTimer | None = None,
+    fetch: Callable[[Any], Any] | None = None,
 ) -> LatencyResult:
     """Time ``fn(inputs)``, rotating through ``input_sets``; ``synchronize`` runs inside each sample.
 
     With a ``device_timer`` the start event is recorded just before the host clock starts and the end
-    event just after ``fn`` returns (before the synchronize), so both figures cover the same work."""
+    event just after ``fn`` returns (before the synchronize), so both figures cover the same work.
+    ``fetch`` (a model's copy of ``fn``'s outputs to the host) runs after the end event and inside the
+    host sample: the host figure is what a caller waits for, the device figure the model's own work."""
     if not input_sets:
         raise ValueError("measure() needs at least one input set")
+    if fetch is not None:
+        run = fn
+
+        def fn(inputs: Any) -> Any:  # the host path: run + fetch as one call
+            return fetch(run(inputs))
+
     sync = synchronize or _noop
     clock = time.perf_counter_ns
     n_sets = len(input_sets)
@@ -215,12 +226,15 @@ def measure(
             device_timer.record_end,
             device_timer.elapsed_ms,
         )
+        run_only = run if fetch is not None else fn
+        fetch_out = fetch or _noop
         while True:
             inputs = input_sets[i % n_sets]
             record_start()
             t0 = clock()
-            fn(inputs)
+            out = run_only(inputs)
             record_end()
+            fetch_out(out)
             sync()
             t1 = clock()
             append(t1 - t0)
@@ -377,16 +391,40 @@ def device_synchronize(model: Any, device: str) -> Callable[[], None] | None:
     return sync
 
 
+def timed_calls(model: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None]:
+    """``(run, fetch)`` of a model: its split ``run``/``fetch`` when it has both (device work, then the
+    host copy), else ``infer`` (or ``model(**inputs)``) with no separate fetch."""
+    run, fetch = getattr(model, "run", None), getattr(model, "fetch", None)
+    if callable(run) and callable(fetch):
+        return run, fetch
+    return (model.infer if hasattr(model, "infer") else (lambda x: model(**x))), None
+
+
 def measure_model(
-    model: Any, device: str, input_sets: Sequence[Any], config: LatencyConfig, *, overhead: bool = True
+    model: Any,
+    device: str,
+    input_sets: Sequence[Any],
+    config: LatencyConfig,
+    *,
+    overhead: bool = True,
+    baseline_used_bytes: int | None = None,
 ) -> LatencyResult:
     """Time a loaded model class on ``device``: host latency always, CUDA event time where a stream is
-    known, the harness overhead through the same path."""
-    fn = model.infer if hasattr(model, "infer") else (lambda x: model(**x))
+    known, the harness overhead through the same path; on CUDA a background sampler records the GPU's
+    conditions and memory during the timed loop (``baseline_used_bytes``: device memory before the load)."""
+    from bench.gpu_sampler import GpuSampler, reader_for
+
+    fn, fetch = timed_calls(model)
     sync = device_synchronize(model, device)
     stream = model_stream(model, device)
     timer = CudaEventTimer(stream[0], f"CUDA events on {stream[1]}") if stream else None
-    result = measure(fn, input_sets, config, sync, device_timer=timer)
+    read = reader_for(device)
+    if read is None:
+        result = measure(fn, input_sets, config, sync, device_timer=timer, fetch=fetch)
+    else:
+        with GpuSampler(read) as sampler:
+            result = measure(fn, input_sets, config, sync, device_timer=timer, fetch=fetch)
+        result.gpu_conditions = sampler.summary(baseline_used_bytes)
     if overhead:
         result.harness_overhead_ns = harness_overhead_ns(5000, sync, timer)
     return result

@@ -1,4 +1,7 @@
-"""Memory figures: host RSS now and at peak, and CUDA peak allocated/reserved bytes."""
+"""Memory figures: host RSS now and at peak; on CUDA the device's own used memory (``cudaMemGetInfo``, so
+onnxruntime's arena and TensorRT's activations count as much as torch's tensors) and, beside it, torch's
+caching-allocator peaks (which only see torch). The peak *during* timed runs comes from
+:mod:`bench.gpu_sampler`."""
 
 from __future__ import annotations
 
@@ -37,4 +40,29 @@ def cuda_peak(device: str) -> dict[str, Any]:
     return {
         "cuda_peak_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
         "cuda_peak_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
+    }
+
+
+def device_used_bytes(device: str) -> int | None:
+    """Used memory of the whole CUDA ``device`` now (total - free, from cudaMemGetInfo); ``None`` on
+    the CPU. Device-wide: read before and after a load, the difference is what the load took whatever
+    library allocated it."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    return int(total - free)
+
+
+def device_delta(device: str, before: int | None) -> dict[str, Any]:
+    """``cuda_device_used_bytes`` now and ``cuda_device_delta_bytes`` above ``before`` (see
+    :func:`device_used_bytes`); empty on the CPU."""
+    now = device_used_bytes(device)
+    if now is None:
+        return {}
+    return {
+        "cuda_device_before_bytes": before,
+        "cuda_device_used_bytes": now,
+        "cuda_device_delta_bytes": None if before is None else now - before,
     }

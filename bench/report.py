@@ -166,6 +166,8 @@ class Report:
             "device_timer": result.device_timer,
             "input_sets": input_sets,
             "memory": memory or {},
+            "gpu_conditions": result.gpu_conditions,
+            "throttled": bool(result.gpu_conditions and result.gpu_conditions.get("throttled")),
             "samples_ms": [round(s, 6) for s in result.samples_ms],
         }
         if result.device_samples_ms:
@@ -425,7 +427,9 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 _ms(r["mean_ms"]),
                 _ms(r.get("std_ms")),
                 f"{r['cov']:.2%}",
-                r["stable"],
+                f"{r['stable']} (throttled: {', '.join(r['gpu_conditions']['throttle_reasons'])})"
+                if r.get("throttled")
+                else r["stable"],
                 f"{r.get('throughput_per_s', 0):.1f}",
                 _ms((r.get("device_time") or {}).get("p50_ms")),
                 None if r.get("harness_overhead_ns") is None else f"{r['harness_overhead_ns'] / 1e3:.2f}",

@@ -21,7 +21,7 @@ from bench import environment
 from packager import __version__, archive, manifest, sources
 from packager.errors import WeightpackError
 from packager.layout import apply_layout
-from packager.recipes import Recipe
+from packager.recipes import InputsRecipe, Recipe
 from packager.ui import UI
 
 
@@ -44,6 +44,7 @@ def input_key(
     backend: str,
     variant: str | None = None,
     reference_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> str:
     """Content hash of everything a package is built from: same key, same package.
 
@@ -58,6 +59,8 @@ def input_key(
         "weightpack": __version__,
         "libraries": environment.library_versions(get_backend(backend).version_libraries),
     }
+    if get_backend(backend).device_bound:  # a TensorRT engine built on another GPU is another package
+        payload["device"] = device
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -68,11 +71,12 @@ def reused_build(
     fetched: sources.FetchedSource,
     out_dir: Path,
     reference_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> PackageBuild | None:
     """The package built earlier from the same inputs, when its zip and manifest are there and agree."""
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
-    key = input_key(fetched, recipe, backend, variant, reference_kwargs)
+    key = input_key(fetched, recipe, backend, variant, reference_kwargs, device)
     reused = _reusable(zip_path, manifest_path, key)
     if reused is None:
         return None
@@ -97,14 +101,16 @@ def build_package(
     out_dir: Path,
     ui: UI,
     reference_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> PackageBuild:
-    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs)
+    """Export + zip on ``device`` (the run's build device, see :func:`backends.device.export_device`)."""
+    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device)
     if found is not None:
         ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
         return found
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
-    key = input_key(fetched, recipe, backend, variant, reference_kwargs)
+    key = input_key(fetched, recipe, backend, variant, reference_kwargs, device)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{variant}-{backend}-", dir=out_dir))
     try:
         with ui.stage(f"export {variant} -> {backend}"):
@@ -118,6 +124,8 @@ def build_package(
                 sample_inputs=inputs,
                 reference_class=reference_class,
                 reference_kwargs=dict(reference_kwargs or {}),
+                device=device,
+                dim_ranges=dim_ranges(recipe.inputs_for(variant), inputs),
             )
             result = get_backend(backend).load_exporter()(request)
             model_class = recipe.backends[backend].model_class or result.model_class
@@ -147,6 +155,19 @@ def build_package(
     return PackageBuild(
         variant, backend, zip_result, manifest_path, model_class, result.package_manifest, reused=False
     )
+
+
+def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int, int]]:
+    """Dynamic non-batch axes the recipe implies: a text recipe pads each batch to its longest text, up to
+    ``max_length``, so every text input's axis 1 ranges over ``(1, parity length, max_length)``."""
+    if spec.kind != "text":
+        return {}
+    out = {}
+    for name, array in inputs.items():
+        if array.ndim >= 2:
+            opt = min(int(array.shape[1]), spec.max_length)
+            out[f"{name}.1"] = (1, opt, max(opt, spec.max_length))
+    return out
 
 
 def _reusable(zip_path: Path, manifest_path: Path, key: str) -> tuple[archive.ZipResult, dict] | None:

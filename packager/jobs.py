@@ -49,6 +49,8 @@ class BuildTask:
     reference_class: str
     out_dir: Path
     reference_kwargs: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    """The run's build device (``backends.device.export_device``)."""
 
 
 class BuildFailed(WeightpackError):
@@ -115,6 +117,7 @@ def _build(task: BuildTask, ui: UI) -> PackageBuild:
         task.out_dir,
         ui,
         task.reference_kwargs,
+        device=task.device,
     )
 
 
@@ -143,7 +146,13 @@ def run_builds(
     todo: list[int] = []
     for i, task in enumerate(tasks):
         found = reused_build(
-            task.recipe, task.variant, task.backend, task.fetched, task.out_dir, task.reference_kwargs
+            task.recipe,
+            task.variant,
+            task.backend,
+            task.fetched,
+            task.out_dir,
+            task.reference_kwargs,
+            task.device,
         )
         if found is not None:
             ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.device import resolve_device
+from backends.device import export_device, resolve_devices
 from backends.errors import InputMismatchError, UserModelError
 from backends.loaded import reference_model
 from backends.loaded import release as release_reference
 from backends.outputs import run_model
 from backends.reference.module import describe
+from backends.registry import get_backend, load_object
 from bench import environment
 from bench.report import Report, render_markdown
 from bench.threads import apply_threads, resolve_threads
@@ -94,7 +95,8 @@ def select(
 def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Report:
     """Build, verify and report every (variant, backend) package; returns the report (already written)."""
     ui = ui or UI()
-    devices = [resolve_device(d) for d in options.devices]
+    devices = resolve_devices(options.devices)
+    blocked = preflight(options.backends, devices)
     threads = apply_threads(resolve_threads(options.threads, recipe.bench.threads))
     report = Report.start(
         recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
@@ -111,13 +113,19 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     for variant in variants:
         with _bad_input_recorded(report, variant, ui):
             prepared[variant] = _prepare_variant(recipe, variant, options, report, ui)
+    for v in prepared.values():
+        for backend, exc in blocked.items():  # never built: recorded with the fix (exit 3)
+            failures.record(report, "export", v.name, backend, None, exc)
+            ui.warn(f"{v.name}/{backend}: {exc}")
     tasks = [
         BuildTask(
-            recipe, v.name, backend, v.fetched, v.inputs, v.spec.model_class, options.out_dir, v.spec.kwargs
+            recipe, v.name, backend, v.fetched, v.inputs, v.spec.model_class, options.out_dir, v.spec.kwargs,
+            device=export_device(devices),
         )
         for v in prepared.values()
         for backend in options.backends
-    ]
+        if backend not in blocked
+    ]  # fmt: skip
     upstream = max((_upstream_bytes(v.fetched) for v in prepared.values()), default=0)
     jobs = options.jobs or machine_default_jobs(len(tasks), upstream)
     results, jobs_ran = run_builds(tasks, jobs, ui, threads)
@@ -150,6 +158,22 @@ def _record_bad_input(
     goes on with the other variants, so one report says everything that is wrong; the CLI exits 2."""
     failures.record(report, stage, variant, backend, None, exc)
     ui.warn(str(exc))
+
+
+def preflight(backends: list[str], devices: list[str]) -> dict[str, WeightpackError]:
+    """Each backend's environment check for these devices (an onnxruntime install that cannot serve CUDA,
+    TensorRT missing) before anything is built; returns the backends that cannot run, with why. Their
+    packages are then recorded as failed (exit 3, the fix in the message) without building anything, and
+    the other backends go on."""
+    blocked: dict[str, WeightpackError] = {}
+    for name in backends:
+        check = get_backend(name).preflight
+        if check:
+            try:
+                load_object(check)(devices)
+            except WeightpackError as exc:
+                blocked[name] = exc
+    return blocked
 
 
 def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:

@@ -13,7 +13,7 @@ from typing import Any
 from backends.base import PackageModel, Tensors
 from backends.errors import BackendError, InputMismatchError
 from backends.outputs import run_model
-from backends.registry import load_model_class
+from backends.registry import BACKENDS, get_backend, load_model_class
 from bench import memory
 from bench.latency import LatencyConfig, measure_model, validate_input_sets
 from bench.parity import as_float64, compare_outputs, default_tolerance, noise_floor, noise_floor_tolerance
@@ -65,7 +65,8 @@ def verify_package(
             return None
         if measure_latency:
             with ui.stage(f"latency {where} (batch {', '.join(map(str, recipe.bench.batch_sizes))})"):
-                _measure_latency(recipe, build, device, model, upstream_dir, report)
+                baseline = cold.get("cuda_device_before_bytes")  # device memory before the load
+                _measure_latency(recipe, build, device, model, upstream_dir, report, baseline)
         del model
     return outputs
 
@@ -76,11 +77,13 @@ def _cold_start(
     """Unzip + from_pretrained + first inference, timed separately, with memory around the load."""
     rss_before = memory.rss_bytes()
     memory.reset_cuda_peak(device)
+    device_before = memory.device_used_bytes(device)
     t0 = time.perf_counter()
     archive.safe_extract(build.zip_result.zip_path, unzip_dir)
     t1 = time.perf_counter()
+    load_kwargs = get_backend(build.backend).load_kwargs if build.backend in BACKENDS else {}
     model = load_model_class(build.model_class).from_pretrained(
-        str(unzip_dir), device=device, **current_threads().model_kwargs()
+        str(unzip_dir), device=device, **current_threads().model_kwargs(), **load_kwargs
     )
     t2 = time.perf_counter()
     run_model(model, inputs)
@@ -95,6 +98,8 @@ def _cold_start(
         "rss_delta_bytes": memory.rss_bytes() - rss_before,
         "peak_rss_bytes": memory.peak_rss_bytes(),
         **memory.cuda_peak(device),
+        **memory.device_delta(device, device_before),  # what the load took on the device, any library
+        **getattr(model, "load_facts", {}),  # how it was loaded (e.g. TensorRT host code allowed)
     }
     return model, cold
 
@@ -172,7 +177,13 @@ def _check_parity(
 
 
 def _measure_latency(
-    recipe: Recipe, build: PackageBuild, device: str, model: Any, upstream_dir: Path, report: Report
+    recipe: Recipe,
+    build: PackageBuild,
+    device: str,
+    model: Any,
+    upstream_dir: Path,
+    report: Report,
+    baseline_used_bytes: int | None = None,
 ) -> None:
     b = recipe.bench
     config = LatencyConfig(
@@ -183,7 +194,7 @@ def _measure_latency(
         distinct = validate_input_sets(sets)
         rss_before = memory.rss_bytes()
         memory.reset_cuda_peak(device)
-        result = measure_model(model, device, sets, config)
+        result = measure_model(model, device, sets, config, baseline_used_bytes=baseline_used_bytes)
         mem = {
             "rss_bytes": memory.rss_bytes(),
             "rss_delta_bytes": memory.rss_bytes() - rss_before,

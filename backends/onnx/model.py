@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ import numpy as np
 from backends.base import PackageModel, Tensors, require_file
 from backends.device import parse_device, resolve_device
 from backends.errors import DeviceUnavailableError, MissingExtraError, ModelLoadError
-from backends.onnx import WEIGHTS_FILE
+from backends.onnx import WEIGHTS_FILE, install
 from backends.onnx.signature import check_feed, graph_inputs
 
 
@@ -45,6 +47,39 @@ def providers_for(
     providers.append(("CUDAExecutionProvider", {"device_id": device_id}))
     providers.append("CPUExecutionProvider")
     return providers
+
+
+ENGINE_CACHE_OPTIONS = (
+    "trt_fp16_enable",
+    "trt_int8_enable",
+    "trt_max_workspace_size",
+    "trt_builder_optimization_level",
+)
+
+
+def engine_cache_key(file_digests: Mapping[str, str], trt_options: Mapping[str, Any]) -> str:
+    """Folder name of the TensorRT-EP engine cache for one package: a hash of the package's graph and
+    weight files (name -> sha256) and the options that change the engine. onnxruntime names its cached
+    engines after the model file name (always ``weights.onnx``), input/output names and versions, never
+    the weights: one shared folder would hand a re-exported or fine-tuned package the old engine."""
+    payload = {
+        "files": dict(sorted(file_digests.items())),
+        "options": {k: trt_options[k] for k in ENGINE_CACHE_OPTIONS if k in trt_options},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def package_digests(path: Path) -> dict[str, str]:
+    """sha256 of the files that make the graph: ``weights.onnx`` and its external data."""
+    out = {}
+    for file in sorted(path.iterdir()):
+        if file.is_file() and (file.suffix == ".onnx" or ".onnx" in file.name or file.suffix == ".data"):
+            digest = hashlib.sha256()
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            out[file.name] = digest.hexdigest()
+    return out
 
 
 def default_engine_cache_dir() -> Path:
@@ -85,20 +120,26 @@ class OnnxModel(PackageModel):
         ``tensorrt`` (use the TensorRT EP on CUDA), ``trt_engine_cache_enable``/``trt_engine_cache_path``/
         ``trt_fp16_enable`` (TensorRT EP options), ``io_binding`` (default: on for CUDA),
         ``intra_op_num_threads``, ``inter_op_num_threads`` (the pipeline passes its thread settings)."""
-        import onnxruntime
-
         path = Path(model_name_or_path)
         weights = require_file(path, WEIGHTS_FILE, "onnx")
         device = resolve_device(device)
+        install.check(device)  # both onnxruntime packages, or CUDA asked of the CPU one: exit 3 + the fix
+        import onnxruntime
+
         trt_options = {
             k: kwargs[k] for k in ("trt_engine_cache_enable", "trt_max_workspace_size") if k in kwargs
         }
+        cache_dir = None
+        if kwargs.get("tensorrt") and not onnx_execution_providers:
+            cache_root = Path(kwargs.get("trt_engine_cache_path") or default_engine_cache_dir())
+            key_options = {**trt_options, "trt_fp16_enable": bool(kwargs.get("trt_fp16_enable"))}
+            cache_dir = cache_root / engine_cache_key(package_digests(path), key_options)
         providers = list(
             onnx_execution_providers
             or providers_for(
                 device,
                 tensorrt=bool(kwargs.get("tensorrt")),
-                engine_cache_dir=kwargs.get("trt_engine_cache_path"),
+                engine_cache_dir=cache_dir,
                 trt_fp16=bool(kwargs.get("trt_fp16_enable")),
                 trt_options=trt_options,
             )

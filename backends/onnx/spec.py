@@ -108,10 +108,18 @@ SPEC = BackendSpec(
     exporter="backends.onnx.exporter:export",
     options=OnnxOptions,
     model_classes={"*": "backends.onnx.model:OnnxModel"},
+    preflight="backends.onnx.install:preflight",
     tolerance=Tolerance(1e-4, 1e-4),  # graph optimisations reorder float sums
     extras={
-        "onnxruntime": ("onnx", "onnxruntime"),
+        "onnxruntime": ("cpu", "onnxruntime"),  # or onnxruntime-gpu (gpu extra), never both
         "onnxconverter_common": ("fp16", "onnxconverter-common"),
     },
-    version_libraries=("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common"),
+    version_libraries=(
+        "torch",
+        "onnx",
+        "onnxscript",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "onnxconverter-common",
+    ),
 )

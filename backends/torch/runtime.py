@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from backends.base import PackageModel, Tensors
-from backends.outputs import flatten_outputs
+from backends.outputs import fetch_all, flatten_outputs, keep_on_device
 
 
 class TorchModuleModel(PackageModel):
@@ -28,6 +28,13 @@ class TorchModuleModel(PackageModel):
         self.output_names: list[str] = list(config["output_names"])
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        return self.fetch(self.run(inputs))
+
+    def fetch(self, outputs: dict[str, Any]) -> Tensors:
+        return fetch_all(outputs)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Outputs stay on the model's device; :meth:`fetch` copies them to the host."""
         import torch
 
         dtype = getattr(torch, self.config.get("dtype", "float32"))
@@ -39,7 +46,7 @@ class TorchModuleModel(PackageModel):
             outputs = self.module(*args)
         if not isinstance(outputs, (tuple, list)):
             outputs = (outputs,)
-        return flatten_outputs(dict(zip(self.output_names, outputs, strict=True)))
+        return flatten_outputs(dict(zip(self.output_names, outputs, strict=True)), convert=keep_on_device)
 
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):

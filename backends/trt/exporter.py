@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from backends.extras import require
 from backends.files import copy_aux_files
 from backends.trt import CONFIG_FILE, ENGINE_FILE
 from backends.trt.manifest import machine_facts, package_manifest
+from backends.trt.precision import PrecisionPlan, precision_plan
+from backends.trt.shapes import resolve_profile
 from backends.trt.spec import SPEC, TrtOptions
 
 
@@ -23,23 +26,22 @@ def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = 
     The engine is parsed from the ONNX graph ``onnx_loader(folder)`` writes and returns, Polygraphy style;
     default: the onnx backend's :class:`~backends.onnx.exporter.OnnxFromReference` with ``options.onnx``.
     """
-    trt = require("tensorrt", "building a TensorRT engine")
-    from backends.device import resolve_device
-
+    trt = require("tensorrt", f"building a TensorRT engine on {request.device}")
+    index = build_index(request.device)  # the run's --devices, never a default of its own
     options = SPEC.parse_options(request.options)
     assert isinstance(options, TrtOptions)
-    device = resolve_device(options.device)
-    if device == "cpu":
-        raise DeviceUnavailableError("TensorRT engines are built on a CUDA device, not the CPU")
-    index = int(device.split(":")[1])
     quantization = options.quantization
+    plan = precision_plan(trt.__version__, quantization, has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"))
     if onnx_loader is None:
         from backends.onnx.exporter import OnnxFromReference
 
-        onnx_loader = OnnxFromReference(request, options.onnx_options())
+        onnx_options = options.onnx_options()
+        if plan.onnx_quantization:  # strongly typed fp16: the graph itself must be fp16
+            onnx_options = dataclasses.replace(onnx_options, quantization=plan.onnx_quantization)
+        onnx_loader = OnnxFromReference(request, onnx_options)
     with tempfile.TemporaryDirectory(prefix="weightpack-trt-onnx-") as tmp:
         onnx_path = onnx_loader(Path(tmp))
-        engine_bytes, io, batch = _build(trt, request, options, onnx_path, index)
+        engine_bytes, io, batch = _build(trt, request, options, onnx_path, index, plan)
     (request.staging_dir / ENGINE_FILE).write_bytes(engine_bytes)
     gpu = gpu_facts(index)
     hardware = options.hardware_compatibility
@@ -50,6 +52,8 @@ def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = 
         "input_names": [i["name"] for i in io["inputs"]],
         "output_names": [o["name"] for o in io["outputs"]],
         "precision": quantization,
+        "strongly_typed": plan.strongly_typed,
+        "built_on_device": f"cuda:{index}",
         "trt_version": trt.__version__,
         "cuda_device_cc": gpu["cc"],
         "cuda_device_type": gpu["name"],
@@ -77,8 +81,37 @@ def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = 
     return ExportResult(
         package_manifest=manifest,
         model_class=options.model_class or SPEC.default_model_class(request.task) or "",
-        notes=[f"TensorRT {trt.__version__} {quantization} engine on {gpu['name']} (CC {gpu['cc']})"],
+        notes=[
+            f"TensorRT {trt.__version__} {quantization} engine built on cuda:{index}, {gpu['name']} "
+            f"(CC {gpu['cc']}){', strongly typed' if plan.strongly_typed else ''}"
+        ],
     )
+
+
+def preflight(devices: list[str]) -> None:
+    """Before a pack with trt: TensorRT installed at a supported major, and a CUDA device to build on."""
+    from backends.device import export_device
+
+    device = export_device(devices)
+    trt = require("tensorrt", "building a TensorRT engine")
+    if device == "cpu":
+        raise DeviceUnavailableError(
+            f"the trt backend builds and runs engines on a CUDA device, but --devices is "
+            f"{','.join(devices)}; pass --devices cuda:N, or leave trt out with --backends"
+        )
+    precision_plan(trt.__version__, "fp32", has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"))
+
+
+def build_index(device: str) -> int:
+    """The CUDA device index to build on: exactly the one asked for (``cuda:1`` is never cuda:0)."""
+    from backends.device import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved == "cpu":
+        raise DeviceUnavailableError(
+            "TensorRT engines are built on a CUDA device, not the CPU; run with --devices cuda:N"
+        )
+    return int(resolved.split(":")[1])
 
 
 def _batch_range(request: ExportRequest, options: TrtOptions) -> tuple[int, int, int]:
@@ -95,16 +128,22 @@ def _batch_range(request: ExportRequest, options: TrtOptions) -> tuple[int, int,
 
 
 def _build(
-    trt: Any, request: ExportRequest, options: TrtOptions, onnx_path: Path, index: int
+    trt: Any,
+    request: ExportRequest,
+    options: TrtOptions,
+    onnx_path: Path,
+    index: int,
+    plan: PrecisionPlan,
 ) -> tuple[bytes, dict[str, list[dict[str, Any]]], tuple[int, int, int]]:
     import torch
 
-    quantization = options.quantization
     torch.cuda.set_device(index)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    major = int(trt.__version__.split(".")[0])
-    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = 0
+    strongly = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if plan.strongly_typed and strongly is not None:
+        flags |= 1 << int(strongly)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -115,9 +154,7 @@ def _build(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
     if not options.tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # strict fp32 unless asked: TF32 costs ~1e-3 in parity
-    if quantization == "fp16":
-        if not builder.platform_has_fast_fp16:
-            raise ExportError("this GPU has no fast fp16; build an fp32 engine instead")
+    if plan.builder_fp16:  # weakly typed fp16 (TensorRT 10); 11 takes fp16 from the graph
         config.set_flag(trt.BuilderFlag.FP16)
     if options.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
@@ -138,25 +175,16 @@ def _build(
         config.hardware_compatibility_level = levels[hardware]
     batch = _batch_range(request, options)
     profile = builder.create_optimization_profile()
-    ranges = {k: list(v) for k, v in options.dim_ranges.items()}
+    ranges = {**dict(request.dim_ranges), **{k: list(v) for k, v in options.dim_ranges.items()}}
     io: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         sample = request.sample_inputs.get(tensor.name)
         if sample is None:
             raise ExportError(f"the recipe's [inputs] have no '{tensor.name}', which the engine takes")
-        shapes = [[], [], []]
-        for dim, size in enumerate(tensor.shape):
-            if dim == 0:
-                triple = list(batch)
-            elif f"{tensor.name}.{dim}" in ranges:
-                triple = ranges[f"{tensor.name}.{dim}"]
-            else:
-                triple = [size if size > 0 else int(sample.shape[dim])] * 3
-            for k in range(3):
-                shapes[k].append(int(triple[k]))
-        profile.set_shape(tensor.name, *shapes)
-        io["inputs"].append({"name": tensor.name, "min": shapes[0], "opt": shapes[1], "max": shapes[2]})
+        low, opt, high = resolve_profile(tensor.name, list(tensor.shape), sample.shape, batch, ranges)
+        profile.set_shape(tensor.name, low, opt, high)
+        io["inputs"].append({"name": tensor.name, "min": low, "opt": opt, "max": high})
     config.add_optimization_profile(profile)
     io["outputs"] = [{"name": network.get_output(i).name} for i in range(network.num_outputs)]
     cache_path = options.timing_cache

@@ -15,27 +15,30 @@ from backends.device import resolve_device
 from backends.errors import DeviceUnavailableError, ModelLoadError
 from backends.extras import require
 from backends.trt import CONFIG_FILE, ENGINE_FILE
-from backends.trt.compat import check_compatible, local_gpu
+from backends.trt.compat import host_code_setting, load_plan, local_gpu
+from backends.trt.shapes import shape_problem
+from backends.trt.streams import dedicated_stream
 
 
 class TrtModel(PackageModel):
-    """Runs a TensorRT engine with torch tensors as device buffers on the current CUDA stream."""
+    """Runs a TensorRT engine with torch tensors as device buffers on its own non-default CUDA stream
+    (``self.stream``; the latency timers record their events on it)."""
 
     backend = "trt"
 
-    def __init__(self, engine: Any, context: Any, config: dict[str, Any], path: Path, device: str) -> None:
+    def __init__(
+        self, engine: Any, context: Any, config: dict[str, Any], path: Path, device: str, stream: Any = None
+    ) -> None:
         self.engine = engine
         self.context = context
         self.config = config
         self.path = path
         self.device = device
+        self.stream = stream
         self.input_names = list(config["input_names"])
         self.output_names = list(config["output_names"])
-        self.batch_range = (
-            (config["static_batch_size"],) * 2
-            if "static_batch_size" in config
-            else (config["dynamic_batch_size_min"], config["dynamic_batch_size_max"])
-        )
+        self.profiles = {i["name"]: (i.get("min"), i.get("max")) for i in config.get("inputs", [])}
+        self.load_facts: dict[str, Any] = {}
 
     @classmethod
     def from_pretrained(
@@ -44,8 +47,12 @@ class TrtModel(PackageModel):
         *,
         device: str = "cuda",
         engine_host_code_allowed: bool = False,
+        lean_runtime_path: str | None = None,
         **kwargs: Any,
     ) -> TrtModel:
+        """``engine_host_code_allowed``: trust a version-compatible plan's embedded lean runtime (host
+        code run from the file); ``lean_runtime_path``: the building TensorRT's ``libnvinfer_lean.so``
+        for a version-compatible plan built with the lean runtime excluded."""
         path = Path(model_name_or_path)
         config = json.loads(require_file(path, CONFIG_FILE, "trt").read_text())
         engine_path = require_file(path, ENGINE_FILE, "trt")
@@ -54,53 +61,79 @@ class TrtModel(PackageModel):
             raise DeviceUnavailableError("a TensorRT engine runs only on a CUDA device; pass device='cuda'")
         trt = require("tensorrt", "loading a TensorRT engine")
         index = int(device.split(":")[1])
-        for note in check_compatible(config, local_gpu(index, trt.__version__), str(engine_path)):
+        plan = load_plan(
+            config,
+            local_gpu(index, trt.__version__),
+            str(engine_path),
+            lean_runtime_available=bool(lean_runtime_path),
+        )
+        host_code = host_code_setting(plan, engine_host_code_allowed, str(engine_path))
+        for note in plan.warnings:
             warnings.warn(note, stacklevel=2)
         import torch
 
         torch.cuda.set_device(index)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        if config.get("version_compatible"):
-            runtime.engine_host_code_allowed = bool(engine_host_code_allowed)
+        if plan.lean_runtime_of:
+            runtime = runtime.load_runtime(str(lean_runtime_path))
+        runtime.engine_host_code_allowed = host_code
         engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is None:
             raise ModelLoadError(f"TensorRT {trt.__version__} could not deserialize {engine_path}")
         context = engine.create_execution_context()
-        model = cls(engine, context, config, path, device)
+        model = cls(engine, context, config, path, device, dedicated_stream(device))
         model._trt = trt
+        model.load_facts = {
+            "engine_host_code_allowed": host_code,
+            "lean_runtime_of": plan.lean_runtime_of,
+            "trt_version": trt.__version__,
+        }
         return model
 
-    def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Enqueue one batch on ``self.stream`` and return the output device tensors (no host copy)."""
         import torch
 
         trt = self._trt
-        batch = next(iter(inputs.values())).shape[0]
-        low, high = self.batch_range
-        if not low <= batch <= high:
-            raise ValueError(f"batch {batch} is outside the engine's profile [{low}, {high}]")
-        stream = torch.cuda.current_stream(self.device)
         keep = []
-        for name in self.input_names:
-            dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))
-            tensor = torch.from_numpy(np.ascontiguousarray(inputs[name])).to(self.device, dtype).contiguous()
-            keep.append(tensor)
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        outputs = {}
-        for name in self.output_names:
-            shape = tuple(self.context.get_tensor_shape(name))
-            dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))
-            outputs[name] = torch.empty(shape, dtype=dtype, device=self.device)
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError("TensorRT execution failed (see the TensorRT log)")
-        stream.synchronize()
+        with torch.cuda.stream(self.stream):
+            for name in self.input_names:
+                array = np.ascontiguousarray(inputs[name])
+                problem = shape_problem(name, array.shape, *self.profiles.get(name, (None, None)))
+                if problem:
+                    raise ValueError(problem)
+                dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))
+                tensor = torch.from_numpy(array).to(self.device, dtype, non_blocking=False).contiguous()
+                keep.append(tensor)
+                if not self.context.set_input_shape(name, tuple(tensor.shape)):
+                    low, high = self.profiles.get(name, (None, None))
+                    raise ValueError(
+                        f"TensorRT refused shape {list(tensor.shape)} for input '{name}' "
+                        f"(profile min {low}, max {high})"
+                    )
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            outputs = {}
+            for name in self.output_names:
+                shape = tuple(self.context.get_tensor_shape(name))
+                dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))
+                outputs[name] = torch.empty(shape, dtype=dtype, device=self.device)
+                self.context.set_tensor_address(name, outputs[name].data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError("TensorRT execution failed (see the TensorRT log)")
+        self._keep = keep  # inputs must live until the stream has consumed them
+        return outputs
+
+    def fetch(self, outputs: dict[str, Any]) -> Tensors:
+        """Wait for ``self.stream`` and copy the outputs to the host."""
+        self.stream.synchronize()
+        self._keep = []
         return {name: t.cpu().numpy() for name, t in outputs.items()}
 
-    def synchronize(self) -> None:
-        import torch
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        return self.fetch(self.run(inputs))
 
-        torch.cuda.synchronize(self.device)
+    def synchronize(self) -> None:
+        self.stream.synchronize()
 
 
 def _torch_dtype(trt: Any, dtype: Any) -> Any:

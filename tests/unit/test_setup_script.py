@@ -1,0 +1,97 @@
+"""scripts/setup.sh's flavour decision, without a GPU: a fake ``nvidia-smi`` on PATH and a base interpreter
+whose ``torch`` reports a CUDA build, with WEIGHTPACK_SETUP_DRY_RUN=1 so the commands are printed, not run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SETUP = ROOT / "scripts" / "setup.sh"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def _fake_bin(tmp_path: Path, *, nvidia: bool, cuda_torch: bool | None) -> dict[str, str]:
+    """PATH with (or without) an nvidia-smi that lists one GPU, and a PYTHON whose torch is a CUDA
+    build (``cuda_torch``), a CPU build, or absent (``None``)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if nvidia:
+        smi = bin_dir / "nvidia-smi"
+        smi.write_text(
+            '#!/bin/sh\necho "GPU 0: NVIDIA H200 (UUID: GPU-00000000-0000-0000-0000-000000000000)"\n'
+        )
+        smi.chmod(0o755)
+    site = tmp_path / "site"
+    if cuda_torch is not None:
+        (site / "torch").mkdir(parents=True)
+        cuda = '"13.0"' if cuda_torch else "None"
+        version = "2.11.0+cu130" if cuda_torch else "2.13.0+cpu"
+        (site / "torch" / "__init__.py").write_text(
+            f'__version__ = "{version}"\nclass version:\n    cuda = {cuda}\n'
+        )
+    else:
+        site.mkdir()
+        (site / "torch.py").write_text("raise ImportError('no torch here')\n")
+    python = bin_dir / "base-python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} -S "$@"\n')
+    python.chmod(0o755)
+    # a PATH without any real nvidia-smi: our bin first, then only the folders of bash and coreutils
+    keep = {str(Path(shutil.which(t)).parent) for t in ("bash", "sh", "cat", "env") if shutil.which(t)}
+    keep = [d for d in keep if not (Path(d) / "nvidia-smi").exists()]
+    return {
+        "PATH": os.pathsep.join([str(bin_dir), *sorted(keep)]),
+        "PYTHON": str(python),
+        "WEIGHTPACK_VENV": str(tmp_path / "venv"),
+        "WEIGHTPACK_SETUP_DRY_RUN": "1",
+        "HOME": str(tmp_path),
+    }
+
+
+def _run(env: dict[str, str]) -> str:
+    done = subprocess.run(
+        ["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_nvidia_driver_and_cuda_torch_keep_the_machines_torch(tmp_path: Path) -> None:
+    out = _run(_fake_bin(tmp_path, nvidia=True, cuda_torch=True))
+    venv = tmp_path / "venv"
+    assert "setup: flavour gpu" in out
+    assert f"-m venv --system-site-packages {venv}" in out  # the machine's CUDA torch stays visible
+    assert "keeping torch 2.11.0+cu130 (CUDA 13.0)" in out
+    assert f"torch==2.11.0+cu130' > '{venv}/weightpack-torch-constraint.txt'" in out
+    install = next(line for line in out.splitlines() if "-e .[" in line)
+    assert install.endswith(f"-c {venv}/weightpack-torch-constraint.txt -e .[gpu,dev]")
+    assert "pip install -q torch" not in out  # never a second torch
+    assert "install.check('cuda')" in out
+
+
+def test_nvidia_driver_without_torch_installs_a_cuda_build(tmp_path: Path) -> None:
+    out = _run(_fake_bin(tmp_path, nvidia=True, cuda_torch=None))
+    assert "setup: flavour gpu" in out and "--system-site-packages" not in out
+    assert "pip install -q torch>=2.4" in out and "-e .[gpu,dev]" in out
+
+
+def test_no_driver_is_the_cpu_flavour(tmp_path: Path) -> None:
+    out = _run(_fake_bin(tmp_path, nvidia=False, cuda_torch=True))
+    assert "setup: flavour cpu" in out and "--system-site-packages" not in out
+    assert "pip install -q torch==2.13.0" in out and "-e .[cpu,dev]" in out
+    assert "[gpu" not in out
+
+
+def test_flavour_override_is_validated(tmp_path: Path) -> None:
+    env = {**_fake_bin(tmp_path, nvidia=False, cuda_torch=None), "WEIGHTPACK_FLAVOUR": "tpu"}
+    done = subprocess.run(
+        ["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and "must be cpu or gpu, not 'tpu'" in done.stderr

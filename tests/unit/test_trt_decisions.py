@@ -1,0 +1,144 @@
+"""The TensorRT decisions of issue 16 as pure functions, tested without a GPU or TensorRT: compatibility
+(lean runtime), host code, profile shapes from the recipe, the input-shape check, precision on TensorRT 10
+vs 11, and the stream choice. tests/gpu/test_gpu_fixes.py exercises the real thing on a GPU box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backends.errors import ExportError, ModelLoadError
+from backends.trt.compat import LocalGPU, host_code_setting, load_plan
+from backends.trt.precision import precision_plan
+from backends.trt.shapes import resolve_profile, shape_problem
+from backends.trt.streams import is_default_stream
+from packager.build import dim_ranges
+from packager.recipes import InputsRecipe
+
+BUILT = {
+    "trt_version": "10.3.0.26",
+    "cuda_device_cc": "9.0",
+    "cuda_device_type": "NVIDIA H200",
+    "hardware_compatibility": "none",
+}
+H200 = "NVIDIA H200"
+
+# ---- compatibility and the lean runtime ---------------------------------------------------------------
+
+
+def test_version_compatible_engine_embeds_a_lean_runtime_so_needs_host_code() -> None:
+    plan = load_plan({**BUILT, "version_compatible": True}, LocalGPU("10.8.0", "9.0", H200))
+    assert plan.host_code_allowed and plan.lean_runtime_of is None
+    assert not load_plan(BUILT, LocalGPU("10.3.0.26", "9.0", H200)).host_code_allowed
+
+
+def test_lean_runtime_excluded_needs_the_building_versions_lean_runtime_elsewhere() -> None:
+    """With EXCLUDE_LEAN_RUNTIME a newer TensorRT cannot load the plan with a plain Runtime: it needs the
+    building version's lean runtime loaded first (main accepted any newer 10.x)."""
+    config = {**BUILT, "version_compatible": True, "exclude_lean_runtime": True}
+    with pytest.raises(ModelLoadError, match=r"lean runtime excluded.*TensorRT 10\.3\.0\.26's lean runtime"):
+        load_plan(config, LocalGPU("10.8.0", "9.0", H200))
+    plan = load_plan(config, LocalGPU("10.8.0", "9.0", H200), lean_runtime_available=True)
+    assert plan.lean_runtime_of == "10.3.0.26" and not plan.host_code_allowed
+    same = load_plan(config, LocalGPU("10.3.0.26", "9.0", H200))  # the building version loads it itself
+    assert same.lean_runtime_of is None and not same.host_code_allowed
+
+
+def test_version_compatible_runs_on_later_majors_never_older() -> None:
+    config = {**BUILT, "version_compatible": True}
+    assert load_plan(config, LocalGPU("11.4.0", "9.0", H200)).host_code_allowed
+    with pytest.raises(ModelLoadError, match=r"runs on TensorRT >= 10\.3\.0\.26"):
+        load_plan(config, LocalGPU("10.2.0", "9.0", H200))
+    with pytest.raises(ModelLoadError, match=r"need TensorRT >= 8\.6"):
+        load_plan({**config, "trt_version": "8.5.3"}, LocalGPU("10.2.0", "9.0", H200))
+
+
+def test_host_code_is_allowed_only_when_vouched_for() -> None:
+    plan = load_plan({**BUILT, "version_compatible": True}, LocalGPU("10.8.0", "9.0", H200))
+    assert host_code_setting(plan, caller_allows=True) is True
+    with pytest.raises(ModelLoadError, match="engine_host_code_allowed=True"):
+        host_code_setting(plan, caller_allows=False)
+    plain = load_plan(BUILT, LocalGPU("10.3.0.26", "9.0", H200))
+    assert host_code_setting(plain, caller_allows=True) is False  # never on without a reason
+
+
+def test_the_pipeline_passes_the_host_code_flag_for_trt_only() -> None:
+    from backends.registry import get_backend
+
+    assert get_backend("trt").load_kwargs == {"engine_host_code_allowed": True}
+    assert get_backend("onnx").load_kwargs == {} and get_backend("torch").load_kwargs == {}
+
+
+# ---- profile shapes -----------------------------------------------------------------------------------
+
+
+def test_text_recipe_gives_the_sequence_axis_a_range() -> None:
+    """Main fixed every non-batch axis at the sample's size: a batch padded to another length failed."""
+    spec = InputsRecipe(kind="text", texts=("a", "b"), max_length=64)
+    inputs = {"input_ids": np.ones((8, 13), np.int64), "attention_mask": np.ones((8, 13), np.int64)}
+    ranges = dim_ranges(spec, inputs)
+    assert ranges == {"input_ids.1": (1, 13, 64), "attention_mask.1": (1, 13, 64)}
+    low, opt, high = resolve_profile("input_ids", [-1, -1], (8, 13), (1, 8, 16), ranges)
+    assert (low, opt, high) == ([1, 1], [8, 13], [16, 64])
+
+
+def test_recipe_option_overrides_and_static_axes_stay() -> None:
+    low, _, high = resolve_profile("image", [-1, 3, 48, 48], (8, 3, 48, 48), (1, 8, 16), {})
+    assert low == [1, 3, 48, 48] and high == [16, 3, 48, 48]
+    with pytest.raises(ExportError, match=r"axis 1 of 'image' is fixed at 3"):
+        resolve_profile("image", [-1, 3, 48, 48], (8, 3, 48, 48), (1, 8, 16), {"image.1": [1, 2, 4]})
+
+
+def test_dynamic_axis_without_a_range_is_refused_at_export() -> None:
+    with pytest.raises(
+        ExportError, match=r"axis 1 of input 'x' is dynamic.*dim_ranges = \{.x\.1. = \[min, opt, max\]\}"
+    ):
+        resolve_profile("x", [-1, -1], (2, 7), (1, 2, 4), {})
+    with pytest.raises(ExportError, match=r"1 <= min <= opt <= max"):
+        resolve_profile("x", [-1, -1], (2, 7), (1, 2, 4), {"x.1": [5, 2, 9]})
+
+
+def test_shape_outside_the_profile_names_input_axis_and_range() -> None:
+    assert shape_problem("input_ids", (8, 30), [1, 1], [16, 64]) is None
+    problem = shape_problem("input_ids", (8, 80), [1, 1], [16, 64])
+    assert (
+        problem is not None
+        and "input 'input_ids' axis 1 is 80, outside the engine's profile [1, 64]" in problem
+    )
+    batch = shape_problem("input_ids", (32, 8), [1, 1], [16, 64])
+    assert batch is not None and "batch is 32" in batch
+    assert "has 3 axes" in (shape_problem("x", (1, 2, 3), [1, 1], [2, 2]) or "")
+
+
+# ---- precision: TensorRT 10 vs 11 ---------------------------------------------------------------------
+
+
+def test_tensorrt_10_fp16_uses_the_builder_flag() -> None:
+    plan = precision_plan("10.13.0", "fp16", has_fp16_flag=True)
+    assert plan.builder_fp16 and not plan.strongly_typed and plan.onnx_quantization is None
+    assert not precision_plan("10.13.0", "fp32", has_fp16_flag=True).builder_fp16
+
+
+def test_tensorrt_11_is_strongly_typed_fp16_comes_from_the_graph() -> None:
+    """11 removed BuilderFlag.FP16 and platform_has_fast_fp16: main would raise AttributeError."""
+    plan = precision_plan("11.4.0", "fp16", has_fp16_flag=False)
+    assert plan.strongly_typed and not plan.builder_fp16 and plan.onnx_quantization == "fp16"
+    fp32 = precision_plan("11.4.0", "fp32", has_fp16_flag=False)
+    assert fp32.strongly_typed and fp32.onnx_quantization is None
+
+
+def test_unknown_tensorrt_major_is_refused_up_front() -> None:
+    with pytest.raises(ExportError, match=r"TensorRT 12\.0\.0 is not supported .*'tensorrt>=10,<12'"):
+        precision_plan("12.0.0", "fp32", has_fp16_flag=False)
+    with pytest.raises(ExportError, match="accepted: fp32, fp16"):
+        precision_plan("10.13.0", "int8", has_fp16_flag=True)
+
+
+# ---- stream -------------------------------------------------------------------------------------------
+
+
+def test_default_stream_handles_are_refused() -> None:
+    """TensorRT on the legacy default stream (main used torch's current stream, i.e. that one) adds
+    device-wide synchronisations; a dedicated stream has a non-default handle."""
+    assert is_default_stream(0) and is_default_stream(1) and is_default_stream(2)
+    assert not is_default_stream(0x55D1C0DE0000)
