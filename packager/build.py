@@ -158,10 +158,18 @@ def build_package(
 
 
 def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int, int]]:
-    """Dynamic non-batch axes the recipe implies: a text recipe pads each batch to its longest text, up to
-    ``max_length``, so every text input's axis 1 ranges over ``(1, parity length, max_length)``."""
+    """Non-batch axis ranges the recipe implies: a text recipe pads each batch to its longest text, up to
+    ``max_length``, so every text input's axis 1 ranges over ``(1, parity length, max_length)``; a tensor
+    recipe declares each input's shape (or shape set), so each non-batch axis ranges over the sizes it
+    declares, the first shape being the one exports trace with."""
     if spec.kind != "text":
-        return {}
+        out: dict[str, tuple[int, int, int]] = {}
+        for t in spec.tensors:
+            shapes = [list(s) for s in (t.shapes or [t.shape])]
+            for axis in range(1, len(t.shape)):
+                sizes = [int(s[axis]) for s in shapes if len(s) > axis]
+                out[f"{t.name}.{axis}"] = (min(sizes), int(t.shape[axis]), max(sizes))
+        return out
     out = {}
     for name, array in inputs.items():
         if array.ndim >= 2:

@@ -83,7 +83,11 @@ def test_apply_layout_renames_and_adds(tmp_path):
         {"weights.onnx": "inference.onnx"},
         {"inference.yml": {"hook": f"{__name__}:hook"}, "class_names.txt": {"source": "labels.txt"}},
     )
-    assert sorted(p.name for p in req.staging_dir.iterdir()) == ["class_names.txt", "inference.onnx", "inference.yml"]
+    assert sorted(p.name for p in req.staging_dir.iterdir()) == [
+        "class_names.txt",
+        "inference.onnx",
+        "inference.yml",
+    ]
     assert (req.staging_dir / "inference.yml").read_text() == "variant: v\n"
     assert (req.staging_dir / "class_names.txt").read_text() == "cat\ndog\n"
     assert len(notes) == 3
@@ -91,9 +95,14 @@ def test_apply_layout_renames_and_adds(tmp_path):
 
 def test_apply_layout_never_overwrites_and_names_what_is_missing(tmp_path):
     req = request(tmp_path)
-    with pytest.raises(LayoutError, match=r"rename model\.onnx -> a\.onnx: the export has no model\.onnx \(it has: weights\.onnx\)"):
+    with pytest.raises(
+        LayoutError,
+        match=r"rename model\.onnx -> a\.onnx: the export has no model\.onnx \(it has: weights\.onnx\)",
+    ):
         apply_layout(req, {"model.onnx": "a.onnx"}, {})
-    with pytest.raises(LayoutError, match=r"add weights\.onnx: the package already has weights\.onnx; refusing"):
+    with pytest.raises(
+        LayoutError, match=r"add weights\.onnx: the package already has weights\.onnx; refusing"
+    ):
         apply_layout(req, {}, {"weights.onnx": {"source": "labels.txt"}})
     with pytest.raises(LayoutError, match=r"add x\.txt: the source has no nope\.txt"):
         apply_layout(req, {}, {"x.txt": {"source": "nope.txt"}})
@@ -106,7 +115,9 @@ def test_consumer_class_without_the_consumer_says_how_to_install(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "inference_models" else real(name, *a)
     )
-    with pytest.raises(ConsumerUnavailableError, match=r"consumer's own; .*scripts/setup_consumer.sh") as info:
+    with pytest.raises(
+        ConsumerUnavailableError, match=r"consumer's own; .*scripts/setup_consumer.sh"
+    ) as info:
         load_model_class("inference_models.models.pp_ocrv6.pp_ocrv6_recognition_onnx:PPOCRv6RecognitionOnnx")
     assert info.value.exit_code == 3
 
@@ -138,7 +149,9 @@ def test_text_image_inputs_render_the_texts(tmp_path):
     assert r.kind == "tensor"
     path = tmp_path / "ti.toml"
     path.write_text(
-        RECIPE.format(layout="").replace('kind = "tensor"', 'kind = "text-image"\ntexts = ["ab", "a much longer line of text", "cd"]')
+        RECIPE.format(layout="").replace(
+            'kind = "tensor"', 'kind = "text-image"\ntexts = ["ab", "a much longer line of text", "cd"]'
+        )
     )
     spec = load_recipe(path).inputs
     batch = parity_inputs(spec, tmp_path)["image"]
@@ -152,7 +165,9 @@ def test_text_image_inputs_render_the_texts(tmp_path):
 def test_text_image_needs_one_uint8_image_tensor(tmp_path):
     path = tmp_path / "ti.toml"
     path.write_text(
-        RECIPE.format(layout="").replace('kind = "tensor"', 'kind = "text-image"\ntexts = ["ab"]').replace('"uint8"', '"float32"')
+        RECIPE.format(layout="")
+        .replace('kind = "tensor"', 'kind = "text-image"\ntexts = ["ab"]')
+        .replace('"uint8"', '"float32"')
     )
     with pytest.raises(RecipeError, match="text-image inputs render the texts into one uint8 image tensor"):
         load_recipe(path)

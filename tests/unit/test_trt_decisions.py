@@ -82,6 +82,19 @@ def test_text_recipe_gives_the_sequence_axis_a_range() -> None:
     assert (low, opt, high) == ([1, 1], [8, 13], [16, 64])
 
 
+def test_tensor_recipe_fixes_non_batch_axes_at_its_declared_shape() -> None:
+    """An integer tensor input is exported with dynamic non-batch axes; its recipe shape is the range."""
+    from packager.recipes import TensorInput
+
+    spec = InputsRecipe(kind="tensor", tensors=[TensorInput("ids", [2, 10], "int64", 0, 100)])
+    ranges = dim_ranges(spec, {"ids": np.ones((2, 10), np.int64)})
+    assert ranges == {"ids.1": (10, 10, 10)}
+    assert resolve_profile("ids", [-1, -1], (2, 10), (1, 2, 4), ranges) == ([1, 10], [2, 10], [4, 10])
+    # a shape set: the engine's profile covers every declared size
+    sets = TensorInput("ids", [2, 16], "int64", 0, 100, shapes=[[2, 16], [2, 8], [2, 32]])
+    assert dim_ranges(InputsRecipe(kind="tensor", tensors=[sets]), {}) == {"ids.1": (8, 16, 32)}
+
+
 def test_recipe_option_overrides_and_static_axes_stay() -> None:
     low, _, high = resolve_profile("image", [-1, 3, 48, 48], (8, 3, 48, 48), (1, 8, 16), {})
     assert low == [1, 3, 48, 48] and high == [16, 3, 48, 48]
