@@ -1,7 +1,12 @@
-"""Atomic file outputs: write to a temporary sibling, fsync, then rename over the final name.
+"""Atomic file outputs and owned temporaries.
 
-An interrupted run therefore never leaves a file under its final name that looks complete but is not;
-the temporary sibling (``.<name>.<random>.partial``) is removed on error and ignored by everything else.
+Outputs are written to a temporary sibling, fsynced, then renamed over the final name, so an interrupted
+run never leaves a file under its final name that looks complete but is not.
+
+Every temporary weightpack makes (atomic siblings, export staging folders, extraction and verification
+folders) is named ``.<what>.<pid>-<random>.partial``: the pid of the process that owns it. A process killed
+by SIGKILL cannot clean up, so :func:`sweep` (run at the start of each pack, verify-remote and upload)
+removes the temporaries whose owner is no longer alive; one still in use is never touched.
 """
 
 from __future__ import annotations
@@ -9,12 +14,75 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 PARTIAL_SUFFIX = ".partial"
+_OWNED = re.compile(r"^\..*\.(\d+)-[^.]*\.partial$")
+
+
+def temp_prefix(what: str) -> str:
+    """``.<what>.<pid>-``: the start of a temporary's name, before mkstemp/mkdtemp's random part."""
+    return f".{what}.{os.getpid()}-"
+
+
+def owner_pid(name: str) -> int | None:
+    """The pid in an owned temporary's name, or None when ``name`` is not one."""
+    match = _OWNED.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(folder: Path, recursive: bool = True) -> list[Path]:
+    """Remove the temporaries under ``folder`` whose owning process is gone; returns what was removed.
+    Symbolic links are never followed."""
+    removed: list[Path] = []
+    stack = [Path(folder)]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            pid = owner_pid(entry.name)
+            if pid is not None and not _alive(pid):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            elif recursive and entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def temp_dir(parent: Path, what: str) -> Iterator[Path]:
+    """An owned temporary folder under ``parent``, removed when the block ends (whatever way)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=temp_prefix(what), suffix=PARTIAL_SUFFIX, dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -22,7 +90,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; on success rename it to ``final``, on error delete it."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=PARTIAL_SUFFIX, dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final.name), suffix=PARTIAL_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

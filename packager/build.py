@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.base import ExportRequest, Tensors
 from backends.registry import get_backend
 from bench import environment
-from packager import __version__, archive, manifest, sources
-from packager.errors import WeightpackError
+from packager import __version__, archive, atomic, manifest, sources
+from packager.errors import ArchiveError, WeightpackError
 from packager.layout import apply_layout
+from packager.outdir import OutputFolderError
 from packager.recipes import InputsRecipe, Recipe
 from packager.ui import UI
 
@@ -36,6 +36,7 @@ class PackageBuild:
     model_class: str
     package_manifest: dict[str, Any]
     reused: bool
+    limits: archive.Limits = field(default_factory=archive.Limits)  # what its extraction is held to
 
 
 def input_key(
@@ -72,12 +73,15 @@ def reused_build(
     out_dir: Path,
     reference_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
+    limits: archive.Limits | None = None,
 ) -> PackageBuild | None:
-    """The package built earlier from the same inputs, when its zip and manifest are there and agree."""
+    """The package built earlier from the same inputs, when its zip and manifest are there and agree (and
+    the zip follows the archive rules: else OutputFolderError, exit 2, naming the files to delete)."""
+    limits = limits or archive.Limits()
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
     key = input_key(fetched, recipe, backend, variant, reference_kwargs, device)
-    reused = _reusable(zip_path, manifest_path, key)
+    reused = _reusable(zip_path, manifest_path, key, limits)
     if reused is None:
         return None
     return PackageBuild(
@@ -88,6 +92,7 @@ def reused_build(
         reused[1]["model_class"],
         reused[1]["packageManifest"],
         reused=True,
+        limits=limits,
     )
 
 
@@ -102,17 +107,18 @@ def build_package(
     ui: UI,
     reference_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
+    limits: archive.Limits | None = None,
 ) -> PackageBuild:
     """Export + zip on ``device`` (the run's build device, see :func:`backends.device.export_device`)."""
-    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device)
+    limits = limits or archive.Limits()
+    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device, limits)
     if found is not None:
         ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
         return found
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
     key = input_key(fetched, recipe, backend, variant, reference_kwargs, device)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{variant}-{backend}-", dir=out_dir))
-    try:
+    with atomic.temp_dir(out_dir, f"staging-{variant}-{backend}") as staging:
         with ui.stage(f"export {variant} -> {backend}"):
             request = ExportRequest(
                 upstream_dir=fetched.path,
@@ -150,10 +156,15 @@ def build_package(
                     "export_notes": notes,
                 },
             )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return PackageBuild(
-        variant, backend, zip_result, manifest_path, model_class, result.package_manifest, reused=False
+        variant,
+        backend,
+        zip_result,
+        manifest_path,
+        model_class,
+        result.package_manifest,
+        reused=False,
+        limits=limits,
     )
 
 
@@ -178,8 +189,15 @@ def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int,
     return out
 
 
-def _reusable(zip_path: Path, manifest_path: Path, key: str) -> tuple[archive.ZipResult, dict] | None:
-    """A previous build's zip + manifest when both exist, match each other and were built from ``key``."""
+def _reusable(
+    zip_path: Path, manifest_path: Path, key: str, limits: archive.Limits
+) -> tuple[archive.ZipResult, dict] | None:
+    """A previous build's zip + manifest when both exist, match each other and were built from ``key``.
+
+    A pair that matches is still checked by the archive validator and against the manifest's file list:
+    a manifest can be patched to match any zip, and a zip that breaks the rules is refused (exit 2) with
+    the files to delete rather than reused, or silently rebuilt over, on every re-run.
+    """
     if not (zip_path.is_file() and manifest_path.is_file()):
         return None
     try:
@@ -187,10 +205,22 @@ def _reusable(zip_path: Path, manifest_path: Path, key: str) -> tuple[archive.Zi
         if data.get("input_key") != key:
             return None
         manifest.verify_zip_against_manifest(zip_path, data)
-    except (WeightpackError, ValueError, KeyError, OSError):
+        files = [archive.FileEntry(**f) for f in data["files"]]
+        z = data["zip"]
+    except (WeightpackError, ValueError, KeyError, TypeError, OSError):
         return None
-    files = [archive.FileEntry(**f) for f in data["files"]]
-    z = data["zip"]
+    try:
+        archive.check_zip(zip_path, limits)
+        listed = sorted(f.path for f in files)
+        with zipfile.ZipFile(zip_path) as zf:
+            members = sorted(zf.namelist())
+        if members != listed:
+            raise ArchiveError(f"{zip_path}: holds {members}, its manifest lists {listed}")
+    except (ArchiveError, OSError, zipfile.BadZipFile) as exc:
+        raise OutputFolderError(
+            f"{zip_path} was not reused: it matches its manifest but breaks the package rules.\n{exc}\n"
+            f"Delete {zip_path} and {manifest_path}, then re-run to rebuild it."
+        ) from None
     return archive.ZipResult(
         zip_path=zip_path, size=z["size"], md5=z["md5"], sha256=z["sha256"], files=files
     ), data

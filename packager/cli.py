@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.device import available_devices
-from packager import __version__, commands
+from packager import __version__, commands, limits
 from packager.errors import EXIT_BAD_INPUT, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
+from packager.redact import redact_argv
 
 # Steps that run after a pack whose checks all passed (publish, fixtures, ...). Each module provides
 # ``add_arguments(parser)`` and ``after_pack(args, report: dict, out_dir: Path, ui) -> int | None``, and may
@@ -115,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--version", action="version", version=f"weightpack {__version__}")
+    parser.add_argument(
+        "--wait", action="store_true", help="if another pack run holds --out, wait for it (default: refuse)"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse what is otherwise warned about (unpinned hf:// sources)"
+    )
+    limits.add_arguments(parser)
     for module in _extensions():
         module.add_arguments(parser)
     return parser
@@ -228,7 +236,10 @@ def _pack(args: argparse.Namespace) -> int:
         reverify=args.reverify,
         jobs=args.jobs,
         threads=args.threads,
-        extra_meta={"argv": ["pack", *sys.argv[1:]] if args else []},
+        extra_meta={"argv": redact_argv(["pack", *sys.argv[1:]]) if args else []},
+        limits=limits.limits_from(args),
+        wait=args.wait,
+        strict=args.strict,
     )
     ui = make_ui(args.quiet or args.json)
     _quiet_libraries()

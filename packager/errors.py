@@ -42,6 +42,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UsageError",
     "WeightpackError",
+    "WriteError",
 ]
 
 EXIT_OK = 0
@@ -79,6 +80,12 @@ class ArchiveError(WeightpackError):
 
 class UnsafeArchiveError(ArchiveError):
     """A zip would write outside its target, through a link, or expand past the size limits."""
+
+
+class WriteError(WeightpackError):
+    """The file system refused a write (full disk, file-size limit, quota): an environment problem."""
+
+    exit_code = EXIT_ENVIRONMENT
 
 
 class CheckFailedError(WeightpackError):

@@ -25,7 +25,7 @@ from typing import Any
 
 from backends.base import Tensors
 from backends.loaded import reference_model
-from packager import sources
+from packager import archive, sources
 from packager.build import PackageBuild, build_package, reused_build
 from packager.errors import WeightpackError
 from packager.hashing import usable_cpus
@@ -51,6 +51,7 @@ class BuildTask:
     reference_kwargs: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     """The run's build device (``backends.device.export_device``)."""
+    limits: archive.Limits = field(default_factory=archive.Limits)
 
 
 class BuildFailed(WeightpackError):
@@ -118,6 +119,7 @@ def _build(task: BuildTask, ui: UI) -> PackageBuild:
         ui,
         task.reference_kwargs,
         device=task.device,
+        limits=task.limits,
     )
 
 
@@ -153,6 +155,7 @@ def run_builds(
             task.out_dir,
             task.reference_kwargs,
             task.device,
+            task.limits,
         )
         if found is not None:
             ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")

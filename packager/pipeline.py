@@ -27,9 +27,9 @@ from backends.registry import get_backend, load_object
 from bench import environment
 from bench.report import Report, render_markdown
 from bench.threads import apply_threads, resolve_threads
-from packager import atomic, failures, reuse, sources
+from packager import archive, atomic, failures, reuse, sources
 from packager.build import PackageBuild
-from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError
+from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteError
 from packager.goldens import save_arrays
 from packager.inputs import parity_inputs
 from packager.jobs import BuildTask, machine_default_jobs, run_builds
@@ -69,21 +69,24 @@ class PackOptions:
     threads: int | None = None
     """``--threads``: torch and onnxruntime intra-op threads (default: ``[bench] threads``, else pinned)."""
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    limits: archive.Limits = field(default_factory=archive.Limits)
+    wait: bool = False  # wait for another run holding out_dir instead of refusing
+    strict: bool = False  # refuse unpinned sources instead of warning
 
 
 def select(
     recipe: Recipe, variants: list[str] | None, backends: list[str] | None
 ) -> tuple[list[str], list[str]]:
     """Validate the requested variants/backends against the recipe (default: the recipe's default variant
-    and every backend it enables)."""
-    chosen_variants = variants or [recipe.default_variant]
+    and every backend it enables). A name given twice is packaged once (first position kept)."""
+    chosen_variants = list(dict.fromkeys(variants or [recipe.default_variant]))
     for v in chosen_variants:
         if v not in recipe.variants:
             raise UsageError(
                 f"--variants: '{v}' is not a variant of {recipe.family} ({recipe.path}); "
                 f"accepted: {', '.join(recipe.variants)}"
             )
-    chosen_backends = backends or list(recipe.backends)
+    chosen_backends = list(dict.fromkeys(backends or recipe.backends))
     for b in chosen_backends:
         if b not in recipe.backends:
             raise UsageError(
@@ -93,16 +96,53 @@ def select(
 
 
 def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Report:
-    """Build, verify and report every (variant, backend) package; returns the report (already written)."""
+    """Build, verify and report every (variant, backend) package; returns the report (already written).
+
+    The output folder is held for the whole run (see :mod:`packager.outdir`). An error that aborts the
+    run (bad input, a full disk) is recorded in the report, which is written before the error goes on.
+    """
+    from packager.outdir import claim
+
     ui = ui or UI()
     devices = resolve_devices(options.devices)
     blocked = preflight(options.backends, devices)
+    warnings = source_warnings(recipe, options.variants)
+    if warnings and options.strict:
+        raise UsageError("--strict: " + "; ".join(warnings))
+    for warning in warnings:
+        ui.warn(warning)
     threads = apply_threads(resolve_threads(options.threads, recipe.bench.threads))
-    report = Report.start(
-        recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
-    )
-    report.environment["threads"] = threads.to_dict()
-    options.out_dir.mkdir(parents=True, exist_ok=True)
+    with claim(options.out_dir, wait=options.wait):
+        report = Report.start(
+            recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
+        )
+        report.environment["threads"] = threads.to_dict()
+        report.environment["warnings"] = [*warnings, *(report.environment.get("warnings") or [])]
+        try:
+            _pack_variants(recipe, options, devices, blocked, report, ui, threads)
+        except (WeightpackError, OSError) as exc:
+            error = _typed(exc, options.out_dir)
+            failures.record(report, "pack", "-", None, None, error)
+            _write_report_if_possible(report, options.out_dir, ui)
+            raise error from None
+        environment.finish(report.environment)
+        for warning in report.environment.get("warnings") or []:
+            ui.warn(warning)
+        write_report(report, options.out_dir)
+    return report
+
+
+def _pack_variants(
+    recipe: Recipe,
+    options: PackOptions,
+    devices: list[str],
+    blocked: dict[str, Any],
+    report: Report,
+    ui: UI,
+    threads: Any,
+) -> None:
+    """Prepare every variant, build every package (in parallel with --jobs), then check each one. Bad input
+    in one variant (its module, inputs or reference) is recorded and the others go on."""
     try:
         check_recipe_imports(recipe, options.backends)
         variants = options.variants
@@ -120,7 +160,7 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     tasks = [
         BuildTask(
             recipe, v.name, backend, v.fetched, v.inputs, v.spec.model_class, options.out_dir, v.spec.kwargs,
-            device=export_device(devices),
+            device=export_device(devices), limits=options.limits,
         )
         for v in prepared.values()
         for backend in options.backends
@@ -144,11 +184,39 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
             _verify_build(
                 recipe, prepared[task.variant], result, options, devices, report, ui, env_fingerprint
             )
-    environment.finish(report.environment)
-    for warning in report.environment.get("warnings") or []:
-        ui.warn(warning)
-    write_report(report, options.out_dir)
-    return report
+
+
+def _typed(exc: BaseException, out_dir: Path) -> BaseException:
+    """An OSError (a full disk, a file-size limit) as WriteError, exit 3; typed errors unchanged."""
+    if not isinstance(exc, OSError):
+        return exc
+    file = f" ({exc.filename})" if exc.filename else ""
+    return WriteError(
+        f"{out_dir}: a write failed: {exc.strerror or exc} (errno {exc.errno}){file}; nothing half-written "
+        "was kept: free space (or raise the file-size limit) and re-run, finished zips are reused"
+    )
+
+
+def _write_report_if_possible(report: Report, out_dir: Path, ui: UI) -> None:
+    """The report of an aborted run, unless the disk that aborted it cannot take it either."""
+    try:
+        write_report(report, out_dir)
+    except OSError as exc:
+        ui.warn(f"could not write the report of the aborted run to {out_dir}: {exc.strerror or exc}")
+
+
+def source_warnings(recipe: Recipe, variants: list[str]) -> list[str]:
+    """Sources whose content can change under an unchanged recipe: ``hf://org/repo`` without
+    ``@revision`` follows the ``main`` branch, so the same command may package different weights."""
+    out = []
+    for variant in variants:
+        uri = recipe.variants[variant].source
+        if uri.startswith("hf://") and "@" not in uri:
+            out.append(
+                f"{recipe.path}: variants.{variant}.source {uri!r} has no @revision and follows the "
+                f"'main' branch; pin it ({uri}@<commit sha>) so re-runs package the same weights"
+            )
+    return out
 
 
 def _record_bad_input(

@@ -7,6 +7,7 @@ recipe without reading this code. The format is documented in the README ("Recip
 from __future__ import annotations
 
 import re
+import string
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +46,8 @@ DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MODEL_CLASS_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 DEFAULT_ZIP_NAME = "{architecture}-{variant}-{backend}.zip"
+ZIP_NAME_FIELDS = ("architecture", "family", "variant", "backend")
+ZIP_FILE_RE = re.compile(r"[A-Za-z0-9._-]+\.zip")
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,15 @@ def load_recipe(path: Path) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(path, "<file>", "does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            path,
+            "<file>",
+            f"is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})",
+            "a UTF-8 encoded TOML file",
+        ) from None
+    except OSError as exc:
+        raise RecipeError(path, "<file>", f"cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(path, "<file>", f"is not valid TOML: {exc}") from None
     return _Parser(path).recipe(data)
@@ -297,7 +309,7 @@ class _Parser:
         variants = self.variants(self.get(data, "variants", "", dict))
         default_variant = self.get(fam, "default_variant", "family", str, next(iter(variants)))
         self.choice(default_variant, "family.default_variant", list(variants))
-        return Recipe(
+        recipe = Recipe(
             path=self.path,
             family=name,
             architecture=architecture,
@@ -311,6 +323,8 @@ class _Parser:
             bench=self.bench(self.get(data, "bench", "", dict, {})),
             model=self.model(self.get(data, "model", "", dict, {})),
         )
+        self.check_zip_names(recipe)
+        return recipe
 
     def family_inputs(self, data: dict[str, Any], variants: dict[str, Variant]) -> InputsRecipe | None:
         """``[inputs]``, required only when some variant has no ``[variants.NAME.inputs]`` of its own."""
@@ -348,6 +362,43 @@ class _Parser:
             state_dict_key=self.get(table, "state_dict_key", "model", str, None),
             **names,
         )
+
+    def check_zip_names(self, recipe: Recipe) -> None:
+        """Every (variant, backend) gets its own valid zip name: placeholders known, no collisions (a second
+        package would silently overwrite the first)."""
+        for bname, backend in recipe.backends.items():
+            try:
+                fields = list(string.Formatter().parse(backend.zip_name))
+            except ValueError as exc:
+                raise self.fail(
+                    f"backends.{bname}.zip_name", f"'{backend.zip_name}' is not a name template ({exc})"
+                ) from None
+            for _, field_name, spec, conversion in fields:
+                if field_name is not None and (field_name not in ZIP_NAME_FIELDS or spec or conversion):
+                    raise self.fail(
+                        f"backends.{bname}.zip_name",
+                        f"'{backend.zip_name}' has the placeholder {{{field_name}}}",
+                        ", ".join(f"{{{f}}}" for f in ZIP_NAME_FIELDS) + ", without format specs",
+                    )
+        owners: dict[str, tuple[str, str]] = {}
+        for variant in recipe.variants:
+            for bname in recipe.backends:
+                name = recipe.zip_name(variant, bname)
+                if not ZIP_FILE_RE.fullmatch(name):
+                    raise self.fail(
+                        f"backends.{bname}.zip_name",
+                        f"gives {name!r} for variant {variant!r}",
+                        "a file name of [A-Za-z0-9._-] ending in .zip",
+                    )
+                if name in owners:
+                    other = owners[name]
+                    raise self.fail(
+                        f"backends.{bname}.zip_name",
+                        f"gives {name!r} for {variant}/{bname}, the same as for {other[0]}/{other[1]}: "
+                        "one package would overwrite the other",
+                        "names that differ per variant and backend, e.g. include {variant} and {backend}",
+                    )
+                owners[name] = (variant, bname)
 
     def variants(self, table: dict[str, Any]) -> dict[str, Variant]:
         if not table:

@@ -4,7 +4,6 @@ parity against the upstream reference (plus task-level checks), then measure col
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from bench.parity import as_float64, compare_outputs, default_tolerance, noise_f
 from bench.report import Report
 from bench.tasks import task_checks
 from bench.threads import current_threads
-from packager import archive, failures
+from packager import archive, atomic, failures
 from packager.build import PackageBuild
 from packager.errors import WeightpackError
 from packager.goldens import save_arrays
@@ -44,8 +43,9 @@ def verify_package(
     """Unzip as a consumer does, load through the model class, check parity, then time it; returns the
     package's outputs on the parity inputs (``None`` when it could not be loaded)."""
     where = f"{build.variant}/{build.backend} on {device}"
-    with tempfile.TemporaryDirectory(prefix="weightpack-verify-") as tmp:
-        unzip_dir = Path(tmp) / "package"
+    # under the output folder, never /tmp: a killed run's leftover is swept by the next run
+    with atomic.temp_dir(build.zip_result.zip_path.parent, "verify") as tmp:
+        unzip_dir = tmp / "package"
         try:
             with ui.stage(f"load {where} from the zip"):
                 model, cold = _cold_start(build, device, unzip_dir, inputs)
@@ -79,7 +79,7 @@ def _cold_start(
     memory.reset_cuda_peak(device)
     device_before = memory.device_used_bytes(device)
     t0 = time.perf_counter()
-    archive.safe_extract(build.zip_result.zip_path, unzip_dir)
+    archive.safe_extract(build.zip_result.zip_path, unzip_dir, limits=build.limits)
     t1 = time.perf_counter()
     load_kwargs = get_backend(build.backend).load_kwargs if build.backend in BACKENDS else {}
     model = load_model_class(build.model_class).from_pretrained(

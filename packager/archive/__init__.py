@@ -1,7 +1,8 @@
 """Package trees into flat, deterministic zips and extract zips safely.
 
 Public API: :class:`FileEntry`, :class:`ZipResult`, :func:`validate_tree`, :func:`build_zip`,
-:func:`validate_zip`, :func:`safe_extract`, :func:`hash_file`. Layout rules: see ``_rules``; zip format
+:func:`validate_zip`, :func:`check_zip`, :func:`check_file_list`, :func:`safe_extract`, :func:`hash_file`,
+:class:`Limits`. Hostile-data rules (one validator for every entry): see ``validator``; zip format
 choices (no directory entries, fixed timestamp/attributes, data descriptors): see ``_build``.
 """
 
@@ -19,8 +20,9 @@ from packager.archive._build import (
     build_zip,
     compression_for,
 )
-from packager.archive._extract import RATIO_MIN_BYTES, safe_extract, validate_zip
+from packager.archive._extract import check_file_list, check_zip, safe_extract, validate_zip
 from packager.archive._rules import scan_tree
+from packager.archive.validator import Limits
 from packager.hashing import CHUNK_SIZE, hash_file
 
 
@@ -34,11 +36,13 @@ __all__ = [
     "DEFAULT_COMPRESS",
     "DEFLATE_LEVEL",
     "FIXED_DATE_TIME",
-    "RATIO_MIN_BYTES",
     "WEIGHT_PATTERNS",
     "FileEntry",
+    "Limits",
     "ZipResult",
     "build_zip",
+    "check_file_list",
+    "check_zip",
     "compression_for",
     "hash_file",
     "safe_extract",

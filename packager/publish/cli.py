@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from packager.errors import EXIT_OK, UsageError
+from packager.redact import redact_url
 
 ENVIRONMENTS = ("staging", "production")
 ENV_REGISTRY_URL = "WEIGHTPACK_REGISTRY_URL_{}"
@@ -66,6 +67,10 @@ def registry_url_for(env: str, flag: str | None) -> str | None:
 
 def check_flags(args: argparse.Namespace) -> None:
     """Refuse contradictory or unapproved requests before anything is contacted."""
+    if args.upload:
+        from .storage import check_store_url
+
+        check_store_url(args.upload)  # an unusable store URL must not cost a whole pack run first
     if args.execute and args.dry_run:
         raise UsageError("--execute and --dry-run contradict each other; pass one")
     if args.env == "production" and args.execute and not args.yes:
@@ -212,7 +217,7 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
             store_urls=store_urls,
             register=args.register,
             env=args.env,
-            registry_url=registry_url,
+            registry_url=redact_url(registry_url) if registry_url else None,
             execute=execute,
             staging_status=staging_status,
         )
@@ -262,7 +267,7 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
             if args.env == "production":
                 from datetime import datetime, timezone
 
-                state.entry(client.base_url, p)["staging_check"] = {
+                state.entry(client.display_url, p)["staging_check"] = {
                     "result": "skipped (--skip-staging-check)"
                     if skip_staging
                     else (staging_status or {}).get(p.zip_path.name, ""),
@@ -283,10 +288,10 @@ def resume_command(args: argparse.Namespace) -> str:
     if getattr(args, "out", None):
         parts += ["--out", str(args.out)]
     if args.upload:
-        parts += ["--upload", args.upload]
+        parts += ["--upload", redact_url(args.upload)]
     parts += ["--register", "--env", args.env]
-    if args.registry_url:
-        parts += ["--registry-url", args.registry_url]
+    if args.registry_url:  # credentials in it are masked: pass them again (or use the environment)
+        parts += ["--registry-url", redact_url(args.registry_url)]
     parts += ["--execute"] + (["--yes"] if args.yes else [])
     if getattr(args, "skip_staging_check", False):
         parts += ["--skip-staging-check"]

@@ -71,7 +71,7 @@ def register_package(
     resume_hint: str,
 ) -> dict[str, Any]:
     """Register, upload and seal one package; returns its state entry. Raises PublishError (unsealed)."""
-    entry = state.entry(client.base_url, plan)
+    entry = state.entry(client.display_url, plan)
     label = f"{plan.model_id} [{plan.backend}]"
     if entry["sealed"]:
         echo(f"{label}: already registered and sealed as {entry['model_package_id']}; nothing to do")
@@ -134,11 +134,19 @@ def _register(
             if max_size is not None and f["size"] > int(max_size):
                 raise PublishError(f"{handle}: {f['size']} bytes exceeds the upload limit of {max_size}")
             path = _extract_verified(plan, f, Path(tmp))
-            client.upload(specs[handle], path, handle)
+            stored = client.upload(specs[handle], path, handle)
             path.unlink()
-            entry["uploaded"][handle] = f["md5"]
+            # what the store says it holds, not what was sent: a corrupted upload is recorded as such
+            # and sent again by the next run instead of being trusted (None: the store did not say)
+            entry["uploaded"][handle] = stored or f"unverified:{f['md5']}"
             state.save()
-            echo(f"{label}: uploaded {handle} ({f['size']} bytes, md5 {f['md5']})")
+            if stored is not None and stored != f["md5"]:
+                echo(
+                    f"{label}: WARNING {handle} was stored with md5 {stored}, not {f['md5']}; "
+                    "a re-run uploads it again"
+                )
+            else:
+                echo(f"{label}: uploaded {handle} ({f['size']} bytes, md5 {f['md5']})")
     confirmations = [{"fileHandle": f["path"], "md5Hash": f["md5"]} for f in plan.files]
     try:
         client.confirm(plan.model_id, package_id, confirmations)

@@ -21,13 +21,18 @@ The secret goes only in ``Authorization: Bearer`` to the service host, never to 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
+
+from packager.redact import redact_url
 
 from .errors import PublishError
 from .http import RetryPolicy, send
@@ -58,6 +63,27 @@ WEIGHTS = "/models/v1/external/weights"
 MAX_PAGES = 100
 
 
+def stored_md5(headers: Any) -> str | None:
+    """The stored object's md5 (hex) from an upload answer: GCS's ``x-goog-hash: md5=<base64>``, else an
+    ETag holding an md5 (hex, or base64 of the 16 bytes); None when neither says."""
+    candidates = []
+    for part in str(headers.get("x-goog-hash") or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "md5":
+            candidates.append(value)
+    candidates.append(str(headers.get("ETag") or "").strip('"'))
+    for value in candidates:
+        if re.fullmatch(r"[0-9a-fA-F]{32}", value):
+            return value.lower()
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (ValueError, binascii.Error):
+            continue
+        if len(raw) == 16:
+            return raw.hex()
+    return None
+
+
 class RegistryClient:
     def __init__(
         self,
@@ -69,6 +95,7 @@ class RegistryClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model_register = model_register
+        self.display_url = redact_url(self.base_url)  # what may be printed or recorded
         self.secret = secret
         self.policy = policy or RetryPolicy.from_env()
         self.on_retry = on_retry
@@ -106,9 +133,11 @@ class RegistryClient:
         check_upload_specs(answer)
         return answer
 
-    def upload(self, spec: dict[str, Any], path: Path, handle: str) -> None:
+    def upload(self, spec: dict[str, Any], path: Path, handle: str) -> str | None:
+        """PUT one file to its signed URL; returns the md5 (hex) the store reports for what it stored,
+        None when the answer carries none."""
         details = spec["signedUrlDetails"]
-        send(
+        response = send(
             self.session,
             details.get("method", "PUT").upper(),
             details["uploadUrl"],
@@ -118,6 +147,7 @@ class RegistryClient:
             data_factory=lambda: open(path, "rb"),  # noqa: SIM115 -- closed by send()
             on_retry=self.on_retry,
         )
+        return stored_md5(response.headers)
 
     def confirm(self, model_id: str, package_id: str, confirmations: list[dict[str, str]]) -> dict[str, Any]:
         body = {

@@ -1,17 +1,20 @@
 """The models-service secret: read from the environment, sent only in an Authorization header.
 
 :class:`Secret` never shows its value in ``str``/``repr``; :meth:`Secret.redact` removes it from any text
-(an error body that echoes headers, an exception message) before that text is printed or raised.
+(an error body that echoes headers, an exception message) before that text is printed or raised: whole
+values only, never fragments of words (see :mod:`packager.redact`).
 """
 
 from __future__ import annotations
 
 import os
 
+from packager.redact import MASK, redact_text
+
 from .errors import PublishConfigError
 
 ENV_SECRET = "MODELS_SERVICE_INTERNAL_SECRET"
-MASK = "***"
+__all__ = ["ENV_SECRET", "MASK", "Secret", "secret_from_env"]
 
 
 class Secret:
@@ -24,7 +27,7 @@ class Secret:
         return self._value
 
     def redact(self, text: str) -> str:
-        return text.replace(self._value, MASK) if self._value else text
+        return redact_text(text, [self._value])
 
     def __repr__(self) -> str:
         return f"Secret({MASK})"

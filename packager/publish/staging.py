@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packager import atomic
+from packager.redact import redact_url
 
 RECORD_SCHEMA = "weightpack.remote-verified/v1"
 
@@ -124,5 +125,5 @@ def verify_command(model_id: str, backend: str, out_dir: Path, registry_url: str
         str(out_dir),
     ]
     if registry_url:
-        parts += ["--registry-url", registry_url]
+        parts += ["--registry-url", redact_url(registry_url)]
     return shlex.join(parts)

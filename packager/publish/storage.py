@@ -43,13 +43,21 @@ class Store(Protocol):
     def public_url(self, name: str) -> str | None: ...
 
 
-def open_store(url: str) -> Store:
+def check_store_url(url: str) -> str:
+    """The store kind ('gs' or 'file') of an ``--upload`` URL; UsageError (before any packing) if none."""
     parts = urlsplit(url)
     if parts.scheme == "gs" and parts.netloc:
-        return GcsStore(parts.netloc, parts.path.strip("/"))
+        return "gs"
     if parts.scheme == "file" and parts.path.startswith("/") and parts.netloc in ("", "localhost"):
-        return FileStore(Path(unquote(parts.path)))
+        return "file"
     raise UsageError(f"--upload {url!r}: not a store URL (accepted: {ACCEPTED_STORES})")
+
+
+def open_store(url: str) -> Store:
+    parts = urlsplit(url)
+    if check_store_url(url) == "gs":
+        return GcsStore(parts.netloc, parts.path.strip("/"))
+    return FileStore(Path(unquote(parts.path)))
 
 
 class FileStore:
@@ -66,6 +74,7 @@ class FileStore:
         return StoredObject(size=path.stat().st_size, md5=md5_file(path))
 
     def put(self, path: Path, name: str, replace: StoredObject | None) -> StoredObject:
+        atomic.sweep((self.root / name).parent, recursive=False)  # .partial copies of killed uploads
         with atomic.atomic_path(self.root / name) as tmp:
             shutil.copyfile(path, tmp)
         return self.stat(name)  # type: ignore[return-value]

@@ -15,15 +15,22 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from packager.archive import CHUNK_SIZE, safe_extract
+from packager import atomic, limits
+from packager.archive import CHUNK_SIZE, check_file_list, safe_extract
 from packager.commands import verb_parser
-from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from packager.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    ArchiveError,
+    UnsafeArchiveError,
+    UsageError,
+)
 from packager.hashing import new_hash
 
 from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
@@ -58,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "always (require) or never (skip); see packager/publish/consumer_check.py",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    limits.add_arguments(p)
     return p
 
 
@@ -87,11 +95,23 @@ def main(argv: list[str]) -> int:
     ]
     if not packages:
         raise PublishError(f"{args.model_id}: the weights endpoint lists no matching package in {args.env}")
-    results = [verify_package(client, meta, pkg, goldens, args) for pkg in packages]
+    from packager.cli import default_cache_dir
+
+    # scratch under --out (else the cache), never /tmp: a killed run's leftover is swept by the next one
+    base = args.out if args.out else default_cache_dir()
+    scratch_root = Path(base) / ".tmp"
+    atomic.sweep(scratch_root, recursive=False)  # what killed runs left behind
+    with atomic.temp_dir(scratch_root, "verify-remote") as scratch:
+        results = [verify_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
     manifest = packages[0].get("packageManifest") or {}
     tolerance = _tolerance(meta.get("modelArchitecture", ""), str(manifest.get("backendType")), manifest)
-    consumer = consumer_check(
-        args.consumer, args.model_id, url, client.secret.reveal(), goldens, tolerance, args
+    refused = any(r.get("refused") for r in results)  # hostile data is never handed to the consumer
+    consumer = (
+        None
+        if refused
+        else consumer_check(
+            args.consumer, args.model_id, url, client.secret.reveal(), goldens, tolerance, args
+        )
     )
     for r in results if consumer else []:
         r["consumer"] = {k: v for k, v in consumer.items() if k != "details"}
@@ -120,6 +140,8 @@ def main(argv: list[str]) -> int:
             for line in r["details"]:
                 print(f"  {line}")
         print(note)
+    if any(r.get("refused") for r in results):
+        return EXIT_BAD_INPUT  # hostile data: bad input, not a failed check
     return EXIT_OK if passed else EXIT_CHECK_FAILED
 
 
@@ -162,7 +184,12 @@ def _goldens(args: argparse.Namespace) -> Path:
 
 
 def verify_package(
-    client: RegistryClient, meta: dict[str, Any], pkg: dict[str, Any], goldens: Path, args: argparse.Namespace
+    client: RegistryClient,
+    meta: dict[str, Any],
+    pkg: dict[str, Any],
+    goldens: Path,
+    args: argparse.Namespace,
+    scratch: Path,
 ) -> dict[str, Any]:
     manifest = pkg.get("packageManifest") or {}
     backend = str(manifest.get("backendType"))
@@ -174,22 +201,35 @@ def verify_package(
     }
     files = pkg.get("packageFiles") or []
     result["files"] = {str(f.get("fileHandle")): f.get("md5Hash") for f in files}
-    unhashed = [f.get("fileHandle") for f in files if not f.get("md5Hash")]
-    if not files or unhashed:
-        result["details"].append(
-            f"refused: files without md5Hash: {unhashed}" if files else "refused: no files"
+    package_limits = limits.limits_from(args)
+    try:  # the same validator as a zip: names, links, reserved names, file-and-folder clashes, limits
+        check_file_list(
+            f"package {pkg.get('packageId')}",
+            [(str(f.get("fileHandle")), _size(f)) for f in files],
+            package_limits,
         )
+    except ArchiveError as exc:
+        result["refused"] = True
+        result["details"].append(f"refused: {exc}")
         return result
-    with tempfile.TemporaryDirectory(prefix="weightpack-remote-") as tmp:
-        package_dir = Path(tmp) / "package"
+    unhashed = [f.get("fileHandle") for f in files if not f.get("md5Hash")]
+    if unhashed:
+        result["details"].append(f"refused: files without md5Hash: {unhashed}")
+        return result
+    with atomic.temp_dir(scratch, "package") as tmp:
+        package_dir = tmp / "package"
         try:
             for f in files:
-                download(client, f, package_dir)
+                download(client, f, package_dir, package_limits.max_total_bytes)
             if len(files) == 1 and files[0]["fileHandle"].endswith(".zip"):  # a zipped package
                 zip_path = package_dir / files[0]["fileHandle"]
-                extracted = Path(tmp) / "extracted"
-                safe_extract(zip_path, extracted)
+                extracted = tmp / "extracted"
+                safe_extract(zip_path, extracted, limits=package_limits)
                 package_dir = extracted
+        except ArchiveError as exc:
+            result["refused"] = True
+            result["details"].append(f"refused: {exc}")
+            return result
         except PublishError as exc:
             result["details"].append(f"download failed: {exc}")
             return result
@@ -211,8 +251,16 @@ def verify_package(
     return result
 
 
-def download(client: RegistryClient, record: dict[str, Any], dest: Path) -> Path:
-    """Download one package file under ``dest`` (temp name, md5 check, then rename)."""
+def _size(record: dict[str, Any]) -> int | None:
+    size = record.get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def download(
+    client: RegistryClient, record: dict[str, Any], dest: Path, max_bytes: int | None = None
+) -> Path:
+    """Download one package file under ``dest`` (temp name, md5 check, then rename); at most
+    ``max_bytes``, so a registry cannot fill the disk either."""
     handle = str(record.get("fileHandle", ""))
     if not handle or not all(SEGMENT.fullmatch(s) and s not in (".", "..") for s in handle.split("/")):
         raise PublishError(f"file handle {handle!r} is not a safe relative path")
@@ -225,8 +273,14 @@ def download(client: RegistryClient, record: dict[str, Any], dest: Path) -> Path
             with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
                 if r.status_code != 200:
                     raise PublishError(f"download {handle}: HTTP {r.status_code}")
+                received = 0
                 with open(tmp, "wb") as out:
                     for chunk in r.iter_content(CHUNK_SIZE):
+                        received += len(chunk)
+                        if max_bytes is not None and received > max_bytes:
+                            raise UnsafeArchiveError(
+                                f"{handle}: larger than {max_bytes} bytes (accepted: --max-extract-bytes)"
+                            )
                         digest.update(chunk)
                         out.write(chunk)
         except (requests.RequestException, PublishError) as exc:

@@ -1,0 +1,194 @@
+"""Every hostile case through every entry that reads a package: one test per (case, entry) pair.
+
+Entries: ``safe_extract`` (pack's verification, the nightly suite), pack's reuse of a previous build (a
+hostile zip with a manifest patched to match), ``pack verify-remote`` against the loopback registry (zips
+and packages registered file by file), and the integration-fixture code that ``pack --fixtures`` generates
+(which embeds the validator). Each must refuse with exit code 2 (or, for the fixture, its error naming the
+rule) and write nothing outside its target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from packager import cli
+from packager.archive import safe_extract
+from packager.build import build_package, input_key
+from packager.errors import ArchiveError
+from packager.fixtures.templates import common_block
+from packager.outdir import OutputFolderError
+from packager.recipes import load_recipe
+from packager.sources import FetchedSource
+from packager.ui import UI
+from tests.hostile.corpus import LIST_CASES, ZIP_CASES, Case, no_evil_anywhere, snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_ID = "all-minilm/l6"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """A folder whose whole content each test accounts for; the hostile zip lies beside the target."""
+    box = tmp_path / "box"
+    box.mkdir()
+    return box
+
+
+@pytest.mark.parametrize("case", list(ZIP_CASES.values()), ids=list(ZIP_CASES))
+def test_safe_extract_refuses(case: Case, sandbox: Path) -> None:
+    zip_path = case.write(sandbox / "hostile.zip")
+    before = snapshot(sandbox)
+    with pytest.raises(ArchiveError, match=r"refused|not a readable zip") as caught:
+        safe_extract(zip_path, sandbox / "target" / "package")
+    assert caught.value.exit_code == 2
+    assert snapshot(sandbox) - before <= {"target"}  # only the (empty) parent of the target
+    assert not (sandbox / "target" / "package").exists()
+    no_evil_anywhere(sandbox)
+
+
+# ---------------------------------------------------------------- pack's reuse path
+
+
+def patched_manifest(zip_path: Path, key: str) -> Path:
+    """The manifest a build would have written, patched to match the hostile zip byte for byte."""
+    data = zip_path.read_bytes()
+    manifest = {
+        "schema": "weightpack.package-manifest/v1",
+        "zip": {
+            "name": zip_path.name,
+            "size": len(data),
+            "md5": hashlib.md5(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
+        "files": [{"path": "config.json", "size": 2, "md5": "0" * 32, "sha256": "0" * 64}],
+        "packageManifest": {"backendType": "onnx"},
+        "provenance": {},
+        "input_key": key,
+        "model_class": "x:Y",
+    }
+    path = zip_path.with_name(zip_path.name[: -len(".zip")] + ".manifest.json")
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.mark.parametrize("case", list(ZIP_CASES.values()), ids=list(ZIP_CASES))
+def test_reuse_path_refuses(case: Case, sandbox: Path) -> None:
+    recipe = load_recipe(ROOT / "recipes" / "minilm.toml")
+    fetched = FetchedSource(path=sandbox / "upstream", provenance={"files": {"config.json": "x"}})
+    key = input_key(fetched, recipe, "onnx", "l6")
+    zip_path = case.write(sandbox / recipe.zip_name("l6", "onnx"))
+    patched_manifest(zip_path, key)
+    before = snapshot(sandbox)
+    with pytest.raises(OutputFolderError, match="was not reused") as caught:
+        build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI())
+    assert caught.value.exit_code == 2
+    assert f"Delete {zip_path}" in str(caught.value)
+    assert snapshot(sandbox) == before  # refused before any export, nothing rebuilt over it
+    no_evil_anywhere(sandbox)
+
+
+# ---------------------------------------------------------------- pack verify-remote
+
+
+def pack_out(sandbox: Path) -> Path:
+    """A pack output folder with the recorded goldens verify-remote needs (never reached here)."""
+    out = sandbox / "out"
+    (out / "goldens").mkdir(parents=True)
+    np.savez(
+        out / "goldens" / "all-minilm-l6-reference.npz", **{"input/x": np.zeros(2), "output/y": np.zeros(2)}
+    )
+    return out
+
+
+def register(registry, emulator, handles: list[str], blobs: dict[str, bytes]) -> None:
+    from tests.servers.registry import Package
+
+    registry.models[MODEL_ID] = {
+        "modelId": MODEL_ID,
+        "modelArchitecture": "all-minilm",
+        "modelVariant": "l6",
+        "taskType": "embedding",
+    }
+    package = Package("pkg-hostile", MODEL_ID, {"backendType": "onnx"}, handles, {}, sealed=True)
+    package.md5 = {h: hashlib.md5(blobs.get(h, b"x")).hexdigest() for h in handles}
+    registry.packages[package.id] = package
+    for handle, data in blobs.items():
+        emulator.put(registry.object_name(package.id, handle), data)
+
+
+def verify_remote(out: Path) -> tuple[int, str]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        code = cli.main(["verify-remote", MODEL_ID, "--env", "staging", "--out", str(out)])
+    return code, buffer.getvalue()
+
+
+def check_refused(code: int, text: str, out: Path, sandbox: Path, before: set[str]) -> None:
+    assert code == 2, text
+    assert "refused" in text and "PASSED" not in text
+    record = json.loads((out / "remote-verified.staging.json").read_text())
+    assert MODEL_ID not in record.get("models", {})  # never recorded as verified
+    added = {p for p in snapshot(sandbox) - before if not p.startswith("out/remote-verified")}
+    assert added <= {"out/.tmp"}, added  # the scratch folder, empty again
+    assert not (out / ".tmp").exists() or not any((out / ".tmp").iterdir())
+    no_evil_anywhere(sandbox)
+
+
+@pytest.mark.parametrize("case", list(ZIP_CASES.values()), ids=list(ZIP_CASES))
+def test_verify_remote_refuses_zip(case: Case, sandbox: Path, registry_server, gcs_emulator) -> None:
+    out = pack_out(sandbox)
+    data = case.write(sandbox / "hostile.zip").read_bytes()
+    (sandbox / "hostile.zip").unlink()
+    register(registry_server, gcs_emulator, ["all-minilm-l6-onnx.zip"], {"all-minilm-l6-onnx.zip": data})
+    before = snapshot(sandbox)
+    code, text = verify_remote(out)
+    check_refused(code, text, out, sandbox, before)
+
+
+@pytest.mark.parametrize("case", list(LIST_CASES.values()), ids=list(LIST_CASES))
+def test_verify_remote_refuses_file_list(case: Case, sandbox: Path, registry_server, gcs_emulator) -> None:
+    out = pack_out(sandbox)
+    handles = list(case.handles or ())
+    safe = {h: b"{}" for h in handles if h in ("config.json",)}
+    register(registry_server, gcs_emulator, handles, safe)
+    before = snapshot(sandbox)
+    code, text = verify_remote(out)
+    check_refused(code, text, out, sandbox, before)
+
+
+# ---------------------------------------------------------------- the generated fixture code
+
+
+@pytest.fixture(scope="module")
+def fixture_namespace() -> dict:
+    """The conftest helper block ``pack --fixtures`` writes, executed as its own module."""
+    namespace: dict = {"__name__": "generated_conftest", "__file__": "/nonexistent/conftest.py"}
+    exec(compile(common_block(), "generated_conftest.py", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("case", list(ZIP_CASES.values()), ids=list(ZIP_CASES))
+def test_generated_fixture_refuses(case: Case, sandbox: Path, fixture_namespace: dict, monkeypatch) -> None:
+    zip_path = case.write(sandbox / "hostile.zip")
+    assets = sandbox / "assets"
+    monkeypatch.setenv("WEIGHTPACK_ASSETS_DIR", str(assets))
+    md5 = hashlib.md5(zip_path.read_bytes()).hexdigest()  # the md5 matches: only the rules can refuse
+    before = snapshot(sandbox)
+    with pytest.raises(ValueError, match=r"refused|not a readable zip"):
+        fixture_namespace["weightpack_download_package"]("HOSTILE", zip_path.as_uri(), md5)
+    added = snapshot(sandbox) - before
+    assert added <= {"assets", "assets/hostile.lock"}, added  # no folder, no stamp, no temporaries
+    no_evil_anywhere(sandbox)
+
+
+def test_generated_fixture_embeds_the_validator_verbatim() -> None:
+    from packager.archive import validator
+
+    assert Path(validator.__file__).read_text(encoding="utf-8") in common_block()
