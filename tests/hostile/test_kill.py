@@ -1,10 +1,12 @@
 """Fault injection of ``pack`` itself: a child ``pack`` killed by SIGKILL at seeded random points, N times.
 
-After each kill: no file under a final name is incomplete (every zip is intact and matches its manifest,
-every JSON parses, every .npz loads); then a re-run finishes, and afterwards no temporary is left anywhere
-(the out folder, the cache, and ``$TMPDIR``, which points into the test's folder so /tmp is watched too).
-Half the kills hit a fresh build (zips removed first), half a resumed one (zips reused). The figures are
-printed (run with ``-s``) and written to ``kill-figures.json`` in the test's folder.
+The kill points are drawn among the progress lines a run prints (after the k-th finished stage, plus up to
+2 s), so they land across the whole pipeline. After each kill: no file under a final name is incomplete
+(every zip is intact and matches its manifest, every JSON parses, every .npz loads); then a re-run
+finishes, and afterwards no temporary is left anywhere (the out folder, the cache, and ``$TMPDIR``, which
+points into the test's folder so /tmp is watched too). Half the kills hit a fresh build (zips removed
+first), half a resumed one (zips reused). The figures are printed (run with ``-s``) and written to
+``kill-figures.json`` in the test's folder.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -71,70 +72,89 @@ def incomplete_outputs(out: Path) -> list[str]:
     return bad
 
 
+def progress_lines(text: str) -> list[str]:
+    """The lines that mark progress: a finished stage (``✓ export l6 -> onnx``) or a reuse note."""
+    return [line.strip() for line in text.splitlines() if line.startswith("✓ ") or "reusing" in line]
+
+
+def kill_at(cmd: list[str], env: dict[str, str], target: int, extra_s: float) -> tuple[bool, str]:
+    """Start ``cmd``; once it has printed ``target`` progress lines, wait ``extra_s`` and SIGKILL its process
+    group. Returns (killed, the last progress line seen)."""
+    child = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    assert child.stderr is not None
+    if target > 0:
+        for line in child.stderr:
+            seen += progress_lines(line)
+            if len(seen) >= target:
+                break
+    try:
+        child.wait(timeout=extra_s)
+        killed = False
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        killed = True
+    child.communicate()
+    return killed, seen[-1] if seen else "(start)"
+
+
 def test_kill_9_at_random_points_then_rerun(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     out, cache, tmpdir = tmp_path / "out", tmp_path / "cache", tmp_path / "tmp"
     tmpdir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmpdir)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmpdir), "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "packager.cli", "minilm", "--backends", "onnx", "--no-latency"]
     cmd += ["--out", str(out), "--cache-dir", str(cache)]
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        proc = subprocess.run(
             cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
         )
-
-    def timed() -> float:
-        started = time.monotonic()
-        proc = run()
         assert proc.returncode == 0, proc.stderr[-3000:]
-        return time.monotonic() - started
+        return proc
 
-    fresh_s = timed()  # a fresh build
-    resumed_s = timed()  # the same, every zip reused
+    # how many progress lines a fresh and a resumed run print: the kill points are drawn among them
+    fresh_lines = len(progress_lines(run().stderr))
+    resumed_lines = len(progress_lines(run().stderr))
+    assert fresh_lines >= 3 and resumed_lines >= 1
     figures: dict = {
         "kills": 0,
         "finished_before_kill": 0,
-        "stages": {},
+        "killed_after": {},
         "incomplete_after_kill": 0,
         "reruns_failed": 0,
         "temporaries_after_rerun": 0,
     }
     for i in range(KILLS):
-        if i % 2 == 0:  # a fresh build: export and zip run again
+        fresh = i % 2 == 0
+        if fresh:  # a fresh build: export and zip run again
             for path in [*out.glob("*.zip"), *out.glob("*.manifest.json")]:
                 path.unlink()
-        delay = rng.uniform(0.2, 0.9 * (fresh_s if i % 2 == 0 else resumed_s))
-        child = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            _, err = child.communicate(timeout=delay)
-            figures["finished_before_kill"] += 1
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            _, err = child.communicate()
-            figures["kills"] += 1
-        done = [
-            line.split()[1] for line in err.splitlines() if line.startswith("✓ ") and len(line.split()) > 1
-        ]
-        stage = f"after {done[-1]}" if done else "before the first stage"  # the last stage completed
-        figures["stages"][stage] = figures["stages"].get(stage, 0) + 1
+        target = rng.randrange(0, (fresh_lines if fresh else resumed_lines))
+        killed, last = kill_at(cmd, env, target, rng.uniform(0.0, 2.0))
+        figures["kills" if killed else "finished_before_kill"] += 1
+        where = last.split()[1] if last.startswith("✓ ") else last.split()[0]
+        figures["killed_after"][where] = figures["killed_after"].get(where, 0) + killed
         bad = incomplete_outputs(out)
         figures["incomplete_after_kill"] += len(bad)
-        assert bad == [], (i, delay, bad)
-        rerun = run()
+        assert bad == [], (i, target, bad)
+        rerun = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         figures["reruns_failed"] += rerun.returncode != 0
-        assert rerun.returncode == 0, (i, delay, rerun.stderr[-3000:])
+        assert rerun.returncode == 0, (i, target, rerun.stderr[-3000:])
         left = temporaries(out, cache, tmpdir)
         figures["temporaries_after_rerun"] += len(left)
-        assert left == [], (i, delay, left)
-    figures.update(n=KILLS, seed=SEED, fresh_run_s=round(fresh_s, 1), resumed_run_s=round(resumed_s, 1))
+        assert left == [], (i, target, left)
+    assert figures["kills"] >= KILLS // 2, figures  # the kills mostly land mid-run
+    figures.update(n=KILLS, seed=SEED, progress_lines={"fresh": fresh_lines, "resumed": resumed_lines})
     (tmp_path / "kill-figures.json").write_text(json.dumps(figures, indent=2))
     print("\nkill -9 figures:", json.dumps(figures))
