@@ -106,7 +106,9 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     ui = ui or UI()
     devices = resolve_devices(options.devices)
     blocked = preflight(options.backends, devices)
-    warnings = source_warnings(recipe, options.variants)
+    warnings = sources.unpinned_warnings(
+        recipe.path, {v: recipe.variants[v].source for v in options.variants}
+    )
     if warnings and options.strict:
         raise UsageError("--strict: " + "; ".join(warnings))
     for warning in warnings:
@@ -203,20 +205,6 @@ def _write_report_if_possible(report: Report, out_dir: Path, ui: UI) -> None:
         write_report(report, out_dir)
     except OSError as exc:
         ui.warn(f"could not write the report of the aborted run to {out_dir}: {exc.strerror or exc}")
-
-
-def source_warnings(recipe: Recipe, variants: list[str]) -> list[str]:
-    """Sources whose content can change under an unchanged recipe: ``hf://org/repo`` without
-    ``@revision`` follows the ``main`` branch, so the same command may package different weights."""
-    out = []
-    for variant in variants:
-        uri = recipe.variants[variant].source
-        if uri.startswith("hf://") and "@" not in uri:
-            out.append(
-                f"{recipe.path}: variants.{variant}.source {uri!r} has no @revision and follows the "
-                f"'main' branch; pin it ({uri}@<commit sha>) so re-runs package the same weights"
-            )
-    return out
 
 
 def _record_bad_input(

@@ -14,9 +14,17 @@ from typing import Any
 from ..errors import SourceError
 from ._types import Located, ProgressCallback
 from .hash_cache import HashCache, file_records
-from .spec import ACCEPTED_FORMS, SourceSpec, parse_uri
+from .spec import ACCEPTED_FORMS, SourceSpec, parse_uri, unpinned_warnings
 
-__all__ = ["ACCEPTED_FORMS", "FetchedSource", "ProgressCallback", "SourceSpec", "fetch", "parse_uri"]
+__all__ = [
+    "ACCEPTED_FORMS",
+    "FetchedSource",
+    "ProgressCallback",
+    "SourceSpec",
+    "fetch",
+    "parse_uri",
+    "unpinned_warnings",
+]
 
 
 @dataclass(frozen=True)

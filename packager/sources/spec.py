@@ -156,3 +156,14 @@ def parse_uri(uri: str) -> SourceSpec:
             raise _bad(uri, "missing path after file://")
         return SourceSpec(uri=uri, kind="local", location=str(Path(path).expanduser().absolute()))
     raise _bad(uri, f"unsupported scheme '{scheme}://'")
+
+
+def unpinned_warnings(recipe_path: object, variant_sources: dict[str, str]) -> list[str]:
+    """Sources whose content can change under an unchanged recipe: ``hf://org/repo`` without
+    ``@revision`` follows the ``main`` branch, so the same command may package different weights."""
+    return [
+        f"{recipe_path}: variants.{variant}.source {uri!r} has no @revision and follows the "
+        f"'main' branch; pin it ({uri}@<commit sha>) so re-runs package the same weights"
+        for variant, uri in variant_sources.items()
+        if uri.startswith("hf://") and "@" not in uri
+    ]

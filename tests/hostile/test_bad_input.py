@@ -12,8 +12,9 @@ import pytest
 
 from packager.errors import RecipeError
 from packager.outdir import OutputFolderError, check_out_dir
-from packager.pipeline import select, source_warnings
+from packager.pipeline import select
 from packager.recipes import load_recipe
+from packager.sources import unpinned_warnings
 from tests.hostile.helpers import ROOT, clean_error, pack, recipe_copy
 
 
@@ -113,6 +114,10 @@ def unpinned_recipe(tmp_path: Path, uri: str) -> Path:
             f'source = "{uri}"\nallow_patterns = ["*.json", "*.safetensors", "*.txt"]',
         ),
     )
+
+
+def source_warnings(recipe, variants: list[str]) -> list[str]:
+    return unpinned_warnings(recipe.path, {v: recipe.variants[v].source for v in variants})
 
 
 def test_unpinned_hub_source_is_refused_under_strict(tmp_path: Path) -> None:
