@@ -87,6 +87,16 @@ class WriteError(WeightpackError):
 
     exit_code = EXIT_ENVIRONMENT
 
+    @classmethod
+    def of(cls, exc: OSError, out_dir: object) -> WriteError:
+        """The OSError that stopped a run writing into ``out_dir``, said plainly (no traceback)."""
+        file = f" ({exc.filename})" if exc.filename else ""
+        return cls(
+            f"{out_dir}: a write failed: {exc.strerror or exc} (errno {exc.errno}){file}; nothing "
+            "half-written was kept: free space (or raise the file-size limit) and re-run, finished zips "
+            "are reused"
+        )
+
 
 class CheckFailedError(WeightpackError):
     """A verification check (parity, load, integrity) failed; nothing is published."""

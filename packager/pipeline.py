@@ -123,7 +123,7 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
         try:
             _pack_variants(recipe, options, devices, blocked, report, ui, threads)
         except (WeightpackError, OSError) as exc:
-            error = _typed(exc, options.out_dir)
+            error = WriteError.of(exc, options.out_dir) if isinstance(exc, OSError) else exc
             failures.record(report, "pack", "-", None, None, error)
             _write_report_if_possible(report, options.out_dir, ui)
             raise error from None
@@ -186,17 +186,6 @@ def _pack_variants(
             _verify_build(
                 recipe, prepared[task.variant], result, options, devices, report, ui, env_fingerprint
             )
-
-
-def _typed(exc: BaseException, out_dir: Path) -> BaseException:
-    """An OSError (a full disk, a file-size limit) as WriteError, exit 3; typed errors unchanged."""
-    if not isinstance(exc, OSError):
-        return exc
-    file = f" ({exc.filename})" if exc.filename else ""
-    return WriteError(
-        f"{out_dir}: a write failed: {exc.strerror or exc} (errno {exc.errno}){file}; nothing half-written "
-        "was kept: free space (or raise the file-size limit) and re-run, finished zips are reused"
-    )
 
 
 def _write_report_if_possible(report: Report, out_dir: Path, ui: UI) -> None:
