@@ -19,9 +19,17 @@ MODES = ("auto", "require", "skip")
 
 
 def consumer_check(
-    mode: str, model_id: str, url: str, api_key: str, goldens: Path, tolerance: Any, args: Any
+    mode: str,
+    model_id: str,
+    url: str,
+    api_key: str,
+    goldens: Path,
+    tolerance: Any,
+    args: Any,
+    scratch: Path | None = None,
 ) -> dict[str, Any] | None:
-    """The consumer's verdict: ``{"passed", "gating", "details", ...}``, or None when not asked."""
+    """The consumer's verdict: ``{"passed", "gating", "details", ...}``, or None when not asked. Its
+    download cache is an owned temporary under ``scratch`` (verify-remote's), swept if a run is killed."""
     from backends.consumer import bridge
 
     if mode == "skip" or (mode == "auto" and not bridge.available()):
@@ -29,9 +37,11 @@ def consumer_check(
     if not bridge.available():
         return {"passed": False, "gating": True, "details": [f"consumer: {bridge.HOW_TO_INSTALL}"]}
     from bench.parity import compare_outputs
+    from packager import atomic
     from packager.goldens import load_arrays
 
-    with tempfile.TemporaryDirectory(prefix="weightpack-consumer-") as tmp:
+    parent = scratch or Path(tempfile.gettempdir())
+    with atomic.temp_dir(parent, "consumer") as tmp:
         request = {
             "model_id": model_id,
             "api_host": url,

@@ -103,16 +103,17 @@ def main(argv: list[str]) -> int:
     atomic.sweep(scratch_root, recursive=False)  # what killed runs left behind
     with atomic.temp_dir(scratch_root, "verify-remote") as scratch:
         results = [verify_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
-    manifest = packages[0].get("packageManifest") or {}
-    tolerance = _tolerance(meta.get("modelArchitecture", ""), str(manifest.get("backendType")), manifest)
-    refused = any(r.get("refused") for r in results)  # hostile data is never handed to the consumer
-    consumer = (
-        None
-        if refused
-        else consumer_check(
-            args.consumer, args.model_id, url, client.secret.reveal(), goldens, tolerance, args
+        manifest = packages[0].get("packageManifest") or {}
+        backend = str(manifest.get("backendType"))
+        tolerance = _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
+        refused = any(r.get("refused") for r in results)  # hostile data is never handed to the consumer
+        consumer = (
+            None
+            if refused
+            else consumer_check(
+                args.consumer, args.model_id, url, client.secret.reveal(), goldens, tolerance, args, scratch
+            )
         )
-    )
     for r in results if consumer else []:
         r["consumer"] = {k: v for k, v in consumer.items() if k != "details"}
         r["details"] += consumer["details"]
