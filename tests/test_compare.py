@@ -18,7 +18,7 @@ from packager.cli import main
 from packager.compare import calibrate
 from packager.compare.collect import Target, schedule, schedule_pairs
 from packager.compare.runsets import EnvironmentMismatchError, compare_sets
-from packager.errors import RecipeError
+from packager.errors import CheckFailedError, RecipeError
 from packager.recipes import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,3 +313,16 @@ def test_planted_model_wraps_outputs_and_refuses_bad_settings() -> None:
         PlantedModel(Inner(), slowdown=-0.2)
     with pytest.raises(ValueError, match="clock must be 'cpu' or 'wall'"):
         PlantedModel(Inner(), clock="gpu")
+
+
+def test_a_failing_run_names_the_package_and_keeps_its_exit_code(tmp_path: Path) -> None:
+    """The run's own error (here: bad input, exit 2) comes back as one line with the same exit code."""
+    from packager.compare.collect import Settings, run_one
+
+    (tmp_path / "report.json").write_text(json.dumps({"family": "minilm", "packages": [], "latency": []}))
+    with pytest.raises(
+        Exception, match=r"run of l6-onnx-cpu failed \(exit 2\): .*no package l6/onnx"
+    ) as info:
+        run_one(Target(tmp_path, "l6", "onnx", "cpu"), tmp_path / "run.json", Settings(), {})
+    assert info.value.exit_code == 2 and "Traceback" not in str(info.value)
+    assert not (tmp_path / "run.json").exists()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packager.errors import CheckFailedError
+from packager.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, CheckFailedError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,8 +116,13 @@ def run_one(target: Target, out: Path, settings: Settings, meta: dict) -> Path:
         timeout=settings.timeout_s, check=False,
     )  # fmt: skip
     if proc.returncode != 0 or not out.is_file():
-        tail = (proc.stderr or proc.stdout).strip()[-1500:]
-        raise CheckFailedError(f"run of {target.name} failed (exit {proc.returncode}): {tail}")
+        lines = [line for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
+        error = CheckFailedError(
+            f"run of {target.name} failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'}"
+        )
+        if proc.returncode in (EXIT_BAD_INPUT, EXIT_ENVIRONMENT):
+            error.exit_code = proc.returncode  # bad input / missing extra in the run: the same code here
+        raise error
     return out
 
 
