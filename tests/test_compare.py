@@ -321,7 +321,7 @@ def test_a_failing_run_names_the_package_and_keeps_its_exit_code(tmp_path: Path)
 
     (tmp_path / "report.json").write_text(json.dumps({"family": "minilm", "packages": [], "latency": []}))
     with pytest.raises(
-        Exception, match=r"run of l6-onnx-cpu failed \(exit 2\): .*no package l6/onnx"
+        CheckFailedError, match=r"run of l6-onnx-cpu failed \(exit 2\): .*no package l6/onnx"
     ) as info:
         run_one(Target(tmp_path, "l6", "onnx", "cpu"), tmp_path / "run.json", Settings(), {})
     assert info.value.exit_code == 2 and "Traceback" not in str(info.value)
