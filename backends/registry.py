@@ -108,6 +108,15 @@ def backend_names(name: str) -> set[str]:
     return set(spec.names) if spec else {name}
 
 
+def load_kwargs_for(backend: str | None) -> dict:
+    """What a package of ``backend`` is loaded with when weightpack checks its own build (its spec's
+    ``load_kwargs``: a TensorRT engine's host code is trusted); ``{}`` for an unknown or missing name."""
+    try:
+        return dict(BACKENDS[backend].load_kwargs) if backend else {}
+    except KeyError:
+        return {}
+
+
 def load_model_class(ref: str) -> type[PackageModel]:
     """Import a model class; anything with a ``from_pretrained`` classmethod and ``infer`` qualifies.
     One of the consumer's own classes (``inference_models...``) comes wrapped in
@@ -144,6 +153,7 @@ __all__ = [
     "backend_names",
     "find_backend",
     "get_backend",
+    "load_kwargs_for",
     "load_model_class",
     "load_object",
     "register",

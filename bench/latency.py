@@ -394,9 +394,10 @@ def device_synchronize(model: Any, device: str) -> Callable[[], None] | None:
 def timed_calls(model: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any] | None]:
     """``(run, fetch)`` of a model: its split ``run``/``fetch`` when it has both (device work, then the
     host copy), else ``infer`` (or ``model(**inputs)``) with no separate fetch."""
-    run, fetch = getattr(model, "run", None), getattr(model, "fetch", None)
-    if callable(run) and callable(fetch):
-        return run, fetch
+    cls = type(model)  # class attributes only: a wrapper that forwards via __getattr__ (a CPU-clock or
+    # planted-slowdown wrapper) must be timed through its own infer, not its inner model's run/fetch
+    if callable(getattr(cls, "run", None)) and callable(getattr(cls, "fetch", None)):
+        return model.run, model.fetch
     return (model.infer if hasattr(model, "infer") else (lambda x: model(**x))), None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from backends.base import PackageModel, Tensors
 from backends.errors import BackendError, InputMismatchError
 from backends.outputs import run_model
-from backends.registry import BACKENDS, get_backend, load_model_class
+from backends.registry import load_kwargs_for, load_model_class
 from bench import memory
 from bench.latency import LatencyConfig, measure_model, validate_input_sets
 from bench.parity import as_float64, compare_outputs, default_tolerance, noise_floor, noise_floor_tolerance
@@ -81,7 +81,7 @@ def _cold_start(
     t0 = time.perf_counter()
     archive.safe_extract(build.zip_result.zip_path, unzip_dir, limits=build.limits)
     t1 = time.perf_counter()
-    load_kwargs = get_backend(build.backend).load_kwargs if build.backend in BACKENDS else {}
+    load_kwargs = load_kwargs_for(build.backend)
     model = load_model_class(build.model_class).from_pretrained(
         str(unzip_dir), device=device, **current_threads().model_kwargs(), **load_kwargs
     )

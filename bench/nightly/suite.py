@@ -17,7 +17,7 @@ _TMP = tempfile.TemporaryDirectory(prefix="weightpack-nightly-")
 def weightpack_model(weightpack_case: Any) -> Any:
     """The case's package, unzipped and loaded through its model class once per session and device."""
     from backends.errors import ConsumerUnavailableError
-    from backends.registry import load_model_class
+    from backends.registry import load_kwargs_for, load_model_class
     from packager import archive
 
     case = weightpack_case
@@ -29,7 +29,9 @@ def weightpack_model(weightpack_case: Any) -> Any:
             model_class = load_model_class(case.package["model_class"])
         except ConsumerUnavailableError as exc:  # a package for inference-models' own class
             pytest.skip(str(exc))
-        _MODELS[key] = model_class.from_pretrained(str(target), device=case.device)
+        _MODELS[key] = model_class.from_pretrained(
+            str(target), device=case.device, **load_kwargs_for(case.backend)
+        )
     return _MODELS[key]
 
 

@@ -82,7 +82,7 @@ def measure_run(
 ) -> dict:
     """Parity (and latency) of one package on one device in this process; a report-shaped dict."""
     from backends.outputs import run_model
-    from backends.registry import load_model_class
+    from backends.registry import load_kwargs_for, load_model_class
     from bench import environment
     from bench.cputime import CpuTimedModel
     from bench.latency import LatencyConfig, measure_model, validate_input_sets
@@ -116,7 +116,7 @@ def measure_run(
     with tempfile.TemporaryDirectory(prefix="weightpack-run-") as tmp:
         archive.safe_extract(pack_out / package["zip"], Path(tmp) / "package")
         model = load_model_class(package["model_class"]).from_pretrained(
-            str(Path(tmp) / "package"), device=device, **settings.model_kwargs()
+            str(Path(tmp) / "package"), device=device, **settings.model_kwargs(), **load_kwargs_for(backend)
         )
         if planted:
             clock = "cpu" if device == "cpu" else "wall"

@@ -74,6 +74,17 @@ def test_a_model_without_run_fetch_is_timed_through_infer() -> None:
     assert fetch is None and run({"a": 1}) == {"a": 1}
 
 
+def test_a_forwarding_wrapper_is_timed_through_its_own_infer() -> None:
+    """Wrappers (bench.cputime.CpuTimedModel, bench.planted.PlantedModel) forward unknown attributes to
+    the model they wrap; timing the inner run/fetch would skip what the wrapper adds."""
+    from bench.cputime import CpuTimedModel
+
+    log: list[str] = []
+    wrapper = CpuTimedModel(SplitModel(log))
+    run, fetch = timed_calls(wrapper)
+    assert fetch is None and run == wrapper.infer
+
+
 def test_torch_family_models_split_device_work_from_the_copy() -> None:
     """The real torch model class: ``run`` returns tensors (left on the device), ``fetch`` numpy."""
     import torch

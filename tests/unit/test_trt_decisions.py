@@ -67,6 +67,11 @@ def test_the_pipeline_passes_the_host_code_flag_for_trt_only() -> None:
 
     assert get_backend("trt").load_kwargs == {"engine_host_code_allowed": True}
     assert get_backend("onnx").load_kwargs == {} and get_backend("torch").load_kwargs == {}
+    # the pack's verification, the nightly suite and `pack compare` runs all load through this
+    from backends.registry import load_kwargs_for
+
+    assert load_kwargs_for("trt") == {"engine_host_code_allowed": True}
+    assert load_kwargs_for("onnx") == {} and load_kwargs_for("no-such") == {} and load_kwargs_for(None) == {}
 
 
 # ---- profile shapes -----------------------------------------------------------------------------------
