@@ -109,9 +109,19 @@ class Report:
             }
         )
 
-    def add_parity(self, variant: str, backend: str, device: str, result: OutputParity) -> None:
+    def add_parity(
+        self, variant: str, backend: str, device: str, result: OutputParity, input_shape: str | None = None
+    ) -> None:
+        """``input_shape``: which shape of a variant's shape set (the key is left out without one)."""
         self.parity.append(
-            {"variant": variant, "backend": backend, "device": device, "rule": RULE, **result.to_dict()}
+            {
+                "variant": variant,
+                "backend": backend,
+                "device": device,
+                **_shape(input_shape),
+                "rule": RULE,
+                **result.to_dict(),
+            }
         )
 
     def add_task_check(
@@ -124,12 +134,14 @@ class Report:
         value: float,
         threshold: float,
         passed: bool,
+        input_shape: str | None = None,
     ) -> None:
         self.task_checks.append(
             {
                 "variant": variant,
                 "backend": backend,
                 "device": device,
+                **_shape(input_shape),
                 "check": check,
                 "output": output,
                 "value": value,
@@ -147,6 +159,7 @@ class Report:
         result: LatencyResult,
         memory: dict[str, Any] | None = None,
         input_sets: int | None = None,
+        input_shape: str | None = None,
     ) -> None:
         stats = summarize(result.samples_ms, batch_size)
         entry: dict[str, Any] = {
@@ -154,6 +167,7 @@ class Report:
             "backend": backend,
             "device": device,
             "batch_size": batch_size,
+            **_shape(input_shape),
             **stats,
             "warmup_iters": result.warmup_iters,
             "warmup_s": result.warmup_s,
@@ -319,7 +333,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
         ],
         [
             [
-                p["variant"],
+                at_shape(p),
                 p["backend"],
                 p["device"],
                 f"`{p['output']}`",
@@ -329,7 +343,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 p.get("mean_abs"),
                 p["max_rel"],
                 p.get("worst_index"),
-                None if p.get("frac_outside") is None else f"{p['frac_outside']:.2%}",
+                outside(p),
                 p["cosine"],
                 p["atol"],
                 p["rtol"],
@@ -362,7 +376,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             ["variant", "backend", "device", "check", "output", "value", "threshold", "passed"],
             [
                 [
-                    c["variant"],
+                    at_shape(c),
                     c["backend"],
                     c["device"],
                     c["check"],
@@ -412,10 +426,11 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             "device p50",
             "overhead (µs)",
             "n",
+            "stopped by",
         ],
         [
             [
-                r["variant"],
+                at_shape(r),
                 r["backend"],
                 r["device"],
                 r["batch_size"],
@@ -434,6 +449,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 _ms((r.get("device_time") or {}).get("p50_ms")),
                 None if r.get("harness_overhead_ns") is None else f"{r['harness_overhead_ns'] / 1e3:.2f}",
                 r["iterations"],
+                r.get("stopped_by", "-"),
             ]
             for r in report["latency"]
         ],
@@ -602,3 +618,22 @@ def render_comparison(reports: list[dict[str, Any]], labels: list[str] | None = 
     )
     out.append("")
     return "\n".join(out)
+
+
+def _shape(input_shape: str | None) -> dict[str, str]:
+    """``{"input_shape": label}`` for rows of a shape set; nothing otherwise (rows stay as they were)."""
+    return {"input_shape": input_shape} if input_shape else {}
+
+
+def at_shape(row: dict[str, Any]) -> str:
+    """The variant, and the shape of its shape set a row is at (``v1 @ image 3x240x320``)."""
+    return f"{row['variant']} @ {row['input_shape']}" if row.get("input_shape") else row["variant"]
+
+
+def outside(p: dict[str, Any]) -> str | None:
+    """Elements outside tolerance as a count and a fraction (a few in a million never reads 0.00 %)."""
+    if p.get("frac_outside") is None:
+        return None
+    if p.get("outside") is None:
+        return f"{p['frac_outside']:.3g}"
+    return f"{p['outside']} ({p['frac_outside']:.3g})"

@@ -33,10 +33,10 @@ from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteEr
 from packager.goldens import save_arrays
 from packager.inputs import parity_inputs
 from packager.jobs import BuildTask, machine_default_jobs, run_builds
-from packager.recipes import Recipe
+from packager.recipes import InputsRecipe, Recipe
 from packager.reference import ReferenceSpec, check_recipe_imports, reference_for
 from packager.ui import UI
-from packager.verify import compare_devices, measure_noise_floor, verify_package
+from packager.verify import ShapeCase, compare_devices, measure_noise_floor, verify_package
 
 
 @dataclass
@@ -50,6 +50,8 @@ class PreparedVariant:
     ref_outputs: dict
     floors: dict | None
     ref_key: str
+    shapes: tuple[ShapeCase, ...] = ()
+    """The shape set's shapes after the first, with the reference's outputs at each."""
 
 
 @dataclass
@@ -284,7 +286,10 @@ def _prepare_variant(
         reuse.save_reference(
             golden, ref_key, casts=casts, learned=learned, noise_floor=report.noise_floor.get(variant)
         )
+    base = recipe.inputs_for(variant)
+    shapes = shape_cases(spec, fetched.path, variant, base, ui)
     report.references[variant] = {
+        **({"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]} if shapes else {}),
         "model_class": reference_class,
         "kind": spec.kind,
         "description": spec.description,
@@ -292,7 +297,25 @@ def _prepare_variant(
         "outputs": {k: list(v.shape) for k, v in ref_outputs.items()},
         "golden": golden.relative_to(options.out_dir).as_posix(),
     }
-    return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key)
+    return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key, shapes)
+
+
+def shape_cases(
+    spec: ReferenceSpec, upstream: Path, variant: str, base: InputsRecipe, ui: UI
+) -> tuple[ShapeCase, ...]:
+    """The reference's outputs at each shape of the variant's shape set after the first (whose inputs and
+    outputs are the parity batch and the golden); empty without a shape set."""
+    cases = []
+    for index in range(1, base.shape_count):
+        at, label = base.at_shape(index), base.shape_label(index) or ""
+        with ui.stage(f"reference outputs of {variant} at {label}"):
+            inputs = parity_inputs(at, upstream)
+            try:
+                outputs, _ = run_reference(spec, upstream, variant, inputs)
+            except WeightpackError as exc:
+                raise type(exc)(f"at input shape {label}: {exc}") from exc
+        cases.append(ShapeCase(label, at, inputs, outputs))
+    return tuple(cases)
 
 
 @contextlib.contextmanager
@@ -347,6 +370,7 @@ def _verify_build(
             report,
             ui,
             floors,
+            v.shapes,
         )
         if outs is not None:
             per_device[device] = outs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,20 @@ from packager.build import PackageBuild
 from packager.errors import WeightpackError
 from packager.goldens import save_arrays
 from packager.inputs import build_input_sets
-from packager.recipes import Recipe
+from packager.recipes import InputsRecipe, Recipe
 from packager.ui import UI
+
+
+@dataclass(frozen=True)
+class ShapeCase:
+    """One more shape of a variant's shape set: its inputs, and the reference's outputs on them."""
+
+    label: str
+    """``image 3x240x320`` (``InputsRecipe.shape_label``), what the report rows say."""
+    spec: InputsRecipe
+    """The variant's inputs at this shape (latency builds its batches from it)."""
+    inputs: Tensors
+    reference: Tensors
 
 
 def verify_package(
@@ -39,9 +52,14 @@ def verify_package(
     report: Report,
     ui: UI,
     floors: dict[str, dict] | None = None,
+    shapes: tuple[ShapeCase, ...] = (),
 ) -> Tensors | None:
     """Unzip as a consumer does, load through the model class, check parity, then time it; returns the
-    package's outputs on the parity inputs (``None`` when it could not be loaded)."""
+    package's outputs on the parity inputs (``None`` when it could not be loaded).
+
+    With a shape set, ``inputs``/``ref_outputs`` are at its first shape and ``shapes`` holds the others:
+    the same loaded package is checked and timed at each, and every row says which (``input_shape``)."""
+    first = recipe.inputs_for(build.variant).shape_label(0)
     where = f"{build.variant}/{build.backend} on {device}"
     # under the output folder, never /tmp: a killed run's leftover is swept by the next run
     with atomic.temp_dir(build.zip_result.zip_path.parent, "verify") as tmp:
@@ -56,17 +74,28 @@ def verify_package(
         report.cold_start.append(
             {"variant": build.variant, "backend": build.backend, "device": device, **cold}
         )
-        try:
-            outputs = _check_parity(recipe, build, device, model, inputs, ref_outputs, report, ui, floors)
-        except InputMismatchError as exc:  # the reference took these inputs: the package is what is wrong
-            message = f"variant '{build.variant}', backend {build.backend} on {device}: {exc}"
-            report.fail("parity", build.variant, build.backend, device, message)
-            ui.warn(message)
-            return None
+        cases = [(first, None, inputs, ref_outputs)]
+        cases += [(c.label, c.spec, c.inputs, c.reference) for c in shapes]
+        outputs = None
+        for label, _, case_inputs, case_ref in cases:
+            try:
+                out = _check_parity(
+                    recipe, build, device, model, case_inputs, case_ref, report, ui, floors, label
+                )
+            except InputMismatchError as exc:  # the reference took these inputs: the package is wrong
+                at = f" at input shape {label}" if label else ""
+                message = f"variant '{build.variant}', backend {build.backend} on {device}{at}: {exc}"
+                report.fail("parity", build.variant, build.backend, device, message, exit_code=1)
+                ui.warn(message)
+                return None
+            outputs = out if outputs is None else outputs
         if measure_latency:
             with ui.stage(f"latency {where} (batch {', '.join(map(str, recipe.bench.batch_sizes))})"):
                 baseline = cold.get("cuda_device_before_bytes")  # device memory before the load
-                _measure_latency(recipe, build, device, model, upstream_dir, report, baseline)
+                for label, spec, _, _ in cases:
+                    _measure_latency(
+                        recipe, build, device, model, upstream_dir, report, baseline, spec, label
+                    )
         del model
     return outputs
 
@@ -141,8 +170,26 @@ def _check_parity(
     report: Report,
     ui: UI,
     floors: dict[str, dict] | None = None,
+    label: str | None = None,
 ) -> Tensors:
     outputs = run_model(model, inputs)
+    results = compare_outputs(ref_outputs, outputs, tolerances_for(recipe, build.backend, floors))
+    checks = task_checks(recipe.task, ref_outputs, outputs, recipe.parity.min_cosine)
+    where = f"{build.variant}/{build.backend}/{device}" + (f" at {label}" if label else "")
+    for r in results:
+        report.add_parity(build.variant, build.backend, device, r, label)
+        if not r.passed:
+            ui.warn(
+                f"parity {where} {r.output}: {r.reason} (max_abs={r.max_abs}, atol={r.atol}, rtol={r.rtol})"
+            )
+    for c in checks:
+        report.add_task_check(
+            build.variant, build.backend, device, c.check, c.output, c.value, c.threshold, c.passed, label
+        )
+        if not c.passed:
+            ui.warn(f"task check {where} {c.check}: {c.value:.6g} < {c.threshold}")
+    if label != recipe.inputs_for(build.variant).shape_label(0):
+        return outputs  # goldens hold the first shape's outputs, as the reference golden does
     stem = build.zip_result.zip_path.name.removesuffix(".zip")
     golden = save_arrays(
         report_dir(report) / "goldens" / f"{stem}-{device.replace(':', '')}.npz",
@@ -156,23 +203,6 @@ def _check_parity(
             "path": golden.relative_to(report_dir(report)).as_posix(),
         }
     )
-    results = compare_outputs(ref_outputs, outputs, tolerances_for(recipe, build.backend, floors))
-    for r in results:
-        report.add_parity(build.variant, build.backend, device, r)
-        if not r.passed:
-            ui.warn(
-                f"parity {build.variant}/{build.backend}/{device} {r.output}: {r.reason} "
-                f"(max_abs={r.max_abs}, atol={r.atol}, rtol={r.rtol})"
-            )
-    for c in task_checks(recipe.task, ref_outputs, outputs, recipe.parity.min_cosine):
-        report.add_task_check(
-            build.variant, build.backend, device, c.check, c.output, c.value, c.threshold, c.passed
-        )
-        if not c.passed:
-            ui.warn(
-                f"task check {build.variant}/{build.backend}/{device} {c.check}: "
-                f"{c.value:.6g} < {c.threshold}"
-            )
     return outputs
 
 
@@ -184,13 +214,17 @@ def _measure_latency(
     upstream_dir: Path,
     report: Report,
     baseline_used_bytes: int | None = None,
+    spec: InputsRecipe | None = None,
+    label: str | None = None,
 ) -> None:
+    """Time ``model`` at each batch size; ``spec``/``label``: one shape of a variant's shape set."""
+    spec = spec or recipe.inputs_for(build.variant)
     b = recipe.bench
     config = LatencyConfig(
         b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s, target_ci=b.target_ci
     )
     for batch_size in b.batch_sizes:
-        sets = build_input_sets(recipe.inputs_for(build.variant), upstream_dir, batch_size)
+        sets = build_input_sets(spec, upstream_dir, batch_size)
         distinct = validate_input_sets(sets)
         rss_before = memory.rss_bytes()
         memory.reset_cuda_peak(device)
@@ -201,7 +235,9 @@ def _measure_latency(
             "peak_rss_bytes": memory.peak_rss_bytes(),
             **memory.cuda_peak(device),
         }
-        report.add_latency(build.variant, build.backend, device, batch_size, result, mem, distinct)
+        report.add_latency(
+            build.variant, build.backend, device, batch_size, result, mem, distinct, input_shape=label
+        )
 
 
 def measure_noise_floor(

