@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.device import export_device, resolve_devices
-from backends.errors import InputMismatchError, UserModelError
-from backends.loaded import reference_model
+from backends.errors import InputMismatchError
 from backends.loaded import release as release_reference
-from backends.outputs import run_model
-from backends.reference.module import describe
 from backends.registry import get_backend, load_object
 from bench import environment
 from bench.report import Report, render_markdown
@@ -33,8 +30,8 @@ from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteEr
 from packager.goldens import save_arrays
 from packager.inputs import parity_inputs
 from packager.jobs import BuildTask, machine_default_jobs, run_builds
-from packager.recipes import InputsRecipe, Recipe
-from packager.reference import ReferenceSpec, check_recipe_imports, reference_for
+from packager.recipes import Recipe
+from packager.reference import ReferenceSpec, check_recipe_imports, reference_for, run_reference, shape_cases
 from packager.ui import UI
 from packager.verify import ShapeCase, compare_devices, measure_noise_floor, verify_package
 
@@ -300,24 +297,6 @@ def _prepare_variant(
     return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key, shapes)
 
 
-def shape_cases(
-    spec: ReferenceSpec, upstream: Path, variant: str, base: InputsRecipe, ui: UI
-) -> tuple[ShapeCase, ...]:
-    """The reference's outputs at each shape of the variant's shape set after the first (whose inputs and
-    outputs are the parity batch and the golden); empty without a shape set."""
-    cases = []
-    for index in range(1, base.shape_count):
-        at, label = base.at_shape(index), base.shape_label(index) or ""
-        with ui.stage(f"reference outputs of {variant} at {label}"):
-            inputs = parity_inputs(at, upstream)
-            try:
-                outputs, _ = run_reference(spec, upstream, variant, inputs)
-            except WeightpackError as exc:
-                raise type(exc)(f"at input shape {label}: {exc}") from exc
-        cases.append(ShapeCase(label, at, inputs, outputs))
-    return tuple(cases)
-
-
 @contextlib.contextmanager
 def _bad_input_recorded(report: Report, variant: str, ui: UI) -> Iterator[None]:
     """Bad input found while preparing or checking a variant is recorded and the run goes on."""
@@ -398,30 +377,3 @@ def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.Fetc
         if not link.is_symlink():
             link.symlink_to((fetched.path / rel).resolve())
     return sources.FetchedSource(path=view, provenance=fetched.provenance)
-
-
-def run_reference(
-    spec: ReferenceSpec, upstream: Path, variant: str, inputs: dict
-) -> tuple[dict, list[dict[str, object]]]:
-    """Load the reference on the CPU and run it on the parity inputs; returns its outputs and the input
-    casts it made. Bad input (a module or inputs that do not fit) is re-raised naming the variant; names
-    the reference learnt from the run (a user module's output count) go into ``spec.kwargs`` for the
-    exporters."""
-    try:
-        reference = reference_model(spec.model_class, upstream, variant, spec.kwargs)  # kept for exporters
-        outputs = run_model(reference, inputs)
-    except UserModelError as exc:
-        raise type(exc)(f"variant '{variant}', backend reference ({spec.description}): {exc}") from exc
-    except WeightpackError:
-        raise
-    except Exception as exc:  # a hand-written reference class failed: the user's code, not ours
-        if spec.kind != "class":
-            raise
-        raise UserModelError(
-            f"variant '{variant}', backend reference ({spec.description}): {type(exc).__name__}: {exc} "
-            f"(inputs {describe(inputs)})"
-        ) from exc
-    if spec.kind in ("module", "torchscript-file"):
-        spec.kwargs["input_names"] = reference.input_names
-        spec.kwargs["output_names"] = reference.output_names
-    return outputs, list(getattr(reference, "casts", []))

@@ -1,5 +1,5 @@
-"""Which upstream reference a variant is checked against, decided from its source's files, and the up-front
-checks of every ``module:Name`` a recipe names.
+"""Which upstream reference a variant is checked against, decided from its source's files; the up-front
+checks of every ``module:Name`` a recipe names; and running the reference (at each shape of a shape set).
 
 The decision (:func:`choose_reference`) is a pure function of the file names and the recipe:
 
@@ -23,12 +23,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from backends.consumer import is_consumer_class
-from backends.reference.module import STATE_DICT_SUFFIXES
+from backends.errors import UserModelError
+from backends.loaded import reference_model
+from backends.outputs import run_model
+from backends.reference.module import STATE_DICT_SUFFIXES, describe
 from backends.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
 from backends.reference.torchscript_file import is_torchscript
 from backends.registry import get_backend
-from packager.errors import RecipeError
-from packager.recipes import ModelRecipe, Recipe
+from packager.errors import RecipeError, WeightpackError
+from packager.inputs import parity_inputs
+from packager.recipes import InputsRecipe, ModelRecipe, Recipe
+from packager.ui import UI
+from packager.verify import ShapeCase
 
 __all__ = [
     "ReferenceSpec",
@@ -37,6 +43,8 @@ __all__ = [
     "choose_reference",
     "is_torchscript",
     "reference_for",
+    "run_reference",
+    "shape_cases",
 ]
 
 MODULE_REFERENCE = "backends.reference.module:ModuleReference"
@@ -238,3 +246,48 @@ def _option(options: Any, key: str) -> Any:
     if isinstance(options, dict):
         return options.get(key)
     return getattr(options, key, None)
+
+
+def run_reference(
+    spec: ReferenceSpec, upstream: Path, variant: str, inputs: dict
+) -> tuple[dict, list[dict[str, object]]]:
+    """Load the reference on the CPU and run it on the parity inputs; returns its outputs and the input
+    casts it made. Bad input (a module or inputs that do not fit) is re-raised naming the variant; names
+    the reference learnt from the run (a user module's output count) go into ``spec.kwargs`` for the
+    exporters."""
+    try:
+        reference = reference_model(spec.model_class, upstream, variant, spec.kwargs)  # kept for exporters
+        outputs = run_model(reference, inputs)
+    except UserModelError as exc:
+        raise type(exc)(f"variant '{variant}', backend reference ({spec.description}): {exc}") from exc
+    except WeightpackError:
+        raise
+    except Exception as exc:  # a hand-written reference class failed: the user's code, not ours
+        if spec.kind != "class":
+            raise
+        raise UserModelError(
+            f"variant '{variant}', backend reference ({spec.description}): {type(exc).__name__}: {exc} "
+            f"(inputs {describe(inputs)})"
+        ) from exc
+    if spec.kind in ("module", "torchscript-file"):
+        spec.kwargs["input_names"] = reference.input_names
+        spec.kwargs["output_names"] = reference.output_names
+    return outputs, list(getattr(reference, "casts", []))
+
+
+def shape_cases(
+    spec: ReferenceSpec, upstream: Path, variant: str, base: InputsRecipe, ui: UI
+) -> tuple[ShapeCase, ...]:
+    """The reference's outputs at each shape of the variant's shape set after the first (whose inputs and
+    outputs are the parity batch and the golden); empty without a shape set."""
+    cases = []
+    for index in range(1, base.shape_count):
+        at, label = base.at_shape(index), base.shape_label(index) or ""
+        with ui.stage(f"reference outputs of {variant} at {label}"):
+            inputs = parity_inputs(at, upstream)
+            try:
+                outputs, _ = run_reference(spec, upstream, variant, inputs)
+            except WeightpackError as exc:
+                raise type(exc)(f"at input shape {label}: {exc}") from exc
+        cases.append(ShapeCase(label, at, inputs, outputs))
+    return tuple(cases)
