@@ -269,15 +269,21 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def _quiet_libraries() -> None:
-    """Our own progress display replaces transformers' per-load bars and advisory logging."""
+    """Our own progress display replaces transformers' per-load bars and advisory logging.
+
+    Through the environment, which both libraries read when first imported, so a run that loads no model
+    (every package and check reused) never imports transformers (seconds of start-up) just to quiet it."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # what transformers' disable_progress_bar sets
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:  # already imported (pack called in-process): set it directly
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 def _list(dirs: list[Path], as_json: bool) -> int:
