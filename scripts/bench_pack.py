@@ -74,6 +74,7 @@ class Row:
     yardstick_name: str
     theirs: list[Timed]
     goal: str = ""
+    show_rss: bool = False
 
     def ratio(self) -> float:
         return statistics.median(o.seconds / t.seconds for o, t in zip(self.ours, self.theirs, strict=True))
@@ -82,7 +83,7 @@ class Row:
         med = statistics.median
         ours = f"{med(o.seconds for o in self.ours):.2f} s"
         theirs = f"{med(t.seconds for t in self.theirs):.2f} s"
-        if self.work.startswith("cold onnx"):
+        if self.show_rss:
             ours += f", {max(o.peak_rss for o in self.ours) / 1e6:.0f} MB peak"
             theirs += f", {max(t.peak_rss for t in self.theirs) / 1e6:.0f} MB"
         return (
@@ -243,6 +244,7 @@ def pack_rows(work: Path, args: argparse.Namespace, wanted: set[str]) -> tuple[l
                 "`optimum-cli export onnx`",
                 b,
                 "<= 0.7x",
+                show_rss=True,
             )
         )
     if "rerun" in wanted:
