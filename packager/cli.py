@@ -19,7 +19,7 @@ from pathlib import Path
 
 from backends.device import available_devices
 from packager import __version__, commands, limits
-from packager.errors import EXIT_BAD_INPUT, EXIT_OK, UsageError, WeightpackError
+from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 from packager.redact import redact_argv
 
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list families and their variants, then exit")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error (default: one line)"
+    )
     parser.add_argument("--version", action="version", version=f"weightpack {__version__}")
     parser.add_argument(
         "--wait", action="store_true", help="if another pack run holds --out, wait for it (default: refuse)"
@@ -158,13 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = commands.find(argv[0]) if argv else None
     if verb is not None:
-        return _guard(lambda: verb.load()(argv[1:]), json_errors="--json" in argv)
+        return _guard(lambda: verb.load()(argv[1:]), json_errors="--json" in argv, debug="--debug" in argv)
     typo = _mistyped_verb(argv)
     if typo:
         print(f"pack: error: {typo}", file=sys.stderr)
         return EXIT_BAD_INPUT
     args = build_parser().parse_args(argv)
-    return _guard(lambda: _pack(args), json_errors=args.json)
+    return _guard(lambda: _pack(args), json_errors=args.json, debug=args.debug)
 
 
 def _mistyped_verb(argv: list[str]) -> str | None:
@@ -182,28 +185,30 @@ def _mistyped_verb(argv: list[str]) -> str | None:
     return f"'{word}' is neither a subcommand nor a family; did you mean: {', '.join(close)}?"
 
 
-def _guard(body: Callable[[], int], json_errors: bool) -> int:
-    """Run ``body``; turn weightpack's typed errors into a message and the documented exit code."""
+def _guard(body: Callable[[], int], json_errors: bool, debug: bool = False) -> int:
+    """Run ``body``; turn weightpack's typed errors into a message and the documented exit code. Anything
+    else (a bug here, or in code a recipe names) is one line and exit 1; ``--debug`` shows its traceback."""
     try:
         return body()
-    except WeightpackError as exc:
-        code = getattr(exc, "exit_code", EXIT_BAD_INPUT)
-        if json_errors:
-            print(
-                json.dumps(
-                    {
-                        "passed": False,
-                        "error": str(exc),
-                        "error_type": type(exc).__name__,
-                        "exit_code": code,
-                    }
-                )
-            )
-        print(f"pack: error: {exc}", file=sys.stderr)
-        return code
     except KeyboardInterrupt:
         print("pack: interrupted; finished zips and reports are intact, re-run to complete", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if isinstance(exc, WeightpackError):
+            code, message = getattr(exc, "exit_code", EXIT_BAD_INPUT), str(exc)
+        elif debug:
+            raise
+        else:
+            code = EXIT_CHECK_FAILED
+            message = f"unexpected {type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
+        if json_errors:
+            print(
+                json.dumps(
+                    {"passed": False, "error": message, "error_type": type(exc).__name__, "exit_code": code}
+                )
+            )
+        print(f"pack: error: {message}", file=sys.stderr)
+        return code
 
 
 def recipe_dirs(args: argparse.Namespace) -> list[Path]:

@@ -168,3 +168,27 @@ def test_factory_kwargs_it_does_not_take_are_bad_input(tmp_path: Path) -> None:
     assert run.rc == 2, run.messages[-3000:]
     assert "Traceback" not in run.stderr
     assert "[model] factory tests.ownmodel.user_nets:ONet({'depth': 3}) raised TypeError" in run.messages
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(tmp_path: Path) -> None:
+    """No traceback unless --debug, even for an error no check anticipated (here: a package class that
+    divides by zero while loading)."""
+    recipes_dir = tmp_path / "recipes"
+    recipes_dir.mkdir()
+    (recipes_dir / "broken_cls.py").write_text(
+        "class Broken:\n"
+        "    @classmethod\n"
+        "    def from_pretrained(cls, path, **kwargs):\n"
+        "        return 1 / 0\n"
+        "    def infer(self, inputs):\n"
+        "        return {}\n"
+    )
+    backends = '[backends.onnx]\nmodel_class = "broken_cls:Broken"\n'
+    body = onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends)
+    run = pack(tmp_path, body, "--no-latency")
+    assert run.rc == 1, run.messages[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "unexpected ZeroDivisionError: division by zero (re-run with --debug" in run.stderr
+    assert run.json["error_type"] == "ZeroDivisionError"
+    debug = pack(tmp_path, body, "--no-latency", "--debug")
+    assert debug.rc == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
