@@ -92,6 +92,11 @@ def default_jobs(packages: int, cpus: int, available_bytes: int, upstream_bytes:
     return max(1, min(packages, cpus, by_memory))
 
 
+def upstream_bytes(fetched: sources.FetchedSource) -> int:
+    """Size of a variant's upstream files, from its provenance (what each job loads)."""
+    return sum(int(f.get("size") or 0) for f in fetched.provenance.get("files") or [])
+
+
 def machine_default_jobs(packages: int, upstream_bytes: int) -> int:
     import psutil
 

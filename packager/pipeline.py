@@ -29,7 +29,7 @@ from packager.build import PackageBuild
 from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteError
 from packager.goldens import save_arrays
 from packager.inputs import parity_inputs
-from packager.jobs import BuildTask, machine_default_jobs, run_builds
+from packager.jobs import BuildTask, machine_default_jobs, run_builds, upstream_bytes
 from packager.recipes import Recipe
 from packager.reference import ReferenceSpec, check_recipe_imports, reference_for, run_reference, shape_cases
 from packager.ui import UI
@@ -167,7 +167,7 @@ def _pack_variants(
         for backend in options.backends
         if backend not in blocked
     ]  # fmt: skip
-    upstream = max((_upstream_bytes(v.fetched) for v in prepared.values()), default=0)
+    upstream = max((upstream_bytes(v.fetched) for v in prepared.values()), default=0)
     jobs = options.jobs or machine_default_jobs(len(tasks), upstream)
     results, jobs_ran = run_builds(tasks, jobs, ui, threads)
     release_reference()  # verification's memory figures must not include it
@@ -307,10 +307,6 @@ def _bad_input_recorded(report: Report, variant: str, ui: UI) -> Iterator[None]:
             raise
         stage = "inputs" if isinstance(exc, InputMismatchError) else "reference"
         _record_bad_input(report, stage, variant, "reference", exc, ui)
-
-
-def _upstream_bytes(fetched: sources.FetchedSource) -> int:
-    return sum(int(f.get("size") or 0) for f in fetched.provenance.get("files") or [])
 
 
 def _verify_build(
