@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.errors import ExportError
+from backends.errors import BrokenInstallError, ExportError
 
 SUPPORTED_MAJORS = (10, 11)
 
@@ -32,8 +32,8 @@ def precision_plan(trt_version: str, quantization: str, *, has_fp16_flag: bool) 
         major = int(str(trt_version).split(".")[0])
     except ValueError:
         raise ExportError(f"cannot read the TensorRT version '{trt_version}'") from None
-    if major not in SUPPORTED_MAJORS:
-        raise ExportError(
+    if major not in SUPPORTED_MAJORS:  # the wrong TensorRT installed: an environment problem (exit 3)
+        raise BrokenInstallError(
             f"TensorRT {trt_version} is not supported (supported majors: "
             f"{', '.join(map(str, SUPPORTED_MAJORS))}); install 'tensorrt>=10,<12'"
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.errors import ExportError, ModelLoadError
+from backends.errors import BrokenInstallError, ExportError, ModelLoadError
 from backends.trt.compat import LocalGPU, host_code_setting, load_plan
 from backends.trt.precision import precision_plan
 from backends.trt.shapes import resolve_profile, shape_problem
@@ -146,8 +146,11 @@ def test_tensorrt_11_is_strongly_typed_fp16_comes_from_the_graph() -> None:
 
 
 def test_unknown_tensorrt_major_is_refused_up_front() -> None:
-    with pytest.raises(ExportError, match=r"TensorRT 12\.0\.0 is not supported .*'tensorrt>=10,<12'"):
+    with pytest.raises(
+        BrokenInstallError, match=r"TensorRT 12\.0\.0 is not supported .*'tensorrt>=10,<12'"
+    ) as info:
         precision_plan("12.0.0", "fp32", has_fp16_flag=False)
+    assert info.value.exit_code == 3
     with pytest.raises(ExportError, match="accepted: fp32, fp16"):
         precision_plan("10.13.0", "int8", has_fp16_flag=True)
 
