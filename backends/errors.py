@@ -32,7 +32,23 @@ class ModelLoadError(BackendError):
     """A package could not be loaded through its model class (missing file, wrong format, wrong GPU)."""
 
 
-class OptionError(BackendError):
+class FieldError(WeightpackError):
+    """Bad input in a named field: the message names the field, the problem and what is accepted."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, field: str, problem: str, accepted: str | None = None, where: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.accepted = accepted
+        message = f"{where}: " if where else ""
+        message += f"field '{field}': {problem}"
+        if accepted:
+            message += f" (accepted: {accepted})"
+        super().__init__(message)
+
+
+class OptionError(FieldError, BackendError):
     """A backend option in a recipe is unknown or out of range: bad input.
 
     ``field`` is the dotted path inside the backend's table (``opset``, ``onnx.opset``); the recipe loader
@@ -40,15 +56,6 @@ class OptionError(BackendError):
     """
 
     exit_code = EXIT_BAD_INPUT
-
-    def __init__(self, field: str, problem: str, accepted: str | None = None) -> None:
-        self.field = field
-        self.problem = problem
-        self.accepted = accepted
-        message = f"field '{field}': {problem}"
-        if accepted:
-            message += f" (accepted: {accepted})"
-        super().__init__(message)
 
 
 class MissingExtraError(BackendError):
@@ -68,7 +75,7 @@ class MissingExtraError(BackendError):
 class ConsumerUnavailableError(BackendError):
     """The consumer library (inference-models) is needed and not installed; the message says how to get it."""
 
-    exit_code = 3
+    exit_code = EXIT_ENVIRONMENT
 
 
 class BrokenInstallError(BackendError):

@@ -14,6 +14,7 @@ from backends.errors import (  # re-exported: one place to import every error fr
     BrokenInstallError,
     DeviceUnavailableError,
     ExportError,
+    FieldError,
     InvalidDeviceError,
     MissingExtraError,
     ModelLoadError,
@@ -32,6 +33,7 @@ __all__ = [
     "CheckFailedError",
     "DeviceUnavailableError",
     "ExportError",
+    "FieldError",
     "GatedRepoAccessError",
     "InvalidDeviceError",
     "MissingExtraError",
@@ -48,18 +50,12 @@ __all__ = [
 EXIT_OK = 0
 
 
-class RecipeError(WeightpackError):
+class RecipeError(FieldError):
     """A recipe file is malformed; the message names the file, the field and what would be accepted."""
 
     def __init__(self, file: object, field: str, problem: str, accepted: str | None = None) -> None:
         self.file = str(file)
-        self.field = field
-        self.problem = problem
-        self.accepted = accepted
-        message = f"{self.file}: field '{field}': {problem}"
-        if accepted:
-            message += f" (accepted: {accepted})"
-        super().__init__(message)
+        super().__init__(field, problem, accepted, where=self.file)
 
 
 class UsageError(WeightpackError):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,22 +12,10 @@ import pytest
 
 from packager.archive import hash_file
 from packager.cli import main
+from tests.packs import run_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def run_pack(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run ``pack`` as a user does: a separate process, offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "packager.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
