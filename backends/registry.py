@@ -117,6 +117,16 @@ def load_kwargs_for(backend: str | None) -> dict:
         return {}
 
 
+def reference_class(task: str) -> str:
+    """The default upstream reference for ``task``: the model class of the backend declared ``reference``
+    (the transformers snapshot loader), which runs the upstream weights as they are."""
+    for spec in BACKENDS.values():
+        found = spec.default_model_class(task) if spec.reference else None
+        if found:
+            return found
+    raise KeyError(f"no registered backend provides a reference model class for task '{task}'")
+
+
 def load_model_class(ref: str) -> type[PackageModel]:
     """Import a model class; anything with a ``from_pretrained`` classmethod and ``infer`` qualifies.
     One of the consumer's own classes (``inference_models...``) comes wrapped in
@@ -156,6 +166,7 @@ __all__ = [
     "load_kwargs_for",
     "load_model_class",
     "load_object",
+    "reference_class",
     "register",
     "unregister",
 ]

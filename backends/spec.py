@@ -61,6 +61,9 @@ class BackendSpec:
     """The package runs only where it was built (a TensorRT engine): the build device keys reuse."""
     load_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments verification passes to the model class's ``from_pretrained``."""
+    reference: bool = False
+    """Its model classes load an upstream snapshot as is: the default reference (``parity.reference_class``)
+    a recipe's packages are compared with."""
 
     def __post_init__(self) -> None:
         if not self.wire_name:

@@ -22,7 +22,8 @@ from backends.errors import InputMismatchError
 from backends.loaded import release as release_reference
 from backends.registry import get_backend, load_object
 from bench import environment
-from bench.report import Report, render_markdown
+from bench.markdown import render_markdown
+from bench.report import Report
 from bench.threads import apply_threads, resolve_threads
 from packager import archive, atomic, failures, reuse, sources
 from packager.build import PackageBuild
@@ -33,7 +34,14 @@ from packager.jobs import BuildTask, machine_default_jobs, run_builds, upstream_
 from packager.recipes import Recipe
 from packager.reference import ReferenceSpec, check_recipe_imports, reference_for, run_reference, shape_cases
 from packager.ui import UI
-from packager.verify import ShapeCase, compare_devices, measure_noise_floor, verify_package
+from packager.verify import (
+    ShapeCase,
+    Verification,
+    VerifyRequest,
+    compare_devices,
+    measure_noise_floor,
+    verify_on_device,
+)
 
 
 @dataclass
@@ -269,9 +277,10 @@ def _prepare_variant(
             ref_outputs, casts = run_reference(spec, fetched.path, variant, inputs)
         if recipe.parity.noise_floor:
             with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
-                floors = measure_noise_floor(
-                    reference_class, fetched.path, inputs, ref_outputs, report, variant, ui, spec.kwargs
+                report.noise_floor[variant] = measure_noise_floor(
+                    reference_class, fetched.path, inputs, ref_outputs, variant, ui, spec.kwargs
                 )
+            floors = report.noise_floor[variant]["outputs"] or None
         save_arrays(
             golden,
             {
@@ -334,24 +343,67 @@ def _verify_build(
             }
             ui.info(f"  {variant}/{backend} on {device}: checks reused from {record['verified_at']}")
             continue
-        outs = verify_package(
-            recipe,
-            build,
-            device,
-            fetched.path,
-            inputs,
-            ref_outputs,
-            options.measure_latency,
-            report,
-            ui,
-            floors,
-            v.shapes,
+        request = VerifyRequest(
+            recipe=recipe,
+            build=build,
+            device=device,
+            upstream_dir=fetched.path,
+            inputs=inputs,
+            reference=ref_outputs,
+            goldens_dir=options.out_dir / "goldens",
+            measure_latency=options.measure_latency,
+            floors=floors,
+            shapes=v.shapes,
         )
-        if outs is not None:
-            per_device[device] = outs
+        verification = verify_on_device(request, ui)
+        record_verification(report, build, verification, options.out_dir)
+        if verification.outputs is not None:
+            per_device[device] = verification.outputs
         if reuse.checks_passed(report, build, device):
             reuse.save_verification(path, key, report, build, device)
-    compare_devices(recipe, build, per_device, report, floors)
+    for devices_pair, result in compare_devices(recipe, build, per_device, floors):
+        report.add_cross_device(variant, backend, devices_pair, result)
+
+
+def record_verification(report: Report, build: PackageBuild, v: Verification, out_dir: Path) -> None:
+    """Put one package's verification on one device into the report: where a verification enters it."""
+    variant, backend = build.variant, build.backend
+    if v.error is not None and v.stage == "parity":
+        at = f" at input shape {v.shape}" if v.shape else ""
+        message = f"variant '{variant}', backend {backend} on {v.device}{at}: {v.error}"
+        report.fail("parity", variant, backend, v.device, message, exit_code=1)
+    elif v.error is not None:
+        failures.record(report, "load", variant, backend, v.device, v.error)
+    if v.cold_start is None:
+        return
+    report.cold_start.append({"variant": variant, "backend": backend, "device": v.device, **v.cold_start})
+    if v.golden is not None:
+        report.goldens.append(
+            {
+                "variant": variant,
+                "backend": backend,
+                "device": v.device,
+                "path": v.golden.relative_to(out_dir).as_posix(),
+            }
+        )
+    for label, check in v.checks:
+        for r in check.parity:
+            report.add_parity(variant, backend, v.device, r, label)
+        for c in check.task_checks:
+            report.add_task_check(
+                variant, backend, v.device, c.check, c.output, c.value, c.threshold, c.passed, label
+            )
+    for row in v.latency:
+        report.add_latency(
+            variant,
+            backend,
+            v.device,
+            row.batch_size,
+            row.result,
+            row.memory,
+            row.input_sets,
+            input_shape=row.input_shape,
+        )
 
 
 def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.FetchedSource:

@@ -29,7 +29,7 @@ from backends.outputs import run_model
 from backends.reference.module import STATE_DICT_SUFFIXES, describe
 from backends.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
 from backends.reference.torchscript_file import is_torchscript
-from backends.registry import get_backend
+from backends.registry import reference_class as default_reference
 from packager.errors import RecipeError, WeightpackError
 from packager.inputs import parity_inputs
 from packager.recipes import InputsRecipe, ModelRecipe, Recipe
@@ -109,7 +109,7 @@ def choose_reference(
         }
         return ReferenceSpec(MODULE_REFERENCE, kwargs, "module", f"your module {factory}, fp32 on the CPU")
     if "config.json" in top or not state_dicts:
-        ref = get_backend("hf").default_model_class(task) or "backends.hf.model:HFModel"
+        ref = default_reference(task)
         return ReferenceSpec(ref, {}, "hf", f"{ref} (transformers), fp32 on the CPU")
     raise RecipeError(
         recipe_path,

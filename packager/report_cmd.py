@@ -1,8 +1,8 @@
 """``pack report A/report.json [B/report.json ...] [--labels a,b] [--out FILE]``: reports side by side.
 
-Renders Markdown (:func:`bench.report.render_comparison`): verdicts and environments, latency p50 with its
-95 % CI and p99 per (variant, backend, device, batch), each p50 as a ratio of the first report's,
-and parity per output. With one report it prints that report's own Markdown.
+Renders Markdown (:func:`bench.side_by_side.render_comparison`): verdicts and environments, latency p50
+with its 95 % CI and p99 per (variant, backend, device, batch), each p50 as a ratio of the first
+report's, and parity per output. With one report it prints that report's own Markdown.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from packager.errors import EXIT_OK, UsageError
 
 
 def main(argv: list[str]) -> int:
-    from bench.report import render_comparison, render_markdown
+    from bench.markdown import render_markdown
+    from bench.side_by_side import render_comparison
 
     parser = verb_parser("report", __doc__)
     parser.add_argument("reports", nargs="+", type=Path, help="report.json files (or folders holding one)")

@@ -39,4 +39,5 @@ SPEC = BackendSpec(
     torch_stream=True,
     extras={"torch": ("torch", "torch"), "safetensors": ("torch", "safetensors")},
     version_libraries=("torch", "transformers", "safetensors"),
+    reference=True,
 )

@@ -15,23 +15,30 @@ _TMP = tempfile.TemporaryDirectory(prefix="weightpack-nightly-")
 
 @pytest.fixture
 def weightpack_model(weightpack_case: Any) -> Any:
-    """The case's package, unzipped and loaded through its model class once per session and device."""
+    """The case's package, unzipped and loaded through its model class once per session and device (the
+    same :func:`packager.check.open_package` ``pack`` verifies with)."""
     from backends.errors import ConsumerUnavailableError
-    from backends.registry import load_kwargs_for, load_model_class
-    from packager import archive
+    from backends.registry import load_kwargs_for
+    from packager.check import open_package
 
     case = weightpack_case
     key = (str(case.out_dir / case.package["zip"]), case.device)
     if key not in _MODELS:
+        inputs, _, _ = _goldens(case)
         target = Path(_TMP.name) / f"{case.id}"
-        archive.safe_extract(case.out_dir / case.package["zip"], target)
+        zip_path = case.out_dir / case.package["zip"]
         try:
-            model_class = load_model_class(case.package["model_class"])
+            opened = open_package(
+                zip_path,
+                case.package["model_class"],
+                case.device,
+                inputs,
+                target,
+                load_kwargs=load_kwargs_for(case.backend),
+            )
         except ConsumerUnavailableError as exc:  # a package for inference-models' own class
             pytest.skip(str(exc))
-        _MODELS[key] = model_class.from_pretrained(
-            str(target), device=case.device, **load_kwargs_for(case.backend)
-        )
+        _MODELS[key] = opened.model
     return _MODELS[key]
 
 
@@ -64,17 +71,21 @@ def _sync(case: Any, model: Any):
 
 
 def test_parity(weightpack_case: Any, weightpack_model: Any, record_property: Any, request: Any) -> None:
-    """Package outputs vs the recorded upstream reference, under the recipe's tolerances."""
-    from backends.outputs import run_model
+    """Package outputs vs the recorded upstream reference, under the recipe's tolerances: ``pack``'s own
+    check (:func:`packager.check.check_outputs`)."""
     from bench.nightly.plugin import recipe_for
-    from bench.parity import compare_outputs
+    from packager.check import CheckRequest, check_outputs
     from packager.verify import tolerances_for
 
     case = weightpack_case
     inputs, reference, recorded = _goldens(case)
-    outputs = run_model(weightpack_model, inputs)
     recipe = recipe_for(request.config, case.family)
-    results = compare_outputs(reference, outputs, tolerances_for(recipe, case.backend))
+    tolerance = tolerances_for(recipe, case.backend)
+    check = check_outputs(
+        weightpack_model,
+        CheckRequest(case.package["model_class"], case.device, inputs, reference, tolerance),
+    )
+    outputs, results = check.outputs, check.parity
     for r in results:
         record_property(f"{r.output}.max_abs", r.max_abs)
         if recorded is not None and r.output in recorded and r.passed:

@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
     scratch_root = Path(base) / ".tmp"
     atomic.sweep(scratch_root, recursive=False)  # what killed runs left behind
     with atomic.temp_dir(scratch_root, "verify-remote") as scratch:
-        results = [verify_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
+        results = [verify_remote_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
         manifest = packages[0].get("packageManifest") or {}
         backend = str(manifest.get("backendType"))
         tolerance = _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
@@ -184,7 +184,7 @@ def _goldens(args: argparse.Namespace) -> Path:
     raise UsageError(f"no recorded sample inputs/outputs ({name}); pass --goldens PATH or --out DIR")
 
 
-def verify_package(
+def verify_remote_package(
     client: RegistryClient,
     meta: dict[str, Any],
     pkg: dict[str, Any],
@@ -192,6 +192,8 @@ def verify_package(
     args: argparse.Namespace,
     scratch: Path,
 ) -> dict[str, Any]:
+    """Download one registered package (md5-verified), then check it against the goldens with
+    :func:`packager.check.check_package`, the check ``pack`` runs; returns the JSON-able outcome."""
     manifest = pkg.get("packageManifest") or {}
     backend = str(manifest.get("backendType"))
     result: dict[str, Any] = {
@@ -241,7 +243,7 @@ def verify_package(
             or _default_class(backend, meta.get("taskType", ""))
         )
         result["model_class"] = model_class
-        parity = run_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
+        parity = check_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
     result["parity"] = [p.to_dict() for p in parity]
     for p in parity:
         result["details"].append(
@@ -322,7 +324,7 @@ def _default_class(backend: str, task: str) -> str:
     raise PublishError(f"no model class known for backendType {backend!r}; pass --model-class module:Class")
 
 
-def run_goldens(
+def check_goldens(
     package_dir: Path,
     model_class: str,
     backend: str,
@@ -331,19 +333,16 @@ def run_goldens(
     goldens: Path,
     device: str,
 ) -> list:
-    from backends.outputs import run_model
-    from backends.registry import load_model_class
-    from bench.parity import compare_outputs
+    """The package's outputs on the recorded inputs against the recorded reference outputs."""
+    from packager.check import CheckRequest, check_package
     from packager.goldens import load_arrays
 
     inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
     if not inputs or not expected:
         raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
-    model = load_model_class(model_class).from_pretrained(str(package_dir), device=device)
-    outputs = run_model(model, inputs)
-    return compare_outputs(
-        expected, outputs, _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
-    )
+    tolerance = _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
+    request = CheckRequest(model_class, device, inputs, expected, tolerance)
+    return check_package(package_dir, request).parity
 
 
 def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):

@@ -27,6 +27,13 @@ def test_builtin_backend_declares_everything(name: str) -> None:
     assert find_backend(spec.wire_name) is spec and find_backend(spec.manifest_type) is spec
 
 
+def test_default_reference_is_declared_by_a_backend() -> None:
+    from backends.registry import reference_class
+
+    assert reference_class("embedding") == "backends.hf.model:HFEmbeddingModel"
+    assert reference_class("vlm") == "backends.hf.model:HFModel"
+
+
 def test_one_backend_three_names() -> None:
     assert backend_names("hugging-face") == {"hf", "hugging-face"}
     assert backend_names("hf") == {"hf", "hugging-face"}

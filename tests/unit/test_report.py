@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from bench.latency import LatencyResult
+from bench.markdown import render_markdown
 from bench.parity import compare_output
 from bench.plot import plot_latency
-from bench.report import SCHEMA, Report, render_comparison, render_markdown
+from bench.report import SCHEMA, Report
+from bench.side_by_side import render_comparison
 from packager.cli import main
 
 

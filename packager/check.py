@@ -1,0 +1,137 @@
+"""Check a package against reference outputs (goldens): the one path ``pack``, ``pack verify-remote`` and
+the nightly suite share.
+
+Three steps, each returning a value: :func:`open_package` (extract a zip as a consumer does, load it
+through its model class, run once; timed), :func:`check_outputs` (run the sample inputs, compare with the
+reference under a tolerance function, task-level checks) and :func:`check_package` (both, in a temporary
+folder). Nothing here writes a report: callers assemble theirs from the results.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.base import Tensors
+from backends.outputs import run_model
+from backends.registry import load_model_class
+from bench import memory
+from bench.parity import OutputParity, compare_outputs
+from bench.tasks import TaskCheck, task_checks
+from packager import archive
+
+ToleranceFn = Callable[[str, str], tuple[float, float]]
+"""``(output name, dtype) -> (atol, rtol)``."""
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What to compare a package's outputs with, and how strictly."""
+
+    model_class: str
+    device: str
+    inputs: Tensors
+    reference: Tensors
+    tolerance: ToleranceFn
+    task: str | None = None
+    """Run the task-level checks of this task (``None``: tensor parity only)."""
+    min_cosine: float | None = None
+
+
+@dataclass
+class CheckResult:
+    """The package's outputs on the sample inputs and how they compare with the reference."""
+
+    outputs: Tensors
+    parity: list[OutputParity]
+    task_checks: list[TaskCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True only when something was compared and nothing failed."""
+        return (
+            bool(self.parity)
+            and all(p.passed for p in self.parity)
+            and all(c.passed for c in self.task_checks)
+        )
+
+
+@dataclass
+class OpenedPackage:
+    """A package loaded through its model class, with what loading it cost (the consumer's cold start)."""
+
+    model: Any
+    cold_start: dict[str, Any]
+
+
+def open_package(
+    package: Path,
+    model_class: str,
+    device: str,
+    inputs: Tensors,
+    unzip_dir: Path,
+    load_kwargs: dict[str, Any] | None = None,
+    limits: archive.Limits | None = None,
+) -> OpenedPackage:
+    """Extract ``package`` (a zip; a folder is used in place) into ``unzip_dir``, ``from_pretrained`` it
+    on ``device`` (plus ``load_kwargs``, such as thread counts; ``limits``: the archive's size limits) and
+    run ``inputs`` once: extract, load and
+    first inference timed separately, memory measured around them."""
+    rss_before = memory.rss_bytes()
+    memory.reset_cuda_peak(device)
+    device_before = memory.device_used_bytes(device)
+    t0 = time.perf_counter()
+    if Path(package).is_file():
+        archive.safe_extract(package, unzip_dir, limits=limits)
+        folder = unzip_dir
+    else:
+        folder = Path(package)
+    t1 = time.perf_counter()
+    model = load_model_class(model_class).from_pretrained(str(folder), device=device, **(load_kwargs or {}))
+    t2 = time.perf_counter()
+    run_model(model, inputs)
+    if hasattr(model, "synchronize"):
+        model.synchronize()
+    t3 = time.perf_counter()
+    cold = {
+        "extract_s": t1 - t0,
+        "load_s": t2 - t1,
+        "first_inference_s": t3 - t2,
+        "total_s": t3 - t0,
+        "rss_delta_bytes": memory.rss_bytes() - rss_before,
+        "peak_rss_bytes": memory.peak_rss_bytes(),
+        **memory.cuda_peak(device),
+        **memory.device_delta(device, device_before),  # what the load took on the device, any library
+        **getattr(model, "load_facts", {}),  # how it was loaded (e.g. TensorRT host code allowed)
+    }
+    return OpenedPackage(model, cold)
+
+
+def check_outputs(model: Any, request: CheckRequest) -> CheckResult:
+    """Run the request's inputs through ``model`` and compare with its reference outputs."""
+    outputs = run_model(model, request.inputs)
+    parity = compare_outputs(request.reference, outputs, request.tolerance)
+    checks = task_checks(request.task, request.reference, outputs, request.min_cosine) if request.task else []
+    return CheckResult(outputs=outputs, parity=parity, task_checks=list(checks))
+
+
+@contextmanager
+def opened(package: Path, request: CheckRequest, scratch: Path | None = None) -> Iterator[OpenedPackage]:
+    """:func:`open_package` for the ``with`` block: a folder is used in place, a zip is extracted into a
+    temporary folder under ``scratch`` (default: the system's) removed afterwards."""
+    if Path(package).is_dir():
+        yield open_package(package, request.model_class, request.device, request.inputs, Path(package))
+        return
+    with tempfile.TemporaryDirectory(prefix="weightpack-check-", dir=scratch) as tmp:
+        yield open_package(package, request.model_class, request.device, request.inputs, Path(tmp) / "pkg")
+
+
+def check_package(package: Path, request: CheckRequest, scratch: Path | None = None) -> CheckResult:
+    """Extract (a zip), load, run and compare a package; nothing extracted outlives the call."""
+    with opened(package, request, scratch) as pkg:
+        return check_outputs(pkg.model, request)
