@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, lint, then pytest. Extra arguments go to pytest.
+#   scripts/test.sh --fast   the quick loop: every test not marked slow (no real-weights end-to-end run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MARK=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  MARK=(-m "not slow")
+fi
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . "${WEIGHTPACK_VENV:-.venv}/bin/activate"
 ruff check .
-exec python -m pytest -q "$@"
+exec python -m pytest -q "${MARK[@]}" "$@"

@@ -1,4 +1,9 @@
-"""Session fixtures that run a real ``pack`` once (registered as a plugin in tests/conftest.py)."""
+"""Real ``pack`` runs for tests: one helper to run the CLI as a user does, and one session-scoped pack per
+family and backend set, shared by every test that needs it (registered as a plugin in tests/conftest.py).
+
+A test that uses one of these fixtures runs real weights end to end, so it is marked ``slow``
+automatically (``scripts/test.sh --fast`` skips it).
+"""
 
 from __future__ import annotations
 
@@ -12,20 +17,47 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+SESSION_PACKS = ("minilm_pack_onnx",)
+"""Fixtures that run a real pack: the tests using them are marked ``slow``."""
 
-def run_pack(out: Path, *args: str) -> dict:
-    """``pack minilm --variants l6 --out OUT --quiet ARGS`` in a subprocess; returns report.json."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "packager.cli", "minilm", "--variants", "l6", "--out", str(out), "--quiet"]
-    proc = subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+
+def run_pack(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``pack ARGS`` in a separate process, offline, as a user runs it."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "packager.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def pack_report(out: Path, *args: str) -> dict:
+    """``pack ARGS --out OUT --quiet``, which must pass; returns its report.json."""
+    proc = run_pack(*args, "--out", str(out), "--quiet")
+    assert proc.returncode == 0, f"pack failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
     return json.loads((out / "report.json").read_text())
 
 
 @pytest.fixture(scope="session")
 def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A verified ``pack minilm --variants l6 --backends onnx`` output folder (report.json, zip, goldens)."""
-    out = tmp_path_factory.mktemp("minilm-pack-onnx")
-    report = run_pack(out, "--backends", "onnx")
+    """A passed ``pack minilm --variants l6 --backends onnx --no-latency`` output folder (report.json, zip,
+    manifest, goldens). Shared by the whole session: copy it before changing anything in it."""
+    out = tmp_path_factory.mktemp("minilm-pack-onnx") / "out"
+    report = pack_report(out, "minilm", "--variants", "l6", "--backends", "onnx", "--no-latency")
     assert report["passed"]
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a session pack ``slow``: it runs real weights end to end."""
+    for item in items:
+        if set(SESSION_PACKS) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

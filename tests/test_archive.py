@@ -111,7 +111,7 @@ def test_bad_segment_names_are_refused(tmp_path: Path, name: str) -> None:
     problems = problems_for(root, f"sub/{name}")
     assert problems, validate_tree(root)
     assert "A-Za-z0-9._-" in problems[0]
-    with pytest.raises(ArchiveError):
+    with pytest.raises(ArchiveError, match=r"A-Za-z0-9\._-"):
         build_zip(root, tmp_path / "out.zip")
 
 
@@ -290,7 +290,7 @@ def test_validate_zip_applies_layout_rules(tmp_path: Path) -> None:
     assert any("reserved" in p for p in validate_zip(reserved))
     bad = craft_zip(tmp_path / "bad.zip", [("config.json", b"{}"), ("a//b.json", b"{}"), ("x y.bin", b"")])
     assert len(validate_zip(bad)) == 2
-    with pytest.raises(ArchiveError):
+    with pytest.raises(ArchiveError, match="single folder"):
         safe_extract(wrapped, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
 

@@ -23,9 +23,9 @@ GS = "gs://weightpack-test/rf-platform-models"
 
 
 @pytest.fixture
-def out(minilm_pack_dir: Path, tmp_path: Path) -> Path:
+def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
     """A private copy of the session's pack output (tests modify it)."""
-    return Path(shutil.copytree(minilm_pack_dir, tmp_path / "out"))
+    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
 
 
 def publish(out: Path, *flags: str) -> tuple[int, str]:

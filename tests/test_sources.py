@@ -98,7 +98,7 @@ def test_hf_gated_repo(hf_server, tmp_path):
     message = str(info.value)
     assert "HF_TOKEN" in message and "https://huggingface.co/acme/gated" in message
     assert token not in message
-    with pytest.raises(GatedRepoAccessError):  # anonymous too
+    with pytest.raises(GatedRepoAccessError, match="HF_TOKEN"):  # anonymous too
         fetch("hf://acme/gated", cache_dir=tmp_path / "anon")
     granted = fetch("hf://acme/gated", cache_dir=tmp_path / "ok", token="good-token")
     assert files_of(granted) == {"model.safetensors": b"w"}
@@ -295,5 +295,5 @@ def test_allow_patterns_only_for_hf(tmp_path):
 def test_fetched_source_is_frozen(tmp_path):
     (tmp_path / "f").write_bytes(b"1")
     fetched = fetch(str(tmp_path / "f"), cache_dir=tmp_path / "c")
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="cannot assign to field 'path'"):
         fetched.path = Path("/")  # type: ignore[misc]

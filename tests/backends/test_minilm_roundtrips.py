@@ -28,6 +28,7 @@ TEXTS = [
     "Zip files must be flat.",
     "A parity check compares every output against the upstream model, token by token.",
 ]
+pytestmark = pytest.mark.slow  # real weights exported by every backend
 EXACT = 1e-6
 ONNX_ATOL = {"last_hidden_state": 2e-4, "sentence_embedding": 1e-5}
 

@@ -19,9 +19,12 @@ from backends.zoo.mtcnn import MTCNNNet, build
 from tests.backends.helpers import export_package, load, max_abs, mtcnn_dir
 
 DATA = mtcnn_dir()
-pytestmark = pytest.mark.skipif(
-    DATA is None, reason="facenet-pytorch is not installed (scripts/setup.sh installs it --no-deps)"
-)
+pytestmark = [
+    pytest.mark.slow,  # real weights exported by every backend
+    pytest.mark.skipif(
+        DATA is None, reason="facenet-pytorch is not installed (scripts/setup.sh installs it --no-deps)"
+    ),
+]
 SHAPES = {"pnet": (2, 3, 120, 160), "rnet": (16, 3, 24, 24), "onet": (8, 3, 48, 48)}
 TOL = {"torch": 1e-6, "torch-script": 1e-6, "onnx": 1e-5}
 REFERENCE = "backends.zoo.mtcnn:MTCNNNet"

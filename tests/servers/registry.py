@@ -38,8 +38,6 @@ import requests
 
 from ._base import LoopbackServer, QuietHandler
 
-pytest_plugins = ["tests.servers.packs"]
-
 BUCKET = "weightpack-test"
 MODEL_REGISTER_PATH = "/models/v1/external/models/register"
 WEIGHTS_PARAMS = {"modelId", "startAfter", "pageSize", "includeCoreMLPackages"}

@@ -27,7 +27,7 @@ def test_constant_samples_are_stable() -> None:
 
 
 def test_empty_samples_raise() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no latency samples to summarize"):
         summarize([])
 
 
@@ -154,7 +154,7 @@ def test_validate_input_sets() -> None:
         validate_input_sets([ok, {"input_ids": np.zeros_like(ids), "token_type_ids": np.zeros_like(ids)}])
     with pytest.raises(ValueError, match="pixel_values"):
         validate_input_sets([{"pixel_values": np.zeros((1, 3, 2, 2), np.float32), "ids": ids}])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs at least one input set"):
         validate_input_sets([])
 
 

@@ -74,5 +74,5 @@ def test_float64_reference_from_a_real_torch_module() -> None:
 
 
 def test_as_float64_refuses_non_torch_models() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="object wraps no torch module that can run in float64"):
         as_float64(object())

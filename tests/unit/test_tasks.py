@@ -19,7 +19,7 @@ def test_top1_and_topk_agreement() -> None:
     other = np.array([[0.9, 0.1, 0.8, 0.0], [3.0, 1.0, 2.0, 0.0]])  # row 0 top-2 {0, 2} vs {1, 3}
     assert topk_agreement(ref, other, k=2) == pytest.approx(0.5)
     assert topk_agreement(ref, other, k=99) == 1.0  # k capped at the class count
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"logit shapes differ: \(1, 4\) vs reference \(2, 4\)"):
         topk_agreement(ref, ref[:1])
 
 
