@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import ExportError
+from backends.files import batch_fields
+from backends.trt.spec import SPEC
 
-MANIFEST_TYPE = "trt-model-package-v1"
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 NVIDIA_PROC_VERSION = Path("/proc/driver/nvidia/version")
@@ -34,10 +35,8 @@ def package_manifest(engine: dict[str, Any]) -> dict[str, Any]:
     gpu, machine, batch = engine["gpu"], engine["machine"], engine["batch"]
     static = bool(engine.get("static_batch")) and batch[0] == batch[2]
     return {
-        "type": MANIFEST_TYPE,
-        "backendType": "trt",
-        "quantization": engine["quantization"],
-        **({"staticBatchSize": batch[0]} if static else {"dynamicBatchSize": True}),
+        **SPEC.manifest_base(engine["quantization"]),
+        **batch_fields(batch[0] if static else None),
         "minBatchSize": batch[0],
         "optBatchSize": batch[1],
         "maxBatchSize": batch[2],
