@@ -48,10 +48,10 @@ def pack_report(out: Path, *args: str) -> dict:
 
 @pytest.fixture(scope="session")
 def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A passed ``pack minilm --variants l6 --backends onnx --no-latency`` output folder (report.json, zip,
+    """A passed ``pack minilm --variants l6 --backends onnx`` output folder (report.json with latency, zip,
     manifest, goldens). Shared by the whole session: copy it before changing anything in it."""
     out = tmp_path_factory.mktemp("minilm-pack-onnx") / "out"
-    report = pack_report(out, "minilm", "--variants", "l6", "--backends", "onnx", "--no-latency")
+    report = pack_report(out, "minilm", "--variants", "l6", "--backends", "onnx")
     assert report["passed"]
     return out
 
