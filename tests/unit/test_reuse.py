@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bench.report import Report, render_markdown
+from bench.markdown import render_markdown
+from bench.report import Report
 from packager import reuse
 from packager.goldens import save_arrays
 from packager.recipes import default_recipe_dirs, resolve_family
