@@ -21,7 +21,7 @@ SESSION_PACKS = ("minilm_pack_onnx",)
 """Fixtures that run a real pack: the tests using them are marked ``slow``."""
 
 
-def run_pack(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def pack_process(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``pack ARGS`` in a separate process, offline, as a user runs it."""
     env = {
         **os.environ,
@@ -39,9 +39,9 @@ def run_pack(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.C
     )
 
 
-def pack_report(out: Path, *args: str) -> dict:
-    """``pack ARGS --out OUT --quiet``, which must pass; returns its report.json."""
-    proc = run_pack(*args, "--out", str(out), "--quiet")
+def run_pack(out: Path, *args: str) -> dict:
+    """``pack minilm --variants l6 --out OUT --quiet ARGS``, which must pass; returns its report.json."""
+    proc = pack_process("minilm", "--variants", "l6", "--out", str(out), "--quiet", *args)
     assert proc.returncode == 0, f"pack failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
     return json.loads((out / "report.json").read_text())
 
@@ -51,7 +51,7 @@ def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A passed ``pack minilm --variants l6 --backends onnx`` output folder (report.json with latency, zip,
     manifest, goldens). Shared by the whole session: copy it before changing anything in it."""
     out = tmp_path_factory.mktemp("minilm-pack-onnx") / "out"
-    report = pack_report(out, "minilm", "--variants", "l6", "--backends", "onnx")
+    report = run_pack(out, "--backends", "onnx")
     assert report["passed"]
     return out
 

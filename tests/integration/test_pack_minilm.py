@@ -12,7 +12,7 @@ import pytest
 
 from packager.archive import hash_file
 from packager.cli import main
-from tests.packs import run_pack
+from tests.packs import pack_process as run_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

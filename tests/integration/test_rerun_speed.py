@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.packs import pack_report
+from tests.packs import run_pack
 
 pytestmark = pytest.mark.slow
-MINILM_ONNX = ("minilm", "--variants", "l6", "--backends", "onnx")
 
 
 def parity_results(report: dict) -> list[tuple]:
@@ -28,7 +27,7 @@ def test_rerun_keeps_checks_and_reverify_redoes_them(minilm_pack_onnx: Path, tmp
     sidecar = next((out / "goldens").glob("*-reference.json"))
     reference_record = sidecar.read_text()
 
-    again = pack_report(out, *MINILM_ONNX)
+    again = run_pack(out, "--backends", "onnx")
     pkg = again["packages"][0]
     assert pkg["reused"] is True
     when = pkg["verification"]["cpu"]["reused_from"]
@@ -38,7 +37,7 @@ def test_rerun_keeps_checks_and_reverify_redoes_them(minilm_pack_onnx: Path, tmp
     assert sidecar.read_text() == reference_record, "reference outputs were reused, not recomputed"
     assert "checks on cpu from" in (out / "report.md").read_text()
 
-    redone = pack_report(out, *MINILM_ONNX, "--reverify", "--no-latency")
+    redone = run_pack(out, "--backends", "onnx", "--reverify", "--no-latency")
     assert "verification" not in redone["packages"][0]
     assert not any("reused_from" in p for p in redone["parity"] + redone["cold_start"])
     assert parity_results(redone) == parity_results(first)
