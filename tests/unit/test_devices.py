@@ -22,6 +22,7 @@ from backends.errors import DeviceUnavailableError, InvalidDeviceError
 from backends.registry import get_backend, register, unregister
 from packager import pipeline
 from packager.recipes import load_recipe
+from packager.verify import Verification, VerifyRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEN: list[ExportRequest] = []
@@ -103,7 +104,11 @@ def test_second_device_id_arrives_at_the_exporter(
         recipe_path.write_text(text.replace("[backends.torch]", "[backends.recording]", 1))
         recipe = load_recipe(recipe_path)
         verified: list[str] = []
-        monkeypatch.setattr(pipeline, "verify_package", lambda *a, **k: verified.append(a[2]))
+        def verify(request: VerifyRequest, ui: object) -> Verification:
+            verified.append(request.device)
+            return Verification(device=request.device)
+
+        monkeypatch.setattr(pipeline, "verify_on_device", verify)
         SEEN.clear()
         options = pipeline.PackOptions(
             variants=["onet"],
