@@ -26,6 +26,7 @@ from bench.markdown import render_markdown
 from bench.report import Report
 from bench.threads import apply_threads, resolve_threads
 from packager import archive, atomic, failures, reuse, sources
+from packager.assemble import record_verification
 from packager.build import PackageBuild
 from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteError
 from packager.goldens import save_arrays
@@ -34,14 +35,7 @@ from packager.jobs import BuildTask, machine_default_jobs, run_builds, upstream_
 from packager.recipes import Recipe
 from packager.reference import ReferenceSpec, check_recipe_imports, reference_for, run_reference, shape_cases
 from packager.ui import UI
-from packager.verify import (
-    ShapeCase,
-    Verification,
-    VerifyRequest,
-    compare_devices,
-    measure_noise_floor,
-    verify_on_device,
-)
+from packager.verify import ShapeCase, VerifyRequest, compare_devices, measure_noise_floor, verify_on_device
 
 
 @dataclass
@@ -363,47 +357,6 @@ def _verify_build(
             reuse.save_verification(path, key, report, build, device)
     for devices_pair, result in compare_devices(recipe, build, per_device, floors):
         report.add_cross_device(variant, backend, devices_pair, result)
-
-
-def record_verification(report: Report, build: PackageBuild, v: Verification, out_dir: Path) -> None:
-    """Put one package's verification on one device into the report: where a verification enters it."""
-    variant, backend = build.variant, build.backend
-    if v.error is not None and v.stage == "parity":
-        at = f" at input shape {v.shape}" if v.shape else ""
-        message = f"variant '{variant}', backend {backend} on {v.device}{at}: {v.error}"
-        report.fail("parity", variant, backend, v.device, message, exit_code=1)
-    elif v.error is not None:
-        failures.record(report, "load", variant, backend, v.device, v.error)
-    if v.cold_start is None:
-        return
-    report.cold_start.append({"variant": variant, "backend": backend, "device": v.device, **v.cold_start})
-    if v.golden is not None:
-        report.goldens.append(
-            {
-                "variant": variant,
-                "backend": backend,
-                "device": v.device,
-                "path": v.golden.relative_to(out_dir).as_posix(),
-            }
-        )
-    for label, check in v.checks:
-        for r in check.parity:
-            report.add_parity(variant, backend, v.device, r, label)
-        for c in check.task_checks:
-            report.add_task_check(
-                variant, backend, v.device, c.check, c.output, c.value, c.threshold, c.passed, label
-            )
-    for row in v.latency:
-        report.add_latency(
-            variant,
-            backend,
-            v.device,
-            row.batch_size,
-            row.result,
-            row.memory,
-            row.input_sets,
-            input_shape=row.input_shape,
-        )
 
 
 def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.FetchedSource:
