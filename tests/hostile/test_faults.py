@@ -107,8 +107,8 @@ def test_verification_scratch_lives_under_out_not_tmp() -> None:
 
 
 @pytest.fixture
-def out(minilm_pack_dir: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(minilm_pack_dir, tmp_path / "out"))
+def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
 
 
 def publish(out: Path, *flags: str) -> tuple[int, str]:

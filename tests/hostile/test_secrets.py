@@ -49,8 +49,8 @@ def test_a_secret_is_replaced_as_a_whole_token_only() -> None:
 
 
 @pytest.fixture
-def out(minilm_pack_dir: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(minilm_pack_dir, tmp_path / "out"))
+def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
 
 
 def test_registry_url_credentials_never_reach_plan_state_or_resume_hint(out: Path, registry_server) -> None:
