@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from backends.device import cuda_driver_present
 from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
 
 LIBRARIES = (
@@ -97,12 +98,14 @@ def _affinity() -> int | None:
 
 
 def _torch_interop_threads() -> int | None:
+    pending = _pending_threads()
+    if pending is not None:
+        return pending.inter_op
     try:
         import torch
-
-        return torch.get_num_interop_threads()
     except ImportError:
         return None
+    return torch.get_num_interop_threads()
 
 
 def _tensorrt_version() -> str | None:
@@ -115,12 +118,24 @@ def _tensorrt_version() -> str | None:
 
 
 def _torch_threads() -> int | None:
+    pending = _pending_threads()
+    if pending is not None:
+        return pending.intra_op
     try:
         import torch
-
-        return torch.get_num_threads()
     except ImportError:
         return None
+    return torch.get_num_threads()
+
+
+def _pending_threads() -> Any:
+    """The thread settings :mod:`bench.threads` applies when torch is imported, while it is not yet:
+    capturing the environment does not import torch for them (a run whose packages are all reused needs
+    no torch at all), and they are what torch then runs with, so a cold run and its re-run record the
+    same."""
+    from bench.threads import pending_threads
+
+    return pending_threads()
 
 
 def _ort_providers() -> list[str]:
@@ -133,6 +148,8 @@ def _ort_providers() -> list[str]:
 
 
 def _cuda() -> dict[str, Any] | None:
+    if "torch" not in sys.modules and not cuda_driver_present():
+        return None  # no NVIDIA driver: no CUDA device, whatever torch would say
     try:
         import torch
     except ImportError:

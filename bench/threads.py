@@ -10,6 +10,9 @@ slower than batch 16 (issue 11). One intra-op thread per run gives stable rows; 
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,15 +66,56 @@ def current_threads() -> ThreadSettings:
     return _current or default_threads()
 
 
+def pending_threads() -> ThreadSettings | None:
+    """The settings :func:`apply_threads` will apply when torch is imported, while it is not yet."""
+    if "torch" in sys.modules or not any(isinstance(f, _ApplyOnTorchImport) for f in sys.meta_path):
+        return None
+    return _current
+
+
 def apply_threads(settings: ThreadSettings) -> ThreadSettings:
     """Set torch's intra-op threads (and inter-op threads where torch still allows it: only before its
-    first parallel region) and return the settings with what torch really runs with."""
+    first parallel region) and return the settings with what torch really runs with.
+
+    When torch is not imported yet, it is not imported for this: the settings are applied the moment
+    something imports torch (:class:`_ApplyOnTorchImport`), so a run that needs no model (every package
+    reused) never pays the torch import, and one that does gets exactly these threads."""
+    global _current
+    if "torch" not in sys.modules:
+        _ApplyOnTorchImport.install()
+        _current = settings
+        return settings
     import torch
 
     torch.set_num_threads(settings.intra_op)
     # only possible before torch's first parallel region; otherwise keep what it has, and record that
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(settings.inter_op)
-    global _current
     _current = ThreadSettings(settings.intra_op, torch.get_num_interop_threads(), settings.source)
     return _current
+
+
+class _ApplyOnTorchImport(importlib.abc.MetaPathFinder):
+    """A one-shot import hook: once ``import torch`` has run torch's ``__init__``, apply
+    :func:`current_threads` to it, before any caller of that import can start a parallel region."""
+
+    @classmethod
+    def install(cls) -> None:
+        if not any(isinstance(f, cls) for f in sys.meta_path):
+            sys.meta_path.insert(0, cls())
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)  # one shot; the real finders locate torch
+        spec = importlib.util.find_spec("torch")
+        if spec is None or spec.loader is None:
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            apply_threads(current_threads())
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec

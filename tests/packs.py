@@ -21,15 +21,18 @@ SESSION_PACKS = ("minilm_pack_onnx",)
 """Fixtures that run a real pack: the tests using them are marked ``slow``."""
 
 
-def pack_process(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``pack ARGS`` in a separate process, offline, as a user runs it."""
+def pack_process(
+    *args: str, cwd: Path = ROOT, timeout: float = 600, python_args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``pack ARGS`` in a separate process, offline, as a user runs it (``python_args``: interpreter
+    options, such as ``-X importtime``)."""
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(
-        [sys.executable, "-m", "packager.cli", *args],
+        [sys.executable, *python_args, "-m", "packager.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

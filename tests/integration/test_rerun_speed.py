@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packs import run_pack
+from tests.packs import pack_process, run_pack
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,24 @@ def test_rerun_keeps_checks_and_reverify_redoes_them(minilm_pack_onnx: Path, tmp
     assert parity_results(redone) == parity_results(first)
     assert redone["packages"][0]["sha256"] == first["packages"][0]["sha256"]
     assert json.loads(sidecar.read_text())["created_at"] >= json.loads(reference_record)["created_at"]
+
+
+def test_fully_reused_rerun_never_imports_torch(minilm_pack_onnx: Path, tmp_path: Path) -> None:
+    """What is left of a re-run whose every package is reused is start-up; torch (1.6 s of it here) is not
+    imported: no device probe, environment capture or thread setting needs it (docs/performance.md)."""
+    out = tmp_path / "out"
+    shutil.copytree(minilm_pack_onnx, out)
+    proc = pack_process(
+        "minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), "--quiet",
+        python_args=("-X", "importtime"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "onnxruntime" in imported, "the import log was read"  # the preflight's install check
+    assert "torch" not in imported and "transformers" not in imported
+    report = json.loads((out / "report.json").read_text())
+    assert report["packages"][0]["verification"]["cpu"]["reused_from"]
+    assert report["environment"]["torch_threads"] == 1
 
 
 def test_jobs_give_the_same_zips_and_parity_as_one_job(tmp_path: Path) -> None:

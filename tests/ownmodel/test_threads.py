@@ -32,6 +32,29 @@ def test_apply_threads_sets_torch_and_returns_ort_options() -> None:
         torch.set_num_threads(before)
 
 
+def test_threads_wait_for_torch_and_apply_on_its_import() -> None:
+    """Before torch is imported, apply_threads does not import it (a fully reused run needs no torch); the
+    environment records the settings, and importing torch applies them before anyone can use it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from bench.threads import ThreadSettings, apply_threads\n"
+        "from bench import environment\n"
+        "apply_threads(ThreadSettings(intra_op=3, inter_op=2))\n"
+        "env = environment.capture()\n"
+        "assert 'torch' not in sys.modules, 'capture imported torch'\n"
+        "import torch\n"
+        "print(env['torch_threads'], env['torch_interop_threads'], torch.get_num_threads(),"
+        " torch.get_num_interop_threads())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["3", "2", "3", "2"]
+
+
 def test_default_is_pinned_and_documented() -> None:
     settings = default_threads()
     assert settings.intra_op >= 1 and settings.source == "default"

@@ -124,3 +124,39 @@ def test_second_device_id_arrives_at_the_exporter(
     assert [r.device for r in SEEN] == ["cuda:1"]  # the id arrived, not cuda:0
     assert verified == ["cpu", "cuda:1"]  # each device verified on its own
     assert [p["backend"] for p in report.to_dict()["packages"]] == ["recording"]
+
+
+@pytest.mark.parametrize(
+    ("platform", "present", "expected"),
+    [
+        ("linux", set(), False),
+        ("linux", {"/proc/driver/nvidia/version"}, True),
+        ("linux", {"/dev/nvidiactl"}, True),
+        ("linux", {"/dev/dxg"}, True),  # WSL2
+        ("win32", set(), True),  # only torch can tell
+        ("darwin", set(), True),
+    ],
+)
+def test_cuda_driver_present_is_read_from_the_driver_files(
+    platform: str, present: set[str], expected: bool
+) -> None:
+    assert backends.device.cuda_driver_present(platform, present.__contains__) is expected
+
+
+def test_no_driver_means_no_cuda_device_without_importing_torch() -> None:
+    """Asked in a fresh interpreter: on a Linux machine without an NVIDIA driver the count is 0 and torch
+    stays unimported; where there is a driver, torch answers."""
+    import subprocess
+
+    code = (
+        "import sys; from backends.device import cuda_device_count, cuda_driver_present; "
+        "n = cuda_device_count(); print(n, cuda_driver_present(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    count, driver, imported = int(out[0]), out[1] == "True", out[2] == "True"
+    if not driver:
+        assert (count, imported) == (0, False)
+    else:
+        assert imported, "with a driver present, torch decides"
