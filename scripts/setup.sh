@@ -39,6 +39,25 @@ fi
 case "$FLAVOUR" in cpu | gpu) ;; *) echo "WEIGHTPACK_FLAVOUR must be cpu or gpu, not '$FLAVOUR'" >&2; exit 2 ;; esac
 say "flavour $FLAVOUR"
 
+# Up to date: the venv was set up from exactly these set-up files, flavour and interpreter (weightpack is
+# installed editable, so code changes need no reinstall). Then nothing is run: the quick test loop
+# (scripts/test.sh --fast) does not pay half a minute of pip. A fresh clone (CI) always sets up in full.
+STAMP="$VENV/.weightpack-setup"
+stamp_of() {
+  {
+    cat pyproject.toml scripts/setup.sh scripts/setup_consumer.sh scripts/consumer-requirements.txt
+    echo "$FLAVOUR ${WEIGHTPACK_SKIP_CONSUMER:-0} $("$PYTHON" -V 2>&1)"
+  } | sha256sum | cut -d' ' -f1
+}
+CONSUMER_OK=1
+if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ] && [ ! -x "${WEIGHTPACK_CONSUMER_VENV:-.venv-consumer}/bin/python" ]; then
+  CONSUMER_OK=0
+fi
+if [ "$DRY" != 1 ] && [ -x "$PY" ] && [ "$CONSUMER_OK" = 1 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_of)" ]; then
+  say "up to date ($VENV set up from these files; remove $STAMP to redo it)"
+  exit 0
+fi
+
 if [ ! -x "$PY" ]; then
   VENV_ARGS=()
   if [ "$FLAVOUR" = gpu ]; then
@@ -99,3 +118,4 @@ run "$PY" -c "from backends.onnx import install; install.check('$CHECK_DEVICE');
 if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then
   run bash scripts/setup_consumer.sh
 fi
+if [ "$DRY" != 1 ]; then stamp_of > "$STAMP"; fi

@@ -157,6 +157,7 @@ def trt_run(tmp_path_factory: pytest.TempPathFactory) -> TrtRun:
     return TrtRun(root, code, terminal, json_code, json.loads(stdout))
 
 
+@pytest.mark.slow
 def test_bracketed_messages_reach_the_terminal_as_in_json(trt_run: TrtRun) -> None:
     [failure] = trt_run.json["failures"]
     assert "pip install 'weightpack[gpu]'" in failure["message"]
@@ -232,6 +233,7 @@ def test_exit_3_when_cuda_is_asked_for_and_absent(workspace: Path, capsys: pytes
     assert "cuda" in capsys.readouterr().err.lower()
 
 
+@pytest.mark.slow
 def test_exit_130_when_interrupted(tmp_path: Path) -> None:
     """SIGINT while ``pack`` waits on a download that never comes: exit 130, a one-line message."""
     listener = socket.socket()

@@ -84,6 +84,7 @@ def test_one_run_per_side_is_inconclusive_not_a_regression() -> None:
     assert not compare_runs([a], [b], Thresholds(run_cov=0.4)).regressed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["runs", "pairs", "bootstrap"])
 def test_aa_false_alarms_stay_rare_with_between_run_noise(method: str) -> None:
     """200 A/A comparisons, k=5 runs each with 10 % run-to-run noise: flagged at most 3 %."""

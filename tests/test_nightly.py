@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.nightly import fanout
+from packager.nightly import fanout
 
 try:
     import tomllib
@@ -25,7 +25,7 @@ def _plugin_args() -> list[str]:
     from importlib.metadata import entry_points
 
     installed = any(ep.name == "weightpack" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "bench.nightly.plugin"]
+    return [] if installed else ["-p", "packager.nightly.plugin"]
 
 
 def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -36,10 +36,11 @@ def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def test_entry_point_declared() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert data["project"]["entry-points"]["pytest11"] == {"weightpack": "bench.nightly.plugin"}
+    assert data["project"]["entry-points"]["pytest11"] == {"weightpack": "packager.nightly.plugin"}
     assert "ray" in data["project"]["optional-dependencies"]
 
 
+@pytest.mark.slow
 def test_plugin_is_inert_without_its_options() -> None:
     base = subprocess.run(
         [

@@ -255,7 +255,8 @@ def test_https_busy_server_is_retried_after_retry_after(file_server, tmp_path, m
     assert file_server.count("GET") == 3 and slept == [1, 1.0]  # Retry-After, then the backoff's 2nd step
 
 
-def test_https_errors_never_show_url_credentials(file_server, tmp_path):
+def test_https_errors_never_show_url_credentials(file_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("WEIGHTPACK_RETRY_BASE_S", "0.01")  # every retry is still made, without the waits
     url = file_server.url_for("gone.bin").replace("http://", "http://user:pa55@") + "?sig=t0ken"
     file_server.stop()  # connection refused, after every retry
     with pytest.raises(SourceError, match="download failed") as failure:

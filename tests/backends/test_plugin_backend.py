@@ -79,6 +79,7 @@ def pack(tmp_path: Path, env: dict[str, str], options: str) -> subprocess.Comple
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow
 def test_entry_point_backend_packs_end_to_end(tmp_path: Path, installed: dict[str, str]) -> None:
     proc = pack(tmp_path, installed, "compressed = true")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -219,6 +219,7 @@ def test_hf_task_auto_classes(tmp_path):
     assert get_backend("hf").default_model_class("classification") == "backends.hf.model:HFTaskModel"
 
 
+@pytest.mark.slow
 def test_hf_sequence_classification_package_loads(tmp_path):
     """A (randomly initialised, tiny) BERT classifier loads through HFTaskModel with the right head."""
     import transformers

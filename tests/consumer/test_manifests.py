@@ -55,6 +55,7 @@ def test_torch_script_version_has_no_local_label(emitted):
     assert "+" not in version, version
 
 
+@pytest.mark.slow
 def test_every_manifest_parses_and_fits_the_consumers_runtime(consumer, emitted):
     answers = bridge.ask("parse", {"packages": [{"packageManifest": m} for m in emitted.values()]})
     by_name = dict(zip(emitted, answers["packages"], strict=True))
@@ -69,6 +70,7 @@ def test_every_manifest_parses_and_fits_the_consumers_runtime(consumer, emitted)
     assert jetson["jetson_product_name"] == "NVIDIA Jetson AGX Orin Developer Kit"
 
 
+@pytest.mark.slow
 def test_consumer_skips_what_weightpack_used_to_emit(consumer, emitted):
     """The old output, fed to the same parsers, is refused: a Jetson with gpu-server specs, a null driver."""
     jetson = copy.deepcopy(emitted["trt-jetson"])

@@ -85,6 +85,7 @@ def test_client_refuses_an_answer_without_type_fields(registry_server):
         )
 
 
+@pytest.mark.slow
 def test_consumer_weights_provider_reads_every_page(consumer, registry_server):
     registry_server.page_size = 2
     ids = add_packages(registry_server, 5)

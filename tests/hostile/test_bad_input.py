@@ -65,6 +65,7 @@ def test_duplicate_variants_and_backends_are_packaged_once() -> None:
     assert (variants, backends) == (["l6"], ["onnx", "hf"])
 
 
+@pytest.mark.slow
 def test_out_that_is_a_file_or_under_a_file_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "file"
     file.write_text("mine")
@@ -120,6 +121,7 @@ def source_warnings(recipe, variants: list[str]) -> list[str]:
     return unpinned_warnings(recipe.path, {v: recipe.variants[v].source for v in variants})
 
 
+@pytest.mark.slow
 def test_unpinned_hub_source_is_refused_under_strict(tmp_path: Path) -> None:
     folder = unpinned_recipe(tmp_path, "hf://org/repo")
     [warning] = source_warnings(load_recipe(folder / "minilm.toml"), ["l6"])

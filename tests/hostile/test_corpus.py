@@ -141,6 +141,7 @@ def check_refused(code: int, text: str, out: Path, sandbox: Path, before: set[st
     no_evil_anywhere(sandbox)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(ZIP_CASES.values()), ids=list(ZIP_CASES))
 def test_verify_remote_refuses_zip(case: Case, sandbox: Path, registry_server, gcs_emulator) -> None:
     out = pack_out(sandbox)
@@ -152,6 +153,7 @@ def test_verify_remote_refuses_zip(case: Case, sandbox: Path, registry_server, g
     check_refused(code, text, out, sandbox, before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(LIST_CASES.values()), ids=list(LIST_CASES))
 def test_verify_remote_refuses_file_list(case: Case, sandbox: Path, registry_server, gcs_emulator) -> None:
     out = pack_out(sandbox)

@@ -26,6 +26,7 @@ def dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 def test_a_second_run_on_one_out_folder_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with claim(out):

@@ -51,6 +51,7 @@ def _bad_input_run(tmp_path: Path, inputs: str, backends: str = "[backends.onnx]
     return run
 
 
+@pytest.mark.slow
 @needs_onet
 def test_wrong_input_shape_names_variant_input_expected_and_received(tmp_path: Path) -> None:
     run = _bad_input_run(tmp_path, _tensor_inputs(shape="[4, 3, 24, 24]"))
@@ -61,12 +62,14 @@ def test_wrong_input_shape_names_variant_input_expected_and_received(tmp_path: P
     assert failure["stage"] == "inputs" and failure["variant"] == "onet" and failure["exit_code"] == 2
 
 
+@pytest.mark.slow
 @needs_onet
 def test_wrong_channel_count_is_bad_input(tmp_path: Path) -> None:
     run = _bad_input_run(tmp_path, _tensor_inputs(shape="[4, 1, 48, 48]"))
     assert run.rc == 2 and "received [4, 1, 48, 48]" in run.messages
 
 
+@pytest.mark.slow
 @needs_onet
 def test_wrong_input_name_lists_the_accepted_names(tmp_path: Path) -> None:
     model = USER_MODEL + 'input_names = ["image"]\n'
@@ -80,6 +83,7 @@ def test_wrong_input_name_lists_the_accepted_names(tmp_path: Path) -> None:
     assert "'image'" in run.messages and "'x'" in run.messages and "onet" in run.messages
 
 
+@pytest.mark.slow
 @needs_onet
 def test_integer_inputs_for_a_float_model_are_refused(tmp_path: Path) -> None:
     run = _bad_input_run(tmp_path, _tensor_inputs(dtype="int64"))
@@ -87,6 +91,7 @@ def test_integer_inputs_for_a_float_model_are_refused(tmp_path: Path) -> None:
     assert "int64" in run.messages and "float32" in run.messages and "'image'" in run.messages
 
 
+@pytest.mark.slow
 @needs_onet
 def test_float64_inputs_export_to_onnx_and_the_cast_is_reported(tmp_path: Path) -> None:
     run = pack(

@@ -24,6 +24,7 @@ def _onet_module():
     return module
 
 
+@pytest.mark.slow
 def test_state_dict_with_a_factory_is_referenced_through_that_module(tmp_path: Path) -> None:
     backends = "[backends.torch]\n[backends.onnx]\n"
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--no-latency")
@@ -38,12 +39,14 @@ def test_state_dict_with_a_factory_is_referenced_through_that_module(tmp_path: P
     assert max(p["max_abs"] for p in report["parity"] if p["backend"] == "torch") == 0.0
 
 
+@pytest.mark.slow
 def test_a_factory_function_works_like_a_class(tmp_path: Path) -> None:
     model = USER_MODEL.replace("user_nets:ONet", "user_nets:build_onet")
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model, backends="[backends.torch]"), "--no-latency")
     assert run.rc == 0, run.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_onnx_upstream_of_any_name_is_its_own_reference(tmp_path: Path) -> None:
     import torch
 
@@ -70,6 +73,7 @@ def test_onnx_upstream_of_any_name_is_its_own_reference(tmp_path: Path) -> None:
     assert parity and all(p["passed"] for p in parity)
 
 
+@pytest.mark.slow
 def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> None:
     import torch
 
@@ -89,6 +93,7 @@ def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> No
     assert all(p["passed"] for p in run.report["parity"])
 
 
+@pytest.mark.slow
 def test_state_dict_without_a_module_says_what_to_add(tmp_path: Path) -> None:
     run = pack(tmp_path, onet_recipe(str(ONET_PT)), "--no-latency")
     assert run.rc == 2, run.stderr[-3000:]
@@ -97,6 +102,7 @@ def test_state_dict_without_a_module_says_what_to_add(tmp_path: Path) -> None:
     assert run.json["passed"] is False and run.json["failures"][0]["exit_code"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("factory", "expected"),
     [
@@ -112,6 +118,7 @@ def test_misspelt_factory_is_bad_input(tmp_path: Path, factory: str, expected: s
     assert "Traceback" not in run.messages
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ref", ["tests.ownmodel.user_nets:ONet", "tests.ownmodel.user_nets:build_onet"])
 def test_plain_module_named_as_reference_class_is_a_clear_error(tmp_path: Path, ref: str) -> None:
     parity = f'[parity]\nreference_class = "{ref}"\n'
@@ -140,6 +147,7 @@ def test_choose_reference_is_a_pure_decision_on_the_files() -> None:
     assert choose_reference({"a.onnx"}, None, "x.y:Ref").model_class == "x.y:Ref"
 
 
+@pytest.mark.slow
 def test_a_reference_class_that_raises_is_bad_input_naming_the_inputs(tmp_path: Path) -> None:
     """Friction 5: a wrong input name inside the user's class gave ``KeyError: 'x'`` and a traceback."""
     recipes_dir = tmp_path / "recipes"
@@ -162,6 +170,7 @@ def test_a_reference_class_that_raises_is_bad_input_naming_the_inputs(tmp_path: 
     assert "your reference class my_ref:Ref" in run.messages
 
 
+@pytest.mark.slow
 def test_factory_kwargs_it_does_not_take_are_bad_input(tmp_path: Path) -> None:
     model = USER_MODEL + "kwargs = { depth = 3 }\n"
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model), "--no-latency")
@@ -170,6 +179,7 @@ def test_factory_kwargs_it_does_not_take_are_bad_input(tmp_path: Path) -> None:
     assert "[model] factory tests.ownmodel.user_nets:ONet({'depth': 3}) raised TypeError" in run.messages
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_is_one_line_unless_debug(tmp_path: Path) -> None:
     """No traceback unless --debug, even for an error no check anticipated (here: a package class that
     divides by zero while loading)."""

@@ -68,6 +68,7 @@ def test_bench_threads_in_recipe(tmp_path: Path) -> None:
         load_recipe(write_recipe(tmp_path, bad) / "mine.toml")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (onet.pt) is not installed")
 def test_threads_flag_reaches_torch_and_onnxruntime_and_the_report(tmp_path: Path) -> None:
     backends = "[backends.torch]\n[backends.onnx]\n"

@@ -79,6 +79,7 @@ def _extras() -> list[str]:
     return sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
 
 
+@pytest.mark.slow
 def test_every_extra_combination_has_at_most_one_onnxruntime() -> None:
     """Base: no onnxruntime. Any combination with ``cpu`` and not ``gpu``: exactly onnxruntime; with
     ``gpu`` and not ``cpu``: exactly onnxruntime-gpu (plus TensorRT and NVML). ``cpu`` + ``gpu`` together

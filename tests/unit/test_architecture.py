@@ -1,0 +1,109 @@
+"""The structure docs/architecture.md promises, held by tests: who may import whom, module size, and no
+backend name spelled outside its own folder (everything else reads the backend's ``BackendSpec``)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backends.registry import BACKENDS
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("packager", "backends", "bench")
+MAX_LINES = 400
+ALLOWED_IMPORTS = {"packager": {"packager", "bench", "backends"}, "bench": {"bench", "backends"}}
+ALLOWED_IMPORTS["backends"] = {"backends"}
+SPELLED_ON_PURPOSE = {
+    # the hf:// source scheme, which happens to share the hf backend's name
+    ("packager/sources/__init__.py", "hf"),
+    ("packager/sources/spec.py", "hf"),
+    # the torch library (is it imported yet?), which happens to share the torch backend's name
+    ("bench/threads.py", "torch"),
+    ("bench/environment.py", "torch"),
+    # generated integration tests cannot import weightpack: they vendor a stand-in for one model class
+    ("packager/fixtures/templates.py", "onnx"),
+}
+
+
+def modules(package: str) -> Iterator[Path]:
+    yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level packages of weightpack that ``path`` imports anywhere (module level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            found.add(path.relative_to(ROOT).parts[0])
+    return found & set(PACKAGES)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_run_one_way(package: str) -> None:
+    """packager -> bench -> backends; nothing runs back up (docs/architecture.md, "Who may import whom")."""
+    wrong = {
+        path.relative_to(ROOT).as_posix(): sorted(imported_packages(path) - ALLOWED_IMPORTS[package])
+        for path in modules(package)
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_no_module_is_a_god_module() -> None:
+    sizes = {
+        p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines())
+        for pkg in PACKAGES
+        for p in modules(pkg)
+    }
+    assert {path: n for path, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def backend_names() -> set[str]:
+    return {name for spec in BACKENDS.values() for name in spec.names}
+
+
+def spelled_names(path: Path, names: set[str]) -> set[str]:
+    """Backend names used as values to branch on: compared with (``== "onnx"``, ``in ("torch", ...)``) or
+    keyed by (``{"onnx": ...}``)."""
+    found = set()
+
+    def literals(node: ast.AST) -> Iterator[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            for element in node.elts:
+                yield from literals(element)
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare):
+            for operand in [node.left, *node.comparators]:
+                found |= set(literals(operand)) & names
+        elif isinstance(node, ast.Dict):
+            for key in node.keys:
+                if key is not None:
+                    found |= set(literals(key)) & names
+    return found
+
+
+@pytest.mark.parametrize("package", ["packager", "bench"])
+def test_no_backend_name_is_spelled_outside_its_folder(package: str) -> None:
+    names = backend_names()
+    spelled = {
+        (path.relative_to(ROOT).as_posix(), name)
+        for path in modules(package)
+        for name in spelled_names(path, names)
+    }
+    assert spelled - SPELLED_ON_PURPOSE == set()
+
+
+def test_the_name_check_finds_a_spelled_name(tmp_path: Path) -> None:
+    """The check above can fail: a branch on a backend's name is found."""
+    source = tmp_path / "m.py"
+    source.write_text('def f(b):\n    return b == "onnx" or b in ("torch", "x") or {"trt": 1}\n')
+    assert spelled_names(source, backend_names()) == {"onnx", "torch", "trt"}
