@@ -64,6 +64,12 @@ class BackendSpec:
     reference: bool = False
     """Its model classes load an upstream snapshot as is: the default reference (``parity.reference_class``)
     a recipe's packages are compared with."""
+    traces_reference: bool = False
+    """Its exporter starts from the upstream reference's torch module, so a hand-written reference class
+    must provide ``torch_module()`` (checked up front, exit 2)."""
+    adopts_upstream: tuple[str, ...] = ()
+    """File suffixes its exporter packages as they are when every variant's upstream is one (an ``.onnx``
+    file): then it traces nothing and needs no torch module."""
 
     def __post_init__(self) -> None:
         if not self.wire_name:

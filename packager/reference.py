@@ -29,6 +29,7 @@ from backends.outputs import run_model
 from backends.reference.module import STATE_DICT_SUFFIXES, describe
 from backends.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
 from backends.reference.torchscript_file import is_torchscript
+from backends.registry import get_backend
 from backends.registry import reference_class as default_reference
 from packager.errors import RecipeError, WeightpackError
 from packager.inputs import parity_inputs
@@ -50,8 +51,6 @@ __all__ = [
 MODULE_REFERENCE = "backends.reference.module:ModuleReference"
 ONNX_REFERENCE = "backends.reference.onnx_file:OnnxFileReference"
 TORCHSCRIPT_REFERENCE = "backends.reference.torchscript_file:TorchScriptReference"
-TORCH_EXPORTERS = ("torch", "torch-script", "onnx", "trt")
-"""Backends whose exporters trace the reference's torch module (onnx only when the source is not ONNX)."""
 
 
 @dataclass
@@ -225,7 +224,7 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
     if factory and not callable(import_reference(factory, "model.factory", recipe.path)):
         raise RecipeError(recipe.path, "model.factory", f"'{recipe.model.factory}' is not callable")
     if recipe.parity.reference_class:
-        needs = [b for b in backends if b in TORCH_EXPORTERS and not _adopts_upstream_onnx(recipe, b)]
+        needs = [b for b in backends if _traces_reference(recipe, b)]
         check_reference_class(recipe.parity.reference_class, recipe.path, needs)
     for name in backends:
         options = recipe.backends[name].options
@@ -236,9 +235,14 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
                 import_reference(value, f"backends.{name}.{key}", recipe.path)
 
 
-def _adopts_upstream_onnx(recipe: Recipe, backend: str) -> bool:
-    """The onnx exporter adopts an upstream ``*.onnx`` file as it is, tracing nothing."""
-    return backend == "onnx" and all(v.source.endswith(".onnx") for v in recipe.variants.values())
+def _traces_reference(recipe: Recipe, backend: str) -> bool:
+    """Whether ``backend``'s exporter starts from the reference's torch module for this recipe: it does
+    unless it adopts every variant's upstream file as it is (the onnx exporter and an ``.onnx`` source)."""
+    spec = get_backend(backend)
+    adopted = bool(spec.adopts_upstream) and all(
+        v.source.endswith(spec.adopts_upstream) for v in recipe.variants.values()
+    )
+    return spec.traces_reference and not adopted
 
 
 def _option(options: Any, key: str) -> Any:

@@ -322,7 +322,7 @@ def nightly_step(c: Check) -> dict[str, Any]:
         return {"status": "skipped", "reason": "no MTCNN pack output to run the nightly plugin on"}
     # the plugin by module: on the box weightpack is not pip-installed, so its pytest11 entry point is absent
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:weightpack"]
-    args += ["-p", "bench.nightly.plugin", f"--weightpack-goldens={goldens}"]
+    args += ["-p", "packager.nightly.plugin", f"--weightpack-goldens={goldens}"]
     rounds = ["--weightpack-rounds=3", "--weightpack-warmup=1"] if c.dry_run else ["--weightpack-rounds=10"]
     args += [f"--weightpack-devices={c.device}", "--weightpack-backends=torch,torch-script", *rounds]
     rc = c.run("nightly", [*args, f"--junitxml={c.out / 'nightly.xml'}"], 120)

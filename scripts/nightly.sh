@@ -52,7 +52,7 @@ DEVICE_ARGS=()
 IFS=',' read -r -a FAMILY_LIST <<< "$FAMILIES"
 if [ "$USE_RAY" = 1 ]; then
   # one Ray task per family x variant x backend (num_gpus=1 each when the cluster has GPUs)
-  "$PY" -m bench.nightly.fanout --ray --families "$FAMILIES" --out "$RUN/fanout" -- "${DEVICE_ARGS[@]}" || status=1
+  "$PY" -m packager.nightly.fanout --ray --families "$FAMILIES" --out "$RUN/fanout" -- "${DEVICE_ARGS[@]}" || status=1
 else
   for family in "${FAMILY_LIST[@]}"; do
     variants=$("$PY" -m packager.cli --list --json | "$PY" -c "import json,sys; print(','.join(next(f['variants'] for f in json.load(sys.stdin) if f['family']=='$family')))")
@@ -76,7 +76,7 @@ fi
 # 2. pytest plugin: parity against goldens + pytest-benchmark latency, per family x variant x backend x device
 PLUGIN_ARGS=()
 "$PY" -c 'import importlib.metadata as m, sys; sys.exit(0 if any(e.name == "weightpack" for e in m.entry_points(group="pytest11")) else 1)' \
-  || PLUGIN_ARGS=(-p bench.nightly.plugin)
+  || PLUGIN_ARGS=(-p packager.nightly.plugin)
 GOLDEN_ARGS=()
 PACK_OUTS=()
 for d in "$RUN"/*/report.json "$RUN"/fanout/*/*/report.json; do

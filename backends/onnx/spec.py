@@ -122,4 +122,6 @@ SPEC = BackendSpec(
         "onnxruntime-gpu",
         "onnxconverter-common",
     ),
+    traces_reference=True,
+    adopts_upstream=(".onnx",),  # an upstream .onnx file is adopted byte for byte
 )

@@ -35,4 +35,5 @@ SPEC = BackendSpec(
     torch_stream=True,
     extras={"torch": ("torch", "torch"), "safetensors": ("torch", "safetensors")},
     version_libraries=("torch", "safetensors"),
+    traces_reference=True,
 )

@@ -34,4 +34,5 @@ SPEC = BackendSpec(
     torch_stream=True,
     extras={"torch": ("torch", "torch")},
     version_libraries=("torch", "torchvision"),
+    traces_reference=True,
 )

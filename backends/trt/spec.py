@@ -85,4 +85,5 @@ SPEC = BackendSpec(
     device_bound=True,
     # weightpack verifies engines it has just built: their embedded lean runtime (host code) is trusted
     load_kwargs={"engine_host_code_allowed": True},
+    traces_reference=True,
 )

@@ -1,6 +1,6 @@
 """Fan the nightly matrix out: one task per family x variant x backend, locally or on a Ray cluster.
 
-``python -m bench.nightly.fanout --out DIR [--families a,b] [--ray [--address ADDR]]``. Each task runs
+``python -m packager.nightly.fanout --out DIR [--families a,b] [--ray [--address ADDR]]``. Each task runs
 ``pack FAMILY --variants V --backends B --out DIR/FAMILY/V-B --json`` in a subprocess (so one crash or CUDA
 error never takes the others down) and returns its exit code and report path; ``DIR/fanout.json`` lists
 them. With ``--ray`` every task is a Ray task asking for ``num_gpus=1`` when the cluster has GPUs (Ray sets
@@ -113,7 +113,9 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.nightly.fanout", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY/VARIANT-BACKEND)")
     p.add_argument("--families", help="comma-separated families (default: every recipe)")
     p.add_argument("--variants", help="comma-separated variants (default: all)")

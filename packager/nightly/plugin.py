@@ -2,7 +2,7 @@
 
 Inactive unless ``--weightpack-goldens`` is given: it then only adds its options and an optional
 pytest-benchmark hook, so the project's own suite (and any other) is unaffected. When active, pytest
-collects :mod:`bench.nightly.suite` (instead of ``testpaths`` when no paths were given on the command line,
+collects :mod:`packager.nightly.suite` (instead of ``testpaths`` when no paths were given on the command line,
 in addition to them otherwise), whose tests are parametrized here, one per family x variant x backend x
 device (x batch size for latency):
 

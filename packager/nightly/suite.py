@@ -1,4 +1,4 @@
-"""The tests :mod:`bench.nightly.plugin` parametrizes (collected only when the plugin is active)."""
+"""The tests :mod:`packager.nightly.plugin` parametrizes (collected only when the plugin is active)."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def _sync(case: Any, model: Any):
 def test_parity(weightpack_case: Any, weightpack_model: Any, record_property: Any, request: Any) -> None:
     """Package outputs vs the recorded upstream reference, under the recipe's tolerances: ``pack``'s own
     check (:func:`packager.check.check_outputs`)."""
-    from bench.nightly.plugin import recipe_for
     from packager.check import CheckRequest, check_outputs
+    from packager.nightly.plugin import recipe_for
     from packager.verify import tolerances_for
 
     case = weightpack_case
@@ -101,7 +101,7 @@ def test_latency(
 ) -> None:
     """``infer`` + device synchronize on the recorded inputs tiled to the batch size."""
     from bench.fingerprint import env_key
-    from bench.nightly.plugin import environment
+    from packager.nightly.plugin import environment
 
     case, bs = weightpack_case, weightpack_batch_size
     inputs, _, _ = _goldens(case)
