@@ -194,14 +194,15 @@ def _external_locations(model: Any) -> set[str]:
     }
 
 
-def _save_with_external_data(model: Any, target: Path) -> None:
-    """Save ``model`` as ``target`` with every tensor over 1 KiB in the one file ``weights.onnx.data``."""
+def _save_with_external_data(model: Any, target: Path, external: bool = True) -> None:
+    """Save ``model`` as ``target``; with ``external``, every tensor over 1 KiB goes to the one file
+    ``weights.onnx.data`` beside it."""
     import onnx
 
     onnx.save_model(
         model,
         str(target),
-        save_as_external_data=True,
+        save_as_external_data=external,
         all_tensors_to_one_file=True,
         location=WEIGHTS_FILE + ".data",
         size_threshold=1024,
@@ -248,14 +249,7 @@ def _convert_fp16(target: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one "truncated to 1e-07" warning per tiny weight
         converted = float16.convert_float_to_float16(model, keep_io_types=True)
-    external = (target.parent / (WEIGHTS_FILE + ".data")).exists()
-    onnx.save_model(
-        converted,
-        str(target),
-        save_as_external_data=external,
-        all_tensors_to_one_file=True,
-        location=WEIGHTS_FILE + ".data",
-    )
+    _save_with_external_data(converted, target, external=(target.parent / (WEIGHTS_FILE + ".data")).exists())
 
 
 def _model_opset(path: Path) -> int | None:
