@@ -1,7 +1,8 @@
 """Fault injection of ``pack`` itself: a child ``pack`` killed by SIGKILL at seeded random points, N times.
 
-The kill points are drawn among the progress lines a run prints (after the k-th finished stage, plus up to
-2 s), so they land across the whole pipeline. After each kill: no file under a final name is incomplete
+Each kill lands at a seeded random point of its run's span (5-90 % of how long such a run took when timed
+first), so the kills land across the whole pipeline; the stage each one interrupted is read from the
+run's progress lines. After each kill: no file under a final name is incomplete
 (every zip is intact and matches its manifest, every JSON parses, every .npz loads); then a re-run
 finishes, and afterwards no temporary is left anywhere (the out folder, the cache, and ``$TMPDIR``, which
 points into the test's folder so /tmp is watched too). Half the kills hit a fresh build (zips removed
@@ -17,6 +18,8 @@ import random
 import signal
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -77,9 +80,9 @@ def progress_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.startswith("✓ ") or "reusing" in line]
 
 
-def kill_at(cmd: list[str], env: dict[str, str], target: int, extra_s: float) -> tuple[bool, str]:
-    """Start ``cmd``; once it has printed ``target`` progress lines, wait ``extra_s`` and SIGKILL its process
-    group. Returns (killed, the last progress line seen)."""
+def kill_at(cmd: list[str], env: dict[str, str], delay_s: float) -> tuple[bool, str]:
+    """Start ``cmd`` and SIGKILL its process group ``delay_s`` seconds later, unless it finished first.
+    Returns (killed, the last progress line it printed)."""
     child = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -91,18 +94,16 @@ def kill_at(cmd: list[str], env: dict[str, str], target: int, extra_s: float) ->
     )
     seen: list[str] = []
     assert child.stderr is not None
-    if target > 0:
-        for line in child.stderr:
-            seen += progress_lines(line)
-            if len(seen) >= target:
-                break
+    reader = threading.Thread(target=lambda: [seen.extend(progress_lines(line)) for line in child.stderr])
+    reader.start()
     try:
-        child.wait(timeout=extra_s)
+        child.wait(timeout=delay_s)
         killed = False
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
         killed = True
-    child.communicate()
+    child.wait()
+    reader.join()
     return killed, seen[-1] if seen else "(start)"
 
 
@@ -121,10 +122,19 @@ def test_kill_9_at_random_points_then_rerun(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc
 
-    # how many progress lines a fresh and a resumed run print: the kill points are drawn among them
-    fresh_lines = len(progress_lines(run().stderr))
-    resumed_lines = len(progress_lines(run().stderr))
-    assert fresh_lines >= 3 and resumed_lines >= 1
+    def remove_zips() -> None:  # a fresh build: export and zip run again
+        for path in [*out.glob("*.zip"), *out.glob("*.manifest.json")]:
+            path.unlink()
+
+    def timed_run() -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    # how long a fresh build and a resumed run take: each kill lands at a random point of its run's span
+    run()  # the first run also computes the reference outputs, which later runs read back
+    remove_zips()
+    durations = {"fresh": timed_run(), "resumed": timed_run()}
     figures: dict = {
         "kills": 0,
         "finished_before_kill": 0,
@@ -134,27 +144,26 @@ def test_kill_9_at_random_points_then_rerun(tmp_path: Path) -> None:
         "temporaries_after_rerun": 0,
     }
     for i in range(KILLS):
-        fresh = i % 2 == 0
-        if fresh:  # a fresh build: export and zip run again
-            for path in [*out.glob("*.zip"), *out.glob("*.manifest.json")]:
-                path.unlink()
-        target = rng.randrange(0, (fresh_lines if fresh else resumed_lines))
-        killed, last = kill_at(cmd, env, target, rng.uniform(0.0, 2.0))
+        kind = "fresh" if i % 2 == 0 else "resumed"
+        if kind == "fresh":
+            remove_zips()
+        delay = rng.uniform(0.05, 0.9) * durations[kind]
+        killed, last = kill_at(cmd, env, delay)
         figures["kills" if killed else "finished_before_kill"] += 1
         where = last.split()[1] if last.startswith("✓ ") else last.split()[0]
         figures["killed_after"][where] = figures["killed_after"].get(where, 0) + killed
         bad = incomplete_outputs(out)
         figures["incomplete_after_kill"] += len(bad)
-        assert bad == [], (i, target, bad)
+        assert bad == [], (i, delay, bad)
         rerun = subprocess.run(
             cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
         )
         figures["reruns_failed"] += rerun.returncode != 0
-        assert rerun.returncode == 0, (i, target, rerun.stderr[-3000:])
+        assert rerun.returncode == 0, (i, delay, rerun.stderr[-3000:])
         left = temporaries(out, cache, tmpdir)
         figures["temporaries_after_rerun"] += len(left)
-        assert left == [], (i, target, left)
-    assert figures["kills"] >= KILLS // 2, figures  # the kills mostly land mid-run
-    figures.update(n=KILLS, seed=SEED, progress_lines={"fresh": fresh_lines, "resumed": resumed_lines})
+        assert left == [], (i, delay, left)
+    assert figures["kills"] >= KILLS * 3 // 4, figures  # the kills land mid-run
+    figures.update(n=KILLS, seed=SEED, run_seconds={k: round(v, 2) for k, v in durations.items()})
     (tmp_path / "kill-figures.json").write_text(json.dumps(figures, indent=2))
     print("\nkill -9 figures:", json.dumps(figures))
