@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 REASON_CHARS = 72
+EVERY_BACKEND = "*"
+"""The backend of a failure that stopped a recipe, variant or run before any one package."""
 
 
 @dataclass(frozen=True)
 class Attempt:
     """One (variant, backend, device) the run tried; ``device`` is None when it failed before any device
-    (an export). ``reason`` is empty when it passed."""
+    (an export), ``backend`` is :data:`EVERY_BACKEND` when the recipe or variant failed before any package
+    (``variant`` is ``*`` or ``-`` when the whole recipe or run did). ``reason`` is empty when it passed."""
 
     variant: str
     backend: str
@@ -64,9 +67,9 @@ def attempts(report: dict[str, Any]) -> list[Attempt]:
         failed = f"task check {check['check']} {check['value']:.4g} vs {check['threshold']:.4g}"
         note(key, None if check["passed"] else failed)
     for failure in report.get("failures", []):
-        if failure.get("backend") is None:
-            continue
-        note((failure["variant"], failure["backend"], failure.get("device")), failure_reason(failure))
+        # a failure of the whole recipe, variant or run (bad input, a full disk) concerns every backend
+        backend = failure.get("backend") or EVERY_BACKEND
+        note((failure["variant"], backend, failure.get("device")), failure_reason(failure))
     return [
         Attempt(v, b, d, passed=not reasons[(v, b, d)], reason="; ".join(reasons[(v, b, d)]))
         for v, b, d in order

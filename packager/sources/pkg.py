@@ -6,7 +6,7 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, SourceNotInstalledError
 from ._types import Located
 from .local import locate_path
 from .spec import SourceSpec
@@ -19,7 +19,7 @@ def _package_root(module: str, uri: str) -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None:
-        raise SourceError(
+        raise SourceNotInstalledError(
             f"{uri}: Python module '{module}' is not installed. Install the distribution that provides it, "
             f"e.g. pip install {hint}"
         )

@@ -1,10 +1,14 @@
 """Fixtures for the conformance suite: the real consumer (inference-models 0.39.6) in its own venv.
 
-CI makes ``.venv-consumer`` with scripts/setup_consumer.sh (called by scripts/setup.sh); without it every
-test that needs the consumer skips with a reason that says so.
+CI makes ``.venv-consumer`` with scripts/setup_consumer.sh (called by scripts/setup.sh). Without it the
+tests that need the consumer skip with a reason that says so, except where ``WEIGHTPACK_REQUIRE_CONSUMER=1``
+(scripts/test.sh sets it unless ``WEIGHTPACK_SKIP_CONSUMER=1``): there a missing consumer fails them, so
+a CI run can never go green without running the conformance suite.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -15,5 +19,7 @@ from backends.consumer import bridge
 def consumer() -> str:
     python = bridge.consumer_python()
     if python is None:
+        if os.environ.get("WEIGHTPACK_REQUIRE_CONSUMER") == "1":
+            pytest.fail(f"WEIGHTPACK_REQUIRE_CONSUMER=1 but the consumer is missing: {bridge.HOW_TO_INSTALL}")
         pytest.skip(bridge.HOW_TO_INSTALL)
     return python

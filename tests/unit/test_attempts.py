@@ -66,3 +66,23 @@ def test_by_package_folds_devices() -> None:
 def test_short_keeps_the_first_line() -> None:
     assert short("first\nsecond") == "first"
     assert short("") == ""
+
+
+def test_a_recipe_or_variant_failure_is_a_row_with_its_reason() -> None:
+    """A failure before any package (the recipe's module, a variant's reference, a full disk) is listed
+    too: the terminal summary must never be an empty table over "FAILED"."""
+    report = {
+        "packages": [],
+        "parity": [],
+        "task_checks": [],
+        "failures": [
+            {"stage": "recipe", "variant": "*", "backend": None, "device": None, "message": "m",
+             "reason": "bad input: model.factory 'x:Y' cannot be imported"},
+            {"stage": "reference", "variant": "onet", "backend": "reference", "device": None,
+             "message": "m", "reason": "bad input: input image expects [4, 3, 48, 48]"},
+        ],
+    }  # fmt: skip
+    rows = attempts(report)
+    expected = [("*", "*", False), ("onet", "reference", False)]
+    assert [(a.variant, a.backend, a.passed) for a in rows] == expected
+    assert "cannot be imported" in rows[0].reason and "expects" in rows[1].reason
