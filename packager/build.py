@@ -196,7 +196,10 @@ def _reusable(
 
     A pair that matches is still checked by the archive validator and against the manifest's file list:
     a manifest can be patched to match any zip, and a zip that breaks the rules is refused (exit 2) with
-    the files to delete rather than reused, or silently rebuilt over, on every re-run.
+    the files to delete rather than reused, or silently rebuilt over, on every re-run. The validator reads
+    the whole zip (``archive.check_zip``: headers, then every member's data streamed through the size and
+    CRC checks, nothing written), so a member larger than declared or corrupt is refused here too, not
+    left to fail the verification that extracts it on every re-run with no word of what to delete.
     """
     if not (zip_path.is_file() and manifest_path.is_file()):
         return None

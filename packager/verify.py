@@ -8,6 +8,7 @@ assembles the report from the returned values; nothing here writes into a report
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from bench.threads import current_threads
 from packager import atomic
 from packager.build import PackageBuild
 from packager.check import CheckRequest, CheckResult, check_outputs, open_package
-from packager.errors import WeightpackError
+from packager.errors import WeightpackError, WriteError
 from packager.goldens import save_arrays
 from packager.inputs import build_input_sets
 from packager.recipes import InputsRecipe, Recipe
@@ -127,8 +128,8 @@ def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
                     limits=build.limits,
                 )
         except (WeightpackError, OSError, ValueError, RuntimeError) as exc:
-            result.error = exc
-            ui.warn(f"{where}: {exc}")
+            result.error = _environment_error(exc, build.zip_result.zip_path)
+            ui.warn(f"{where}: {result.error}")
             return result
         result.cold_start = opened.cold_start
         for label, _, inputs, reference in cases:
@@ -150,6 +151,20 @@ def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
                     result.latency += measure_latency(request, opened.model, baseline, spec, label)
         del opened
     return result
+
+
+# A write the file system refused for want of room: a full disk, the file-size limit, a quota.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def _environment_error(exc: BaseException, zip_path: Path) -> BaseException:
+    """A full disk or file-size limit while ``zip_path`` is extracted into its folder's scratch space is
+    the environment's fault, not the package's: a WriteError (exit 3, with the run's report), never a
+    failed check (exit 1). Any other error is the package's and stays as it is."""
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        plain = WriteError.of(exc, zip_path.parent)  # the folder, the errno, and what to do
+        return WriteError(f"extracting {zip_path.name} for verification: {plain}")
+    return exc
 
 
 def _check_request(request: VerifyRequest, inputs: Tensors, reference: Tensors) -> CheckRequest:

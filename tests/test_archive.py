@@ -20,6 +20,7 @@ from packager.archive import (
     FileEntry,
     _build,
     build_zip,
+    check_zip,
     hash_file,
     safe_extract,
     validate_tree,
@@ -160,6 +161,25 @@ def test_empty_tree_and_empty_directory_are_refused(tmp_path: Path) -> None:
 def test_case_collisions_are_refused(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "pkg", {"config.json": b"{}", "Config.json": b"{}"})
     assert any("letter case" in p for p in validate_tree(root))
+
+
+def test_reserved_names_and_collisions_are_refused_in_any_letter_case(tmp_path: Path) -> None:
+    """A staging tree is held to the same case-insensitive rules as a zip: on a case-insensitive file
+    system these are the consumer's model_config.json and model_dependencies/, and 'A' lands on 'a/'."""
+    files = {"config.json": b"{}", "Model_Config.JSON": b"{}", "MODEL_DEPENDENCIES/x.py": b"", "A": b"x"}
+    root = make_tree(tmp_path / "pkg", {**files, "a/b.json": b"{}"})
+    assert problems_for(root, "Model_Config.JSON") == [
+        "'Model_Config.JSON': is reserved at the root, in any letter case (the consumer writes "
+        "model_config.json) (accepted: any other file name)"
+    ]
+    assert problems_for(root, "MODEL_DEPENDENCIES/") == [
+        "'MODEL_DEPENDENCIES/': is reserved at the top level by the consumer, in any letter case "
+        "(accepted: any other name)"
+    ]
+    assert problems_for(root, "A") == [
+        "'A': differs only in letter case from ['a/']: a file and a directory on one path on "
+        "case-insensitive file systems (accepted: names that differ by more than letter case)"
+    ]
 
 
 def test_dest_inside_tree_is_refused(tree: Path) -> None:
@@ -370,6 +390,33 @@ def test_safe_extract_refuses_member_longer_than_declared(tmp_path: Path, method
     with pytest.raises(UnsafeArchiveError, match="expands past its declared size"):
         safe_extract(zip_path, dest)
     assert leftovers(tmp_path / "work") == []  # a.json was extracted first, then rolled back
+
+
+def test_check_zip_streams_every_member_and_writes_nothing(tmp_path: Path) -> None:
+    """check_zip (pack's reuse) reads each member's data, a chunk at a time: a corrupt member is refused
+    though every header is intact, nothing is written, and memory stays flat for a 24 MiB member."""
+    import tracemalloc
+
+    root = make_tree(tmp_path / "pkg", {"config.json": b"{}", "model.safetensors": os.urandom(24 * MIB)})
+    zip_path = build_zip(root, tmp_path / "pkg.zip").zip_path
+    before = leftovers(tmp_path)
+    tracemalloc.start()
+    try:
+        check_zip(zip_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MIB, peak
+    with zipfile.ZipFile(zip_path) as zf:
+        info = zf.getinfo("model.safetensors")
+    blob = bytearray(zip_path.read_bytes())
+    name_len, extra_len = struct.unpack_from("<HH", blob, info.header_offset + 26)
+    blob[info.header_offset + 30 + name_len + extra_len + 5 * MIB] ^= 0xFF  # a byte of its data
+    zip_path.write_bytes(bytes(blob))
+    assert validate_zip(zip_path) == []  # the headers alone are fine
+    with pytest.raises(ArchiveError, match=r"'model\.safetensors': CRC-32 mismatch, corrupt data \(accepted"):
+        check_zip(zip_path)
+    assert leftovers(tmp_path) == before
 
 
 def test_safe_extract_needs_new_or_empty_dest(tree: Path, tmp_path: Path) -> None:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import venv
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from packager.fixtures import generate, merge_blocks
-from packager.fixtures.npz import npz_bytes
+from packager.archive import Limits
+from packager.errors import UsageError
+from packager.fixtures import after_pack, conftest_block, generate, merge_blocks, package_fixtures
+from packager.fixtures.npz import npz_bytes, write_npz
 
 CLEAN_VENV_PACKAGES = ["numpy", "onnxruntime", "pytest", "filelock"]
 
@@ -36,6 +41,75 @@ def test_merge_keeps_other_fixtures_and_is_idempotent() -> None:
     assert merge_blocks(once, {"common": "X = 1", "fam": "Y = 2"}) == once
     updated = merge_blocks(once + "\nTAIL = 3\n", {"fam": "Y = 3"})
     assert "Y = 3" in updated and "Y = 2" not in updated and "TAIL = 3" in updated and "def mine()" in updated
+
+
+FAMILY_REPORT = {
+    "passed": True,
+    "architecture": "tiny",
+    "task": "embedding",
+    "references": {"l1": {"golden": "goldens/tiny-l1-reference.npz"}},
+    "goldens": [],
+    "parity": [],
+}
+PACKAGE = {
+    "variant": "l1",
+    "backend": "onnx",
+    "zip": "tiny-l1-onnx.zip",
+    "md5": "0" * 32,
+    "model_class": "x:Y",
+}
+LIMITS_TEST = """
+import os
+
+import pytest
+
+
+def test_raised_limits_accept_the_package(raised_l1_onnx_package):
+    assert len(os.listdir(raised_l1_onnx_package)) == 10_001
+
+
+def test_default_limits_refuse_it(request):
+    with pytest.raises(ValueError, match=r"holds 10001 files \\(accepted: at most 10000 \\(--max-members"):
+        request.getfixturevalue("default_l1_onnx_package")
+"""
+
+
+def test_generated_fixtures_hold_packages_to_the_runs_limits(tmp_path: Path) -> None:
+    """A package of 10001 files, verified by a run with --max-members 20000: the fixture generated from
+    that run accepts it, one generated with the default limits refuses it (each family's block carries
+    the limits of the run it came from)."""
+    out = tmp_path / "out"
+    write_npz(out / "goldens" / "tiny-l1-reference.npz", {"input/x": np.zeros(2), "output/y": np.zeros(2)})
+    zip_path = out / "tiny-l1-onnx.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("config.json", b"{}")
+        for i in range(10_000):
+            zf.writestr(f"f{i}.txt", b"")
+    package = {**PACKAGE, "md5": hashlib.md5(zip_path.read_bytes()).hexdigest()}
+    dest = tmp_path / "consumer"
+    raised = {**FAMILY_REPORT, "family": "raised", "packages": [package]}
+    args = argparse.Namespace(
+        fixtures=dest, package_url_base=None, max_extract_bytes=3 * 2**40, max_members=20_000
+    )
+    after_pack(args, raised, out, None)  # as `pack --max-members 20000 --fixtures DEST` does
+    generate({**raised, "family": "default"}, out, dest, out.as_uri())
+    assert "max_total_bytes=3298534883328,\n        max_members=20000," in (dest / "conftest.py").read_text()
+    (dest / "test_limits.py").write_text(LIMITS_TEST)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(dest / "test_limits.py")],
+        cwd=dest,
+        env={**os.environ, "WEIGHTPACK_ASSETS_DIR": str(tmp_path / "assets")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def test_a_limit_that_is_no_finite_number_is_not_embedded() -> None:
+    (package,) = package_fixtures({"family": "tiny", "packages": [PACKAGE]}, "https://example.test/p")
+    with pytest.raises(UsageError, match=r"limit max_member_ratio=inf in generated code \(accepted: a fin"):
+        conftest_block("tiny", [package], Limits(max_member_ratio=float("inf")))
 
 
 @pytest.mark.slow

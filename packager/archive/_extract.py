@@ -1,4 +1,4 @@
-"""``safe_extract`` and ``validate_zip``: weightpack's typed errors over :mod:`.validator`.
+"""``safe_extract``, ``check_zip`` and ``validate_zip``: weightpack's typed errors over :mod:`.validator`.
 
 The validator raises its own ``HostileArchiveError`` (it must run where weightpack is not installed); here
 that becomes ``UnsafeArchiveError`` when a problem could write outside the target, through a link or past
@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packager.archive.validator import HostileArchiveError, Limits, extract_zip, file_list_problems, read_zip
+from packager.archive.validator import (
+    HostileArchiveError,
+    Limits,
+    extract_zip,
+    file_list_problems,
+    read_zip,
+    stream_member,
+)
 from packager.errors import ArchiveError, UnsafeArchiveError
 
 __all__ = ["Limits", "check_file_list", "check_zip", "safe_extract", "validate_zip"]
@@ -30,9 +37,16 @@ def validate_zip(zip_path: Path, limits: Limits | None = None) -> list[str]:
 
 
 def check_zip(zip_path: Path, limits: Limits | None = None) -> None:
-    """Raise ArchiveError/UnsafeArchiveError unless the zip's headers follow every rule (reads no data)."""
+    """Raise ArchiveError/UnsafeArchiveError unless the whole zip follows every rule, for a zip that is kept
+    rather than extracted (pack's reuse of a previous build): the headers, then every member's data
+    streamed through the same size and CRC checks as extraction, a chunk at a time, written nowhere. A
+    member larger than declared or corrupt is refused here, not by the verification that extracts it."""
     try:
-        read_zip(zip_path, limits or Limits())
+        members = read_zip(zip_path, limits or Limits())
+        with open(zip_path, "rb") as raw:
+            for info, start in members:
+                if not info.filename.endswith("/"):  # a directory entry's data is never extracted
+                    stream_member(raw, info, start, str(zip_path))
     except HostileArchiveError as exc:
         raise typed(exc) from None
 

@@ -27,6 +27,7 @@ RESERVED_ROOT_FILES = frozenset({"model_config.json"})
 RESERVED_TOP_LEVEL = frozenset({"model_dependencies"})
 ACCEPTED_SEGMENT = "path segments of [A-Za-z0-9._-] joined by '/', e.g. '1_Pooling/config.json'"
 ROOT = "."
+CASE_OK = "names that differ by more than letter case"
 CHUNK = 1 << 20
 
 # Defaults that fit the largest real checkpoints (a 405B-parameter model in bf16 is ~810 GB in a few
@@ -131,31 +132,41 @@ def layout_problems(files: Sequence[str], dirs: Iterable[str] = ()) -> "list[Pro
                 f"the folder's contents at the root ('config.json', not '{top}/config.json')",
             )
         )
-    for name in sorted(root_files & RESERVED_ROOT_FILES):
-        problems.append(
-            Problem(name, "is reserved at the root (the consumer writes it itself)", "any other file name")
-        )
-    for name in sorted(tops & RESERVED_TOP_LEVEL):
-        problems.append(Problem(f"{name}/", "is reserved at the top level by the consumer", "any other name"))
-    by_folded: dict[str, list[str]] = {}
-    for path in files:
-        by_folded.setdefault(path.lower(), []).append(path)
-    for group in sorted(g for g in by_folded.values() if len(g) > 1):
-        problems.append(
-            Problem(
-                group[0],
-                f"differs only in letter case from {group[1:]} and collides on case-insensitive file systems",
-                "names that differ by more than case",
-            )
-        )
+    # any letter case: on a case-insensitive file system MODEL_CONFIG.json is model_config.json
+    for name in sorted(p for p in root_files if p.lower() in RESERVED_ROOT_FILES):
+        rule = "is reserved at the root, in any letter case (the consumer writes model_config.json)"
+        problems.append(Problem(name, rule, "any other file name"))
+    for name in sorted(t for t in tops if t.lower() in RESERVED_TOP_LEVEL):
+        rule = "is reserved at the top level by the consumer, in any letter case"
+        problems.append(Problem(f"{name}/", rule, "any other name"))
     folders = set(dirs)
     for path in [*files, *dirs]:
         parts = path.split("/")
         folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    for path in sorted(set(files) & folders):
-        problems.append(
-            Problem(path, "is both a file and a directory", "one or the other (not 'a' and 'a/b')", True)
-        )
+    return problems + collisions(set(files), folders)
+
+
+def collisions(files: "set[str]", folders: "set[str]") -> "list[Problem]":
+    """Names that land on one path: a file that is also a folder ('a' and 'a/b'), and two names, files or
+    folders, that differ only in letter case: one path on a case-insensitive file system, where 'A' and
+    'a/b' fail to extract and 'A/x' and 'a/y' merge into one folder."""
+    problems = [
+        Problem(path, "is both a file and a directory", "one or the other (not 'a' and 'a/b')", True)
+        for path in sorted(files & folders)
+    ]
+    by_folded: dict[str, list[str]] = {}
+    for path in files | folders:
+        by_folded.setdefault(path.lower(), []).append(path)
+    for group in sorted(sorted(g) for g in by_folded.values() if len(g) > 1):
+        shown = [p if p in files else p + "/" for p in group]
+        if any(p in files for p in group) and any(p in folders for p in group):
+            rule = f"differs only in letter case from {shown[1:]}: a file and a directory on one path"
+            problems.append(Problem(shown[0], rule + " on case-insensitive file systems", CASE_OK, True))
+        else:
+            rule = (
+                f"differs only in letter case from {shown[1:]} and collides on case-insensitive file systems"
+            )
+            problems.append(Problem(shown[0], rule, CASE_OK))
     return problems
 
 
@@ -203,14 +214,8 @@ def _count_and_total(count: int, total: int, limits: Limits) -> "list[Problem]":
             Problem(ROOT, f"holds {count} files", f"at most {limits.max_members} (--max-members)", True)
         )
     if total > limits.max_total_bytes:
-        problems.append(
-            Problem(
-                ROOT,
-                f"expands to {total} bytes",
-                f"at most {limits.max_total_bytes} bytes (--max-extract-bytes)",
-                True,
-            )
-        )
+        accepted = f"at most {limits.max_total_bytes} bytes (--max-extract-bytes)"
+        problems.append(Problem(ROOT, f"expands to {total} bytes", accepted, True))
     return problems
 
 
@@ -231,14 +236,9 @@ def zip_problems(infos: Sequence, archive_size: int, limits: Limits = Limits()) 
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size and ratio > limits.max_member_ratio:
-            problems.append(
-                Problem(
-                    info.filename,
-                    f"compression ratio {ratio:.0f}:1 looks like a zip bomb",
-                    f"at most {limits.max_member_ratio:g}:1 per member",
-                    True,
-                )
-            )
+            rule = f"compression ratio {ratio:.0f}:1 looks like a zip bomb"
+            accepted = f"at most {limits.max_member_ratio:g}:1 per member"
+            problems.append(Problem(info.filename, rule, accepted, True))
         if info.flag_bits & _FLAG_ENCRYPTED:
             problems.append(Problem(info.filename, "is encrypted", "unencrypted members"))
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -302,9 +302,10 @@ def _spans(zip_path: "str | os.PathLike", infos: Sequence) -> tuple:
     return members, []
 
 
-def _extract_member(raw, info: zipfile.ZipInfo, start: int, target: str, source: str) -> None:
-    """Decompress one member with a reader that counts: it stops the moment a member expands past its
-    declared size (``zipfile`` would silently truncate there instead), then checks size and CRC."""
+def stream_member(raw, info: zipfile.ZipInfo, start: int, source: str, write=None) -> None:
+    """Decompress one member, handing each piece to ``write`` (None: only check it), with a reader that
+    counts: it stops the moment a member expands past its declared size (``zipfile`` would silently
+    truncate there instead), then checks size and CRC. Memory stays at a chunk whatever the member."""
     raw.seek(start)
     inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
     left, produced, crc = info.compress_size, 0, 0
@@ -312,34 +313,31 @@ def _extract_member(raw, info: zipfile.ZipInfo, start: int, target: str, source:
     def refuse(rule: str, accepted: str, unsafe: bool = True) -> HostileArchiveError:
         return HostileArchiveError(source, [Problem(info.filename, rule, accepted, unsafe)])
 
-    with open(target, "xb") as out:
+    def emit(data: bytes) -> None:
+        nonlocal produced, crc
+        produced += len(data)
+        if produced > info.file_size:
+            rule = f"expands past its declared size of {info.file_size} bytes"
+            raise refuse(rule, "members whose data matches their declared size")
+        crc = zlib.crc32(data, crc)
+        if write is not None:
+            write(data)
 
-        def emit(data: bytes) -> None:
-            nonlocal produced, crc
-            produced += len(data)
-            if produced > info.file_size:
-                raise refuse(
-                    f"expands past its declared size of {info.file_size} bytes",
-                    "members whose data matches their declared size",
-                )
-            crc = zlib.crc32(data, crc)
-            out.write(data)
-
-        while left > 0:
-            chunk = raw.read(min(CHUNK, left))
-            if not chunk:
-                raise refuse("data is truncated", "a complete zip", False)
-            left -= len(chunk)
-            if inflater is None:
-                emit(chunk)
-                continue
-            emit(inflater.decompress(chunk, CHUNK))
-            while inflater.unconsumed_tail:
-                emit(inflater.decompress(inflater.unconsumed_tail, CHUNK))
-        if inflater is not None:
-            emit(inflater.flush())
-            if not inflater.eof:
-                raise refuse("deflate stream ends early", "an intact zip", False)
+    while left > 0:
+        chunk = raw.read(min(CHUNK, left))
+        if not chunk:
+            raise refuse("data is truncated", "a complete zip", False)
+        left -= len(chunk)
+        if inflater is None:
+            emit(chunk)
+            continue
+        emit(inflater.decompress(chunk, CHUNK))
+        while inflater.unconsumed_tail:
+            emit(inflater.decompress(inflater.unconsumed_tail, CHUNK))
+    if inflater is not None:
+        emit(inflater.flush())
+        if not inflater.eof:
+            raise refuse("deflate stream ends early", "an intact zip", False)
     if produced != info.file_size:
         raise refuse(f"holds {produced} bytes but declares {info.file_size}", "matching declared sizes")
     if crc != info.CRC:
@@ -381,7 +379,8 @@ def extract_zip(
                     os.makedirs(target, exist_ok=True)
                     continue
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                _extract_member(raw, info, start, target, str(zip_path))
+                with open(target, "xb") as out:
+                    stream_member(raw, info, start, str(zip_path), out.write)
                 extracted.append(info.filename)
         if os.path.isdir(dest):
             os.rmdir(dest)

@@ -90,6 +90,18 @@ def renamed_local(path: Path) -> Path:
     return _patch(path, edit)
 
 
+def crc_corrupt(path: Path) -> Path:
+    """A stored member whose data no longer matches its CRC-32; every header intact."""
+    write_zip(path, [*GOOD, ("vocab.txt", b"hello world " * 10)])
+    with zipfile.ZipFile(path) as zf:
+        start = zf.getinfo("vocab.txt").header_offset + 30 + len("vocab.txt")  # writestr adds no extra field
+
+    def edit(blob: bytearray) -> None:
+        blob[start] ^= 0xFF
+
+    return _patch(path, edit)
+
+
 def many_small_bomb(path: Path) -> Path:
     """Many 1 MiB members of zeros (each ~1000:1): the bypass of a ratio check limited to big members."""
     return write_zip(path, [*GOOD, *((f"shard-{i:04d}.json", bytes(MIB)) for i in range(64))], 8)
@@ -125,48 +137,145 @@ def members(*extra: tuple) -> Callable[[Path], Path]:
 
 @dataclass(frozen=True)
 class Case:
+    """One attack. ``rule`` is a distinctive part of the message of the rule it must be refused for, so a
+    case refused for another reason (a broken corpus zip, a rule that stopped firing) fails its test."""
+
     name: str
     write: Callable[[Path], Path]
+    rule: str
     handles: tuple[str, ...] | None = None  # the same attack as a registered file list
+    list_rule: str | None = None  # the rule the file list breaks, where it reads differently
 
+    @property
+    def handles_rule(self) -> str:
+        return self.list_rule or self.rule
+
+
+ESCAPES = "has a '..' segment and escapes the package root"
+ABSOLUTE = "is an absolute path"
+BACKSLASH = "contains a backslash (a Windows separator)"
+TWICE = "appears more than once"
+MEMBER_BOMB = "looks like a zip bomb (accepted: at most 200:1 per member)"
+ROOT_RESERVED = "is reserved at the root"
+TOP_RESERVED = "is reserved at the top level"
+FILE_AND_DIR_IN_CASE = "differs only in letter case from ['a/']: a file and a directory"
 
 CASES = [
-    Case("zip-slip", members((f"../{EVIL_NAME}", b"x")), ("config.json", f"../{EVIL_NAME}")),
-    Case("nested-slip", members((f"sub/../../{EVIL_NAME}", b"x")), ("config.json", f"a/../../{EVIL_NAME}")),
-    Case("absolute", members((ABSOLUTE_TARGET, b"x")), ("config.json", ABSOLUTE_TARGET)),
-    Case("drive-letter", members(("C:\\evil.json", b"x")), ("config.json", "C:/evil.json")),
-    Case("backslash-slip", members(("sub\\..\\..\\evil.json", b"x")), ("config.json", "..\\evil.json")),
-    Case("symlink", members((info("link.json", stat.S_IFLNK | 0o777), b"/etc/passwd"))),
-    Case("fifo", members((info("pipe.json", stat.S_IFIFO | 0o644), b""))),
-    Case("duplicate", members(("config.json", b"{}")), ("config.json", "weights.onnx", "config.json")),
+    Case("zip-slip", members((f"../{EVIL_NAME}", b"x")), ESCAPES, ("config.json", f"../{EVIL_NAME}")),
+    Case(
+        "nested-slip",
+        members((f"sub/../../{EVIL_NAME}", b"x")),
+        ESCAPES,
+        ("config.json", f"a/../../{EVIL_NAME}"),
+    ),
+    Case("absolute", members((ABSOLUTE_TARGET, b"x")), ABSOLUTE, ("config.json", ABSOLUTE_TARGET)),
+    Case("drive-letter", members(("C:\\evil.json", b"x")), ABSOLUTE, ("config.json", "C:/evil.json")),
+    Case(
+        "backslash-slip",
+        members(("sub\\..\\..\\evil.json", b"x")),
+        BACKSLASH,
+        ("config.json", "..\\evil.json"),
+    ),
+    Case("symlink", members((info("link.json", stat.S_IFLNK | 0o777), b"/etc/passwd")), "is a symbolic link"),
+    Case("fifo", members((info("pipe.json", stat.S_IFIFO | 0o644), b"")), "is a special file (device, FIFO)"),
+    Case("duplicate", members(("config.json", b"{}")), TWICE, ("config.json", "weights.onnx", "config.json")),
     Case(
         "wrapper-folder",
         lambda p: write_zip(p, [("pkg/config.json", b"{}"), ("pkg/weights.onnx", b"x")]),
+        "'pkg/': the package is wrapped in a single folder",
         ("pkg/config.json", "pkg/weights.onnx"),
     ),
     Case(
-        "reserved-model-config", members(("model_config.json", b"{}")), ("config.json", "model_config.json")
+        "reserved-model-config",
+        members(("model_config.json", b"{}")),
+        f"'model_config.json': {ROOT_RESERVED}",
+        ("config.json", "model_config.json"),
+    ),
+    Case(
+        "reserved-model-config-upper-case",
+        members(("MODEL_CONFIG.json", b"{}")),
+        f"'MODEL_CONFIG.json': {ROOT_RESERVED}",
+        ("config.json", "MODEL_CONFIG.json"),
     ),
     Case(
         "reserved-model-dependencies",
         members(("model_dependencies/evil.py", b"import os")),
+        f"'model_dependencies/': {TOP_RESERVED}",
         ("config.json", "model_dependencies/evil.py"),
     ),
-    Case("file-and-folder", members(("a", b"x"), ("a/b", b"y")), ("config.json", "a", "a/b")),
-    Case("dir-entry-and-file", members(("a/", b""), ("a", b"x"))),
-    Case("case-collision", members(("Config.json", b"{}")), ("config.json", "Config.json")),
-    Case("empty-segment", members(("a//b.json", b"{}")), ("config.json", "a//b.json")),
-    Case("bad-characters", members(("we ird$.json", b"{}")), ("config.json", "we ird$.json")),
-    Case("empty-package", lambda p: write_zip(p, []), ()),
-    Case("member-larger-than-declared", understated),
-    Case("overlapping-entries", overlapping),
-    Case("local-name-mismatch", renamed_local),
-    Case("many-small-members-bomb", many_small_bomb),
-    Case("whole-archive-ratio", ratio_creep),
-    Case("single-member-bomb", big_bomb),
-    Case("too-many-members", too_many, ("config.json", *(f"f{i}.txt" for i in range(10_000)))),
-    Case("unsupported-method", bzip2),
-    Case("not-a-zip", not_a_zip),
+    Case(
+        "reserved-model-dependencies-mixed-case",
+        members(("Model_Dependencies/evil.py", b"import os")),
+        f"'Model_Dependencies/': {TOP_RESERVED}",
+        ("config.json", "Model_Dependencies/evil.py"),
+    ),
+    Case(
+        "file-and-folder",
+        members(("a", b"x"), ("a/b", b"y")),
+        "'a': is both a file and a directory",
+        ("config.json", "a", "a/b"),
+    ),
+    Case(
+        "file-and-folder-differing-in-case",
+        members(("A", b"x"), ("a/b", b"y")),
+        f"'A': {FILE_AND_DIR_IN_CASE}",
+        ("config.json", "A", "a/b"),
+    ),
+    Case("dir-entry-and-file", members(("a/", b""), ("a", b"x")), f"'a': {TWICE}"),
+    Case(
+        "dir-entry-and-file-differing-in-case",
+        members(("a/", b""), ("A", b"x")),
+        f"'A': {FILE_AND_DIR_IN_CASE}",
+    ),
+    Case(
+        "case-collision",
+        members(("Config.json", b"{}")),
+        "differs only in letter case from ['config.json'] and collides",
+        ("config.json", "Config.json"),
+    ),
+    Case(
+        "folders-differing-in-case",
+        members(("A/x.json", b"{}"), ("a/y.json", b"{}")),
+        "'A/': differs only in letter case from ['a/'] and collides",
+        ("config.json", "A/x.json", "a/y.json"),
+    ),
+    Case(
+        "empty-segment",
+        members(("a//b.json", b"{}")),
+        "has an empty path segment",
+        ("config.json", "a//b.json"),
+    ),
+    Case(
+        "bad-characters",
+        members(("we ird$.json", b"{}")),
+        "has characters outside [A-Za-z0-9._-]",
+        ("config.json", "we ird$.json"),
+    ),
+    Case("empty-package", lambda p: write_zip(p, []), "the package holds no files", ()),
+    Case(
+        "member-larger-than-declared",
+        understated,
+        "'vocab.txt': expands past its declared size of 1000 bytes",
+    ),
+    Case("crc-mismatch", crc_corrupt, "'vocab.txt': CRC-32 mismatch"),
+    Case("overlapping-entries", overlapping, "'tokenizer.json': overlaps the previous member's data"),
+    Case("local-name-mismatch", renamed_local, "has a local header naming '../evil.t'"),
+    Case("many-small-members-bomb", many_small_bomb, MEMBER_BOMB),
+    Case(
+        "whole-archive-ratio",
+        ratio_creep,
+        "like a zip bomb (accepted: at most 50:1 for the whole archive)",
+    ),
+    Case("single-member-bomb", big_bomb, MEMBER_BOMB),
+    Case(
+        "too-many-members",
+        too_many,
+        "holds 10002 files (accepted: at most 10000 (--max-members))",
+        ("config.json", *(f"f{i}.txt" for i in range(10_000))),
+        list_rule="holds 10001 files (accepted: at most 10000 (--max-members))",
+    ),
+    Case("unsupported-method", bzip2, "uses compression method 12 (accepted: stored or deflated)"),
+    Case("not-a-zip", not_a_zip, "is not a readable zip"),
 ]
 ZIP_CASES = {case.name: case for case in CASES}
 LIST_CASES = {case.name: case for case in CASES if case.handles is not None}
