@@ -5,11 +5,12 @@ torch or Python (threads are pinned per process, see :mod:`bench.threads`), so o
 cores they overlap well. Verification is not done here: the pipeline runs it after every build finished,
 one package at a time with nothing else running, so its timings are not disturbed.
 
-Workers are forked where no CUDA device is present: they start with torch, transformers and the loaded
-reference already in memory (a spawned worker spends seconds importing them again, which on a small
-machine costs more than the exports it runs). Where CUDA is present they are spawned, since CUDA cannot be
-initialised again in a forked child. The pool is started before any progress display, so no thread of ours
-is running at the fork (intra-op threads are pinned, see :mod:`bench.threads`). Each worker builds several
+Workers are forked where no CUDA device is present and torch runs one intra-op thread (the pinned
+default, see :mod:`bench.threads`): they start with torch, transformers and the loaded reference already in
+memory (a spawned worker spends seconds importing them again, which on a small machine costs more than the
+exports it runs). Otherwise they are spawned: CUDA cannot be initialised again in a forked child, and
+torch's OpenMP thread pool hangs in one (:func:`choose_start_method`). The pool is started before any
+progress display, so no thread of ours is running at the fork. Each worker builds several
 packages in turn; a package already built from the same inputs is found reused in the parent without a
 worker. With ``--jobs 1`` everything runs in this process, as before.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import multiprocessing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,13 +105,24 @@ def machine_default_jobs(packages: int, upstream_bytes: int) -> int:
     return default_jobs(packages, usable_cpus(), psutil.virtual_memory().available, upstream_bytes)
 
 
-def start_method() -> str:
-    """``fork`` on a machine without CUDA devices (workers inherit the imports), else ``spawn``."""
-    from backends.device import cuda_device_count
-
-    if "fork" in multiprocessing.get_all_start_methods() and cuda_device_count() == 0:
+def choose_start_method(available: Sequence[str], cuda_devices: int, intra_op_threads: int) -> str:
+    """``fork`` where it is safe, else ``spawn``. Forked workers inherit the imports and the loaded
+    reference, but a fork is unsafe when CUDA is present (it cannot be initialised again in a forked
+    child) or torch runs more than one intra-op thread: GNU OpenMP, torch's CPU thread pool, hangs in a
+    forked child once the parent has run a parallel region (``pack --threads 2`` deadlocked the first
+    export's tensor copy)."""
+    if "fork" in available and cuda_devices == 0 and intra_op_threads <= 1:
         return "fork"
     return "spawn"
+
+
+def start_method(threads: Any) -> str:
+    """:func:`choose_start_method` for this machine and the run's thread settings."""
+    from backends.device import cuda_device_count
+
+    return choose_start_method(
+        multiprocessing.get_all_start_methods(), cuda_device_count(), getattr(threads, "intra_op", 1)
+    )
 
 
 def _build(task: BuildTask, ui: UI) -> PackageBuild:
@@ -176,7 +189,7 @@ def run_builds(
         return results, 1  # type: ignore[return-value]
     workers = min(jobs, len(todo))
     label = ", ".join(f"{tasks[i].variant}/{tasks[i].backend}" for i in todo)
-    context = multiprocessing.get_context(start_method())
+    context = multiprocessing.get_context(start_method(threads))
     if context.get_start_method() == "fork":  # forked workers inherit the loaded reference
         first = tasks[todo[0]]
         with contextlib.suppress(WeightpackError):  # each worker meets the same error and records it

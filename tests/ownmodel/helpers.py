@@ -62,7 +62,10 @@ def pack(tmp: Path, body: str, *args: str, name: str = "mine") -> PackRun:
         "WEIGHTPACK_CACHE": str(tmp / "cache"),
     }
     cmd = [sys.executable, "-m", "packager.cli", name, "--recipes", str(recipes), "--out", str(out), "--json"]
-    proc = subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    # a hung run fails the test instead of holding CI until its own limit
+    proc = subprocess.run(
+        [*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=900
+    )
     return PackRun(proc.returncode, proc.stdout, proc.stderr, out)
 
 

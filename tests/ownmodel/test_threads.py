@@ -15,6 +15,8 @@ from packager.errors import RecipeError
 from packager.recipes import load_recipe
 from tests.ownmodel.helpers import ONET_PT, USER_MODEL, onet_recipe, pack, write_recipe
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_apply_threads_sets_torch_and_returns_ort_options() -> None:
     import onnxruntime
@@ -57,7 +59,9 @@ def test_threads_wait_for_torch_and_apply_on_its_import() -> None:
 
 def test_default_is_pinned_and_documented() -> None:
     settings = default_threads()
-    assert settings.intra_op >= 1 and settings.source == "default"
+    assert (settings.intra_op, settings.inter_op, settings.source) == (1, 1, "default")
+    documented = (ROOT / "docs" / "measurement.md").read_text()
+    assert "pinned default of **1 intra-op and 1 inter-op thread**" in documented
 
 
 def test_bench_threads_in_recipe(tmp_path: Path) -> None:
@@ -68,15 +72,34 @@ def test_bench_threads_in_recipe(tmp_path: Path) -> None:
         load_recipe(write_recipe(tmp_path, bad) / "mine.toml")
 
 
+def test_onnxruntime_sessions_get_the_thread_settings(tmp_path: Path) -> None:
+    """What verification passes to a model class (``current_threads().model_kwargs()``) reaches the
+    onnxruntime session's own options."""
+    import onnx
+    from onnx import helper
+
+    from backends.onnx.model import OnnxModel
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "weights.onnx")
+    model = OnnxModel.from_pretrained(tmp_path, device="cpu", **ThreadSettings(2, 1).model_kwargs())
+    options = model.session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (onet.pt) is not installed")
 def test_threads_flag_reaches_torch_and_onnxruntime_and_the_report(tmp_path: Path) -> None:
+    """--threads 2 (not the pinned default of 1, so a flag that is ignored fails this)."""
     backends = "[backends.torch]\n[backends.onnx]\n"
-    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--threads", "1")
+    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--threads", "2")
     assert run.rc == 0, run.stderr[-3000:]
     env = run.report["environment"]
-    assert env["threads"]["intra_op"] == 1 and env["threads"]["source"] == "--threads"
-    assert env["torch_threads"] == 1
+    assert env["threads"]["intra_op"] == 2 and env["threads"]["source"] == "--threads"
+    assert env["torch_threads"] == 2
     lat = run.report["latency"]
     assert {r["backend"] for r in lat} == {"torch", "onnx"}
     assert all(r["stopped_by"] in ("precision", "max_time", "min_time") for r in lat)

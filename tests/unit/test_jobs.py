@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from backends.errors import MissingExtraError
-from packager.jobs import JOB_MEMORY_OVERHEAD, _RemoteError, default_jobs
+from packager.jobs import JOB_MEMORY_OVERHEAD, _RemoteError, choose_start_method, default_jobs
 
 GIB = 1 << 30
 
@@ -28,3 +30,16 @@ def test_a_worker_error_travels_back_as_its_own_class() -> None:
     back = pickle.loads(pickle.dumps(_RemoteError.of(original))).rebuild()
     assert type(back) is MissingExtraError
     assert (str(back), back.exit_code, vars(back)) == (str(original), original.exit_code, vars(original))
+
+
+@pytest.mark.parametrize(
+    ("available", "cuda", "threads", "expected"),
+    [
+        (["fork", "spawn"], 0, 1, "fork"),
+        (["fork", "spawn"], 1, 1, "spawn"),  # CUDA cannot be initialised again in a forked child
+        (["fork", "spawn"], 0, 2, "spawn"),  # torch's OpenMP pool hangs in a forked child
+        (["spawn"], 0, 1, "spawn"),  # Windows, macOS' default
+    ],
+)
+def test_workers_are_forked_only_where_it_is_safe(available, cuda, threads, expected) -> None:
+    assert choose_start_method(available, cuda, threads) == expected
