@@ -73,12 +73,18 @@ def sweep(folder: Path, recursive: bool = True) -> list[Path]:
     return removed
 
 
+def new_temp_dir(parent: Path, what: str) -> Path:
+    """A new owned temporary folder under ``parent`` (``.<what>.<pid>-<random>.partial``): the caller
+    removes it; if this process dies first, :func:`sweep` does."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(what), suffix=PARTIAL_SUFFIX, dir=parent))
+
+
 @contextlib.contextmanager
 def temp_dir(parent: Path, what: str) -> Iterator[Path]:
     """An owned temporary folder under ``parent``, removed when the block ends (whatever way)."""
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=temp_prefix(what), suffix=PARTIAL_SUFFIX, dir=parent))
+    path = new_temp_dir(parent, what)
     try:
         yield path
     finally:

@@ -9,7 +9,6 @@ folder). Nothing here writes a report: callers assemble theirs from the results.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from backends.registry import load_model_class
 from bench import memory
 from bench.parity import OutputParity, compare_outputs
 from bench.tasks import TaskCheck, task_checks
-from packager import archive
+from packager import archive, atomic
 
 ToleranceFn = Callable[[str, str], tuple[float, float]]
 """``(output name, dtype) -> (atol, rtol)``."""
@@ -122,13 +121,14 @@ def check_outputs(model: Any, request: CheckRequest) -> CheckResult:
 
 @contextmanager
 def opened(package: Path, request: CheckRequest, scratch: Path | None = None) -> Iterator[OpenedPackage]:
-    """:func:`open_package` for the ``with`` block: a folder is used in place, a zip is extracted into a
-    temporary folder under ``scratch`` (default: the system's) removed afterwards."""
+    """:func:`open_package` for the ``with`` block: a folder is used in place, a zip is extracted into an
+    owned temporary folder under ``scratch`` (default: beside the zip, never the system's /tmp), removed
+    afterwards, and swept by a later run if this one is killed."""
     if Path(package).is_dir():
         yield open_package(package, request.model_class, request.device, request.inputs, Path(package))
         return
-    with tempfile.TemporaryDirectory(prefix="weightpack-check-", dir=scratch) as tmp:
-        yield open_package(package, request.model_class, request.device, request.inputs, Path(tmp) / "pkg")
+    with atomic.temp_dir(Path(scratch or Path(package).parent), "check") as tmp:
+        yield open_package(package, request.model_class, request.device, request.inputs, tmp / "pkg")
 
 
 def check_package(package: Path, request: CheckRequest, scratch: Path | None = None) -> CheckResult:

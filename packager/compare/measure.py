@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +90,7 @@ def measure_run(
     from bench.report import Report
     from bench.tasks import task_checks
     from bench.threads import apply_threads, resolve_threads
-    from packager import archive
+    from packager import archive, atomic
     from packager.goldens import load_arrays
     from packager.verify import tolerances_for
 
@@ -113,10 +112,11 @@ def measure_run(
     report = Report.start(recipe, environment.capture(), {"run": run_meta})
     report.environment["threads"] = settings.to_dict()
     report.packages.append({k: package.get(k) for k in ("variant", "backend", "zip", "md5", "model_class")})
-    with tempfile.TemporaryDirectory(prefix="weightpack-run-") as tmp:
-        archive.safe_extract(pack_out / package["zip"], Path(tmp) / "package")
+    # extracted under the pack output (an owned temporary, swept by a later run if this one is killed)
+    with atomic.temp_dir(pack_out, "run") as tmp:
+        archive.safe_extract(pack_out / package["zip"], tmp / "package")
         model = load_model_class(package["model_class"]).from_pretrained(
-            str(Path(tmp) / "package"), device=device, **settings.model_kwargs(), **load_kwargs_for(backend)
+            str(tmp / "package"), device=device, **settings.model_kwargs(), **load_kwargs_for(backend)
         )
         if planted:
             clock = "cpu" if device == "cpu" else "wall"

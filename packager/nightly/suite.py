@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
+import atexit
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,19 @@ import numpy as np
 import pytest
 
 _MODELS: dict[tuple[str, str], Any] = {}
-_TMP = tempfile.TemporaryDirectory(prefix="weightpack-nightly-")
+_SCRATCH: dict[Path, Path] = {}
+
+
+def _scratch(out_dir: Path) -> Path:
+    """Where this session unzips the packages of one pack output: an owned temporary folder under it
+    (never the system's /tmp), removed at exit, and swept by the next ``pack`` there if the session is
+    killed."""
+    from packager import atomic
+
+    if out_dir not in _SCRATCH:
+        _SCRATCH[out_dir] = atomic.new_temp_dir(out_dir, "nightly")
+        atexit.register(shutil.rmtree, _SCRATCH[out_dir], True)
+    return _SCRATCH[out_dir]
 
 
 @pytest.fixture
@@ -25,7 +38,7 @@ def weightpack_model(weightpack_case: Any) -> Any:
     key = (str(case.out_dir / case.package["zip"]), case.device)
     if key not in _MODELS:
         inputs, _, _ = _goldens(case)
-        target = Path(_TMP.name) / f"{case.id}"
+        target = _scratch(case.out_dir) / f"{case.id}"
         zip_path = case.out_dir / case.package["zip"]
         try:
             opened = open_package(

@@ -107,3 +107,32 @@ def test_the_name_check_finds_a_spelled_name(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text('def f(b):\n    return b == "onnx" or b in ("torch", "x") or {"trt": 1}\n')
     assert spelled_names(source, backend_names()) == {"onnx", "torch", "trt"}
+
+
+TEMP_CALLS = {"TemporaryDirectory", "mkdtemp", "mkstemp", "NamedTemporaryFile", "TemporaryFile"}
+
+
+def temporaries_without_a_folder(path: Path) -> list[int]:
+    """Lines where ``tempfile`` makes a temporary without ``dir=``: in the system's /tmp, where nothing
+    sweeps what a killed run leaves (weightpack's own live under the output folder: packager.atomic)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if (
+                isinstance(owner, ast.Name)
+                and owner.id == "tempfile"
+                and node.func.attr in TEMP_CALLS
+                and not any(k.arg == "dir" for k in node.keywords)
+            ):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_temporary_goes_to_the_system_tmp() -> None:
+    found = {
+        path.relative_to(ROOT).as_posix(): temporaries_without_a_folder(path)
+        for package in PACKAGES
+        for path in modules(package)
+    }
+    assert {k: v for k, v in found.items() if v} == {}
