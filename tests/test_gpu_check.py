@@ -7,12 +7,21 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import gpu_check  # noqa: E402  (scripts/, beside gpu_check.sh)
+import gpu_check_summary  # noqa: E402
+from gpu_check_summary import write_summary  # noqa: E402
+
+while str(ROOT / "scripts") in sys.path:  # the scripts folder is no package: off the path again
+    sys.path.remove(str(ROOT / "scripts"))
 STEPS = [
     "env",
     "minilm",
@@ -59,15 +68,20 @@ def test_gpu_check_dry_run_passes_and_says_what_it_skipped(tmp_path: Path) -> No
     assert (
         "# GPU check (CPU dry run)" in md and "Skipped, with reasons:" in md and "| onet/torch | cpu |" in md
     )
+    # what comes back from the device: at most 8 files, here exactly these three, nothing in folders
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(
+        gpu_check_summary.OUT_FILES
+    )
+    assert len(gpu_check_summary.OUT_FILES) <= gpu_check_summary.DEVICE_MAX_FILES == 8
+    with tarfile.open(out / "details.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"env.json", "junit.xml", "nightly.xml", "pack-mtcnn-report.json", "nvidia-smi.txt"} <= names
+    assert {"cuda-tests.log", "pack-mtcnn.log", "nightly.log", "env.log", "timers.log"} <= names
+    assert summary["complete"] is True and summary["facts"]["check_process_imported_torch"] is False
     assert set(Path(tempfile.gettempdir()).glob("weightpack-gpu-check-*")) <= before  # no temporary left
 
 
 def test_summary_marks_failures_and_skips(tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from gpu_check_summary import write_summary
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
     steps = [
         {"step": "env", "status": "passed", "seconds": 1.0},
         {"step": "timers", "status": "failed", "seconds": 2.0, "reason": "ratio 1.07", "data": {
@@ -80,3 +94,86 @@ def test_summary_marks_failures_and_skips(tmp_path: Path) -> None:
     md = (tmp_path / "summary.md").read_text()
     assert "passed: **False** (failed: timers)" in md and "tensorrt: tensorrt is not installed" in md
     assert "| host | 1.07 | 1 | 1.07 | False |" in md
+
+
+def test_a_step_out_of_time_is_not_run_and_fails_the_check(tmp_path: Path) -> None:
+    """Main recorded a step the budget left no time for as "skipped", which counted as passed."""
+    check = gpu_check.Check(tmp_path / "out", tmp_path / "details", dry_run=True, budget_s=0.0)
+    ran = []
+    try:
+        step = check.step("nightly", lambda seconds: ran.append(seconds) or {"status": "passed"}, 30.0)
+    finally:
+        check.close()
+    assert ran == [] and step["status"] == "not run"
+    assert step["reason"].startswith("time budget spent: 0 s left of the 0 s budget")
+    assert (
+        write_summary(tmp_path, [{"step": "env", "status": "passed", "seconds": 1.0}, step], {}, False) == 1
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["passed"] is False and summary["not_run"] == ["nightly"]
+    md = (tmp_path / "summary.md").read_text()
+    assert (
+        "passed: **False** (not run: nightly)" in md
+        and "Not run, with reasons: nightly: time budget spent: 0 s left" in md
+    )
+
+
+def test_a_step_gets_its_cap_or_what_is_left_and_never_less_than_its_minimum() -> None:
+    assert gpu_check.time_for(60.0, 200.0) == 60.0
+    assert gpu_check.time_for(60.0, 25.0) == 25.0
+    assert gpu_check.time_for(60.0, gpu_check.MIN_STEP_S - 1) is None  # not started: "not run"
+
+
+def test_the_step_caps_fit_the_budget_and_the_budget_fits_the_lease() -> None:
+    """Main's caps added up to about 630 s against a 450 s budget: the last steps were squeezed out.
+    Now every step gets its full cap, one run ends well inside 8 minutes, and a rerun fits the lease."""
+    for budget in (gpu_check.DEFAULT_BUDGET_S, 400.0):
+        caps = gpu_check.step_caps(budget)
+        assert set(caps) == set(gpu_check.CAPS)
+        assert sum(caps.values()) + gpu_check.FINISH_RESERVE_S <= budget + 1e-9
+    assert gpu_check.DEFAULT_BUDGET_S + gpu_check.SHELL_OVERHEAD_S <= gpu_check.DEVICE_TIMEOUT_S <= 8 * 60
+    assert gpu_check.STARTUP_ALLOWANCE_S + 2 * gpu_check.DEVICE_TIMEOUT_S <= gpu_check.LEASE_S
+    # the documented device call uses that timeout
+    call = f"timeout_s={gpu_check.DEVICE_TIMEOUT_S}"
+    for doc in ("docs/gpu-results.md", "scripts/gpu_wheels.sh", "scripts/gpu_check.sh"):
+        assert call in (ROOT / doc).read_text(), doc
+
+
+def test_a_child_step_that_outruns_its_cap_is_stopped_with_its_children(tmp_path: Path) -> None:
+    """A step killed at its cap takes its whole process group along (a pack's --jobs workers too)."""
+    check = gpu_check.Check(tmp_path / "out", tmp_path / "details", dry_run=True, budget_s=60.0)
+    pid_file = tmp_path / "child.pid"
+    try:
+        rc = check.run("sleeper", ["bash", "-c", f"sleep 30 & echo $! > {pid_file}; wait"], 1.0)
+    finally:
+        check.close()
+    assert rc == 124
+    assert "stopped at its cap of 1 s" in (tmp_path / "details" / "sleeper.log").read_text()
+    status = Path(f"/proc/{pid_file.read_text().strip()}/status")
+    for _ in range(50):  # the grandchild is gone (or a zombie waiting for its reaper)
+        if not status.exists() or "State:\tZ" in status.read_text():
+            break
+        time.sleep(0.05)
+    assert not status.exists() or "State:\tZ" in status.read_text(), "the step's child outlived its cap"
+
+
+def test_details_archive_keeps_every_file_under_the_device_limit(tmp_path: Path) -> None:
+    """Everything but the summary goes in one archive; a huge log keeps its tail within the size limit."""
+    details = tmp_path / "details"
+    details.mkdir()
+    (details / "env.json").write_text("{}")
+    (details / "huge.log").write_bytes(os.urandom(20 * 2**20) + b"THE END\n")
+    dest = tmp_path / "details.tar.gz"
+    gpu_check_summary.bundle_details(details, dest)
+    assert dest.stat().st_size <= gpu_check_summary.DEVICE_MAX_FILE_BYTES
+    with tarfile.open(dest) as tar:
+        assert tar.getnames() == ["env.json", "huge.log"]
+        log = tar.extractfile("huge.log").read()
+    assert log.startswith(b"[gpu-check] the first ") and log.endswith(b"THE END\n")
+
+
+def test_a_budget_too_small_for_any_step_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        gpu_check.main(["--dry-run", "--budget-s", "5"])
+    assert info.value.code == 2
+    assert "--budget-s 5 leaves no step time (accepted: at least 25 s)" in capsys.readouterr().err

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import ExportRequest, ExportResult
-from backends.errors import DeviceUnavailableError, ExportError
+from backends.errors import DeviceUnavailableError, ExportError, OptionError
 from backends.extras import require
 from backends.files import copy_aux_files
 from backends.trt import CONFIG_FILE, ENGINE_FILE
 from backends.trt.manifest import machine_facts, package_manifest
 from backends.trt.precision import PrecisionPlan, precision_plan
-from backends.trt.shapes import resolve_profile
+from backends.trt.shapes import batch_range, resolve_profile
 from backends.trt.spec import SPEC, TrtOptions
 
 
@@ -31,6 +31,7 @@ def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = 
     options = SPEC.parse_options(request.options)
     assert isinstance(options, TrtOptions)
     quantization = options.quantization
+    batch = _batch_range(request, options)  # before the ONNX export: a range that cannot work is refused
     plan = precision_plan(trt.__version__, quantization, has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"))
     if onnx_loader is None:
         from backends.onnx.exporter import OnnxFromReference
@@ -39,9 +40,11 @@ def export(request: ExportRequest, onnx_loader: Callable[[Path], Path] | None = 
         if plan.onnx_quantization:  # strongly typed fp16: the graph itself must be fp16
             onnx_options = dataclasses.replace(onnx_options, quantization=plan.onnx_quantization)
         onnx_loader = OnnxFromReference(request, onnx_options)
-    with tempfile.TemporaryDirectory(prefix="weightpack-trt-onnx-") as tmp:
+    # inside the staging folder (an owned temporary of the output folder, swept after a killed run), and
+    # gone before the package's files are written
+    with tempfile.TemporaryDirectory(prefix=".trt-onnx-", dir=request.staging_dir) as tmp:
         onnx_path = onnx_loader(Path(tmp))
-        engine_bytes, io, batch = _build(trt, request, options, onnx_path, index, plan)
+        engine_bytes, io = _build(trt, request, options, onnx_path, index, plan, batch)
     (request.staging_dir / ENGINE_FILE).write_bytes(engine_bytes)
     gpu = gpu_facts(index)
     hardware = options.hardware_compatibility
@@ -115,16 +118,25 @@ def build_index(device: str) -> int:
 
 
 def _batch_range(request: ExportRequest, options: TrtOptions) -> tuple[int, int, int]:
-    if options.static_batch_size:
-        n = options.static_batch_size
-        return n, n, n
-    sample_batch = next(iter(request.sample_inputs.values())).shape[0]
-    low = options.min_batch_size or 1
-    opt = options.opt_batch_size or int(sample_batch)
-    high = options.max_batch_size or max(16, opt)
-    if not low <= opt <= high:
-        raise ExportError(f"backends.trt batch sizes need min <= opt <= max, got {low}, {opt}, {high}")
-    return low, opt, high
+    """The engine's batch range from the options, the parity inputs' batch and every batch size the run
+    feeds (:func:`backends.trt.shapes.batch_range`); an OptionError names the ``backends.trt`` field."""
+    sample_batch = int(next(iter(request.sample_inputs.values())).shape[0])
+    try:
+        return batch_range(
+            sample_batch, run_batch_sizes(request), static=options.static_batch_size,
+            min_batch=options.min_batch_size, opt_batch=options.opt_batch_size,
+            max_batch=options.max_batch_size,
+        )  # fmt: skip
+    except OptionError as exc:
+        raise OptionError(f"backends.trt.{exc.field}", exc.problem, exc.accepted) from None
+
+
+def run_batch_sizes(request: ExportRequest) -> tuple[int, ...]:
+    """The batch sizes the run will feed the package: ``request.batch_sizes`` (the recipe's ``[bench]
+    batch_sizes``, which latency and the nightly suite use). A request without that field (an
+    ExportRequest of a version that does not carry it) gives none: the range then holds only the parity
+    inputs' batch and the default headroom."""
+    return tuple(int(b) for b in getattr(request, "batch_sizes", ()) or ())
 
 
 def _build(
@@ -134,7 +146,8 @@ def _build(
     onnx_path: Path,
     index: int,
     plan: PrecisionPlan,
-) -> tuple[bytes, dict[str, list[dict[str, Any]]], tuple[int, int, int]]:
+    batch: tuple[int, int, int],
+) -> tuple[bytes, dict[str, list[dict[str, Any]]]]:
     import torch
 
     torch.cuda.set_device(index)
@@ -173,7 +186,6 @@ def _build(
                 f"hardware_compatibility = {hardware!r} is not supported by TensorRT {trt.__version__}"
             )
         config.hardware_compatibility_level = levels[hardware]
-    batch = _batch_range(request, options)
     profile = builder.create_optimization_profile()
     ranges = {**dict(request.dim_ranges), **{k: list(v) for k, v in options.dim_ranges.items()}}
     io: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
@@ -198,7 +210,7 @@ def _build(
     if cache_path:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         Path(cache_path).write_bytes(bytes(config.get_timing_cache().serialize()))
-    return bytes(serialized), io, batch
+    return bytes(serialized), io
 
 
 def _batch_config(batch: tuple[int, int, int]) -> dict[str, int]:

@@ -12,12 +12,17 @@ import numpy as np
 
 from backends.base import PackageModel, Tensors, require_file
 from backends.device import resolve_device
-from backends.errors import DeviceUnavailableError, ModelLoadError
+from backends.errors import BackendError, DeviceUnavailableError, ModelLoadError
 from backends.extras import require
 from backends.trt import CONFIG_FILE, ENGINE_FILE
 from backends.trt.compat import host_code_setting, load_plan, local_gpu
-from backends.trt.shapes import shape_problem
+from backends.trt.shapes import EngineInputError, feed_problem, refused_shape, shape_problem
 from backends.trt.streams import dedicated_stream
+
+
+class TrtExecutionError(BackendError):
+    """``execute_async_v3`` returned False: a failed check of this package (exit 1), named with the input
+    shapes it was given, instead of a plain RuntimeError that aborts the whole pack."""
 
 
 class TrtModel(PackageModel):
@@ -95,22 +100,22 @@ class TrtModel(PackageModel):
         import torch
 
         trt = self._trt
+        missing = feed_problem(self.input_names, list(inputs))
+        if missing:
+            raise EngineInputError(missing)
         keep = []
         with torch.cuda.stream(self.stream):
             for name in self.input_names:
                 array = np.ascontiguousarray(inputs[name])
-                problem = shape_problem(name, array.shape, *self.profiles.get(name, (None, None)))
+                low, high = self.profiles.get(name, (None, None))
+                problem = shape_problem(name, array.shape, low, high)
                 if problem:
-                    raise ValueError(problem)
+                    raise EngineInputError(problem)
                 dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))
                 tensor = torch.from_numpy(array).to(self.device, dtype, non_blocking=False).contiguous()
                 keep.append(tensor)
                 if not self.context.set_input_shape(name, tuple(tensor.shape)):
-                    low, high = self.profiles.get(name, (None, None))
-                    raise ValueError(
-                        f"TensorRT refused shape {list(tensor.shape)} for input '{name}' "
-                        f"(profile min {low}, max {high})"
-                    )
+                    raise EngineInputError(refused_shape(name, tensor.shape, low, high))
                 self.context.set_tensor_address(name, tensor.data_ptr())
             outputs = {}
             for name in self.output_names:
@@ -119,7 +124,11 @@ class TrtModel(PackageModel):
                 outputs[name] = torch.empty(shape, dtype=dtype, device=self.device)
                 self.context.set_tensor_address(name, outputs[name].data_ptr())
             if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError("TensorRT execution failed (see the TensorRT log)")
+                shapes = {n: list(t.shape) for n, t in zip(self.input_names, keep, strict=True)}
+                raise TrtExecutionError(
+                    f"TensorRT execute_async_v3 failed on {self.device} for inputs {shapes} (see the "
+                    "TensorRT log above)"
+                )
         self._keep = keep  # inputs must live until the stream has consumed them
         return outputs
 

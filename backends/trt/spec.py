@@ -25,7 +25,8 @@ class TrtOptions(BackendOptions):
     opt_batch_size: int | None = None
     """Default: the sample inputs' batch."""
     max_batch_size: int | None = None
-    """Default: max(16, opt)."""
+    """Default: the largest of 16, opt and every ``[bench] batch_sizes`` entry (the engine must take each
+    batch size the run feeds it; a range set here that leaves one out is refused at export)."""
     dim_ranges: dict[str, Any] = field(default_factory=dict)
     """``{"input_ids.1" = [min, opt, max]}`` for dynamic non-batch axes; default: what the recipe's
     ``[inputs]`` imply (a text recipe's sequence axis: ``[1, parity length, max_length]``)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 
 import numpy as np
 import pytest
@@ -88,36 +89,69 @@ def test_device_memory_counts_what_torch_does_not_see() -> None:
 
 
 def test_own_process_is_recognised_by_nvml() -> None:
+    """Exactly one of NVML's processes on this GPU is this one: it is never counted among the others (the
+    container bug: NVML's host PID did not match ``os.getpid()``, so our own process was reported as
+    another one on the GPU and every latency row warned of a shared GPU)."""
     _needs("pynvml", "nvidia-ml-py is not installed")
-    from bench.environment import nvml_handle_for, nvml_module, nvml_snapshot
+    from bench.environment import nvml_conditions, nvml_handle_for, nvml_module, nvml_snapshot
+    from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
 
     torch.ones(1, device="cuda:0")  # a CUDA context: this process is now on NVML's list
+    torch.cuda.synchronize()
     handle = nvml_handle_for(0)
     assert handle is not None, "NVML could not match torch's cuda:0"
     pynvml = nvml_module()
-    from bench.environment import nvml_conditions
+    index = int(pynvml.nvmlDeviceGetIndex(handle))
+    gpu = next(g for g in nvml_snapshot() or [] if g["index"] == index)
+    processes, others = gpu["processes"], gpu["other_processes"]
+    print(f"GPU-NVML processes={processes} others={others} note={gpu.get('process_note')}")
+    if not processes:
+        pytest.skip("NVML lists no compute processes on this GPU here (the query is not supported)")
+    assert len(others) == len(processes) - 1, (
+        f"this process is counted among the other processes: NVML lists {processes}, others {others}"
+    )
+    _, own, note = classify_processes(processes, os.getpid(), uses_nvidia_device, this_process_uses_gpu())
+    print(f"GPU-NVML own={own} sampler_bytes={nvml_conditions(pynvml, handle)['process_used_bytes']}")
+    if len(processes) == 1:  # alone on the GPU, ours can always be told
+        assert own == processes[0], f"our process {processes[0]} was not recognised as ours ({note})"
 
-    own = nvml_conditions(pynvml, handle)["process_used_bytes"]
-    snapshot = nvml_snapshot() or []
-    print(f"GPU-NVML own={own} notes={[g.get('process_note') for g in snapshot]}")
-    others = [p for g in snapshot for p in g["other_processes"]]
-    assert own is not None or others, "this process was neither found nor counted among the others"
+
+def _ort_onet(tmp_path, data, sample, variant: str = "onet"):
+    return export_package(
+        tmp_path / variant, "onnx", data, sample, reference_class="backends.zoo.mtcnn:MTCNNNet",
+        variant=variant,
+    )  # fmt: skip
 
 
 def test_onnx_trt_ep_engine_cache_keyed_by_content(tmp_path, onet) -> None:
+    """Each package and option set gets its own engine folder, named by the pure function
+    (backends.onnx.model.engine_cache_key, tested on the CPU in tests/unit/test_gpu_measurement.py)."""
     import onnxruntime
+
+    from backends.onnx.model import engine_cache_key, package_digests
 
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("onnxruntime has no TensorrtExecutionProvider here (onnxruntime-gpu not installed)")
     data, sample = onet
-    unzipped, result = export_package(
-        tmp_path, "onnx", data, sample, reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet"
-    )
+    onet_dir, onet_result = _ort_onet(tmp_path, data, sample)
+    rnet_sample = {"image": np.random.default_rng(1).uniform(-1, 1, (8, 3, 24, 24)).astype(np.float32)}
+    rnet_dir, rnet_result = _ort_onet(tmp_path, data, rnet_sample, "rnet")
     cache = tmp_path / "cache"
-    model = load(unzipped, result, device="cuda", tensorrt=True, trt_engine_cache_path=str(cache))
-    model.infer(sample)
-    folders = [p for p in cache.iterdir() if p.is_dir()]
-    assert len(folders) == 1 and any(folders[0].iterdir())
+    runs = [(onet_dir, onet_result, sample, False), (onet_dir, onet_result, sample, True)]
+    runs.append((rnet_dir, rnet_result, rnet_sample, False))
+    expected = []
+    for unzipped, result, feed, fp16 in runs:
+        model = load(
+            unzipped, result, device="cuda", tensorrt=True, trt_engine_cache_path=str(cache),
+            trt_fp16_enable=fp16,
+        )  # fmt: skip
+        model.infer(feed)
+        options = {"trt_engine_cache_enable": True, "trt_fp16_enable": fp16}
+        expected.append(engine_cache_key(package_digests(unzipped), options))
+    folders = sorted(p.name for p in cache.iterdir() if p.is_dir())
+    assert len(set(expected)) == 3  # other weights, other options: another key
+    assert folders == sorted(expected), f"engine folders {folders}, expected one per key {expected}"
+    assert all(any((cache / name).iterdir()) for name in folders)  # an engine was cached in each
 
 
 def _trt_onet(tmp_path, onet, **options):
@@ -143,10 +177,13 @@ def test_trt_shape_outside_profile_names_input_and_range(tmp_path, onet) -> None
     unzipped, result = _trt_onet(tmp_path, onet)
     model = load(unzipped, result, device="cuda")
     too_big = {"image": np.zeros((32, 3, 48, 48), np.float32)}
+    from backends.trt.shapes import EngineInputError
+
     with pytest.raises(
-        ValueError, match=r"input 'image' batch is 32, outside the engine's profile \[1, 16\]"
-    ):
+        EngineInputError, match=r"input 'image' batch is 32, outside the engine's profile \[1, 16\]"
+    ) as info:
         model.infer(too_big)
+    assert info.value.exit_code == 1  # a failed check of this package
 
 
 def test_trt_version_compatible_engine_loads_with_host_code_recorded(tmp_path, onet) -> None:

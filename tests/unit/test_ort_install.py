@@ -83,7 +83,8 @@ def _extras() -> list[str]:
 def test_every_extra_combination_has_at_most_one_onnxruntime() -> None:
     """Base: no onnxruntime. Any combination with ``cpu`` and not ``gpu``: exactly onnxruntime; with
     ``gpu`` and not ``cpu``: exactly onnxruntime-gpu (plus TensorRT and NVML). ``cpu`` + ``gpu`` together
-    is the one contradictory request, refused at run time (test below)."""
+    is the one contradictory request: pip has no way to declare two extras exclusive, so it installs both
+    (next test), and the run-time check refuses that environment."""
     extras = _extras()
     assert {"cpu", "gpu"} <= set(extras)
     others = [e for e in extras if e not in ("cpu", "gpu")]
@@ -101,6 +102,31 @@ def test_every_extra_combination_has_at_most_one_onnxruntime() -> None:
                     assert {"tensorrt", "nvidia-ml-py"} <= resolved
                 checked += 1
     assert checked == 3 * 2 ** len(others)
+
+
+@pytest.mark.slow
+def test_cpu_and_gpu_extras_together_install_both_and_are_flagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pip install 'weightpack[cpu,gpu]'`` (with any other extras) resolves to both onnxruntime
+    packages in one site folder; every command that runs onnx then stops with exit 3 and the fix, for the
+    CPU as well as for CUDA."""
+    others = [e for e in _extras() if e not in ("cpu", "gpu")]
+    for n in range(len(others) + 1):
+        for combo in itertools.combinations(others, n):
+            resolved = _resolve((*combo, "cpu", "gpu"))
+            assert resolved & ORT == {"onnxruntime", "onnxruntime-gpu"}, (combo, resolved & ORT)
+    site = tmp_path / "site-packages"  # what that install leaves: both in one folder
+    _dist(site, "onnxruntime", "1.22.0")
+    _dist(site, "onnxruntime-gpu", "1.22.0")
+    monkeypatch.setattr(sys, "path", [str(site)])
+    for device in ("cpu", "cuda:0"):
+        with pytest.raises(
+            BrokenInstallError, match=r"onnxruntime 1\.22\.0 and onnxruntime-gpu 1\.22\.0 are"
+        ) as info:
+            install.check(device, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        assert info.value.exit_code == 3
+        assert "uninstall -y onnxruntime onnxruntime-gpu && " in str(info.value)
 
 
 def test_tensorrt_requirement_has_an_upper_bound() -> None:

@@ -41,7 +41,9 @@ def _fake_bin(tmp_path: Path, *, nvidia: bool, cuda_torch: bool | None) -> dict[
         site.mkdir()
         (site / "torch.py").write_text("raise ImportError('no torch here')\n")
     python = bin_dir / "base-python"
-    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} -S "$@"\n')
+    # a base interpreter, not this venv's (a venv's interpreter is inherited through a .pth file instead)
+    base = getattr(sys, "_base_executable", sys.executable)
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {base} -S "$@"\n')
     python.chmod(0o755)
     # a PATH without any real nvidia-smi: our bin first, then only the folders of bash and coreutils
     keep = {str(Path(shutil.which(t)).parent) for t in ("bash", "sh", "cat", "env") if shutil.which(t)}
@@ -95,3 +97,50 @@ def test_flavour_override_is_validated(tmp_path: Path) -> None:
         ["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 2 and "must be cpu or gpu, not 'tpu'" in done.stderr
+
+
+# ---- a real venv: the lent box's python3 is itself a venv (/opt/torch/.venv) ---------------------------
+
+
+def _fake_cuda_torch(site: Path) -> None:
+    """A package named torch that reports a CUDA build, as the lent box's torch 2.11.0+cu130 does."""
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text(
+        '__version__ = "2.11.0+cu130"\nclass version:\n    cuda = "13.0"\n'
+    )
+
+
+@pytest.mark.slow  # two real venvs and the script end to end (python -m venv with pip: ~5 s)
+def test_a_cuda_torch_inside_a_venv_interpreter_is_kept(tmp_path: Path) -> None:
+    """`python -m venv --system-site-packages` run by a venv's interpreter inherits the BASE interpreter's
+    site-packages, not that venv's: the box's torch went missing and setup downloaded another one."""
+    source = tmp_path / "torch-venv"  # stands for /opt/torch/.venv: no pip needed, nothing downloaded
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(source)], check=True, timeout=60)
+    base_python = source / "bin" / "python"
+    purelib = subprocess.run(
+        [str(base_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    _fake_cuda_torch(Path(purelib))
+    env = {
+        **os.environ,
+        "PYTHON": str(base_python),
+        "WEIGHTPACK_VENV": str(tmp_path / "venv"),
+        "WEIGHTPACK_FLAVOUR": "gpu",
+        "WEIGHTPACK_SETUP_STOP": "venv",  # create the venv, then stop before pip (no index here)
+        "HOME": str(tmp_path),
+    }
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run(
+        ["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    probe = "import torch; print(torch.__version__, torch.version.cuda, torch.__file__)"
+    seen = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-c", probe],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert seen.returncode == 0, f"the new venv does not see the machine's torch: {seen.stderr}"
+    version, cuda, where = seen.stdout.split()
+    assert (version, cuda) == ("2.11.0+cu130", "13.0") and where.startswith(purelib)
+    assert f"{base_python} is a venv" in done.stdout and "--system-site-packages" not in done.stdout

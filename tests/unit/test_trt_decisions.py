@@ -4,13 +4,23 @@ vs 11, and the stream choice. tests/gpu/test_gpu_fixes.py exercises the real thi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from backends.errors import BrokenInstallError, ExportError, ModelLoadError
+from backends.errors import (
+    BackendError,
+    BrokenInstallError,
+    ExportError,
+    InputMismatchError,
+    ModelLoadError,
+    OptionError,
+    WeightpackError,
+)
 from backends.trt.compat import LocalGPU, host_code_setting, load_plan
 from backends.trt.precision import precision_plan
-from backends.trt.shapes import resolve_profile, shape_problem
+from backends.trt.shapes import batch_range, resolve_profile, shape_problem
 from backends.trt.streams import is_default_stream
 from packager.build import dim_ranges
 from packager.recipes import InputsRecipe
@@ -126,6 +136,131 @@ def test_shape_outside_the_profile_names_input_axis_and_range() -> None:
     batch = shape_problem("input_ids", (32, 8), [1, 1], [16, 64])
     assert batch is not None and "batch is 32" in batch
     assert "has 3 axes" in (shape_problem("x", (1, 2, 3), [1, 1], [2, 2]) or "")
+
+
+def test_the_profile_takes_every_batch_size_the_run_feeds() -> None:
+    """Main's max batch was max(16, opt): a recipe with [bench] batch_sizes = [1, 32] failed at 32."""
+    assert batch_range(8, [1, 32]) == (1, 8, 32)
+    assert batch_range(8, []) == (1, 8, 16)  # a consumer's batch sizes are unknown: room up to 16
+    assert batch_range(8, [2, 4], min_batch=2, max_batch=8, opt_batch=4) == (2, 4, 8)
+    assert batch_range(4, [4], static=4) == (4, 4, 4)
+
+
+def test_a_range_that_leaves_out_a_run_batch_size_is_bad_input() -> None:
+    with pytest.raises(
+        OptionError, match=r"max_batch_size.*\[1, 16\] leaves out batch size\(s\) \[32\]"
+    ) as info:
+        batch_range(8, [1, 32], max_batch=16)
+    assert info.value.exit_code == 2 and "accepted: a range covering" in str(info.value)
+    with pytest.raises(OptionError, match=r"min_batch_size.*\[2, 16\] leaves out batch size\(s\) \[1\]"):
+        batch_range(8, [1], min_batch=2)
+    with pytest.raises(
+        OptionError, match=r"static_batch_size.*is 4, but the run feeds batch size\(s\) \[1, 8\]"
+    ):
+        batch_range(4, [1, 8], static=4)
+    with pytest.raises(OptionError, match=r"opt_batch_size.*32 is outside \[1, 16\]"):
+        batch_range(8, [1], opt_batch=32, max_batch=16)
+
+
+def test_the_exporter_takes_the_batch_sizes_from_the_request() -> None:
+    """The recipe's [bench] batch_sizes reach the exporter as ``request.batch_sizes``."""
+    from types import SimpleNamespace
+
+    from backends.trt.exporter import _batch_range
+    from backends.trt.spec import SPEC
+
+    options = SPEC.parse_options({})
+    sample = {"image": np.zeros((8, 3, 48, 48), np.float32)}
+    request = SimpleNamespace(sample_inputs=sample, batch_sizes=(1, 32))
+    assert _batch_range(request, options) == (1, 8, 32)
+    assert _batch_range(SimpleNamespace(sample_inputs=sample), options) == (1, 8, 16)
+    narrow = SPEC.parse_options({"max_batch_size": 16})
+    with pytest.raises(
+        OptionError, match=r"field 'backends\.trt\.max_batch_size': 16: .* leaves out .*\[32\]"
+    ):
+        _batch_range(SimpleNamespace(sample_inputs=sample, batch_sizes=(1, 32)), narrow)
+
+
+# ---- running an engine: typed errors, recorded as the package's failed check --------------------------
+
+
+class _FakeEngine:
+    def get_tensor_dtype(self, name: str) -> str:
+        return "float32"
+
+
+class _FakeContext:
+    def __init__(self, accept: bool = True, execute: bool = True) -> None:
+        self.accept, self.execute = accept, execute
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        self.shape = shape
+        return self.accept
+
+    def set_tensor_address(self, name: str, address: int) -> None:
+        pass
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        return (self.shape[0], 16)
+
+    def execute_async_v3(self, stream: int) -> bool:
+        return self.execute
+
+
+class _FakeStream:
+    cuda_stream = 0x55D1C0DE0000
+
+    def synchronize(self) -> None:
+        pass
+
+
+def _cpu_model(context: _FakeContext):
+    """TrtModel.run on the CPU: engine, context and tensorrt replaced by stand-ins, torch tensors on cpu."""
+    from types import SimpleNamespace
+
+    from backends.trt.model import TrtModel
+
+    config = {
+        "input_names": ["image"],
+        "output_names": ["landmarks"],
+        "inputs": [{"name": "image", "min": [1, 3, 48, 48], "max": [16, 3, 48, 48]}],
+    }
+    model = TrtModel(_FakeEngine(), context, config, Path("pkg"), "cpu", _FakeStream())
+    model._trt = SimpleNamespace(nptype=lambda dtype: np.float32)
+    return model
+
+
+def test_a_batch_outside_the_profile_is_a_typed_failed_check() -> None:
+    """Main raised a plain ValueError: verification (which records WeightpackErrors) let it through and
+    the whole pack aborted with no report."""
+    from backends.trt.shapes import EngineInputError
+
+    model = _cpu_model(_FakeContext())
+    assert model.run({"image": np.zeros((8, 3, 48, 48), np.float32)})["landmarks"].shape == (8, 16)
+    with pytest.raises(
+        EngineInputError, match=r"input 'image' batch is 32, outside the engine's profile \[1, 16\]"
+    ) as info:
+        model.run({"image": np.zeros((32, 3, 48, 48), np.float32)})
+    assert isinstance(info.value, InputMismatchError) and isinstance(info.value, WeightpackError)
+    assert info.value.exit_code == 1  # a failed check of this package, not bad input of the run
+    with pytest.raises(EngineInputError, match=r"feed has no input 'image'.*fed: \['pixels'\]"):
+        model.run({"pixels": np.zeros((8, 3, 48, 48), np.float32)})
+
+
+def test_a_shape_tensorrt_refuses_or_a_failed_execution_is_typed() -> None:
+    from backends.trt.model import TrtExecutionError
+    from backends.trt.shapes import EngineInputError
+
+    with pytest.raises(
+        EngineInputError,
+        match=r"TensorRT refused shape \[8, 3, 48, 48\] for input 'image' \(profile min \[1, 3, 48, 48\]",
+    ):
+        _cpu_model(_FakeContext(accept=False)).run({"image": np.zeros((8, 3, 48, 48), np.float32)})
+    with pytest.raises(
+        TrtExecutionError, match=r"execute_async_v3 failed .*'image': \[8, 3, 48, 48\]"
+    ) as info:
+        _cpu_model(_FakeContext(execute=False)).run({"image": np.zeros((8, 3, 48, 48), np.float32)})
+    assert isinstance(info.value, BackendError) and info.value.exit_code == 1
 
 
 # ---- precision: TensorRT 10 vs 11 ---------------------------------------------------------------------
