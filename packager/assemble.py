@@ -18,6 +18,8 @@ def record_verification(report: Report, build: PackageBuild, v: Verification, ou
         at = f" at input shape {v.shape}" if v.shape else ""
         message = f"variant '{variant}', backend {backend} on {v.device}{at}: {v.error}"
         report.fail("parity", variant, backend, v.device, message, exit_code=1)
+    elif v.error is not None and v.stage == "latency":  # a package that cannot take a timed batch
+        failures.record(report, "latency", variant, backend, v.device, v.error, exit_code=1)
     elif v.error is not None:
         failures.record(report, "load", variant, backend, v.device, v.error)
     if v.cold_start is None:

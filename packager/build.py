@@ -62,6 +62,7 @@ def input_key(
     }
     if get_backend(backend).device_bound:  # a TensorRT engine built on another GPU is another package
         payload["device"] = device
+        payload["batch_sizes"] = list(recipe.bench.batch_sizes)  # its profile's batch range covers them
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -132,6 +133,7 @@ def build_package(
                 reference_kwargs=dict(reference_kwargs or {}),
                 device=device,
                 dim_ranges=dim_ranges(recipe.inputs_for(variant), inputs),
+                batch_sizes=tuple(recipe.bench.batch_sizes),
             )
             result = get_backend(backend).load_exporter()(request)
             model_class = recipe.backends[backend].model_class or result.model_class

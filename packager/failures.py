@@ -16,9 +16,16 @@ from packager.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 
 def record(
-    report: Report, stage: str, variant: str, backend: str, device: str | None, exc: BaseException
+    report: Report,
+    stage: str,
+    variant: str,
+    backend: str,
+    device: str | None,
+    exc: BaseException,
+    exit_code: int | None = None,
 ) -> None:
-    """Add ``exc`` to ``report.failures`` with its message, type, exit code and a short reason."""
+    """Add ``exc`` to ``report.failures`` with its message, type, exit code (its class's unless given)
+    and a short reason."""
     message = str(exc) if stage == "export" else f"{type(exc).__name__}: {exc}"
     report.fail(
         stage,
@@ -28,7 +35,7 @@ def record(
         message,
         reason=reason(stage, exc),
         error=type(exc).__name__,
-        exit_code=int(getattr(exc, "exit_code", EXIT_CHECK_FAILED)),
+        exit_code=int(exit_code if exit_code is not None else getattr(exc, "exit_code", EXIT_CHECK_FAILED)),
     )
 
 

@@ -96,7 +96,8 @@ class Verification:
     error: BaseException | None = None
     """Why it failed (recorded with its exit code by ``packager.failures``)."""
     stage: str = "load"
-    """Where ``error`` happened: ``load``, or ``parity`` (the package refused the reference's inputs)."""
+    """Where ``error`` happened: ``load``, ``parity`` (the package refused the reference's inputs) or
+    ``latency`` (it passed its checks but refused a timed batch size)."""
     shape: str | None = None
     """The input shape the ``parity`` stage failed at."""
 
@@ -145,10 +146,16 @@ def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
         result.golden = _save_outputs(request, result.checks[0][1].outputs)
         if request.measure_latency:
             bench = request.recipe.bench
-            with ui.stage(f"latency {where} (batch {', '.join(map(str, bench.batch_sizes))})"):
-                baseline = opened.cold_start.get("cuda_device_before_bytes")  # before the load
-                for label, spec, _, _ in cases:
-                    result.latency += measure_latency(request, opened.model, baseline, spec, label)
+            try:
+                with ui.stage(f"latency {where} (batch {', '.join(map(str, bench.batch_sizes))})"):
+                    baseline = opened.cold_start.get("cuda_device_before_bytes")  # before the load
+                    for label, spec, _, _ in cases:
+                        result.latency += measure_latency(request, opened.model, baseline, spec, label)
+            except (WeightpackError, ValueError, RuntimeError) as exc:
+                # the parity inputs ran, a latency batch did not (a batch outside a TensorRT profile, a
+                # static batch): this package's failed check, recorded with the checks that did run
+                result.error, result.stage = exc, "latency"
+                ui.warn(f"{where}: {exc}")
         del opened
     return result
 

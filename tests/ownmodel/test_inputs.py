@@ -162,3 +162,19 @@ def test_a_shape_set_is_one_variant(tmp_path: Path) -> None:
         load_recipe(
             write_recipe(tmp_path, onet_recipe("/tmp/p.pt", model=USER_MODEL, inputs=bad)) / "mine.toml"
         )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (onet.pt) is not installed")
+def test_a_batch_size_the_package_refuses_is_its_failed_check_with_a_report(tmp_path: Path) -> None:
+    """An ONNX package with a static batch of 4 passes parity (the inputs are batch 4) and refuses the timed
+    batch 1: that package's failed check (exit 1, stage latency), with its parity rows and a report, not an
+    aborted run."""
+    body = onet_recipe(str(ONET_PT), model=USER_MODEL, backends="[backends.onnx]\nstatic_batch_size = 4\n")
+    run = pack(tmp_path, body)
+    assert run.rc == 1, run.stderr[-3000:]
+    report = run.report
+    failure = next(f for f in report["failures"] if f["stage"] == "latency")
+    assert failure["backend"] == "onnx" and failure["exit_code"] == 1
+    assert "image" in failure["message"] and "1" in failure["message"]
+    assert report["parity"] and all(p["passed"] for p in report["parity"])

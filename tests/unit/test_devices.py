@@ -122,6 +122,7 @@ def test_second_device_id_arrives_at_the_exporter(
     finally:
         unregister("recording")
     assert [r.device for r in SEEN] == ["cuda:1"]  # the id arrived, not cuda:0
+    assert SEEN[0].batch_sizes == tuple(recipe.bench.batch_sizes)  # what a TensorRT profile must cover
     assert verified == ["cpu", "cuda:1"]  # each device verified on its own
     assert [p["backend"] for p in report.to_dict()["packages"]] == ["recording"]
 
