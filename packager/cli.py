@@ -216,7 +216,7 @@ def recipe_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from packager import atomic, failures
+    from packager import atomic, failures, outdir
     from packager import summary as run_summary
     from packager.pipeline import PackOptions, run_pack, select
     from packager.ui import make_ui
@@ -254,23 +254,26 @@ def _pack(args: argparse.Namespace) -> int:
 
         profile = Profile(startup_s=process_age_s())
         ui = ProfilingUI(ui, profile)
-    report = run_pack(recipe, options, ui)
-    data = report.to_dict()
-    if args.json:
-        print(json.dumps(run_summary.as_json(data, options.out_dir), indent=2))
-    elif not args.quiet:
-        run_summary.print_table(data, options.out_dir)
-    if profile is not None:
-        profile.finish()
-        atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
-        print(profile.render(), file=sys.stderr)
-    if not data["passed"]:
-        return failures.exit_code(data)
-    for module in _extensions():
-        code = module.after_pack(args, data, options.out_dir, ui)
-        if code:
-            return code
-    return EXIT_OK
+    # the pack's claim on --out holds until the command ends: the steps after it (upload, register, the
+    # publish state, fixtures, profile.json) write there too, and a second run must not start meanwhile
+    with outdir.held_until_end():
+        report = run_pack(recipe, options, ui)
+        data = report.to_dict()
+        if args.json:
+            print(json.dumps(run_summary.as_json(data, options.out_dir), indent=2))
+        elif not args.quiet:
+            run_summary.print_table(data, options.out_dir)
+        if profile is not None:
+            profile.finish()
+            atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
+            print(profile.render(), file=sys.stderr)
+        if not data["passed"]:
+            return failures.exit_code(data)
+        for module in _extensions():
+            code = module.after_pack(args, data, options.out_dir, ui)
+            if code:
+                return code
+        return EXIT_OK
 
 
 def _quiet_libraries() -> None:

@@ -10,6 +10,13 @@ What is ours (:class:`NoticeRetry`): the schedule (the first retry already waits
 waits 0), a ``Retry-After`` it cannot parse falls back to the backoff instead of raising, the cap applied to
 ``Retry-After`` too, and a one-line notice per retry.
 
+urllib3 logs the URL of what it retries (a ``WARNING`` after a broken connection) and, at ``DEBUG``, of every
+request; a signed upload or download URL carries its signature in the query. :func:`redact_http_logs`
+(called wherever a client is set up: :func:`mount`, the stores, verify-remote's downloads) puts a
+:class:`RedactingFilter` on urllib3's loggers, so those records lose user-info, Authorization-like values
+and queries before any handler sees them, in a plain ``pack`` and in an application that embeds weightpack
+and configures logging alike.
+
 Tunable by environment for slow links and for tests: ``WEIGHTPACK_RETRY_ATTEMPTS`` (default 5),
 ``WEIGHTPACK_RETRY_BASE_S`` (first delay, default 0.5, doubled each try, capped at
 ``WEIGHTPACK_RETRY_MAX_S``, default 8) and ``WEIGHTPACK_HTTP_TIMEOUT_S`` (per request, default 60).
@@ -17,6 +24,7 @@ Tunable by environment for slow links and for tests: ``WEIGHTPACK_RETRY_ATTEMPTS
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -27,6 +35,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
+
+from packager.redact import redact_log_text
 
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 
@@ -109,9 +119,53 @@ class NoticeRetry(Retry):
         return new
 
 
+HTTP_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "urllib3.http2.connection",
+    "urllib3.contrib.pyopenssl",
+    "urllib3.contrib.emscripten.response",
+)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message (and traceback text) with :func:`packager.redact.redact_log_text`; never
+    drops a record. A logger's filter runs before any handler, whoever configured the handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # logging's own error path would print the raw arguments: redact those instead
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact_log_text(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_log_text(record.exc_text)
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def redact_http_logs() -> None:
+    """Put the redacting filter on every urllib3 logger (idempotent). A filter on a logger applies only to
+    the records logged on that very logger, not to those of its children passing through, hence each one by
+    name, plus any other ``urllib3.*`` logger created by then."""
+    names = set(HTTP_LOGGERS) | {n for n in logging.root.manager.loggerDict if n.startswith("urllib3.")}
+    for name in sorted(names):
+        logging.getLogger(name).addFilter(_FILTER)  # addFilter ignores a filter already there
+
+
 def mount(session: requests.Session, url: str, retry: Retry) -> None:
     """Make ``session`` retry requests to ``url``'s scheme by ``retry``. The adapter (and its connection
-    pool) is mounted once and kept; only its ``max_retries`` changes, so use a session from one thread."""
+    pool) is mounted once and kept; only its ``max_retries`` changes, so use a session from one thread.
+    urllib3's log records of these requests are redacted (:func:`redact_http_logs`)."""
+    redact_http_logs()
     prefix = "https://" if url.lower().startswith("https://") else "http://"
     adapter = session.get_adapter(url)
     if not isinstance(adapter, RetryingAdapter):

@@ -5,6 +5,8 @@ again, and the secret kept out of every message. Sleeps are recorded, not waited
 from __future__ import annotations
 
 import email.utils
+import logging
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -142,3 +144,67 @@ def test_connection_refused_fails_after_every_attempt(sleeps: list[float]) -> No
     with pytest.raises(HttpFailure, match=r"failed after 3 attempts; last: \w+"):
         send(requests.Session(), "GET", url, what="resolve", policy=RetryPolicy(attempts=3, timeout_s=5))
     assert sleeps == [0.5, 1.0]
+
+
+SIGNATURE = "SECRETSIG0123456789abcdef"
+PASSWORD = "p@ss@w0rd-Secret"
+
+
+def test_urllib3_logs_never_show_a_signed_url_or_a_password(
+    sleeps: list[float], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """An app (or pytest) that configures logging sees urllib3's records: the retry warning after a dropped
+    connection and the DEBUG line of every request name the URL, whose query is the signature."""
+    caplog.set_level(logging.DEBUG)
+    payload = tmp_path / "weights.bin"
+    payload.write_bytes(b"w" * 4096)
+    server = ScriptedServer("drop", (200, {}, b""))
+    with server:
+        url = server.url.replace("http://", f"http://svc:{PASSWORD}@")
+        send(
+            requests.Session(),
+            "PUT",
+            f"{url}/upload/tok?X-Goog-Signature={SIGNATURE}&X-Goog-Credential=svc%40proj",
+            what="upload weights.bin",
+            policy=RetryPolicy(timeout_s=10),
+            data_factory=lambda: open(payload, "rb"),  # noqa: SIM115 -- closed by send()
+        )
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(r.name == "urllib3.connectionpool" and "Retrying" in r.getMessage() for r in caplog.records)
+    assert any("/upload/tok?***" in m for m in messages), messages  # the URL is still there, its query not
+    everything = "\n".join(messages) + caplog.text
+    for secret in (SIGNATURE, PASSWORD, "svc%40proj", "ss@w0rd"):
+        assert secret not in everything
+
+
+def test_the_log_filter_redacts_full_urls_arguments_and_tracebacks() -> None:
+    from packager.retry import RedactingFilter
+
+    record = logging.LogRecord(
+        "urllib3.connectionpool",
+        logging.DEBUG,
+        __file__,
+        1,
+        "Redirecting %s -> %s",
+        (f"http://u:{PASSWORD}@h/x?sig={SIGNATURE}", "/y?token=abc"),
+        None,
+    )
+    assert RedactingFilter().filter(record) is True  # redacted, never dropped
+    assert record.getMessage() == "Redirecting http://***@h/x?*** -> /y?***"
+    try:
+        raise ValueError(f"Max retries exceeded with url: /upload?sig={SIGNATURE}")
+    except ValueError:
+        info = sys.exc_info()
+    failed = logging.LogRecord("urllib3.connection", logging.WARNING, __file__, 1, "x", (), info)
+    RedactingFilter().filter(failed)
+    assert SIGNATURE not in logging.Formatter().format(failed) and "/upload?***" in failed.exc_text
+
+
+def test_a_record_that_cannot_be_formatted_is_redacted_too() -> None:
+    from packager.retry import RedactingFilter
+
+    record = logging.LogRecord(
+        "urllib3.connectionpool", logging.DEBUG, __file__, 1, "%s %s", ("/x?s=1",), None
+    )
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "%s %s ('/x?***',)"

@@ -282,7 +282,191 @@ def test_verify_remote_detects_mismatch_and_missing_md5(out, registry_server, tm
     assert code == 1 and "MISMATCH" in text
     registry_server.omit_md5 = {"config.json"}
     code, text = verify_remote(out)
-    assert code == 1 and "without md5Hash" in text
+    assert code == 2, text  # the registry's data is at fault: refused, not a failed check
+    assert "refused: package " in text and "files without md5Hash: ['config.json']" in text
+    assert "accepted: each file with an md5Hash of 32 lower-case hex digits" in text
+    assert MODEL_ID not in recorded(out)
+    registry_server.omit_md5 = set()
+    [package] = sealed(registry_server)
+    package.md5["vocab.txt"] = package.md5["vocab.txt"].upper()
+    code, text = verify_remote(out)
+    assert code == 2 and f"malformed md5Hash: vocab.txt: '{package.md5['vocab.txt']}'" in text, text
+
+
+def recorded(out: Path) -> dict:
+    """The models recorded as verified in staging (none when there is no record)."""
+    path = out / "remote-verified.staging.json"
+    return json.loads(path.read_text())["models"] if path.is_file() else {}
+
+
+def file_sizes(out: Path) -> dict[str, int]:
+    return {f["path"]: f["size"] for f in manifest(out)["files"]}
+
+
+def test_verify_remote_caps_the_whole_package_declared_sizes_or_not(out, registry_server):
+    """Every file fits under --max-extract-bytes, the package does not; the registry lists no sizes (or
+    only some, which add up to less than the cap): refused while downloading, before anything is loaded."""
+    assert publish(out, "--register", "--execute")[0] == 0
+    sizes = file_sizes(out)
+    cap = max(sizes.values()) + 1
+    assert sum(sizes.values()) > cap
+    for declared in ({}, {h: s for h, s in sizes.items() if s < cap - 1}):
+        registry_server.declared_sizes = declared
+        code, text = verify_remote(out, "--max-extract-bytes", str(cap), "--consumer", "skip")
+        assert code == 2, text
+        assert f"refused: package {sealed(registry_server)[0].id}: more than {cap} bytes in total" in text
+        assert f"accepted: at most --max-extract-bytes {cap} for the whole package" in text
+        assert "sentence_embedding" not in text and MODEL_ID not in recorded(out)
+
+
+def test_verify_remote_holds_each_file_to_its_declared_size(out, registry_server):
+    assert publish(out, "--register", "--execute")[0] == 0
+    size = file_sizes(out)["config.json"]
+    accepted = "accepted: exactly the size the registry declares for it"
+    for declared, problem in (
+        (size - 1, f"config.json: more than the {size - 1} bytes the registry declares ({accepted})"),
+        (size + 1, f"config.json: {size} bytes received, the registry declares {size + 1} ({accepted})"),
+        (-(2**41), "config.json: declared size -2199023255552 is not a whole number of bytes"),
+        ("12kB", "config.json: declared size '12kB' is not a whole number of bytes"),
+    ):
+        registry_server.declared_sizes = {"config.json": declared}
+        code, text = verify_remote(out, "--consumer", "skip")
+        assert code == 2 and problem in text, text
+        assert MODEL_ID not in recorded(out)
+    registry_server.declared_sizes = {h: str(s) for h, s in file_sizes(out).items()}  # the truth passes
+    code, text = verify_remote(out, "--consumer", "skip")
+    assert code == 0 and "PASSED" in text, text
+
+
+FAKE_CONSUMER = """
+import json, os, sys
+import numpy as np
+
+request = json.load(sys.stdin)
+with open(os.environ["FAKE_CONSUMER_LOG"], "a") as log:
+    log.write(json.dumps({"command": sys.argv[-1], "package_id": request.get("package_id")}) + "\\n")
+if request.get("package_id") in os.environ.get("FAKE_CONSUMER_NO_CLASS", "").split(","):
+    print(json.dumps({"error": "ModelPackageAlternativesExhaustedError: error_type="
+                               "ModelImplementationNotFoundError"}))
+    sys.exit(0)
+with np.load(request["inputs"]) as data:
+    outputs = {k: data[k] for k in data.files if k.startswith("output/")}
+if request.get("package_id") in os.environ.get("FAKE_CONSUMER_WRONG", "").split(","):
+    outputs = {k: v + 1.0 if v.dtype.kind == "f" else v for k, v in outputs.items()}
+np.savez(request["outputs"], **outputs)
+print(json.dumps({"registered": True, "model_class": "fake_consumer:Model", "outputs": {}, "text": None}))
+"""
+
+
+def fake_consumer(tmp_path: Path) -> Path:
+    """A stand-in for the consumer's python (``$WEIGHTPACK_CONSUMER_PYTHON``) answering ``auto-load`` as
+    the probe does: the recorded outputs, shifted for the package ids in ``$FAKE_CONSUMER_WRONG``; the
+    consumer's "no class" error for those in ``$FAKE_CONSUMER_NO_CLASS``; every request logged."""
+    import sys
+
+    script = tmp_path / "fake_consumer.py"
+    script.write_text(FAKE_CONSUMER)
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
+def twin(registry_server, gcs_emulator, package):
+    """Another sealed package of the model with the same files (copied in the store under its own id)."""
+    from tests.servers.registry import Package
+
+    other = Package(
+        registry_server.new_package_id(), MODEL_ID, dict(package.manifest), list(package.handles),
+        dict(package.features), sealed=True, md5=dict(package.md5),
+    )  # fmt: skip
+    for h in package.handles:
+        data = gcs_emulator.get(registry_server.object_name(package.id, h))
+        gcs_emulator.put(registry_server.object_name(other.id, h), data)
+    registry_server.packages[other.id] = other
+    return other
+
+
+def test_verify_remote_asks_the_consumer_about_each_package(
+    out, registry_server, gcs_emulator, tmp_path, monkeypatch
+):
+    """Three registered packages (two pages): the consumer is told each package's id, and each verdict
+    goes to that package alone; one the consumer has no class for is reported, not failed."""
+    assert publish(out, "--register", "--execute")[0] == 0
+    [first] = sealed(registry_server)
+    wrong, no_class = twin(registry_server, gcs_emulator, first), twin(registry_server, gcs_emulator, first)
+    log = tmp_path / "consumer.jsonl"
+    monkeypatch.setenv("WEIGHTPACK_CONSUMER_PYTHON", str(fake_consumer(tmp_path)))
+    monkeypatch.setenv("FAKE_CONSUMER_LOG", str(log))
+    monkeypatch.setenv("FAKE_CONSUMER_WRONG", wrong.id)
+    monkeypatch.setenv("FAKE_CONSUMER_NO_CLASS", no_class.id)
+    code, text = verify_remote(out, "--json")
+    assert code == 1, text
+    asked = [json.loads(line) for line in log.read_text().splitlines()]
+    assert asked == [{"command": "auto-load", "package_id": p.id} for p in (first, wrong, no_class)]
+    results = {r["package_id"]: r for r in json.JSONDecoder().raw_decode(text)[0]["packages"]}
+    assert results[first.id]["passed"] and results[first.id]["consumer"]["passed"]
+    assert results[first.id]["consumer"]["package_id"] == first.id
+    assert (
+        f"consumer: AutoModel loaded fake_consumer:Model (package {first.id})" in results[first.id]["details"]
+    )
+    assert not results[wrong.id]["passed"] and not results[wrong.id]["consumer"]["passed"]
+    assert any(d.startswith("consumer sentence_embedding: MISMATCH") for d in results[wrong.id]["details"])
+    assert results[wrong.id]["parity"] == results[first.id]["parity"]  # weightpack's own check passed
+    assert results[no_class.id]["passed"] and not results[no_class.id]["consumer"]["gating"]
+    assert any("ships no class for this package's backend" in d for d in results[no_class.id]["details"])
+    assert recorded(out)[MODEL_ID]["onnx"]["package_id"] != wrong.id
+
+
+def test_verify_remote_consumer_require_without_a_consumer_is_an_environment_error(
+    tmp_path, monkeypatch, capsys
+):
+    from backends.consumer import bridge
+
+    monkeypatch.setattr(bridge, "ROOT", tmp_path)  # no .venv-consumer beside this checkout
+    monkeypatch.delenv("WEIGHTPACK_CONSUMER_PYTHON", raising=False)
+    monkeypatch.setenv("MODELS_SERVICE_INTERNAL_SECRET", "s3cr3t-never-sent")
+    golden = tmp_path / "reference.npz"
+    np.savez(golden, **{"input/x": np.zeros(2), "output/y": np.zeros(2)})
+    argv = ["verify-remote", MODEL_ID, "--registry-url", "http://127.0.0.1:9", "--goldens", str(golden)]
+    assert cli.main([*argv, "--consumer", "require"]) == 3
+    err = capsys.readouterr().err
+    assert "--consumer require: the consumer (inference-models) is not installed" in err
+    assert "scripts/setup_consumer.sh" in err and "accepted without it: --consumer auto or skip" in err
+
+
+def test_verify_remote_help_names_every_exit_code_in_plain_words(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit, match="0"):
+        cli.main(["verify-remote", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit codes: 0 every package passed; 1 a check failed" in text
+    assert "2 bad input (" in text and "a package refused as hostile data" in text
+    assert "3 environment (the service secret is not set, or --consumer require" in text
+    assert "130 interrupted" in text
+    assert "consumer_check" not in text and ".py" not in text and "0 or 1" not in text
+
+
+@pytest.mark.parametrize(
+    "flag, env, source",
+    [
+        (["--model-register-path", "models/register"], {}, "--model-register-path"),
+        ([], {"WEIGHTPACK_MODEL_REGISTER_PATH": "models/register"}, "$WEIGHTPACK_MODEL_REGISTER_PATH"),
+    ],
+)
+def test_a_bad_model_register_path_is_refused_before_packing(
+    out, registry_server, monkeypatch, capsys, flag, env, source
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = (out / "report.json").stat().st_mtime_ns
+    argv = ["minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), "--quiet"]
+    assert cli.main([*argv, "--register", "--execute", *flag]) == 2
+    err = capsys.readouterr().err
+    assert "model registration path 'models/register' must start with '/'" in err
+    assert f"(from {source}; accepted: a path such as /models/v1/external/models/register, or 'none'" in err
+    assert (out / "report.json").stat().st_mtime_ns == before  # not packed
+    assert registry_server.requests == []
 
 
 def test_verify_remote_extracts_a_zipped_package(out, registry_server, gcs_emulator):

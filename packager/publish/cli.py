@@ -83,6 +83,10 @@ def check_flags(args: argparse.Namespace) -> None:
             f"--register: no registry URL for {args.env}: pass --registry-url or set "
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
         )
+    if args.register:
+        from .registry import model_register_path
+
+        model_register_path(args.model_register_path, args.skip_model_registration)  # exit 2 if bad
     if getattr(args, "skip_staging_check", False) and not (args.register and args.env == "production"):
         raise UsageError("--skip-staging-check only applies to --register --env production")
     if staging_gate_applies(args):

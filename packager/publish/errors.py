@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from packager.errors import EXIT_CHECK_FAILED, EXIT_ENVIRONMENT, WeightpackError
+from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_ENVIRONMENT, WeightpackError
 
 
 class PublishError(WeightpackError):
     """Uploading or registering failed; the message says what was left in which state and how to resume."""
 
     exit_code = EXIT_CHECK_FAILED
+
+
+class PublishInputError(PublishError):
+    """A publish setting is malformed (bad input, exit 2), found before anything is packed or sent."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class PublishConfigError(WeightpackError):

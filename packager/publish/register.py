@@ -11,7 +11,6 @@ failure before leaves it unsealed and the error says how to resume.
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -125,7 +124,9 @@ def _register(
     unknown = sorted(set(specs) - set(plan.file_handles))
     if missing or unknown:
         raise PublishError(f"upload specs do not match the package: missing {missing}, unexpected {unknown}")
-    with tempfile.TemporaryDirectory(prefix=".publish-", dir=plan.zip_path.parent) as tmp:
+    # an owned temporary (``.publish.<pid>-<random>.partial``) beside the zips: it holds a whole extracted
+    # file, so a killed run's one must be swept by the next run on this folder (packager.atomic.sweep)
+    with atomic.temp_dir(plan.zip_path.parent, "publish") as tmp:
         for f in plan.files:
             handle = f["path"]
             if entry["uploaded"].get(handle) == f["md5"]:

@@ -34,7 +34,7 @@ import requests
 
 from packager.redact import redact_url
 
-from .errors import PublishError
+from .errors import PublishError, PublishInputError
 from .http import RetryPolicy, send
 from .secret import Secret
 
@@ -42,14 +42,20 @@ from .secret import Secret
 def model_register_path(flag: str | None = None, skip: bool = False) -> str | None:
     """The model-registration endpoint: ``None`` when skipped (``--skip-model-registration``, or the
     flag / ``$WEIGHTPACK_MODEL_REGISTER_PATH`` set to ``none``), else the flag, the variable or the
-    assumed default."""
+    assumed default. PublishInputError (exit 2) naming where a malformed path came from: ``pack`` checks it
+    with the other publish flags, before packing, so it costs no pack run and no upload."""
     if skip:
         return None
-    path = (flag or os.environ.get(ENV_MODEL_REGISTER_PATH, "").strip() or MODEL_REGISTER).strip()
+    env = os.environ.get(ENV_MODEL_REGISTER_PATH, "").strip()
+    source = "--model-register-path" if flag else f"${ENV_MODEL_REGISTER_PATH}"
+    path = (flag or env or MODEL_REGISTER).strip()
     if path.lower() == "none":
         return None
-    if not path.startswith("/"):
-        raise PublishError(f"model registration path {path!r} must start with '/' (or be 'none')")
+    if not path.startswith("/") or any(c.isspace() or c in "?#" for c in path):
+        raise PublishInputError(
+            f"model registration path {path!r} must start with '/' and hold no spaces, query or fragment "
+            f"(from {source}; accepted: a path such as {MODEL_REGISTER}, or 'none' to skip the step)"
+        )
     return path
 
 

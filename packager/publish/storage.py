@@ -22,6 +22,7 @@ from packager.archive import CHUNK_SIZE
 from packager.errors import MissingExtraError, UsageError
 from packager.hashing import md5_file
 from packager.manifest import verify_zip_against_manifest
+from packager.retry import redact_http_logs
 
 from .errors import PublishError
 
@@ -54,7 +55,10 @@ def check_store_url(url: str) -> str:
 
 
 def open_store(url: str) -> Store:
+    """The store ``url`` names. The GCS client talks through urllib3, whose log records name resumable
+    upload session URLs (their ``upload_id`` is as good as a credential): redacted, as every client's."""
     parts = urlsplit(url)
+    redact_http_logs()
     if check_store_url(url) == "gs":
         return GcsStore(parts.netloc, parts.path.strip("/"))
     return FileStore(Path(unquote(parts.path)))
@@ -210,6 +214,7 @@ def _check_public(store: Store, name: str, size: int, timeout_s: float) -> str:
         return "n/a"
     import requests
 
+    redact_http_logs()
     try:
         response = requests.get(url, headers={"Range": "bytes=0-0"}, timeout=timeout_s)
     except requests.RequestException as exc:

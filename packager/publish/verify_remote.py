@@ -1,12 +1,21 @@
-"""``pack verify-remote ARCH/VARIANT --env staging``: check a registered package as a consumer would.
+"""``pack verify-remote ARCH/VARIANT --env staging``: check each registered package as a consumer would.
 
-Resolve the model through the weights endpoint, require an ``md5Hash`` on every file, download each file
-(md5-verified, to a temporary name, then renamed), extract a zip package with ``safe_extract``, load it
-through the model class (``--model-class``, else the backend's default for the task), run the sample
-inputs recorded by ``pack`` (``out/goldens/<arch>-<variant>-reference.npz``: ``input/*`` and
-``output/*``) and compare with the recorded outputs. Where inference-models is installed, the real
-consumer resolves and loads the model too (``--consumer``, :mod:`.consumer_check`). Exit 0 when every
-package matches, 1 otherwise.
+Resolves the model through the weights endpoint and refuses any package whose file list breaks the rules a
+zip is held to, or lacks an md5Hash on a file. Downloads each file (md5-verified, to a temporary name, then
+renamed; at most --max-extract-bytes for the whole package, and exactly the size the registry declares),
+extracts a zipped package with safe_extract, loads it through its model class (--model-class, else the one
+pack recorded for these files, else the backend's default for the task), runs the sample inputs pack
+recorded in OUT/goldens/ARCH-VARIANT-reference.npz and compares with the recorded outputs. Where
+inference-models is installed, the real consumer (AutoModel.from_pretrained, told each package's id) loads
+every package too and its outputs are compared the same way; see the --consumer option.
+
+Exit codes: 0 every package passed; 1 a check failed (outputs differ, a download failed or its md5
+differs, the registry did not answer or lists no matching package, the consumer could not load a package
+or its outputs differ); 2 bad input (a malformed ARCH/VARIANT, no registry URL, no recorded goldens, or a
+package refused as hostile data: unsafe file names, too many files or bytes, a file without a well-formed
+md5Hash, a size other than the declared one); 3 environment (the service secret is not set, or --consumer
+require where inference-models is not installed); 130 interrupted. When packages end differently, the
+highest code wins.
 """
 
 from __future__ import annotations
@@ -18,29 +27,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from packager import atomic, limits
-from packager.archive import CHUNK_SIZE, check_file_list, safe_extract
+from packager.archive import safe_extract
 from packager.commands import verb_parser
 from packager.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_OK,
     ArchiveError,
-    UnsafeArchiveError,
     UsageError,
 )
-from packager.hashing import new_hash
 
 from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
-from .consumer_check import MODES, consumer_check
+from .consumer_check import MODES, consumer_check, require_consumer
+from .download import check_package_files, download_files
 from .errors import PublishError
 from .http import RetryPolicy
 from .registry import RegistryClient
 from .secret import secret_from_env
 
-SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
 
 
@@ -61,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--consumer",
         choices=MODES,
         default="auto",
-        help="also load through the real consumer (inference-models' AutoModel) when installed (auto), "
-        "always (require) or never (skip); see packager/publish/consumer_check.py",
+        help="also load each package through the real consumer (inference-models' AutoModel): when it is "
+        "installed (auto; a package whose backend it has no class for is reported, not failed), always "
+        "(require: exit 3 when it is not installed, exit 1 when it has no class) or never (skip)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     limits.add_arguments(p)
@@ -71,6 +77,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    url = _check_arguments(args)
+    goldens = _goldens(args)
+    require_consumer(args.consumer)  # before anything is contacted or downloaded
+    client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
+    meta = client.weights(args.model_id)
+    packages = _select(meta, args)
+    from packager.cli import default_cache_dir
+
+    # scratch under --out (else the cache), never /tmp: a killed run's leftover is swept by the next one
+    base = args.out if args.out else default_cache_dir()
+    scratch_root = Path(base) / ".tmp"
+    atomic.sweep(scratch_root, recursive=False)  # what killed runs left behind
+    with atomic.temp_dir(scratch_root, "verify-remote") as scratch:
+        results = [verify_remote_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
+        consumer_verdicts(args, url, client.secret.reveal(), meta, packages, results, goldens, scratch)
+    passed = all(r["passed"] for r in results)
+    recorded, note = _record(args, goldens, url, results)
+    _print(args, results, passed, recorded, note)
+    if any(r.get("refused") for r in results):
+        return EXIT_BAD_INPUT  # hostile data: bad input, not a failed check
+    return EXIT_OK if passed else EXIT_CHECK_FAILED
+
+
+def _check_arguments(args: argparse.Namespace) -> str:
+    """The registry URL, after refusing a malformed model id or a missing URL (exit 2)."""
     if not MODEL_ID.fullmatch(args.model_id):
         raise UsageError(f"{args.model_id!r}: expected ARCH/VARIANT, e.g. all-minilm/l6")
     url = registry_url_for(args.env, args.registry_url)
@@ -79,9 +110,11 @@ def main(argv: list[str]) -> int:
             f"no registry URL for {args.env}: pass --registry-url or set "
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
         )
-    goldens = _goldens(args)
-    client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
-    meta = client.weights(args.model_id)
+    return url
+
+
+def _select(meta: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The listed packages ``--backend`` and ``--package-id`` ask for; PublishError when none is left."""
     from backends.registry import backend_names
 
     packages = [
@@ -95,31 +128,48 @@ def main(argv: list[str]) -> int:
     ]
     if not packages:
         raise PublishError(f"{args.model_id}: the weights endpoint lists no matching package in {args.env}")
-    from packager.cli import default_cache_dir
+    return packages
 
-    # scratch under --out (else the cache), never /tmp: a killed run's leftover is swept by the next one
-    base = args.out if args.out else default_cache_dir()
-    scratch_root = Path(base) / ".tmp"
-    atomic.sweep(scratch_root, recursive=False)  # what killed runs left behind
-    with atomic.temp_dir(scratch_root, "verify-remote") as scratch:
-        results = [verify_remote_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
-        manifest = packages[0].get("packageManifest") or {}
-        backend = str(manifest.get("backendType"))
-        tolerance = _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
-        refused = any(r.get("refused") for r in results)  # hostile data is never handed to the consumer
-        consumer = (
-            None
-            if refused
-            else consumer_check(
-                args.consumer, args.model_id, url, client.secret.reveal(), goldens, tolerance, args, scratch
+
+def consumer_verdicts(
+    args: argparse.Namespace,
+    url: str,
+    api_key: str,
+    meta: dict[str, Any],
+    packages: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    goldens: Path,
+    scratch: Path,
+) -> None:
+    """Each package through the consumer, told its id (``AutoModel.from_pretrained(model_package_id=)``)
+    and judged with its own tolerance; the verdict goes to that package only. Left to itself AutoModel
+    picks one package by its ranking (falling back to the next when one fails to load) and does not say
+    which, so its one verdict could not be attributed to any package. Nothing is asked when a package was
+    refused: hostile data is never handed to the consumer, which reads the whole listing."""
+    if any(r.get("refused") for r in results):
+        return
+    model_wide: dict[str, Any] | None = None  # "no class for any package of this model": asked once
+    for pkg, result in zip(packages, results, strict=True):
+        verdict = model_wide
+        if verdict is None:
+            manifest = pkg.get("packageManifest") or {}
+            tolerance = _tolerance(meta.get("modelArchitecture", ""), result["backend"], manifest)
+            package_id = str(pkg.get("packageId"))
+            verdict = consumer_check(
+                args.consumer, args.model_id, package_id, url, api_key, goldens, tolerance, args, scratch
             )
-        )
-    for r in results if consumer else []:
-        r["consumer"] = {k: v for k, v in consumer.items() if k != "details"}
-        r["details"] += consumer["details"]
-        r["passed"] = r["passed"] and (consumer["passed"] or not consumer["gating"])
-    passed = all(r["passed"] for r in results)
-    recorded, note = _record(args, goldens, url, results)
+        if verdict is None:
+            return
+        if verdict.get("model_wide"):
+            model_wide = verdict
+        result["consumer"] = {k: v for k, v in verdict.items() if k not in ("details", "model_wide")}
+        result["details"] += verdict["details"]
+        result["passed"] = result["passed"] and (verdict["passed"] or not verdict["gating"])
+
+
+def _print(
+    args: argparse.Namespace, results: list[dict[str, Any]], passed: bool, recorded: Path | None, note: str
+) -> None:
     if args.json:
         print(
             json.dumps(
@@ -134,16 +184,13 @@ def main(argv: list[str]) -> int:
             )
         )
         print(note, file=sys.stderr)
-    else:
-        for r in results:
-            verdict = "PASSED" if r["passed"] else "FAILED"
-            print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {verdict}")
-            for line in r["details"]:
-                print(f"  {line}")
-        print(note)
-    if any(r.get("refused") for r in results):
-        return EXIT_BAD_INPUT  # hostile data: bad input, not a failed check
-    return EXIT_OK if passed else EXIT_CHECK_FAILED
+        return
+    for r in results:
+        verdict = "PASSED" if r["passed"] else "FAILED"
+        print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {verdict}")
+        for line in r["details"]:
+            print(f"  {line}")
+    print(note)
 
 
 def _record(
@@ -205,25 +252,17 @@ def verify_remote_package(
     files = pkg.get("packageFiles") or []
     result["files"] = {str(f.get("fileHandle")): f.get("md5Hash") for f in files}
     package_limits = limits.limits_from(args)
-    try:  # the same validator as a zip: names, links, reserved names, file-and-folder clashes, limits
-        check_file_list(
-            f"package {pkg.get('packageId')}",
-            [(str(f.get("fileHandle")), _size(f)) for f in files],
-            package_limits,
-        )
+    label = f"package {pkg.get('packageId')}"
+    try:  # the same validator as a zip, then md5Hash and declared sizes: refused as hostile data (exit 2)
+        check_package_files(label, files, package_limits)
     except ArchiveError as exc:
         result["refused"] = True
         result["details"].append(f"refused: {exc}")
         return result
-    unhashed = [f.get("fileHandle") for f in files if not f.get("md5Hash")]
-    if unhashed:
-        result["details"].append(f"refused: files without md5Hash: {unhashed}")
-        return result
     with atomic.temp_dir(scratch, "package") as tmp:
         package_dir = tmp / "package"
         try:
-            for f in files:
-                download(client, f, package_dir, package_limits.max_total_bytes)
+            download_files(client, files, package_dir, package_limits.max_total_bytes, label)
             if len(files) == 1 and files[0]["fileHandle"].endswith(".zip"):  # a zipped package
                 zip_path = package_dir / files[0]["fileHandle"]
                 extracted = tmp / "extracted"
@@ -252,53 +291,6 @@ def verify_remote_package(
         )
     result["passed"] = bool(parity) and all(p.passed for p in parity)
     return result
-
-
-def _size(record: dict[str, Any]) -> int | None:
-    size = record.get("size")
-    return size if isinstance(size, int) and not isinstance(size, bool) else None
-
-
-def download(
-    client: RegistryClient, record: dict[str, Any], dest: Path, max_bytes: int | None = None
-) -> Path:
-    """Download one package file under ``dest`` (temp name, md5 check, then rename); at most
-    ``max_bytes``, so a registry cannot fill the disk either."""
-    handle = str(record.get("fileHandle", ""))
-    if not handle or not all(SEGMENT.fullmatch(s) and s not in (".", "..") for s in handle.split("/")):
-        raise PublishError(f"file handle {handle!r} is not a safe relative path")
-    final = dest / handle
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.partial")
-    for attempt in range(1, client.policy.attempts + 1):
-        digest = new_hash("md5")
-        try:
-            with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
-                if r.status_code != 200:
-                    raise PublishError(f"download {handle}: HTTP {r.status_code}")
-                received = 0
-                with open(tmp, "wb") as out:
-                    for chunk in r.iter_content(CHUNK_SIZE):
-                        received += len(chunk)
-                        if max_bytes is not None and received > max_bytes:
-                            raise UnsafeArchiveError(
-                                f"{handle}: larger than {max_bytes} bytes (accepted: --max-extract-bytes)"
-                            )
-                        digest.update(chunk)
-                        out.write(chunk)
-        except (requests.RequestException, PublishError) as exc:
-            tmp.unlink(missing_ok=True)
-            if attempt == client.policy.attempts:
-                raise PublishError(f"download {handle}: {exc}") from None
-            continue
-        if digest.hexdigest() != record["md5Hash"]:
-            tmp.unlink(missing_ok=True)
-            raise PublishError(
-                f"{handle}: md5 {digest.hexdigest()} differs from the registry's {record['md5Hash']}"
-            )
-        tmp.replace(final)
-        return final
-    raise PublishError(f"download {handle}: no attempts made")
 
 
 def _recorded_class(goldens: Path, files: dict[str, Any]) -> str | None:

@@ -132,3 +132,55 @@ def test_verify_remote_goes_through_the_consumer(consumer, packed, registry_serv
     assert any(d.startswith("consumer: AutoModel loaded inference_models.") for d in result["details"])
     assert {"consumer result: ok max_abs=0.0", "consumer raw: ok max_abs=0.0"} <= set(result["details"])
     assert registry_server.secret not in proc.stdout + proc.stderr
+
+
+def test_verify_remote_asks_the_consumer_about_each_registered_package(
+    consumer, packed, registry_server, gcs_emulator
+):
+    """Three registered packages: the pack's, a copy with a file whose stored bytes differ from its md5,
+    and a copy registered as a backend the consumer has no class for. Left to choose, AutoModel would fall
+    back from the one that fails to another and report one success for all; told each package's id, the
+    consumer fails the corrupted one only, and reports (without failing) the one it cannot load."""
+    from tests.servers.registry import Package
+
+    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
+    pack = str(Path(consumer).with_name("pack"))
+    register = [pack, "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute"]
+    proc = subprocess.run(register, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [good] = registry_server.sealed(MODEL_ID)
+    bad = Package(
+        registry_server.new_package_id(), MODEL_ID, dict(good.manifest), list(good.handles),
+        dict(good.features), sealed=True, md5=dict(good.md5),
+    )  # fmt: skip
+    for handle in good.handles:
+        data = gcs_emulator.get(registry_server.object_name(good.id, handle))
+        corrupted = handle == "inference.yml"
+        gcs_emulator.put(
+            registry_server.object_name(bad.id, handle), data + b"\n# not these bytes" * corrupted
+        )
+    registry_server.packages[bad.id] = bad
+    hf_manifest = {"type": "hf-model-package-v1", "backendType": "hf", "quantization": "fp32"}
+    no_class = Package(
+        registry_server.new_package_id(), MODEL_ID, hf_manifest, list(good.handles), dict(good.features),
+        sealed=True, md5=dict(good.md5),
+    )  # fmt: skip
+    for handle in good.handles:
+        data = gcs_emulator.get(registry_server.object_name(good.id, handle))
+        gcs_emulator.put(registry_server.object_name(no_class.id, handle), data)
+    registry_server.packages[no_class.id] = no_class
+    verify = [pack, "verify-remote", MODEL_ID, "--env", "staging", "--out", str(packed), "--json"]
+    proc = subprocess.run(verify, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {r["package_id"]: r for r in json.loads(proc.stdout)["packages"]}
+    assert results[good.id]["passed"] and results[good.id]["consumer"]["passed"]
+    assert not results[bad.id]["passed"] and not results[bad.id]["consumer"]["passed"]
+    assert results[good.id]["consumer"]["package_id"] == good.id
+    assert any(
+        d.startswith(f"consumer (package {bad.id}): AutoModel failed") for d in results[bad.id]["details"]
+    )
+    assert results[no_class.id]["passed"] and not results[no_class.id]["consumer"]["gating"]
+    no_class_line = f"consumer (package {no_class.id}): inference-models ships no class for this package's"
+    assert any(d.startswith(no_class_line) for d in results[no_class.id]["details"])
+    record = json.loads((packed / "remote-verified.staging.json").read_text())
+    assert record["models"][MODEL_ID]["onnx"]["package_id"] == good.id

@@ -1,22 +1,26 @@
-"""Faults and concurrency: one run per output folder, temporaries of killed runs swept, stale upload records
-not trusted."""
+"""Faults and concurrency: one run per output folder (held until the whole command ends, publishing
+included), temporaries of killed runs swept, stale upload records not trusted."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from packager import atomic
 from packager.outdir import OutputFolderError, claim
-from tests.hostile.helpers import clean_error, pack
+from tests.hostile.helpers import ROOT, clean_error, pack
 
 
 def dead_pid() -> int:
@@ -98,7 +102,7 @@ def test_file_store_sweeps_dead_partial_copies(tmp_path: Path) -> None:
 def test_verification_scratch_lives_under_out_not_tmp() -> None:
     """verify.py and verify_remote.py make their scratch folders with atomic.temp_dir (owned, swept)."""
     root = Path(__file__).resolve().parents[2] / "packager"
-    for name in ("verify.py", "publish/verify_remote.py", "build.py"):
+    for name in ("verify.py", "publish/verify_remote.py", "build.py", "publish/register.py"):
         text = (root / name).read_text()
         assert "tempfile.TemporaryDirectory(" not in text and "tempfile.mkdtemp(" not in text, name
         assert "atomic.temp_dir(" in text, name
@@ -140,3 +144,65 @@ def test_corrupted_upload_then_lost_confirm_is_reuploaded_by_the_next_run(out: P
     assert code == 0, text
     assert registry_server.count("PUT") - puts == 1  # only the corrupted file
     assert len(registry_server.sealed("all-minilm/l6")) == 1
+
+
+# ---------------------------------------------------------------- a pack in its publish step
+
+
+@contextlib.contextmanager
+def pack_held_in_upload(out: Path, registry_server) -> Iterator[tuple[subprocess.Popen, threading.Event]]:
+    """A child ``pack ... --register --execute`` on ``out`` (its zips reused) whose first upload the
+    registry holds until the event is set; yields once the upload has arrived. The child is killed and the
+    upload let go at the end, whatever happened."""
+    release = threading.Event()
+    rule = registry_server.fail("upload", block=release)
+    argv = ["minilm", "--variants", "l6", "--backends", "onnx", "--no-latency", "--quiet", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WEIGHTPACK_HTTP_TIMEOUT_S": "120"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "packager.cli", *argv, "--register", "--execute"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not rule.arrived.wait(0.2):
+            assert child.poll() is None, (
+                f"pack ended ({child.returncode}) before uploading: {child.stdout.read()}"
+            )
+            assert time.monotonic() < deadline, "pack never reached its upload"
+        yield child, release
+    finally:
+        release.set()
+        if child.poll() is None:
+            child.kill()
+        child.wait(60)
+        child.stdout.close()
+
+
+def test_the_out_folder_stays_held_while_the_pack_publishes(out: Path, registry_server) -> None:
+    with pack_held_in_upload(out, registry_server) as (child, release):
+        refused = pytest.raises(
+            OutputFolderError, match=rf"another pack run \(pid {child.pid}, started .*--wait"
+        )
+        with refused, claim(out):
+            pass
+        release.set()
+        output, _ = child.communicate(timeout=300)
+        assert child.returncode == 0, output[-3000:]
+        assert "sealed package" in output
+    with claim(out):  # the command ended: released
+        pass
+    assert len(registry_server.sealed("all-minilm/l6")) == 1
+
+
+def test_a_killed_publish_leaves_an_owned_temporary_the_next_run_sweeps(out: Path, registry_server) -> None:
+    """The file being uploaded was extracted to an owned temporary beside the zips; after a SIGKILL the
+    next run on the folder removes it."""
+    with pack_held_in_upload(out, registry_server) as (child, _):
+        [scratch] = [p for p in out.iterdir() if p.name.startswith(".publish")]
+        assert atomic.owner_pid(scratch.name) == child.pid and scratch.name.endswith(".partial")
+        assert [f.name for f in scratch.iterdir()] == ["file.bin"]
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(60)
+    assert scratch.is_dir()  # killed: nobody cleaned up
+    with claim(out):  # what the next pack (or publish) does first
+        assert not scratch.exists()

@@ -98,3 +98,12 @@ def test_report_argv_is_redacted_and_duplicates_are_packaged_once(tmp_path: Path
         proc.stdout + proc.stderr + "".join(p.read_text() for p in out.glob("report.*") if p.suffix != ".png")
     )
     assert PASSWORD not in everything
+
+
+def test_an_at_sign_in_the_password_is_masked_whole() -> None:
+    """requests and urllib3 take the user-info up to the last '@' of the authority: so does redaction."""
+    assert redact_url("http://user:p@ss@host/x@v1?q=1") == "http://***@host/x@v1?q=1"
+    assert redact_url("https://u:a@b@c@h:8080") == "https://***@h:8080"
+    text = "POST http://svc:p@ss@127.0.0.1:9/models failed; see https://host/path@v1"
+    assert redact_text(text) == "POST http://***@127.0.0.1:9/models failed; see https://host/path@v1"
+    assert redact_argv(["--registry-url", "http://u:p@ss@h"]) == ["--registry-url", "http://***@h"]

@@ -11,8 +11,11 @@ URLs served by the emulator). As strict as the real client and service: package 
 upload specs carry their ``type`` fields, the weights endpoint pages (``page_size`` packages a page, the
 next one asked for with ``startAfter=<nextPage>``) and refuses query parameters it does not know.
 Failures are injected with :meth:`RegistryServer.fail`: an HTTP status, a
-delay (client timeout), a dropped connection (half the upload read, then the socket closed), or a corrupted
-upload (wrong bytes stored, 200 answered). Every wait is bounded; both servers stop at teardown.
+delay (client timeout), a dropped connection (half the upload read, then the socket closed), a corrupted
+upload (wrong bytes stored, 200 answered), or a request held until the test sets ``block`` (``arrived`` is
+set when it comes in; at most :data:`BLOCK_MAX_S`). ``declared_sizes`` makes the weights endpoint list a
+``size`` for those file handles (true or false: the service's word). Every wait is bounded; both servers
+stop at teardown.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ MODEL_REGISTER_PATH = "/models/v1/external/models/register"
 WEIGHTS_PARAMS = {"modelId", "startAfter", "pageSize", "includeCoreMLPackages"}
 SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 MAX_FILE_SIZE = 2 * 2**30
+BLOCK_MAX_S = 120.0
 
 
 class GcsEmulator:
@@ -92,6 +96,8 @@ class Rule:
     corrupt: bool = False
     handle: str | None = None  # uploads: only this file handle
     echo_auth: bool = False  # put the request's Authorization header in the error body
+    block: threading.Event | None = None  # hold the request until the test sets it
+    arrived: threading.Event = field(default_factory=threading.Event)  # set when the rule was applied
 
 
 @dataclass
@@ -115,6 +121,7 @@ class RegistryServer(LoopbackServer):
         self.tokens: dict[str, tuple[str, str]] = {}
         self.rules: list[Rule] = []
         self.omit_md5: set[str] = set()  # file handles listed without md5Hash by the weights endpoint
+        self.declared_sizes: dict[str, Any] = {}  # file handle -> the "size" the weights endpoint lists
         self.state_lock = threading.Lock()
         self._ids = itertools.count(1)
         self.page_size = 2  # small, so that any test with three packages reads several pages
@@ -168,6 +175,9 @@ class _RegistryHandler(QuietHandler):
         """Apply a failure rule; True when the request has been answered (or dropped)."""
         if rule is None:
             return False
+        rule.arrived.set()
+        if rule.block is not None:
+            rule.block.wait(BLOCK_MAX_S)
         if rule.delay:
             time.sleep(min(rule.delay, 5.0))
         if rule.drop:
@@ -225,6 +235,8 @@ class _RegistryHandler(QuietHandler):
                 }
                 if h not in self.app.omit_md5:
                     record["md5Hash"] = p.md5[h]
+                if h in self.app.declared_sizes:
+                    record["size"] = self.app.declared_sizes[h]
                 files.append(record)
             packages.append(
                 {
