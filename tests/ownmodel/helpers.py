@@ -86,3 +86,15 @@ USER_MODEL = (
     '[model]\nfactory = "tests.ownmodel.user_nets:ONet"\n'
     'output_names = ["boxes_reg", "landmarks", "face_prob"]\n'
 )
+
+
+def identity_onnx(path: Path) -> Path:
+    """A one-node ONNX graph (``x`` -> Identity -> ``y``, float32 [1, 2]) saved at ``path``."""
+    import onnx
+    from onnx import helper
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path

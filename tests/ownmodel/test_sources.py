@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from packager.errors import RecipeError
@@ -202,3 +203,19 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path: Path) -> None:
     assert run.json["error_type"] == "ZeroDivisionError"
     debug = pack(tmp_path, body, "--no-latency", "--debug")
     assert debug.rc == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
+
+
+def test_the_onnx_file_reference_runs_the_graph_as_written(tmp_path: Path) -> None:
+    """The reference for an upstream .onnx has onnxruntime's graph optimisations off (the package, optimised,
+    is compared against the graph as written), whatever the file's name."""
+    import onnxruntime
+
+    from backends.reference.onnx_file import OnnxFileReference
+    from tests.ownmodel.helpers import identity_onnx
+
+    identity_onnx(tmp_path / "detector-v2.onnx")
+    reference = OnnxFileReference.from_pretrained(tmp_path)
+    level = reference.session.get_session_options().graph_optimization_level
+    assert level == onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    x = np.ones((1, 2), np.float32)
+    assert np.array_equal(reference.infer({"x": x})["y"], x)

@@ -13,7 +13,7 @@ from bench.latency import LatencyConfig, measure
 from bench.threads import ThreadSettings, apply_threads, default_threads
 from packager.errors import RecipeError
 from packager.recipes import load_recipe
-from tests.ownmodel.helpers import ONET_PT, USER_MODEL, onet_recipe, pack, write_recipe
+from tests.ownmodel.helpers import ONET_PT, USER_MODEL, identity_onnx, onet_recipe, pack, write_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,16 +75,9 @@ def test_bench_threads_in_recipe(tmp_path: Path) -> None:
 def test_onnxruntime_sessions_get_the_thread_settings(tmp_path: Path) -> None:
     """What verification passes to a model class (``current_threads().model_kwargs()``) reaches the
     onnxruntime session's own options."""
-    import onnx
-    from onnx import helper
-
     from backends.onnx.model import OnnxModel
 
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])
-    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, tmp_path / "weights.onnx")
+    identity_onnx(tmp_path / "weights.onnx")
     model = OnnxModel.from_pretrained(tmp_path, device="cpu", **ThreadSettings(2, 1).model_kwargs())
     options = model.session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
