@@ -55,9 +55,16 @@ def cuda_driver_present(platform: str = sys.platform, exists: Callable[[str], bo
     return any(exists(path) for path in NVIDIA_DRIVER_FILES)
 
 
+def no_cuda_without_asking_torch() -> bool:
+    """True when it is certain, without importing torch, that there is no CUDA device: torch is not
+    imported yet and there is no NVIDIA driver. The device probe and the environment capture ask this
+    before they would import torch (a fully reused run needs none)."""
+    return "torch" not in sys.modules and not cuda_driver_present()
+
+
 def cuda_device_count() -> int:
     """Number of CUDA devices torch sees (0 when torch has no CUDA build or there is no NVIDIA driver)."""
-    if "torch" not in sys.modules and not cuda_driver_present():
+    if no_cuda_without_asking_torch():
         return 0
     try:
         import torch

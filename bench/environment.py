@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from backends.device import cuda_driver_present
+from backends.device import no_cuda_without_asking_torch
 from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
 
 LIBRARIES = (
@@ -148,7 +148,7 @@ def _ort_providers() -> list[str]:
 
 
 def _cuda() -> dict[str, Any] | None:
-    if "torch" not in sys.modules and not cuda_driver_present():
+    if no_cuda_without_asking_torch():
         return None  # no NVIDIA driver: no CUDA device, whatever torch would say
     try:
         import torch

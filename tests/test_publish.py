@@ -372,21 +372,6 @@ def fake_consumer(tmp_path: Path) -> Path:
     return python
 
 
-def twin(registry_server, gcs_emulator, package):
-    """Another sealed package of the model with the same files (copied in the store under its own id)."""
-    from tests.servers.registry import Package
-
-    other = Package(
-        registry_server.new_package_id(), MODEL_ID, dict(package.manifest), list(package.handles),
-        dict(package.features), sealed=True, md5=dict(package.md5),
-    )  # fmt: skip
-    for h in package.handles:
-        data = gcs_emulator.get(registry_server.object_name(package.id, h))
-        gcs_emulator.put(registry_server.object_name(other.id, h), data)
-    registry_server.packages[other.id] = other
-    return other
-
-
 def test_verify_remote_asks_the_consumer_about_each_package(
     out, registry_server, gcs_emulator, tmp_path, monkeypatch
 ):
@@ -394,7 +379,7 @@ def test_verify_remote_asks_the_consumer_about_each_package(
     goes to that package alone; one the consumer has no class for is reported, not failed."""
     assert publish(out, "--register", "--execute")[0] == 0
     [first] = sealed(registry_server)
-    wrong, no_class = twin(registry_server, gcs_emulator, first), twin(registry_server, gcs_emulator, first)
+    wrong, no_class = registry_server.copy_package(first), registry_server.copy_package(first)
     log = tmp_path / "consumer.jsonl"
     monkeypatch.setenv("WEIGHTPACK_CONSUMER_PYTHON", str(fake_consumer(tmp_path)))
     monkeypatch.setenv("FAKE_CONSUMER_LOG", str(log))

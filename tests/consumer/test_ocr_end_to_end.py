@@ -141,34 +141,19 @@ def test_verify_remote_asks_the_consumer_about_each_registered_package(
     and a copy registered as a backend the consumer has no class for. Left to choose, AutoModel would fall
     back from the one that fails to another and report one success for all; told each package's id, the
     consumer fails the corrupted one only, and reports (without failing) the one it cannot load."""
-    from tests.servers.registry import Package
-
     env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
     pack = str(Path(consumer).with_name("pack"))
     register = [pack, "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute"]
     proc = subprocess.run(register, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [good] = registry_server.sealed(MODEL_ID)
-    bad = Package(
-        registry_server.new_package_id(), MODEL_ID, dict(good.manifest), list(good.handles),
-        dict(good.features), sealed=True, md5=dict(good.md5),
-    )  # fmt: skip
-    for handle in good.handles:
-        data = gcs_emulator.get(registry_server.object_name(good.id, handle))
-        corrupted = handle == "inference.yml"
-        gcs_emulator.put(
-            registry_server.object_name(bad.id, handle), data + b"\n# not these bytes" * corrupted
-        )
-    registry_server.packages[bad.id] = bad
+
+    def corrupt(handle: str, data: bytes) -> bytes:
+        return data + b"\n# not these bytes" * (handle == "inference.yml")
+
+    bad = registry_server.copy_package(good, edit=corrupt)
     hf_manifest = {"type": "hf-model-package-v1", "backendType": "hf", "quantization": "fp32"}
-    no_class = Package(
-        registry_server.new_package_id(), MODEL_ID, hf_manifest, list(good.handles), dict(good.features),
-        sealed=True, md5=dict(good.md5),
-    )  # fmt: skip
-    for handle in good.handles:
-        data = gcs_emulator.get(registry_server.object_name(good.id, handle))
-        gcs_emulator.put(registry_server.object_name(no_class.id, handle), data)
-    registry_server.packages[no_class.id] = no_class
+    no_class = registry_server.copy_package(good, manifest=hf_manifest)
     verify = [pack, "verify-remote", MODEL_ID, "--env", "staging", "--out", str(packed), "--json"]
     proc = subprocess.run(verify, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]

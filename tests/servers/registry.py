@@ -31,7 +31,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -150,6 +150,25 @@ class RegistryServer(LoopbackServer):
 
     def sealed(self, model_id: str | None = None) -> list[Package]:
         return [p for p in self.packages.values() if p.sealed and model_id in (None, p.model_id)]
+
+    def copy_package(
+        self,
+        package: Package,
+        manifest: dict[str, Any] | None = None,
+        edit: Callable[[str, bytes], bytes] | None = None,
+    ) -> Package:
+        """Another sealed package of the same model with ``package``'s files, stored under its own id:
+        ``manifest`` replaces its manifest, ``edit(handle, data)`` changes a file's stored bytes (its
+        registered md5 stays ``package``'s, as a corrupted upload's would)."""
+        other = Package(
+            self.new_package_id(), package.model_id, dict(manifest or package.manifest),
+            list(package.handles), dict(package.features), sealed=True, md5=dict(package.md5),
+        )  # fmt: skip
+        for handle in package.handles:
+            data = self.emulator.get(self.object_name(package.id, handle))
+            self.emulator.put(self.object_name(other.id, handle), edit(handle, data) if edit else data)
+        self.packages[other.id] = other
+        return other
 
 
 class _RegistryHandler(QuietHandler):
