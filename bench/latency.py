@@ -26,8 +26,8 @@ from bench.cuda_streams import (  # noqa: F401
     model_stream,
     uses_torch_stream,
 )
+from bench.yardstick import STABLE_COV, measure_yardstick  # STABLE_COV: trtexec's fixed 2.5 %
 
-STABLE_COV = 0.025  # trtexec's threshold: above 2.5 % coefficient of variation the run is "unstable"
 HOST_TIMER = "host wall clock (perf_counter_ns) around infer + synchronize"
 
 
@@ -78,6 +78,8 @@ class LatencyResult:
     target_ci: float | None = None
     gpu_conditions: dict[str, Any] | None = None
     """Clocks, throttling, temperature and device memory sampled during the timed loop (CUDA only)."""
+    yardstick: dict[str, Any] | None = None
+    """The machine's noise floor timed right after this row, in this process (:mod:`bench.yardstick`)."""
 
     def __post_init__(self) -> None:
         if not self.stats:
@@ -337,10 +339,13 @@ def measure_model(
     *,
     overhead: bool = True,
     baseline_used_bytes: int | None = None,
+    yardstick: bool = True,
 ) -> LatencyResult:
     """Time a loaded model class on ``device``: host latency always, CUDA event time where a stream is
     known, the harness overhead through the same path; on CUDA a background sampler records the GPU's
-    conditions and memory during the timed loop (``baseline_used_bytes``: device memory before the load)."""
+    conditions and memory during the timed loop (``baseline_used_bytes``: device memory before the load).
+    Then the yardstick (:mod:`bench.yardstick`), the machine's noise floor the row's ``stable`` is judged
+    against, for about as many samples of about the row's median, within half the row's time (0.3-3 s)."""
     from bench.gpu_sampler import GpuSampler, reader_for
 
     fn, fetch = timed_calls(model)
@@ -356,4 +361,8 @@ def measure_model(
         result.gpu_conditions = sampler.summary(baseline_used_bytes)
     if overhead:
         result.harness_overhead_ns = harness_overhead_ns(5000, sync, timer)
+    if yardstick:
+        budget = min(3.0, max(0.3, 0.5 * result.total_s))
+        target = float(np.median(result.samples_ms))
+        result.yardstick = measure_yardstick(target, len(result.samples_ms), budget, device)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.attempts import by_package
+from bench.yardstick import STABLE_COV, STABLE_FACTOR
 
 
 def fmt(value: Any, spec: str = ".3g") -> str:
@@ -199,6 +200,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             "mean",
             "std",
             "CoV",
+            "yardstick CoV",
             "stable",
             "items/s",
             "device p50",
@@ -220,9 +222,8 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 ms(r["mean_ms"]),
                 ms(r.get("std_ms")),
                 f"{r['cov']:.2%}",
-                f"{r['stable']} (throttled: {', '.join(r['gpu_conditions']['throttle_reasons'])})"
-                if r.get("throttled")
-                else r["stable"],
+                f"{r['yardstick']['cov']:.2%}" if r.get("yardstick") else "-",
+                stable_cell(r),
                 f"{r.get('throughput_per_s', 0):.1f}",
                 ms((r.get("device_time") or {}).get("p50_ms")),
                 None if r.get("harness_overhead_ns") is None else f"{r['harness_overhead_ns'] / 1e3:.2f}",
@@ -232,6 +233,14 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             for r in report["latency"]
         ],
     )
+    if any(r.get("yardstick") for r in report["latency"]):
+        kernel = next(r["yardstick"]["kernel"] for r in report["latency"] if r.get("yardstick"))
+        out += [
+            "",
+            f"`stable`: the row's CoV within {STABLE_FACTOR:g}x the CoV of a yardstick timed right after it "
+            f"in the same process ({kernel}, each sample about the row's median), or below {STABLE_COV:.1%}: "
+            "a noisy machine is not blamed on the package.",
+        ]
     timers = sorted({r.get("device_timer") for r in report["latency"] if r.get("device_timer")})
     if report["latency"]:
         out += ["", f"Host timer: {report['latency'][0].get('timer', '-')}."]
@@ -299,6 +308,16 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             )
     out += [f"- Python {env.get('python')} on {env.get('platform')}", f"- {libs}", ""]
     return "\n".join(out)
+
+
+def stable_cell(r: dict[str, Any]) -> str:
+    """``yes``/**NO**, with the row's CoV as a multiple of the same-run yardstick's, and throttling."""
+    cell = fmt(bool(r.get("stable")))
+    if r.get("cov_vs_yardstick") is not None:
+        cell += f" ({r['cov_vs_yardstick']:.1f}x machine)"
+    if r.get("throttled"):
+        cell += f" (throttled: {', '.join(r['gpu_conditions']['throttle_reasons'])})"
+    return cell
 
 
 def reused_cell(package: dict[str, Any]) -> str:

@@ -1,23 +1,24 @@
-"""Regression verdicts between two sets of runs (each run a ``report.json``-shaped dict from one process).
+"""Regression verdicts of a night (its runs) against a window of earlier nights (each a list of runs, each
+run a ``report.json``-shaped dict from one process).
 
-Latency, per (variant, backend, device, batch): one observation per run (its median, its p99), compared
-with :mod:`bench.stats` (runs vs runs, A/B pairs, or the hierarchical bootstrap), so the interval includes
-run-to-run noise. Verdicts, in this order:
+Latency, per (variant, backend, device, batch): nights are a level (:mod:`bench.nights`, the default
+method), so night-to-night variance is in every interval; ``runs``/``pairs``/``bootstrap`` treat the runs of
+all baseline nights as one sample (for sets measured in one session, e.g. ``pack ab``). All regression
+tests of one comparison (every row's median, and its tail where enough samples estimate it) are decided
+together by a multiplicity rule (:mod:`bench.multiplicity`, Holm by default), so the false-alarm goal is
+per nightly, not per row. Verdicts: :mod:`bench.verdicts` (regression, improvement, unchanged only when
+the whole interval lies within the threshold, otherwise inconclusive with what would decide it).
 
-* ``regression`` — the whole interval of the median ratio lies above ``1 + threshold``, or the whole
-  interval of the p99 ratio above ``1 + p99``. The interval already carries the between-run noise, so a
-  slowdown that clears it is reported even on a noisy row;
-* ``improvement`` — the whole median interval lies below ``1 - threshold``;
-* ``inconclusive`` — the run-to-run noise (CoV of per-run medians) is unknown (one run per side) or
-  larger than the threshold: the row cannot tell a threshold-sized change from noise, and says which
-  slowdown it could detect;
-* ``unchanged`` otherwise.
+Clock (``auto``, the default everywhere): the process CPU time per call (``cpu_samples_ms``, recorded by
+``pack runs``) on CPU rows, where co-tenants of a shared machine inflate wall time but not the work; the
+wall clock on accelerator rows, whose CPU time is launch overhead; the wall clock wherever CPU samples
+were not recorded (a ``pack`` report). ``wall``, ``cpu`` and ``device`` (CUDA events) force one.
 
-Parity keeps its deterministic rule: ``max_abs`` over ``parity_growth`` (10x) times the baseline's
-(the baseline counting as at least ``parity_floor`` of atol) is a regression even inside tolerance, and
-so is a check that passed in every baseline run and fails in a current one. A baseline row missing from
-the current runs is a regression too. Nothing here raises on environment differences: they are returned,
-and the caller decides.
+Parity keeps its deterministic rule (not a statistical test, so outside the multiplicity rule):
+``max_abs`` over ``parity_growth`` (10x) times the baseline's (the baseline counting as at least
+``parity_floor`` of atol) is a regression even inside tolerance, and so is a check that passed in every
+baseline run and fails in a current one. A baseline row missing from the current runs is a regression too.
+Nothing here raises on environment differences: they are returned, and the caller decides.
 """
 
 from __future__ import annotations
@@ -29,55 +30,62 @@ from typing import Any
 
 import numpy as np
 
-from bench import stats
+from bench import stats, verdicts
 from bench.fingerprint import env_differences
+from bench.multiplicity import RULES, adjust, lone_level
+from bench.parity_growth import ParityComparison, compare_parity, parity_key, parity_rows
 
-METHODS = ("runs", "pairs", "bootstrap")
-CLOCKS = {"wall": "samples_ms", "cpu": "cpu_samples_ms"}  # which per-sample series a row compares
+__all__ = ["ParityComparison", "compare_parity", "parity_key"]
+
+METHODS = ("nights", "runs", "pairs", "bootstrap")
+CLOCKS = {
+    "auto": "CPU time per call on CPU rows, wall time elsewhere",
+    "wall": "wall time per call (what a caller waits for)",
+    "cpu": "process CPU time per call (recorded by pack runs / pack ab)",
+    "device": "device time per call (CUDA events)",
+}
+DEFAULT_CLOCK = "auto"
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    median: float = 0.05  # a median slowdown whose whole interval lies above +5 % is a regression
-    p99: float = 0.15  # the same for the p99, looser: a tail percentile of tens of samples is noisy
-    confidence: float = 0.95  # two-sided level of the intervals
+    median: float = 0.05  # +-5 %: a slowdown beyond it is a regression, a change within it "unchanged"
+    p99: float = 0.15  # the same for the tail, looser
+    confidence: float = 0.95  # two-sided level of the intervals shown (and of "unchanged")
+    level: float = 0.05  # family-wise error (holm) or false discovery rate (bh) of one comparison
+    multiple: str = "holm"  # holm | bh
+    tail_quantile: float = 99
     resamples: int = 2000  # hierarchical bootstrap only
     parity_growth: float = 10.0  # max_abs x10 over the baseline's
     parity_floor: float = 0.01  # ... where the baseline error counts as at least 1 % of atol
-    method: str = "runs"  # runs | pairs | bootstrap
-    clock: str = "wall"  # wall (what a caller waits for) | cpu (process CPU time, robust to co-tenants)
+    method: str = "nights"  # nights | runs | pairs | bootstrap
+    clock: str = DEFAULT_CLOCK  # auto | wall | cpu | device
     run_cov: float | None = None  # prior run-to-run CoV, used when neither side has two runs
+    night_cov: float | None = None  # prior night-to-night CoV, used with one earlier night
     seed: int = 0
 
 
 @dataclass
 class LatencyComparison:
     key: str
+    clock: str  # the clock this row was compared on
+    baseline_nights: int
     baseline_runs: int
     current_runs: int
     baseline_n: int  # samples over all runs
     current_n: int
-    baseline_p50_ms: float  # geometric mean of the per-run medians
+    baseline_p50_ms: float  # geometric mean of the per-run medians (of the night levels, for nights)
     current_p50_ms: float
     median: stats.RatioInterval
-    p99: stats.RatioInterval
+    p99: stats.RatioInterval | None  # the tail ratio, where enough samples estimate it
+    tail_note: str
     within_cov: dict[str, float]  # side -> median per-run CoV of samples
     between_cov: dict[str, float | None]  # side -> CoV of per-run medians (None below two runs)
-    verdict: str  # regression | improvement | inconclusive | unchanged
+    night_cov: float | None  # night-to-night CoV beyond the runs' (nights method)
+    verdict: str  # regression | improvement | unchanged | inconclusive
+    adjusted_p: dict[str, float] = field(default_factory=dict)  # test -> p after the multiplicity rule
     reasons: list[str] = field(default_factory=list)
     note: str = ""
-
-
-@dataclass
-class ParityComparison:
-    key: str
-    baseline_max_abs: float | None
-    current_max_abs: float | None
-    atol: float | None
-    growth: float | None
-    passed: bool | None
-    verdict: str  # regression | ok
-    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +99,10 @@ class Comparison:
     latency: list[LatencyComparison]
     parity: list[ParityComparison]
     missing: list[str]
+    nights: int = 1
+    multiple: str = "holm"
+    level: float = 0.05
+    tests: int = 0  # regression tests decided together
 
     @property
     def regressed(self) -> bool:
@@ -111,36 +123,67 @@ def latency_key(row: dict) -> str:
     return f"{row['variant']}/{row['backend']}/{row['device']}/bs{row['batch_size']}"
 
 
-def parity_key(row: dict) -> str:
-    return f"{row['variant']}/{row['backend']}/{row['device']}/{row['output']}"
+def samples_of(row: dict, clock: str) -> list[float] | None:
+    """A latency row's samples on ``clock`` (``wall``, ``cpu`` or ``device``), or ``None``."""
+    if clock == "device":
+        return (row.get("device_time") or {}).get("samples_ms") or None
+    return row.get("cpu_samples_ms" if clock == "cpu" else "samples_ms") or None
+
+
+def row_clock(clock: str, rows: Sequence[dict]) -> str:
+    """The clock a row is compared on: ``clock``, or for ``auto`` CPU time where every run of a CPU row
+    recorded it, else wall time."""
+    if clock != "auto":
+        return clock
+    on_cpu = all(r.get("device") == "cpu" for r in rows)
+    return "cpu" if on_cpu and all(r.get("cpu_samples_ms") for r in rows) else "wall"
 
 
 def latency_runs(runs: Sequence[dict], clock: str = "wall") -> dict[str, list[list[float]]]:
     """key -> one list of raw samples per run that measured it on ``clock`` (runs without are skipped)."""
-    field_name = CLOCKS[clock]
-    out: dict[str, list[list[float]]] = {}
+    rows: dict[str, list[dict]] = {}
     for run in runs:
         for row in run.get("latency", []):
-            if row.get(field_name):
-                out.setdefault(latency_key(row), []).append(list(row[field_name]))
+            rows.setdefault(latency_key(row), []).append(row)
+    out: dict[str, list[list[float]]] = {}
+    for key, found in rows.items():
+        chosen = row_clock(clock, found)
+        samples = [list(s) for s in (samples_of(r, chosen) for r in found) if s]
+        if samples:
+            out[key] = samples
     return out
 
 
+def group_nights(runs: Sequence[dict]) -> list[list[dict]]:
+    """Runs grouped by ``meta.night`` (set by :func:`packager.compare.runsets.load_nights`), in order;
+    runs without one form a single night."""
+    nights: dict[str, list[dict]] = {}
+    for run in runs:
+        nights.setdefault(str((run.get("meta") or {}).get("night", "")), []).append(run)
+    return list(nights.values())
+
+
 def compare_runs(
-    baseline: Sequence[dict],
+    baseline: Sequence[dict], current: Sequence[dict], t: Thresholds | None = None, **only: bool
+) -> Comparison:
+    """:func:`compare_nights` with the baseline's nights taken from ``meta.night`` (one night without)."""
+    return compare_nights(group_nights(baseline), current, t, **only)
+
+
+def compare_nights(
+    window: Sequence[Sequence[dict]],
     current: Sequence[dict],
     t: Thresholds | None = None,
     *,
     latency: bool = True,
     parity: bool = True,
 ) -> Comparison:
-    """Compare the runs of a current set with those of a baseline set (``method="pairs"``: run ``i`` of
-    each side were measured back to back). ``latency``/``parity`` restrict what is compared."""
+    """Compare tonight's runs with a window of earlier nights (``method="pairs"``: run ``i`` of each side
+    were measured back to back). ``latency``/``parity`` restrict what is compared."""
     t = t or Thresholds()
-    if t.method not in METHODS:
-        raise ValueError(f"unknown method {t.method!r}; accepted: {', '.join(METHODS)}")
-    if t.clock not in CLOCKS:
-        raise ValueError(f"unknown clock {t.clock!r}; accepted: {', '.join(CLOCKS)}")
+    _check(t)
+    window = [list(n) for n in window if n]
+    baseline = [run for night in window for run in night]
     if not baseline or not current:
         raise ValueError("both sides need at least one run")
     diffs: list[str] = []
@@ -149,25 +192,11 @@ def compare_runs(
             if d not in diffs:
                 diffs.append(d)
     missing: list[str] = []
-    lat_rows: list[LatencyComparison] = []
-    if latency:
-        base_lat, cur_lat = latency_runs(baseline, t.clock), latency_runs(current, t.clock)
-        if not base_lat and t.clock != "wall":
-            raise ValueError(
-                f"the baseline runs have no {CLOCKS[t.clock]} (recorded by pack runs / pack ab, not by pack)"
-            )
-        for key in sorted(base_lat):
-            if key not in cur_lat:
-                missing.append(f"latency {key}")
-                continue
-            if t.method == "pairs":
-                base_pairs, cur_pairs = _pairs(baseline, current, key, t.clock)
-                lat_rows.append(compare_latency(key, base_pairs, cur_pairs, t))
-            else:
-                lat_rows.append(compare_latency(key, base_lat[key], cur_lat[key], t))
+    lat_rows = _latency_rows(window, current, t, missing) if latency else []
+    tests = _decide(lat_rows, t)
     par_rows: list[ParityComparison] = []
     if parity:
-        base_par, cur_par = _parity_rows(baseline), _parity_rows(current)
+        base_par, cur_par = parity_rows(baseline), parity_rows(current)
         for key in sorted(base_par):
             if key not in cur_par:
                 missing.append(f"parity {key}")
@@ -183,7 +212,109 @@ def compare_runs(
         latency=lat_rows,
         parity=par_rows,
         missing=missing,
+        nights=len(window),
+        multiple=t.multiple,
+        level=t.level,
+        tests=tests,
     )
+
+
+def _check(t: Thresholds) -> None:
+    if t.method not in METHODS:
+        raise ValueError(f"unknown method {t.method!r}; accepted: {', '.join(METHODS)}")
+    if t.clock not in CLOCKS:
+        raise ValueError(f"unknown clock {t.clock!r}; accepted: {', '.join(CLOCKS)}")
+    if t.multiple not in RULES:
+        raise ValueError(f"unknown multiplicity rule {t.multiple!r}; accepted: {', '.join(RULES)}")
+
+
+def _latency_rows(
+    window: list[list[dict]], current: Sequence[dict], t: Thresholds, missing: list[str]
+) -> list[LatencyComparison]:
+    baseline = [run for night in window for run in night]
+    base_rows = {k for run in baseline for k in map(latency_key, run.get("latency", []))}
+    if t.clock in ("cpu", "device") and base_rows and not latency_runs(baseline, t.clock):
+        field_name = "cpu_samples_ms" if t.clock == "cpu" else "device_time.samples_ms"
+        raise ValueError(
+            f"the baseline runs have no {field_name} (recorded by pack runs / pack ab, not by pack)"
+        )
+    cur = {key: runs for key, runs in _rows_by_key(current).items()}
+    out = []
+    for key in sorted(base_rows):
+        if key not in cur:
+            missing.append(f"latency {key}")
+            continue
+        nights_rows = [_rows_by_key(night).get(key, []) for night in window]
+        clock = row_clock(t.clock, [r for rows in nights_rows for r in rows] + cur[key])
+        nights_samples = [[s for s in (samples_of(r, clock) for r in rows) if s] for rows in nights_rows]
+        tonight = [s for s in (samples_of(r, clock) for r in cur[key]) if s]
+        nights_samples = [n for n in nights_samples if n]
+        if not nights_samples or not tonight:
+            missing.append(f"latency {key} ({clock} clock)")
+            continue
+        pairs = _pairs(baseline, current, key, clock) if t.method == "pairs" else None
+        out.append(_row(key, clock, nights_samples, tonight, t, pairs))
+    return out
+
+
+def _rows_by_key(runs: Sequence[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for run in runs:
+        for row in run.get("latency", []):
+            out.setdefault(latency_key(row), []).append(row)
+    return out
+
+
+def _row(key: str, clock: str, window: list, tonight: list, t: Thresholds, pairs) -> LatencyComparison:
+    flat = [run for night in window for run in night]
+    median = verdicts.median_interval(window, tonight, t, pairs)
+    tail, tail_note = verdicts.tail_interval(window, tonight, t)
+    night_var = median.model.get("night_var") if median.method == "nights" and median.se is not None else None
+    return LatencyComparison(
+        key=key,
+        clock=clock,
+        baseline_nights=len(window),
+        baseline_runs=len(flat),
+        current_runs=len(tonight),
+        baseline_n=sum(len(r) for r in flat),
+        current_n=sum(len(r) for r in tonight),
+        baseline_p50_ms=_geomean([_geomean(stats.per_run(n, 50)) for n in window]),
+        current_p50_ms=_geomean(stats.per_run(tonight, 50)),
+        median=median,
+        p99=tail,
+        tail_note=tail_note,
+        within_cov={"baseline": stats.within_run_cov(flat), "current": stats.within_run_cov(tonight)},
+        between_cov={"baseline": stats.between_run_cov(flat), "current": stats.between_run_cov(tonight)},
+        night_cov=None if night_var is None else math.sqrt(night_var),
+        verdict="inconclusive",
+    )
+
+
+def _decide(rows: list[LatencyComparison], t: Thresholds) -> int:
+    """Every regression test of the comparison decided together; each row's verdict, reasons and note.
+    Returns the number of tests."""
+    tests = [(i, name, iv) for i, r in enumerate(rows) for name, iv in (("median", r.median), ("p99", r.p99))]
+    tests = [(i, name, iv) for i, name, iv in tests if iv is not None and iv.p is not None]
+    adjusted = adjust([iv.p for _, _, iv in tests], t.multiple) if tests else []
+    alpha = lone_level(t.level, len(tests))
+    for (i, name, _iv), p_adj in zip(tests, adjusted, strict=True):
+        rows[i].adjusted_p[name] = p_adj
+    for r in rows:
+        r.median = verdicts.finish(r.median, t.median, alpha, t.confidence)
+        limit = {"median": t.median, "p99": t.p99}
+        for name, iv in (("median", r.median), ("p99", r.p99)):
+            p_adj = r.adjusted_p.get(name)
+            if iv is not None and p_adj is not None and p_adj <= t.level:
+                r.reasons.append(
+                    f"{name} {iv.ratio:.3f}x ({t.confidence:.0%} CI {iv.low:.3f}-{iv.high:.3f}) above "
+                    f"{1 + limit[name]:.2f}x: adjusted p {p_adj:.2g} <= {t.level:g} "
+                    f"[{t.multiple}, {len(tests)} tests; {t.method}, {r.current_runs} runs vs "
+                    f"{r.baseline_runs} in {r.baseline_nights} night(s)]"
+                )
+        r.verdict, r.note = verdicts.verdict(r.median, r.p99, bool(r.reasons), t)
+        if r.tail_note and r.verdict != "regression":
+            r.note = f"{r.note}; {r.tail_note}" if r.note else r.tail_note
+    return len(tests)
 
 
 def _label(run: dict) -> str:
@@ -201,115 +332,12 @@ def _pairs(baseline: Sequence[dict], current: Sequence[dict], key: str, clock: s
 def _by_round(runs: Sequence[dict], key: str, clock: str) -> dict[int, list[float]]:
     out = {}
     for i, run in enumerate(runs):
-        samples = latency_runs([run], clock).get(key)
+        row = next((r for r in run.get("latency", []) if latency_key(r) == key), None)
+        samples = samples_of(row, clock) if row else None
         if samples:
-            out[int(((run.get("meta") or {}).get("run") or {}).get("round", i))] = samples[0]
+            out[int(((run.get("meta") or {}).get("run") or {}).get("round", i))] = list(samples)
     return out
 
 
-def compare_latency(
-    key: str, baseline: Sequence[Sequence[float]], current: Sequence[Sequence[float]], t: Thresholds
-) -> LatencyComparison:
-    """One latency row: per-run medians and p99s of both sides -> intervals -> verdict."""
-    med, p99 = _interval(baseline, current, 50, t.median, t), _interval(baseline, current, 99, t.p99, t)
-    reasons = []
-    if med.low is not None and med.low > 1 + t.median:
-        reasons.append(
-            f"median {med.ratio:.3f}x (CI {med.low:.3f}-{med.high:.3f}) > {1 + t.median:.2f}x "
-            f"[{t.method}, {len(current)} vs {len(baseline)} runs]"
-        )
-    if p99.low is not None and p99.low > 1 + t.p99:
-        reasons.append(f"p99 {p99.ratio:.3f}x (CI {p99.low:.3f}-{p99.high:.3f}) > {1 + t.p99:.2f}x")
-    note = ""
-    if reasons:
-        verdict = "regression"
-    elif med.high is not None and med.high < 1 - t.median:
-        verdict = "improvement"
-    elif med.noise is None:
-        verdict = "inconclusive"
-        note = (
-            "run-to-run noise unknown (one run per side): collect k >= 2 runs "
-            "(pack runs --runs K) or give --run-cov from calibration"
-        )
-    elif med.noise > t.median:
-        verdict = "inconclusive"
-        note = (
-            f"noise {med.noise:.1%} > threshold {t.median:.0%}; smallest detectable slowdown "
-            f"{med.detectable:.0%}"
-        )
-    else:
-        verdict = "unchanged"
-    return LatencyComparison(
-        key=key,
-        baseline_runs=len(baseline),
-        current_runs=len(current),
-        baseline_n=sum(len(r) for r in baseline),
-        current_n=sum(len(r) for r in current),
-        baseline_p50_ms=_geomean(stats.per_run(baseline, 50)),
-        current_p50_ms=_geomean(stats.per_run(current, 50)),
-        median=med,
-        p99=p99,
-        within_cov={"baseline": stats.within_run_cov(baseline), "current": stats.within_run_cov(current)},
-        between_cov={"baseline": stats.between_run_cov(baseline), "current": stats.between_run_cov(current)},
-        verdict=verdict,
-        reasons=reasons,
-        note=note,
-    )
-
-
-def _interval(baseline, current, q: float, threshold: float, t: Thresholds) -> stats.RatioInterval:
-    if t.method == "bootstrap":
-        return stats.hierarchical_bootstrap(
-            baseline, current, q, t.confidence, threshold, t.resamples, t.seed
-        )
-    fn = stats.paired_interval if t.method == "pairs" else stats.independent_interval
-    return fn(stats.per_run(baseline, q), stats.per_run(current, q), t.confidence, threshold, t.run_cov)
-
-
-def _geomean(values: np.ndarray) -> float:
-    return float(np.exp(np.mean(np.log(values))))
-
-
-def _parity_rows(runs: Sequence[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for run in runs:
-        for row in run.get("parity", []):
-            out.setdefault(parity_key(row), []).append(row)
-    return out
-
-
-def compare_parity(key: str, base: Sequence[dict], cur: Sequence[dict], t: Thresholds) -> ParityComparison:
-    """The largest error of the current runs against the largest of the baseline runs (deterministic)."""
-    reasons = []
-    b, c = _worst(base), _worst(cur)
-    atol = next((r.get("atol") for r in cur if r.get("atol") is not None), None)
-    passed = all(bool(r.get("passed")) for r in cur)
-    failed = next((r for r in cur if not r.get("passed")), None)
-    if all(r.get("passed") for r in base) and failed is not None:
-        reasons.append(f"failed now: {failed.get('reason')}")
-    growth = None
-    if b is not None and c is not None:
-        floor = max(b, (atol or 0.0) * t.parity_floor, 1e-12)
-        growth = c / floor
-        if not math.isfinite(c) or growth > t.parity_growth:
-            reasons.append(
-                f"max_abs {b:.3g} -> {c:.3g} ({growth:.1f}x, limit {t.parity_growth:g}x)"
-                + (" while still inside tolerance" if passed else "")
-            )
-    return ParityComparison(
-        key=key,
-        baseline_max_abs=b,
-        current_max_abs=c,
-        atol=atol,
-        growth=growth,
-        passed=passed,
-        verdict="regression" if reasons else "ok",
-        reasons=reasons,
-    )
-
-
-def _worst(rows: Sequence[dict]) -> float | None:
-    values = [r["max_abs"] for r in rows if r.get("max_abs") is not None]
-    if not values:
-        return None
-    return max(values, key=lambda v: v if math.isfinite(v) else math.inf)
+def _geomean(values) -> float:
+    return float(np.exp(np.mean(np.log(np.asarray(values, dtype=np.float64)))))

@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.latency import LatencyResult, ci_half_width, summarize
 from bench.parity import RULE, OutputParity
+from bench.yardstick import stability
 
 SCHEMA = "weightpack.report/v2"
 SCHEMA_VERSION = 2
@@ -183,6 +184,8 @@ class Report:
             "memory": memory or {},
             "gpu_conditions": result.gpu_conditions,
             "throttled": bool(result.gpu_conditions and result.gpu_conditions.get("throttled")),
+            "yardstick": result.yardstick,
+            **stability(stats["cov"], result.yardstick),
             "samples_ms": [round(s, 6) for s in result.samples_ms],
         }
         if result.device_samples_ms:

@@ -13,25 +13,41 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.regression import CLOCKS, METHODS, Comparison, Thresholds
+from bench.multiplicity import RULES
+from bench.regression import CLOCKS, DEFAULT_CLOCK, METHODS, Comparison, Thresholds
 from packager.commands import verb_parser
 from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
 DEFAULT_RUNS = 3
 
 
-def add_threshold_arguments(p: argparse.ArgumentParser, method: str = "runs") -> None:
+def add_threshold_arguments(p: argparse.ArgumentParser, method: str = "nights") -> None:
     d = Thresholds()
     p.add_argument("--threshold", type=float, default=d.median, help="median slowdown tolerated (0.05 = 5%%)")
-    p.add_argument("--p99-threshold", type=float, default=d.p99, help="p99 slowdown tolerated (default 0.15)")
+    p.add_argument(
+        "--p99-threshold", type=float, default=d.p99, help="tail slowdown tolerated (default 0.15)"
+    )
     p.add_argument("--confidence", type=float, default=d.confidence, help="interval level (0.95)")
     p.add_argument("--method", choices=METHODS, default=method, help=f"interval method (default {method})")
     p.add_argument(
         "--clock",
         choices=CLOCKS,
-        default="wall",
-        help="wall: what a caller waits for (default); cpu: process CPU time per call, recorded by pack "
-        "runs/ab, far less disturbed by co-tenants of a shared machine",
+        default=DEFAULT_CLOCK,
+        help=f"default {DEFAULT_CLOCK}: " + "; ".join(f"{k}: {v}" for k, v in CLOCKS.items()),
+    )
+    p.add_argument(
+        "--multiple",
+        choices=RULES,
+        default=d.multiple,
+        help="rule deciding all regression tests of a comparison together: "
+        + "; ".join(f"{k}: {v}" for k, v in RULES.items())
+        + f" (default {d.multiple})",
+    )
+    p.add_argument(
+        "--level",
+        type=float,
+        default=d.level,
+        help="family-wise error rate (holm) or false discovery rate (bh) of one comparison (0.05)",
     )
     p.add_argument(
         "--resamples", type=int, default=d.resamples, help="bootstrap resamples (--method bootstrap)"
@@ -41,30 +57,47 @@ def add_threshold_arguments(p: argparse.ArgumentParser, method: str = "runs") ->
         type=float,
         help="prior run-to-run CoV (from pack calibrate) used when neither side has two runs",
     )
+    p.add_argument(
+        "--night-cov",
+        type=float,
+        help="prior night-to-night CoV (from pack calibrate) used when the window has one night",
+    )
     p.add_argument("--parity-growth", type=float, default=d.parity_growth, help="max_abs growth factor (10)")
 
 
 def thresholds(args: argparse.Namespace) -> Thresholds:
-    for name in ("threshold", "p99_threshold", "parity_growth"):
+    for name in ("threshold", "p99_threshold", "parity_growth", "resamples"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    if not 0 < args.confidence < 1:
-        raise UsageError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    for name in ("run_cov", "night_cov"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    for name in ("confidence", "level"):
+        if not 0 < getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
+    if args.threshold >= 1:
+        raise UsageError(f"--threshold must be below 1 (a fraction: 0.05 = 5 %), got {args.threshold}")
     return Thresholds(
         median=args.threshold,
         p99=args.p99_threshold,
         confidence=args.confidence,
+        level=args.level,
+        multiple=args.multiple,
         resamples=args.resamples,
         parity_growth=args.parity_growth,
         method=args.method,
         clock=args.clock,
         run_cov=args.run_cov,
+        night_cov=args.night_cov,
     )
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", type=Path, help="write the Markdown summary to FILE")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument(
+        "--json-out", type=Path, help="write the comparison as JSON to FILE (pack history reads it)"
+    )
 
 
 def emit(result: Comparison, family: str, t: Thresholds, args: argparse.Namespace) -> int:
@@ -75,6 +108,8 @@ def emit(result: Comparison, family: str, t: Thresholds, args: argparse.Namespac
     markdown = render_markdown(result, family, t)
     if args.markdown:
         atomic.write_text(args.markdown, markdown)
+    if getattr(args, "json_out", None):
+        atomic.write_json(args.json_out, {"family": family, **result.to_dict()})
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -88,11 +123,15 @@ def emit(result: Comparison, family: str, t: Thresholds, args: argparse.Namespac
 
 COMPARE_DOC = """Regression detection between run sets: the run (a fresh process) is the unit.
 
-A PATH is a report.json / run file, or a folder of run-*.json at any depth (else its report.json). Several
-baselines form a window: pack compare NIGHT1 NIGHT2 NIGHT3 TONIGHT. Each run gives one observation per
-row (its median, its p99); intervals include the run-to-run noise. A row whose run-to-run noise exceeds
-the threshold, or that has one run per side, is inconclusive (not a failure). See
-docs/fixtures-and-nightly.md.
+A PATH is a report.json / run file, or a folder of run-*.json at any depth (else its report.json); each
+PATH is one night. Several baselines form a window: pack compare NIGHT1 NIGHT2 NIGHT3 TONIGHT. Nights are
+a level: each night is summarised by its runs' medians, and the interval of tonight's ratio includes the
+night-to-night variance as well as the run-to-run one (--method nights, the default). All regression tests
+of the comparison are decided together (--multiple holm, family-wise level --level 0.05). Verdicts:
+regression (the interval lies above 1 + threshold at the adjusted level), unchanged (the whole interval
+within +- threshold), improvement, otherwise inconclusive with the smallest slowdown this noise could
+detect and the runs per night that would decide it. Inconclusive rows do not fail. Clock: CPU time per
+call on CPU rows, wall time elsewhere (--clock auto). See docs/fixtures-and-nightly.md.
 
 Exit codes: 0 no regression, 1 regression, 2 bad input or environment mismatch.
 """
@@ -129,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from packager.compare.runsets import compare_sets, load_runs
+    from packager.compare.runsets import compare_sets, load_nights, load_runs
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.env_key:
@@ -137,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args.paths) < 2:
         raise UsageError("pack compare needs a BASELINE and a CURRENT (report.json, run file or folder)")
     t = thresholds(args)
-    baseline, current = load_runs(args.paths[:-1]), load_runs(args.paths[-1:])
-    result = compare_sets(baseline, current, t, allow_env_mismatch=args.allow_env_mismatch)
+    window, current = load_nights(args.paths[:-1]), load_runs(args.paths[-1:])
+    result = compare_sets(window, current, t, allow_env_mismatch=args.allow_env_mismatch)
     return emit(result, current[0].get("family", "?"), t, args)
 
 

@@ -31,7 +31,7 @@ class Target:
     backend: str
     device: str
     label: str = ""
-    slowdown: float = 0.0
+    plant: str = ""  # bench.planted.Plant spec, e.g. compute:0.2@8 (calibration only)
     drift: float = 0.0
     latency: bool = True
 
@@ -99,8 +99,8 @@ def command(target: Target, out: Path, settings: Settings, meta: dict) -> list[s
         cmd += ["--threads", str(settings.threads)]
     if settings.target_ci:
         cmd += ["--target-ci", str(settings.target_ci)]
-    if target.slowdown:
-        cmd += ["--plant-slowdown", repr(target.slowdown)]
+    if target.plant:
+        cmd += ["--plant", target.plant]
     if target.drift:
         cmd += ["--plant-drift", repr(target.drift)]
     return cmd

@@ -6,8 +6,9 @@ reference outputs recorded there (same tolerances as ``pack``), and times it wit
 settings. The latency inputs are the recorded parity inputs, rotated into ``[inputs] sets`` distinct
 batches of each batch size, so no upstream files (tokenizer, network) are needed. ``pack runs``, ``pack
 ab`` and ``pack calibrate`` start this module once per run: the run, not the sample, is the unit that
-``pack compare`` replicates. ``--plant-slowdown``/``--plant-drift`` wrap the model in
-:class:`bench.planted.PlantedModel` (calibration only; recorded in ``meta.run.planted``).
+``pack compare`` replicates. ``--plant SPEC`` puts extra work inside the model's forward
+(:func:`bench.planted.plant`) and ``--plant-drift`` offsets its outputs (calibration only; what was planted
+and the ratio it produced in this process are recorded in ``meta.run.planted``).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def measure_run(
     batch_sizes: Sequence[int] | None = None,
     min_iters: int | None = None,
     min_time_s: float | None = None,
-    slowdown: float = 0.0,
+    plant: str = "",
     drift: float = 0.0,
     threads: int | None = None,
     target_ci: float | None = None,
@@ -86,7 +87,8 @@ def measure_run(
     from bench.cputime import CpuTimedModel
     from bench.latency import LatencyConfig, measure_model, validate_input_sets
     from bench.parity import compare_outputs
-    from bench.planted import PlantedModel
+    from bench.planted import Plant, PlantedModel
+    from bench.planted import plant as plant_work
     from bench.report import Report
     from bench.tasks import task_checks
     from bench.threads import apply_threads, resolve_threads
@@ -101,7 +103,7 @@ def measure_run(
     golden = pack_out / source["references"][variant]["golden"]
     inputs, reference = load_arrays(golden, "input"), load_arrays(golden, "output")
     floors = (source.get("noise_floor") or {}).get(variant, {}).get("outputs")
-    planted = {"slowdown": slowdown, "drift": drift} if (slowdown or drift) else None
+    planted: dict[str, Any] | None = {"drift": drift} if drift else None
     run_meta = {
         **(meta or {}),
         "pack_out": str(pack_out),
@@ -118,9 +120,14 @@ def measure_run(
         model = load_model_class(package["model_class"]).from_pretrained(
             str(tmp / "package"), device=device, **settings.model_kwargs(), **load_kwargs_for(backend)
         )
-        if planted:
-            clock = "cpu" if device == "cpu" else "wall"
-            model = PlantedModel(model, slowdown=slowdown, drift=drift, clock=clock)
+        if plant:
+            spec = Plant.parse(plant)
+            bs = spec.batch_size or (batch_sizes or recipe.bench.batch_sizes)[0]
+            probe = rotated_sets(inputs, bs, 1)[0]
+            planted = {**(planted or {}), **plant_work(model, spec, probe, device)}
+            run_meta["planted"] = planted
+        if drift:
+            model = PlantedModel(model, drift=drift)
         outputs = run_model(model, inputs)
         for r in compare_outputs(reference, outputs, tolerances_for(recipe, backend, floors)):
             report.add_parity(variant, backend, device, r)
@@ -162,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", help="comma-separated batch sizes (default: the recipe's)")
     p.add_argument("--min-iters", type=int, help="steady-state iterations (default: the recipe's)")
     p.add_argument("--min-time-s", type=float, help="steady-state seconds (default: the recipe's)")
-    p.add_argument("--plant-slowdown", type=float, default=0.0, help="calibration: add this fraction of time")
+    p.add_argument("--plant", default="", help="calibration: extra work in the forward, e.g. compute:0.2@8")
     p.add_argument("--plant-drift", type=float, default=0.0, help="calibration: add this to every output")
     p.add_argument("--threads", type=int, help="intra-op threads (default: [bench] threads, else 1)")
     p.add_argument("--target-ci", type=float, help="adaptive stopping per batch size (default: off)")
@@ -179,6 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = [int(s) for s in args.batch_sizes.split(",")] if args.batch_sizes else None
     except ValueError as exc:
         raise UsageError(f"--meta must be a JSON object and --batch-sizes integers: {exc}") from exc
+    if args.plant:
+        from bench.planted import Plant
+
+        try:
+            Plant.parse(args.plant)
+        except ValueError as exc:
+            raise UsageError(f"--plant: {exc}") from exc
     run = measure_run(
         args.pack_out,
         args.variant,
@@ -188,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_sizes=sizes,
         min_iters=args.min_iters,
         min_time_s=args.min_time_s,
-        slowdown=args.plant_slowdown,
+        plant=args.plant,
         drift=args.plant_drift,
         threads=args.threads,
         target_ci=args.target_ci,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from bench.regression import Comparison, LatencyComparison, Thresholds
+from bench.multiplicity import RULES
+from bench.regression import CLOCKS, Comparison, LatencyComparison, Thresholds
 from bench.stats import RatioInterval
 
 METHOD_TEXT = {
+    "nights": "nights as a level: each night's runs summarised by their geometric-mean median, tonight "
+    "against the window's nights, t interval with the night-to-night and run-to-run variance",
     "runs": "t interval of the ratio of geometric means of per-run statistics (runs vs runs)",
     "pairs": "t interval of the mean ratio within A/B pairs measured back to back",
     "bootstrap": "hierarchical bootstrap (runs resampled, then samples within runs)",
@@ -15,29 +18,33 @@ METHOD_TEXT = {
 def render_markdown(result: Comparison, family: str, t: Thresholds) -> str:
     status = "REGRESSION" if result.regressed else "no regression"
     out = [f"## weightpack compare: {family}: {status}", ""]
-    out.append(f"Baseline: {_sources(result.baseline)}; current: {_sources(result.current)}.")
+    out.append(
+        f"Baseline: {result.nights} night(s), {_sources(result.baseline)}; "
+        f"current: {_sources(result.current)}."
+    )
     if result.environment_differences:
         out += ["", "**Environments differ (compared anyway, --allow-env-mismatch):**"]
         out += [f"- {d}" for d in result.environment_differences]
     if result.latency:
         out += [
             "",
-            f"Latency ({result.clock} clock), one observation per run (a fresh process): "
-            f"{METHOD_TEXT[result.method]}, "
-            f"{t.confidence:.0%} level. Regression when the whole interval of the median ratio is above "
-            f"{1 + t.median:.2f}x, or that of the p99 ratio above {1 + t.p99:.2f}x; inconclusive when the "
-            f"run-to-run noise is unknown or above {t.median:.0%}.",
+            f"Latency, clock `{result.clock}` ({CLOCKS[result.clock]}): {METHOD_TEXT[result.method]}; "
+            f"{t.confidence:.0%} intervals. The {result.tests} regression tests (medians, and tails where "
+            f"enough samples estimate them) are decided together by {RULES[result.multiple]} at "
+            f"{result.level:g}. **Regression**: the adjusted test puts the median above {1 + t.median:.2f}x "
+            f"(the p{t.tail_quantile:g} above {1 + t.p99:.2f}x); **unchanged**: the whole median interval "
+            f"within {1 - t.median:.2f}-{1 + t.median:.2f}x; **inconclusive** otherwise (not a failure).",
             "",
-            "| package/device/batch | runs (base/cur) | p50 ms (base -> cur) | median ratio [CI] "
-            "| p99 ratio [CI] | run-to-run CoV | within-run CoV | verdict |",
-            "|---|---|---|---|---|---|---|---|",
+            "| package/device/batch | clock | nights / runs (base, cur) | p50 ms (base -> cur) "
+            "| median ratio [CI] | tail ratio [CI] | night / run CoV | adjusted p | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         out += [_latency_row(r) for r in result.latency]
     if result.parity:
         out += [
             "",
             f"Parity error growth: flagged when max_abs grows over {t.parity_growth:g}x the baseline's, "
-            "even inside tolerance.",
+            "even inside tolerance (deterministic, outside the multiplicity rule).",
             "",
             "| output | max_abs base -> cur | atol | growth | passed | verdict |",
             "|---|---|---|---|---|---|",
@@ -53,9 +60,14 @@ def render_markdown(result: Comparison, family: str, t: Thresholds) -> str:
     reasons = [f"- {r.key}: {why}" for r in [*result.latency, *result.parity] for why in r.reasons]
     if reasons:
         out += ["", "**Regressions:**", *reasons]
-    notes = [f"- {r.key}: {r.note}" for r in result.latency if r.note]
+    notes = [f"- {r.key}: {r.note}" for r in result.latency if r.note and r.verdict == "inconclusive"]
     if notes:
         out += ["", "**Inconclusive rows** (not failures):", *notes]
+    tails = [
+        f"- {r.key}: {r.tail_note}" for r in result.latency if r.tail_note and r.verdict != "inconclusive"
+    ]
+    if tails:
+        out += ["", "Tails:", *tails]
     return "\n".join(out) + "\n"
 
 
@@ -63,20 +75,29 @@ def _latency_row(r: LatencyComparison) -> str:
     verdict = _badge(r.verdict)
     if r.verdict == "inconclusive":
         verdict = (
-            f"inconclusive (noise {r.median.noise:.0%}, detects >= {r.median.detectable:.0%})"
-            if r.median.noise is not None
-            else "inconclusive (1 run per side)"
+            f"inconclusive (detects >= {r.median.detectable:.0%})"
+            if r.median.detectable is not None
+            else "inconclusive (noise unknown)"
         )
+    adjusted = ", ".join(f"{k} {v:.2g}" for k, v in r.adjusted_p.items()) or "-"
+    runs = f"{r.baseline_nights} / {r.baseline_runs}, {r.current_runs}"
     return (
-        f"| {r.key} | {r.baseline_runs}/{r.current_runs} | {r.baseline_p50_ms:.3f} -> {r.current_p50_ms:.3f} "
-        f"| {_ratio(r.median)} | {_ratio(r.p99)} | {_pct(r.between_cov['baseline'])} / "
-        f"{_pct(r.between_cov['current'])} | {_pct(r.within_cov['baseline'])} / "
-        f"{_pct(r.within_cov['current'])} "
-        f"| {verdict} |"
+        f"| {r.key} | {r.clock} | {runs} | {r.baseline_p50_ms:.3f} -> {r.current_p50_ms:.3f} "
+        f"| {_ratio(r.median)} | {_ratio(r.p99)} | {_pct(r.night_cov)} / {_pct(_run_cov(r))} "
+        f"| {adjusted} | {verdict} |"
     )
 
 
-def _ratio(iv: RatioInterval) -> str:
+def _run_cov(r: LatencyComparison) -> float | None:
+    """Run-to-run CoV: the pooled within-night one (nights), else the baseline runs' spread."""
+    if r.median.method == "nights" and r.median.model.get("run_var"):
+        return float(r.median.model["run_var"]) ** 0.5
+    return r.between_cov.get("baseline")
+
+
+def _ratio(iv: RatioInterval | None) -> str:
+    if iv is None:
+        return "-"
     if iv.low is None:
         return f"{iv.ratio:.3f} [-]"
     return f"{iv.ratio:.3f} [{iv.low:.3f}, {iv.high:.3f}]"

@@ -2,8 +2,8 @@
 
 A run is one ``report.json``-shaped file from one process: a ``pack`` report, or a ``run-NN.json`` written
 by :mod:`packager.compare.measure`. A path given to ``pack compare`` is a file (one run) or a folder: its
-``run-*.json`` files at any depth, else its ``report.json``. Several baseline paths form a window (the last
-N nights).
+``run-*.json`` files at any depth, else its ``report.json``. Each path is one night; several baseline paths
+form a window (the last N nights).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.regression import Comparison, Thresholds, compare_runs
+from bench.regression import Comparison, Thresholds, compare_nights
 from packager.errors import UsageError
 
 
@@ -51,22 +51,34 @@ def load_runs(paths: Sequence[Path]) -> list[dict]:
     return [load_run(f) for p in paths for f in run_files(p)]
 
 
+def load_nights(paths: Sequence[Path]) -> list[list[dict]]:
+    """One night per path (its runs), each run marked with ``meta.night`` = the path."""
+    nights = []
+    for path in paths:
+        runs = load_runs([path])
+        for run in runs:
+            run["meta"]["night"] = str(path)
+        nights.append(runs)
+    return nights
+
+
 def compare_sets(
-    baseline: Sequence[dict],
+    baseline: Sequence[dict] | Sequence[Sequence[dict]],
     current: Sequence[dict],
     t: Thresholds | None = None,
     allow_env_mismatch: bool = False,
     **only: bool,
 ) -> Comparison:
-    """:func:`bench.regression.compare_runs` after refusing different families and (unless allowed)
-    different environments."""
-    families = {r.get("family") for r in [*baseline, *current]}
+    """:func:`bench.regression.compare_nights` after refusing different families and (unless allowed)
+    different environments. ``baseline``: a window of nights (lists of runs), or runs (one night)."""
+    window = [list(n) for n in baseline] if baseline and isinstance(baseline[0], list) else [list(baseline)]
+    families = {r.get("family") for r in [*(r for n in window for r in n), *current]}
     if len(families) > 1:
         raise UsageError(
             f"runs of different families cannot be compared: {', '.join(sorted(map(str, families)))}"
         )
     try:
-        result = compare_runs(baseline, current, t, **only)
+        result = compare_nights(window, current, t, **only)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if result.environment_differences and not allow_env_mismatch:
