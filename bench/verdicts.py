@@ -79,13 +79,16 @@ def detectable(iv: RatioInterval, threshold: float, alpha: float) -> float | Non
 
 
 def runs_to_decide(iv: RatioInterval, threshold: float, alpha: float, confidence: float) -> int | None:
-    """The fewest runs per night (per side, per pair) for which an interval as wide as this noise
-    predicts would decide the observed ratio, or ``None`` when no number up to :data:`MAX_RUNS` would."""
+    """The fewest runs per night (per side, per pair) whose interval, as wide as the noise model predicts
+    (:func:`bench.stats.se_at`) and with an 80 % power margin, decides the observed ratio; ``None`` when no
+    number up to :data:`MAX_RUNS` would. An estimate: the night-to-night variance is itself estimated
+    from the window, so a new window decides it less often than the margin suggests."""
     if iv.se is None or not iv.model:
         return None
     d, up, down = math.log(iv.ratio), math.log1p(threshold), math.log1p(-threshold)
-    one_sided = stats.t_quantile(1 - alpha, iv.df)
-    two_sided = stats.t_quantile((1 + confidence) / 2, iv.df)
+    power = stats.t_quantile(stats.POWER, iv.df)
+    one_sided = stats.t_quantile(1 - alpha, iv.df) + power
+    two_sided = stats.t_quantile((1 + confidence) / 2, iv.df) + power
     for k in range(1, MAX_RUNS + 1):
         se = stats.se_at(iv.model, k)
         if se is None:
@@ -137,7 +140,7 @@ def inconclusive_note(iv: RatioInterval, t) -> str:
     where = f"interval {iv.low:.3f}-{iv.high:.3f} reaches past {1 - t.median:.2f}-{1 + t.median:.2f}"
     text = f"{where}; smallest detectable slowdown at this noise {iv.detectable:.0%}"
     if iv.runs_to_decide is not None:
-        return f"{text}; {iv.runs_to_decide} {unit} would decide it"
+        return f"{text}; about {iv.runs_to_decide} {unit} would decide it (if this ratio holds)"
     if iv.method == "nights" and iv.model.get("night_var", 0) > 0:
         night = math.sqrt(iv.model["night_var"])
         return (

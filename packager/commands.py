@@ -38,7 +38,7 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         "compare",
         "packager.compare:main",
-        "flag latency and parity regressions between run sets (the run is the unit; windows of nights)",
+        "flag latency and parity regressions of a night against a window of nights (nights as a level)",
     ),
     Verb(
         "runs",
@@ -53,7 +53,12 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         "calibrate",
         "packager.compare.calibrate:main",
-        "A/A false alarms and planted slowdown/drift detection of pack compare on this machine",
+        "false alarms per nightly and planted-slowdown detection of the nightly's comparison, measured here",
+    ),
+    Verb(
+        "history",
+        "packager.history:main",
+        "one static HTML page per family: every row night after night, verdicts marked, parity drift",
     ),
     Verb(
         "report",

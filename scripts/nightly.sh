@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The nightly job: every recipe, every variant, every device; k independent runs per package (each a fresh
 # process, interleaved across packages), compared with a window of the last N nights on the same
-# environment (hash of CPU/GPU/driver/CUDA/runtimes).
+# environment (hash of CPU/GPU/driver/CUDA/runtimes), nights as a level (pack compare --method nights).
 #
 #   scripts/nightly.sh [--ray] [--families a,b] [--devices cpu,cuda:0] [--runs K] [--window N]
-#                      [--threads T] [--clock wall|cpu] [--threshold F]
+#                      [--threads T] [--clock auto|wall|cpu|device] [--threshold F] [--level Q]
+#   scripts/nightly.sh --accept STAMP      accept night STAMP's regressions: it joins later windows
 #
 # Layout under $WEIGHTPACK_NIGHTLY_DIR (default ./nightly):
 #   runs/<UTC stamp>/<family>/...              pack output (report.json, zips, goldens/)
 #   runs/<UTC stamp>/runs/<family>/<package>/run-NN.json   the k runs per package (pack runs)
 #   runs/<UTC stamp>/env-key                   environment key of this night
-#   runs/<UTC stamp>/pytest-benchmark.json, parity.xml, <family>.compare.md
-# Baseline of a family: the runs of the last N (--window, default 5) earlier nights with the same env-key
-# whose pack of that family passed its checks. Nights that regressed stay in the window: a real slowdown
-# is flagged for a few nights, then becomes the new normal (accept it sooner by deleting older nights).
+#   runs/<UTC stamp>/pytest-benchmark.json, parity.xml, <family>.compare.md, <family>.compare.json
+#   history/<family>.html                      pack history of every night (open from disk)
+# Baseline of a family: the runs of the last N (--window, default 10) earlier nights with the same env-key
+# whose pack of that family passed its checks and whose comparison found no regression, unless accepted
+# (packager/compare/window.py): a slowdown stays flagged until someone accepts it, instead of becoming the
+# new normal. Clock: pack compare's default (auto: CPU time on CPU rows, wall time elsewhere), the same as
+# in pack compare and the docs. Many rows: each family's comparison decides its tests together (Holm) at
+# --level (0.05) split evenly over the families compared, so the nightly's family-wise rate is <= --level.
 # Exit code: 0 all good (inconclusive rows included), 1 a check failed or a regression was found.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +29,9 @@ RUN="$ROOT/runs/$STAMP"
 USE_RAY=0
 FAMILIES=""
 DEVICES=""
-WINDOW=5
+WINDOW=10
+LEVEL=0.05
+ACCEPT=""
 RUN_ARGS=()
 COMPARE_ARGS=()
 while [ $# -gt 0 ]; do
@@ -33,12 +40,28 @@ while [ $# -gt 0 ]; do
     --families) FAMILIES="$2"; shift ;;
     --devices) DEVICES="$2"; shift ;;
     --window) WINDOW="$2"; shift ;;
+    --level) LEVEL="$2"; shift ;;
+    --accept) ACCEPT="$2"; shift ;;
     --runs|--threads|--min-iters|--min-time-s|--batch-sizes) RUN_ARGS+=("$1" "$2"); shift ;;
-    --clock|--threshold|--p99-threshold|--method) COMPARE_ARGS+=("$1" "$2"); shift ;;
+    --clock|--threshold|--p99-threshold|--method|--multiple) COMPARE_ARGS+=("$1" "$2"); shift ;;
     *) echo "nightly.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+if [ -n "$ACCEPT" ]; then
+  night="$ROOT/runs/$ACCEPT"
+  [ -d "$night" ] || { echo "nightly.sh: --accept $ACCEPT: no night $night" >&2; exit 2; }
+  found=0
+  for json in "$night"/*.compare.json; do
+    [ -f "$json" ] || continue
+    if "$PY" -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get("regressed") else 1)' "$json"; then
+      touch "${json%.compare.json}.accepted"; found=1
+      echo "nightly: accepted $(basename "${json%.compare.json}") of $ACCEPT: it joins later windows"
+    fi
+  done
+  [ "$found" = 1 ] || echo "nightly: $ACCEPT has no regressed comparison to accept"
+  exit 0
+fi
 mkdir -p "$RUN"
 status=0
 started=$(date +%s)
@@ -95,30 +118,35 @@ if [ ${#PACK_OUTS[@]} -gt 0 ]; then
 fi
 key=$(cat "$RUN/env-key" 2>/dev/null || echo none)
 
-# 4. compare each pack output's runs with the same runs of the last N nights on this environment
+# 4. compare each pack output's runs with the same runs of the last N nights on this environment; the
+#    family-wise level is split evenly over the outputs compared (Holm within each, Bonferroni across)
+FAMILY_LEVEL=$("$PY" -c "print($LEVEL / max(1, ${#PACK_OUTS[@]}))")
 for out in "${PACK_OUTS[@]}"; do
   name=${out#"$RUN"/}                     # <family> or fanout/<family>/<variant-backend>
   label=$(basename "$out")                # the folder name pack runs labels its runs with
   current="$RUN/runs/$label"
   [ -d "$current" ] || continue
-  md="$RUN/$(echo "$name" | tr / -).compare.md"
-  window=()
-  for night in $(ls -1d "$ROOT"/runs/*/ 2>/dev/null | sort -r); do
-    night=${night%/}
-    [ "$night" = "$RUN" ] && continue
-    [ "$(cat "$night/env-key" 2>/dev/null)" = "$key" ] || continue
-    [ -d "$night/runs/$label" ] || continue
-    "$PY" -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$night/$name/report.json" 2>/dev/null || continue
-    window+=("$night/runs/$label")
-    [ ${#window[@]} -ge "$WINDOW" ] && break
-  done
+  stem=$(echo "$name" | tr / -)
+  md="$RUN/$stem.compare.md"
+  mapfile -t window < <("$PY" -m packager.compare.window "$ROOT/runs" "$RUN" "$name" "$label" "$key" "$WINDOW")
   if [ ${#window[@]} -eq 0 ]; then
     echo "nightly: no earlier night for $name on environment $key yet; this one starts the window" | tee "$md"
     continue
   fi
-  if ! "$PY" -m packager.cli compare "${window[@]}" "$current" --markdown "$md" "${COMPARE_ARGS[@]}" > /dev/null; then
+  if ! "$PY" -m packager.cli compare "${window[@]}" "$current" --markdown "$md" --json-out "$RUN/$stem.compare.json" \
+      --level "$FAMILY_LEVEL" "${COMPARE_ARGS[@]}" > /dev/null; then
     echo "nightly: regression in $name against ${#window[@]} night(s) (see $md)" >&2; status=1
   fi
 done
-echo "nightly: results in $RUN (exit $status, $(( $(date +%s) - started )) s)"
+
+# 5. the history pages: every night on record, one static page per family
+nights=()
+for night in $(ls -1d "$ROOT"/runs/*/ 2>/dev/null | sort); do
+  [ -d "${night%/}/runs" ] && nights+=("${night%/}")
+done
+if [ ${#nights[@]} -gt 0 ]; then
+  "$PY" -m packager.cli history "${nights[@]}" --out "$ROOT/history" --window "$WINDOW" > /dev/null \
+    || echo "nightly: pack history failed (the comparison above stands)" >&2
+fi
+echo "nightly: results in $RUN (exit $status, $(( $(date +%s) - started )) s); history in $ROOT/history"
 exit $status
