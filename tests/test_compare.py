@@ -15,8 +15,6 @@ from bench import stats
 from bench.fingerprint import env_key
 from bench.planted import PlantedModel
 from bench.regression import Thresholds, compare_runs
-
-RUNS = Thresholds(method="runs")  # runs of one session, compared as independent runs
 from packager.cli import main
 from packager.compare.collect import Target, schedule, schedule_pairs
 from packager.compare.runsets import EnvironmentMismatchError, compare_sets
@@ -24,6 +22,7 @@ from packager.errors import CheckFailedError, RecipeError
 from packager.recipes import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
+RUNS = Thresholds(method="runs")  # runs of one session, compared as independent runs
 
 ENV = {"cpu": "Test CPU", "cpu_count": 2, "machine": "x86_64", "libraries": {"onnxruntime": "1.0"}}
 
