@@ -1,6 +1,6 @@
 """Issue 22, points 1-4 and 6 on simulated nights (tests/nightsim.py: log-normal night and run effects):
-nights as a level, many rows decided together, verdicts that mean what they say, honest detection figures, tails
-only from enough samples, one default clock, regressed nights out of the window."""
+nights as a level, many rows decided together, verdicts that mean what they say, honest detection
+figures, tails only from enough samples, one default clock, regressed nights out of the window."""
 
 from __future__ import annotations
 
