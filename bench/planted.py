@@ -157,7 +157,7 @@ def _alternating(call: Callable[[], None], gate: _Gate, clock: Callable[[], int]
 
 def _find(model: Any) -> tuple[Any, str, Any] | None:
     """``(owner, attribute, value)`` of the torch module or onnxruntime session a model class holds."""
-    for name, value in vars(model).items():
+    for name, value in getattr(model, "__dict__", {}).items():
         if _is_torch_module(value) or (
             callable(getattr(value, "run", None)) and hasattr(value, "get_providers")
         ):

@@ -70,7 +70,9 @@ def _branches(units: int, device: str, out_type: int) -> tuple[Any, Any]:
     a = rng.standard_normal((n, n)).astype(np.float32)
     then_nodes = [helper.make_node("Mul", ["wp_a", "wp_s"], ["wp_x0"])]
     for i in range(units):
-        then_nodes.append(helper.make_node("MatMul", [f"wp_x{i}", "wp_q"], [f"wp_x{i + 1}"]))
+        then_nodes.append(
+            helper.make_node("MatMul", [f"wp_x{i}", "wp_q"], [f"wp_x{i + 1}"], name=f"wp_matmul_{i}")
+        )
     then_nodes += [
         helper.make_node("ReduceSum", [f"wp_x{units}"], ["wp_sum"], keepdims=0),
         helper.make_node("Mul", ["wp_sum", "wp_zero"], ["wp_z32"]),
