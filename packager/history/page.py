@@ -274,7 +274,7 @@ def parity_chart(key: str, points: list[dict[str, Any]], nights: list[Night]) ->
     bounds = logs + ([math.log10(atol)] if atol else [])
     y, lo, hi = _scale(min(bounds), max(bounds))
     n = len(nights)
-    out = [_svg("parity", key), *_axes(y, lo, hi, nights, lambda v: f"1e{v:.1f}")]
+    out = [_svg("parity", key), *_axes(y, lo, hi, nights, lambda v: f"{10**v:.1e}")]
     if atol:
         ya = y(math.log10(atol))
         out.append(
