@@ -218,7 +218,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 ci(r),
                 ms(r["p90_ms"]),
                 ms(r.get("p95_ms")),
-                ms(r["p99_ms"]),
+                p99_cell(r),
                 ms(r["mean_ms"]),
                 ms(r.get("std_ms")),
                 f"{r['cov']:.2%}",
@@ -233,6 +233,11 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             for r in report["latency"]
         ],
     )
+    if any(r.get("iterations", 0) < 299 for r in report["latency"]):
+        out += [
+            "",
+            "`(≈max)`: fewer than 299 samples, too few to estimate a p99 (it is about the largest sample).",
+        ]
     if any(r.get("yardstick") for r in report["latency"]):
         kernel = next(r["yardstick"]["kernel"] for r in report["latency"] if r.get("yardstick"))
         out += [
@@ -308,6 +313,15 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             )
     out += [f"- Python {env.get('python')} on {env.get('platform')}", f"- {libs}", ""]
     return "\n".join(out)
+
+
+def p99_cell(r: dict[str, Any]) -> str:
+    """The p99, marked ``(≈max)`` when too few samples estimate it (the largest of n samples exceeds the
+    true p99 with 95 % probability only from 299 samples on)."""
+    from bench.stats import min_samples_for_quantile
+
+    few = r.get("iterations", 0) < min_samples_for_quantile(99)
+    return ms(r["p99_ms"]) + (" (≈max)" if few and r.get("p99_ms") is not None else "")
 
 
 def stable_cell(r: dict[str, Any]) -> str:

@@ -55,6 +55,7 @@ def test_measure_model_times_the_yardstick_in_the_same_process_and_the_report_sh
     md = render_markdown(report)
     assert "| yardstick CoV | stable |" in md and "x machine)" in md
     assert "timed right after it in the same process" in md
+    assert "(≈max)" in md and "too few to estimate a p99" in md  # 25 samples: the "p99" is their maximum
 
 
 def _report(result: LatencyResult) -> dict:
