@@ -126,7 +126,7 @@ def verdict(median: RatioInterval, tail: RatioInterval | None, flagged: bool, t)
 
 def inconclusive_note(iv: RatioInterval, t) -> str:
     """What an inconclusive row could detect, and what would decide it."""
-    unit = "runs per night" if iv.method == "nights" else "runs per side"
+    unit = {"nights": "runs per night", "pairs": "A/B pairs"}.get(iv.method, "runs per side")
     if iv.se is None:
         if iv.method == "nights":
             return (

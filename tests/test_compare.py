@@ -258,7 +258,7 @@ def test_real_ab_of_an_unchanged_package_exits_0(minilm_pack_onnx: Path, tmp_pat
     ]
     assert main(args) == 0
     text = md.read_text()
-    assert "no regression" in text and "A/B pairs" in text and "| 2/2 |" in text
+    assert "no regression" in text and "A/B pairs" in text and "| 1 / 2, 2 |" in text
     orders = [
         json.loads(p.read_text())["meta"]["run"]["position"]
         for p in sorted((tmp_path / "ab").rglob("run-*.json"))
