@@ -95,6 +95,23 @@ def test_too_few_nights_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--window must be >= 1" in capsys.readouterr().err
 
 
+def test_one_recorder_per_pool(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A second pack calibrate recording into the same pool is refused (its runs would time each other)."""
+    from filelock import FileLock
+
+    pack_out = tmp_path / "pack"
+    pack_out.mkdir()
+    row = {"variant": "l6", "backend": "onnx", "device": "cpu"}
+    report = {"family": "minilm", "packages": [], "latency": [{**row, "batch_size": 1}],
+              "parity": [{**row, "output": "y", "max_abs": 1e-6, "atol": 1e-5}]}  # fmt: skip
+    (pack_out / "report.json").write_text(json.dumps(report))
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    with FileLock(str(pool / ".record.lock")):
+        assert main(["calibrate", str(pack_out), "--into", str(pool), "--nights", "2"]) == 2
+    assert "another pack calibrate is recording into this pool" in capsys.readouterr().err
+
+
 def test_real_nights_record_the_planted_work_and_its_ratio(minilm_pack_onnx: Path, tmp_path: Path) -> None:
     """Two real nights of the onnx package (k = 2, short runs): the pool's layout, the planted work inside
     the graph with the ratio it produced in the process, and the evaluation's figures."""

@@ -7,7 +7,8 @@ k runs of one package (--plant-package, default the first) with real extra work 
 batch size (--plant, default compute:0.2 at the recipe's largest batch: :mod:`bench.planted`) and one
 parity-only run of it with its outputs offset so that its error grows --drift (10) x 1.05 times. Nights
 follow one another (--gap-s S apart), so each meets whatever load the machine has then. Layout:
-POOL/night-NN/{clean,planted,drift}/<package>/run-RR.json and POOL/night-NN/night.json.
+POOL/night-NN/{clean,planted,drift}/<package>/run-RR.json and POOL/night-NN/night.json (written last: a
+night without it was interrupted and is recorded again). One recorder at a time holds POOL/.record.lock.
 
 Evaluation (also --from POOL, without measuring): the first --window-pool nights (default window + 1) are
 the baseline pool, every later night is a candidate used once. Each candidate is compared, as the
@@ -30,12 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from bench.regression import Thresholds
 from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
@@ -108,9 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def record(args: argparse.Namespace) -> Path:
     """Record nights into the pool until it holds ``--nights`` complete ones."""
-    from packager import atomic
-    from packager.compare.cli import progress, runs_per_package, settings
-    from packager.compare.collect import execute, schedule, targets_of
+    from packager.compare.cli import runs_per_package
+    from packager.compare.collect import targets_of
     from packager.compare.measure import load_pack_report, recipe_of
 
     if args.nights < 2:
@@ -133,11 +136,32 @@ def record(args: argparse.Namespace) -> Path:
     first = targets[0]
     offset = args.drift * 1.05 * _error_floor(report, first, Thresholds().parity_floor) if args.drift else 0
     root = args.into or args.pack_out / "calibration"
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / ".record.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"{root}: another pack calibrate is recording into this pool") from None
+    try:
+        _record_nights(args, root, targets, first, spec, offset, k)
+    finally:
+        lock.release()
+    return root
+
+
+def _record_nights(args, root: Path, targets: list, first: Any, spec: str, offset: float, k: int) -> None:
+    """Nights ``0..--nights-1`` that are not complete yet, one after another (the pool's lock held)."""
+    from packager import atomic
+    from packager.compare.cli import progress, settings
+    from packager.compare.collect import execute, schedule
+
     say = progress(args)
     for n in range(args.nights):
         night = root / f"night-{n:02d}"
         if (night / "night.json").is_file():
             continue
+        if night.exists():  # an interrupted night: not a result; recorded again from scratch
+            shutil.rmtree(night)
         if n and args.gap_s:
             time.sleep(args.gap_s)
         info: dict[str, Any] = {"night": n, "k": k, "plant": spec, "planted_package": first.name,
@@ -155,7 +179,6 @@ def record(args: argparse.Namespace) -> Path:
                 f"night {n}: {info['wall_s']} s, load average "
                 f"{info['load_before'][0]:.1f} -> {info['load_after'][0]:.1f}"
             )
-    return root
 
 
 def _check_plant(spec: str) -> None:
