@@ -82,15 +82,16 @@ def test_enough_candidate_nights_meet_the_goal(tmp_path: Path) -> None:
     """36 candidates without a false alarm: exact 95 % upper bound 9.7 % <= 10 %."""
     pool = _write_pool(tmp_path / "pool", 42, seed=1)
     out = tmp_path / "cal.json"
-    assert main(["calibrate", "--from", str(pool), "--max-windows", "2", "--json-out", str(out)]) == 0
+    args = ["calibrate", "--from", str(pool), "--window", "5", "--max-windows", "2", "--json-out", str(out)]
+    assert main(args) == 0
     fa = json.loads(out.read_text())["false_alarms"]
     assert fa["trials"] == 36 and fa["flagged"] == 0 and fa["upper"] == pytest.approx(0.0974, abs=1e-4)
 
 
 def test_too_few_nights_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    pool = _write_pool(tmp_path / "pool", 5)
-    assert main(["calibrate", "--from", str(pool)]) == 2
-    assert "a baseline pool of 6 and at least one candidate night are needed" in capsys.readouterr().err
+    pool = _write_pool(tmp_path / "pool", 11)
+    assert main(["calibrate", "--from", str(pool)]) == 2  # windows of 10 (the nightly's) need 12 nights
+    assert "a baseline pool of 11 and at least one candidate night are needed" in capsys.readouterr().err
     assert main(["calibrate", "--from", str(pool), "--window", "0"]) == 2
     assert "--window must be >= 1" in capsys.readouterr().err
 

@@ -12,9 +12,9 @@ night without it was interrupted and is recorded again). One recorder at a time 
 
 Evaluation (also --from POOL, without measuring): the first --window-pool nights (default window + 1) are
 the baseline pool, every later night is a candidate used once. Each candidate is compared, as the
-nightly compares, with windows of --window (5) nights drawn from the baseline pool, on the family's full
-matrix: a false alarm when any row is flagged (the nightly would exit 1) against any of the windows,
-which is conservative about their overlap. Candidates share no night with each other or with the
+nightly compares, with windows of --window (10, the nightly's) nights drawn from the baseline pool, on
+the family's full matrix: a false alarm when any row is flagged (the nightly would exit 1) against any of
+the windows, which is conservative about their overlap. Candidates share no night with each other or with the
 windows, so given the baseline pool they are independent trials: the per-nightly false-alarm rate gets an
 exact (Clopper-Pearson) 95 % interval over the candidates. Detection: the same candidate with the
 planted package's runs in place of its clean ones, against one window (rotating), counted when the planted
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb_parser("calibrate", __doc__)
     p.add_argument("pack_out", type=Path, nargs="?", help="pack output folder (unchanged packages)")
     p.add_argument("--nights", type=int, default=42, help="nights in the pool, recorded ones included (42)")
-    p.add_argument("--window", type=int, default=5, help="nights in a nightly's window (5)")
+    p.add_argument("--window", type=int, default=10, help="nights in a window: the nightly's (10)")
     p.add_argument("--window-pool", type=int, help="baseline nights windows are drawn from (window + 1)")
     p.add_argument("--max-windows", type=int, default=6, help="windows per candidate at most (6)")
     p.add_argument("--plant", help="planted work (bench.planted), default compute:0.2@<largest batch>")
