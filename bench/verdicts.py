@@ -124,6 +124,13 @@ def verdict(median: RatioInterval, tail: RatioInterval | None, flagged: bool, t)
     return "inconclusive", inconclusive_note(median, t)
 
 
+def slowdown(fraction: float | None) -> str:
+    """A slowdown as a percentage, or ``> 10x`` where the noise leaves nothing detectable in practice."""
+    if fraction is None:
+        return "-"
+    return f"{fraction:.0%}" if fraction < 9 else "> 10x"
+
+
 def inconclusive_note(iv: RatioInterval, t) -> str:
     """What an inconclusive row could detect, and what would decide it."""
     unit = {"nights": "runs per night", "pairs": "A/B pairs"}.get(iv.method, "runs per side")
@@ -138,7 +145,7 @@ def inconclusive_note(iv: RatioInterval, t) -> str:
             "(pack runs --runs K) or give --run-cov from calibration"
         )
     where = f"interval {iv.low:.3f}-{iv.high:.3f} reaches past {1 - t.median:.2f}-{1 + t.median:.2f}"
-    text = f"{where}; smallest detectable slowdown at this noise {iv.detectable:.0%}"
+    text = f"{where}; smallest detectable slowdown at this noise {slowdown(iv.detectable)}"
     if iv.runs_to_decide is not None:
         return f"{text}; about {iv.runs_to_decide} {unit} would decide it (if this ratio holds)"
     if iv.method == "nights" and iv.model.get("night_var", 0) > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.multiplicity import RULES
 from bench.regression import CLOCKS, Comparison, LatencyComparison, Thresholds
 from bench.stats import RatioInterval
+from bench.verdicts import slowdown
 
 METHOD_TEXT = {
     "nights": "nights as a level: each night's runs summarised by their geometric-mean median, tonight "
@@ -75,7 +76,7 @@ def _latency_row(r: LatencyComparison) -> str:
     verdict = _badge(r.verdict)
     if r.verdict == "inconclusive":
         verdict = (
-            f"inconclusive (detects >= {r.median.detectable:.0%})"
+            f"inconclusive (detects >= {slowdown(r.median.detectable)})"
             if r.median.detectable is not None
             else "inconclusive (noise unknown)"
         )
