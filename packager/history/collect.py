@@ -56,6 +56,7 @@ class Family:
 def read_nights(paths: list[Path]) -> dict[str, list[Night]]:
     """family -> its nights, in the order given (sorted by path name when given as a glob)."""
     families: dict[str, list[Night]] = {}
+    names = _names([Path(p) for p in paths])
     for path in paths:
         path = Path(path)
         if not path.is_dir():
@@ -65,7 +66,7 @@ def read_nights(paths: list[Path]) -> dict[str, list[Night]]:
             if not runs:
                 continue
             family = str(runs[0].get("family") or label)
-            night = Night(name=path.name, path=path, runs=runs)
+            night = Night(name=names[path], path=path, runs=runs)
             night.env_key = _read(path / "env-key")
             night.created = str(min(r.get("created_at") or "" for r in runs))
             for cand in (path / label / "report.md", path / "report.md"):
@@ -85,6 +86,12 @@ def read_nights(paths: list[Path]) -> dict[str, list[Night]]:
     if not families:
         raise UsageError(f"no run files (run-*.json) in {', '.join(map(str, paths))}")
     return families
+
+
+def _names(paths: list[Path]) -> dict[Path, str]:
+    """Each night's name: its folder's name, or with its parent's where not unique (``night-03/clean``)."""
+    plain = [p.name for p in paths]
+    return {p: p.name if plain.count(p.name) == 1 else f"{p.parent.name}/{p.name}" for p in paths}
 
 
 def _family_folders(night: Path) -> list[tuple[str, Path]]:
