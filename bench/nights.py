@@ -108,10 +108,10 @@ def tail_interval(
     """Tonight's tail (``q``-th percentile of its pooled samples) against the window's, or ``None`` and
     why not: too few samples for that percentile, or fewer than two window nights."""
     need = min_samples_for_quantile(q, confidence)
-    stats = [pooled_quantile(n, q) for n in [*window, tonight] if len(n)]
-    fewest = min(n for _, n in stats)
+    fewest = min(sum(len(r) for r in n) for n in [*window, tonight] if len(n))
     if fewest < need:
         return None, f"p{q:g} not compared: {fewest} samples in a night, {need} needed to estimate it"
+    stats = [pooled_quantile(n, q) for n in [*window, tonight] if len(n)]
     if len(window) < 2:
         return None, f"p{q:g} not compared: the night-to-night spread needs two earlier nights"
     values = np.log([v for v, _ in stats[:-1]])

@@ -238,13 +238,14 @@ def _latency_rows(
         raise ValueError(
             f"the baseline runs have no {field_name} (recorded by pack runs / pack ab, not by pack)"
         )
-    cur = {key: runs for key, runs in _rows_by_key(current).items()}
+    cur = _rows_by_key(current)
+    by_night = [_rows_by_key(night) for night in window]
     out = []
     for key in sorted(base_rows):
         if key not in cur:
             missing.append(f"latency {key}")
             continue
-        nights_rows = [_rows_by_key(night).get(key, []) for night in window]
+        nights_rows = [rows.get(key, []) for rows in by_night]
         clock = row_clock(t.clock, [r for rows in nights_rows for r in rows] + cur[key])
         nights_samples = [[s for s in (samples_of(r, clock) for r in rows) if s] for rows in nights_rows]
         tonight = [s for s in (samples_of(r, clock) for r in cur[key]) if s]

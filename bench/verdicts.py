@@ -103,11 +103,17 @@ def runs_to_decide(iv: RatioInterval, threshold: float, alpha: float, confidence
 
 
 def finish(iv: RatioInterval, threshold: float, alpha: float, confidence: float) -> RatioInterval:
-    """``iv`` with ``detectable`` and ``runs_to_decide`` worked out at the lone-regression level."""
+    """``iv`` with ``detectable`` and ``runs_to_decide`` worked out at the lone-regression level (the
+    latter only where the interval decides nothing: it is what an inconclusive row says)."""
+    within = iv.low is not None and (
+        iv.low > 1 + threshold
+        or iv.high < 1 - threshold
+        or (iv.low > 1 - threshold and iv.high < 1 + threshold)
+    )
     return replace(
         iv,
         detectable=detectable(iv, threshold, alpha),
-        runs_to_decide=runs_to_decide(iv, threshold, alpha, confidence),
+        runs_to_decide=None if within else runs_to_decide(iv, threshold, alpha, confidence),
     )
 
 

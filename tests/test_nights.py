@@ -28,19 +28,19 @@ def _nightly(rng, rows=MATRIX, w: int = 5, k: int = 3, n: int = 30, slow=None, t
 
 
 def test_nights_are_a_level_and_the_nightly_false_alarm_rate_is_controlled() -> None:
-    """Point 1 and 2: 120 unchanged nightlies of the demo family's 8 rows, windows of 5 nights of 3 runs,
+    """Point 1 and 2: 80 unchanged nightlies of the demo family's 8 rows, windows of 5 nights of 3 runs,
     run-to-run s.d. 3 %, night-to-night 6 %. Pooling the window's runs as independent ones and flagging
     each row on its own 95 % interval (what main did) exits 1 on a fifth of them; nights as a level with
     Holm over the matrix stays within the 5 % family-wise goal."""
     rows = tuple(Row(r.backend, r.batch_size, r.ms, 0.03, 0.06) for r in MATRIX)
     naive = exits = 0
-    for seed in range(120):
+    for seed in range(80):
         window, tonight = _nightly(np.random.default_rng(seed), rows)
         flat = compare_nights([[r for n in window for r in n]], tonight, Thresholds(method="runs"))
         naive += any(r.median.low is not None and r.median.low > 1.05 for r in flat.latency)
         exits += compare_nights(window, tonight).regressed
-    assert naive >= 15, naive  # 26 of 120 here
-    assert exits <= 6, exits  # <= 5 %
+    assert naive >= 10, naive  # 20 of 80 here
+    assert exits <= 4, exits  # <= 5 %
 
 
 def test_holm_and_benjamini_hochberg_adjust_as_published() -> None:
@@ -97,7 +97,7 @@ def test_unchanged_is_reachable_when_the_noise_allows() -> None:
 def test_the_detectable_slowdown_is_the_one_detected_four_times_in_five() -> None:
     """Point 4: an inconclusive row states the smallest slowdown it could detect (80 % power); planting
     exactly that slowdown is detected about 80 % of the time, not 98 %."""
-    rows = tuple(Row(r.backend, r.batch_size, r.ms, 0.03, 0.02) for r in MATRIX)
+    rows = (Row("hf", 1, 16.0, 0.03, 0.02), Row("onnx", 1, 8.0, 0.03, 0.02))
     reported = []
     for seed in range(30):
         window, tonight = _nightly(np.random.default_rng(seed), rows, w=10)
