@@ -239,6 +239,20 @@ def test_generated_fixture_refuses(case: Case, sandbox: Path, fixture_namespace:
 
 
 def test_generated_fixture_embeds_the_validator_verbatim() -> None:
-    from packager.archive import validator
+    """Both files of the validator, word for word, each standard library only (and one relative import)."""
+    import ast
+    import sys
 
-    assert Path(validator.__file__).read_text(encoding="utf-8") in common_block()
+    from packager.archive import names, validator
+
+    for module in (names, validator):
+        text = Path(module.__file__).read_text(encoding="utf-8")
+        assert text in common_block(), module.__name__
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add("." * node.level + (node.module or "").split(".")[0])
+        assert imported - set(sys.stdlib_module_names) <= {".names"}, (module.__name__, imported)
+        assert "__future__" not in imported
