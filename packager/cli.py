@@ -20,6 +20,7 @@ from pathlib import Path
 from backends.device import available_devices
 from packager import __version__, commands, limits
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
+from packager.outdir import path_argument
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 from packager.redact import redact_argv
 
@@ -56,9 +57,14 @@ def _csv(value: str) -> list[str]:
     return items
 
 
+MAX_COUNT = 4096
+"""The most --threads or --jobs accepted: more than any machine's cores, far less than would overflow the
+C int torch and onnxruntime take (a huge value used to fail only after a whole build)."""
+
+
 def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"'{value}' is not a positive integer")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number from 1 to {MAX_COUNT}")
     return int(value)
 
 
@@ -70,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         + commands.verbs_help(),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # '--max-member 5' must not be taken as --max-members
     )
     family = parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
     family.completer = _complete_family  # type: ignore[attr-defined]  # read by argcomplete
@@ -80,11 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--devices", type=_csv, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: ./out/FAMILY)")
+    parser.add_argument("--out", type=path_argument, help="output folder (default: ./out/FAMILY)")
     parser.add_argument(
-        "--recipes", type=Path, action="append", help="recipe folder (repeatable; searched first)"
+        "--recipes", type=path_argument, action="append", help="recipe folder (repeatable; searched first)"
     )
-    parser.add_argument("--cache-dir", type=Path, help="download cache (default: ~/.cache/weightpack)")
+    parser.add_argument(
+        "--cache-dir", type=path_argument, help="download cache (default: ~/.cache/weightpack)"
+    )
     parser.add_argument(
         "--no-latency", action="store_true", help="skip latency measurement (parity still runs)"
     )
@@ -212,6 +221,12 @@ def _guard(body: Callable[[], int], json_errors: bool, debug: bool = False) -> i
 
 
 def recipe_dirs(args: argparse.Namespace) -> list[Path]:
+    """``--recipes`` folders (each must exist: a misspelt one would silently fall back to the built-in
+    recipes), then the default ones."""
+    for folder in args.recipes or []:
+        if not Path(folder).is_dir():
+            accepted = "a folder holding FAMILY.toml files"
+            raise UsageError(f"--recipes {folder}: no such folder (accepted: {accepted})")
     return [*(args.recipes or []), *default_recipe_dirs()]
 
 
@@ -228,6 +243,11 @@ def _pack(args: argparse.Namespace) -> int:
         raise UsageError("a FAMILY is required (see pack --list), e.g. pack minilm --variants l6")
     recipe = resolve_family(args.family, dirs)
     variants, backends = select(recipe, args.variants, args.backends)
+    out_dir = (args.out or Path("out") / recipe.family).resolve()
+    cache_dir = (args.cache_dir or default_cache_dir()).resolve()
+    outdir.refuse_shared_folder(out_dir, "--out", f"out/{recipe.family}")
+    outdir.refuse_shared_folder(cache_dir, "--cache-dir", "~/.cache/weightpack")
+    outdir.check_folder(cache_dir, "--cache-dir")  # like --out: a file or a read-only folder is exit 2 now
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
@@ -235,8 +255,8 @@ def _pack(args: argparse.Namespace) -> int:
         variants=variants,
         backends=backends,
         devices=args.devices or available_devices(),
-        out_dir=(args.out or Path("out") / recipe.family).resolve(),
-        cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
+        out_dir=out_dir,
+        cache_dir=cache_dir,
         measure_latency=not args.no_latency,
         reverify=args.reverify,
         jobs=args.jobs,

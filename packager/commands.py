@@ -85,6 +85,7 @@ def verb_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
         description=head,
         epilog=rest or None,
         formatter_class=ParagraphFormatter,
+        allow_abbrev=False,  # an abbreviation silently taken for another flag is worse than an error
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -373,8 +374,9 @@ def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.Fetc
     key = hashlib.sha256(json.dumps(sorted(listed)).encode() + str(fetched.path).encode()).hexdigest()[:16]
     view = out_dir / ".upstream" / key
     for rel in sorted(listed):
-        link = view / rel
+        link, target = view / rel, (fetched.path / rel).resolve()
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.is_symlink():
-            link.symlink_to((fetched.path / rel).resolve())
+        if not (link.is_symlink() and Path(os.readlink(link)) == target):  # a link left here is re-pointed
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
     return sources.FetchedSource(path=view, provenance=fetched.provenance)

@@ -27,7 +27,15 @@ def main(argv: list[str]) -> int:
     labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
     if labels is not None and len(labels) != len(reports):
         raise UsageError(f"--labels: {len(labels)} labels for {len(reports)} reports")
-    text = render_markdown(reports[0]) if len(reports) == 1 else render_comparison(reports, labels)
+    try:
+        text = render_markdown(reports[0]) if len(reports) == 1 else render_comparison(reports, labels)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # the schema said report, the content does not: a hand-edited or truncated file, not our bug
+        names = ", ".join(str(p) for p in args.reports)
+        raise UsageError(
+            f"{names}: not shaped like a weightpack report ({type(exc).__name__}: {exc}; "
+            "accepted: a report.json as pack wrote it)"
+        ) from None
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:
@@ -42,8 +50,14 @@ def _load(path: Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such report") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc})") from None
-    if not str(data.get("schema", "")).startswith("weightpack.report/"):
-        raise UsageError(f"{path}: not a weightpack report (schema {data.get('schema')!r})")
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to be a report (accepted: a report.json)") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not str(schema or "").startswith("weightpack.report/"):
+        found = f"schema {schema!r}" if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+        raise UsageError(f"{path}: not a weightpack report ({found}; accepted: a report.json pack wrote)")
     return data

@@ -114,7 +114,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0]
+        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY/VARIANT-BACKEND)")
     p.add_argument("--families", help="comma-separated families (default: every recipe)")
