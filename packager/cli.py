@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.device import available_devices
-from packager import __version__, commands, limits
+from packager import __version__, commands, interrupts, limits
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.outdir import path_argument
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
@@ -165,6 +165,10 @@ def _shell_completion() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return interrupts.run(lambda: _main(argv), as_program=argv is None)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if argv is None:
         _shell_completion()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -201,7 +205,7 @@ def _guard(body: Callable[[], int], json_errors: bool, debug: bool = False) -> i
         return body()
     except KeyboardInterrupt:
         print("pack: interrupted; finished zips and reports are intact, re-run to complete", file=sys.stderr)
-        return 130
+        return interrupts.EXIT_INTERRUPTED
     except Exception as exc:
         if isinstance(exc, WeightpackError):
             code, message = getattr(exc, "exit_code", EXIT_BAD_INPUT), str(exc)

@@ -29,12 +29,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from packager.atomic import PARTIAL_SUFFIX, sweep, temp_prefix
+from packager.atomic import PARTIAL_SUFFIX, alive, start_time, sweep, temp_prefix, write_json
 from packager.errors import UsageError
 
 LOCK_NAME = ".pack.lock"
 OWNER_NAME = ".pack.lock.json"
 UPSTREAM = ".upstream"
+DEAD_RUN_WAIT_S = 10.0
 
 
 class OutputFolderError(UsageError):
@@ -130,12 +131,55 @@ def path_argument(value: str) -> Path:
     return Path(value)
 
 
-def _holder(out_dir: Path) -> str:
+def _read_stamp(out_dir: Path) -> dict:
     try:
         data = json.loads((out_dir / OWNER_NAME).read_text(encoding="utf-8"))
-        return f"pid {data['pid']}, started {data['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _processes(stamp: dict) -> dict[int, float]:
+    """pid -> start time of every process a stamp names (the run's main process and its workers)."""
+    found = {}
+    for entry in stamp.get("processes") or []:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            found[int(entry["pid"])] = float(entry["create_time"])
+    return found
+
+
+def _holder(out_dir: Path) -> str:
+    stamp = _read_stamp(out_dir)
+    if "pid" not in stamp:
         return "another process"
+    others = sorted(set(_processes(stamp)) - {stamp["pid"]})
+    workers = f", with worker process(es) {', '.join(map(str, others))}" if others else ""
+    return f"pid {stamp['pid']}, started {stamp.get('started')}{workers}"
+
+
+def record_processes(out_dir: Path, pids: list[int]) -> None:
+    """Name more processes of this run (``--jobs`` workers) in the lock stamp of ``out_dir``, when this
+    process holds it: a later run then tells their temporaries from those of a new process with a reused
+    pid, and waits for them to be gone."""
+    path = Path(out_dir) / OWNER_NAME
+    stamp = _read_stamp(Path(out_dir))
+    if stamp.get("pid") != os.getpid():
+        return
+    known = _processes(stamp)
+    for pid in pids:
+        started = start_time(pid)
+        if started is not None:
+            known[pid] = started
+    stamp["processes"] = [{"pid": pid, "create_time": started} for pid, started in sorted(known.items())]
+    write_json(path, stamp)
+
+
+def _wait_for(processes: dict[int, float], timeout_s: float) -> None:
+    """Give the processes of a killed run a moment to be gone (its workers die with it, see
+    ``packager.jobs``); a temporary of one still running afterwards is kept by the sweep."""
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid, started) for pid, started in processes.items()) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 class _Scope:
@@ -210,13 +254,16 @@ def _acquire(out_dir: Path, wait: bool) -> tuple[Path, Callable[[], None]]:
                 f"--out {out_dir}: holds symbolic links that no pack run made ({'; '.join(links[:5])}); "
                 "pack writes only through real folders (accepted: remove them, or choose another --out)"
             )
+        previous = _processes(_read_stamp(out_dir))  # a killed run's, or nothing
         owner = {
             "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "argv": [Path(sys.argv[0]).name],
+            "processes": [{"pid": os.getpid(), "create_time": start_time(os.getpid())}],
         }
-        (out_dir / OWNER_NAME).write_text(json.dumps(owner) + "\n", encoding="utf-8")
-        sweep(out_dir)
+        write_json(out_dir / OWNER_NAME, owner)
+        _wait_for(previous, DEAD_RUN_WAIT_S)
+        sweep(out_dir, owners=previous)
     except BaseException:
         release()
         raise
