@@ -40,7 +40,7 @@ from backends.base import Tensors
 from backends.loaded import reference_model
 from packager import archive, sources
 from packager.build import PackageBuild, build_package, reused_build
-from packager.errors import WeightpackError
+from packager.errors import WeightpackError, as_environment_error
 from packager.hashing import usable_cpus
 from packager.recipes import Recipe
 from packager.ui import UI
@@ -190,7 +190,7 @@ def _worker(task: BuildTask) -> PackageBuild | _RemoteError:
     try:
         return _build(task, UI())
     except WeightpackError as exc:
-        return _RemoteError.of(exc)
+        return _RemoteError.of(as_environment_error(exc))  # the cause does not travel back
 
 
 def run_builds(
@@ -222,7 +222,7 @@ def run_builds(
             try:
                 results[i] = _build(tasks[i], ui)
             except WeightpackError as exc:
-                results[i] = exc
+                results[i] = as_environment_error(exc)
         return results, 1  # type: ignore[return-value]
     workers = min(jobs, len(todo))
     label = ", ".join(f"{tasks[i].variant}/{tasks[i].backend}" for i in todo)

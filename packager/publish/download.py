@@ -21,9 +21,9 @@ import requests
 from packager.archive import CHUNK_SIZE, Limits, check_file_list
 from packager.errors import ArchiveError, UnsafeArchiveError
 from packager.hashing import new_hash
-from packager.retry import redact_http_logs
+from packager.retry import redact_http_logs, retryable_status
 
-from .errors import PublishError
+from .errors import PublishError, PublishNetworkError
 from .registry import RegistryClient
 
 SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
@@ -109,7 +109,11 @@ def download(
         except (requests.RequestException, PublishError) as exc:
             tmp.unlink(missing_ok=True)
             if attempt == client.policy.attempts:
-                raise PublishError(f"download {handle}: {exc}") from None
+                network = isinstance(exc, (requests.ConnectionError, requests.Timeout)) or (
+                    getattr(exc, "exit_code", None) == PublishNetworkError.exit_code
+                )
+                kind = PublishNetworkError if network else PublishError
+                raise kind(f"download {handle}: {exc}") from None
             continue
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -135,7 +139,8 @@ def _fetch(
     digest, received = new_hash("md5"), 0
     with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
         if r.status_code != 200:
-            raise PublishError(f"download {handle}: HTTP {r.status_code}")
+            kind = PublishNetworkError if retryable_status(r.status_code) else PublishError
+            raise kind(f"download {handle}: HTTP {r.status_code}")
         with open(tmp, "wb") as out:
             for chunk in r.iter_content(CHUNK_SIZE):
                 received += len(chunk)

@@ -11,6 +11,13 @@ class PublishError(WeightpackError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class PublishNetworkError(PublishError):
+    """The models service or a store could not be reached, or kept failing, after every retry: the
+    network, not the package (exit 3). Resuming later picks up where it stopped."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
 class PublishInputError(PublishError):
     """A publish setting is malformed (bad input, exit 2), found before anything is packed or sent."""
 

@@ -11,18 +11,21 @@ from typing import Any
 import requests
 
 from ..retry import RetryPolicy, cause, mount, retryable_status
-from .errors import PublishError
+from .errors import PublishError, PublishNetworkError
 from .secret import Secret
 
 
 class HttpFailure(PublishError):
     """A request that did not succeed after retries (or failed finally); ``status`` is None for a
-    connection error."""
+    connection error. One that never got an answer, or only busy or failing ones, is the network's (exit
+    3); a final refusal (4xx) is a failed publish (exit 1)."""
 
     def __init__(self, message: str, status: int | None, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        if status is None or retryable_status(status):
+            self.exit_code = PublishNetworkError.exit_code
 
 
 def send(

@@ -25,6 +25,7 @@ from typing import Any
 from filelock import FileLock
 
 from .. import atomic
+from ..errors import SourceError, disk_cause
 from ..hashing import sha256_file
 
 HASHES_FILE = "hashes.json"
@@ -151,7 +152,14 @@ def file_records(items: Iterable[tuple[str, Path]], cache: HashCache) -> list[di
     """Provenance records ``{"path", "size", "sha256"}`` sorted by path."""
     records = []
     for rel, full in items:
-        size, digest = cache.sha256(full)
+        try:
+            size, digest = cache.sha256(full)
+        except OSError as exc:  # the source's file, not our output: bad input, not a full disk
+            if disk_cause(exc) is not None:
+                raise
+            raise SourceError(
+                f"{full}: cannot be read ({exc.strerror or exc}); a source must be readable regular files"
+            ) from None
         records.append({"path": rel, "size": size, "sha256": digest})
     records.sort(key=lambda r: r["path"])
     return records
