@@ -69,7 +69,7 @@ def _positive_int(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = commands.Parser(
         prog="pack",
         usage=USAGE,
         description="Build, verify and report deployable packages for a model family.\n\n"
@@ -198,30 +198,41 @@ def _mistyped_verb(argv: list[str]) -> str | None:
     return f"'{word}' is neither a subcommand nor a family; did you mean: {', '.join(close)}?"
 
 
+class _AfterSummary(Exception):
+    """An error after the run's JSON summary was made (publishing, fixtures): ``--json`` prints the summary
+    and the error as one document."""
+
+    def __init__(self, error: Exception, summary: dict) -> None:
+        super().__init__(str(error))
+        self.error, self.summary = error, summary
+
+
 def _guard(body: Callable[[], int], json_errors: bool, debug: bool = False) -> int:
     """Run ``body``; turn weightpack's typed errors into a message and the documented exit code. Anything
-    else (a bug here, or in code a recipe names) is one line and exit 1; ``--debug`` shows its traceback."""
+    else (a bug here, or in code a recipe names) is one line and exit 1; ``--debug`` shows its traceback.
+    With ``--json`` stdout gets exactly one JSON document on every path (the body's own, or this one)."""
+    summary: dict = {}
     try:
         return body()
     except KeyboardInterrupt:
+        code, message, kind = interrupts.EXIT_INTERRUPTED, "interrupted", "KeyboardInterrupt"
         print("pack: interrupted; finished zips and reports are intact, re-run to complete", file=sys.stderr)
-        return interrupts.EXIT_INTERRUPTED
-    except Exception as exc:
+    except Exception as caught:
+        exc = caught.error if isinstance(caught, _AfterSummary) else caught
+        summary = caught.summary if isinstance(caught, _AfterSummary) else {}
         if isinstance(exc, WeightpackError):
             code, message = getattr(exc, "exit_code", EXIT_BAD_INPUT), str(exc)
         elif debug:
-            raise
+            raise exc from None
         else:
             code = EXIT_CHECK_FAILED
             message = f"unexpected {type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
-        if json_errors:
-            print(
-                json.dumps(
-                    {"passed": False, "error": message, "error_type": type(exc).__name__, "exit_code": code}
-                )
-            )
+        kind = type(exc).__name__
         print(f"pack: error: {message}", file=sys.stderr)
-        return code
+    if json_errors:
+        doc = {**summary, "passed": False, "error": message, "error_type": kind, "exit_code": code}
+        print(json.dumps(doc, indent=2 if summary else None))
+    return code
 
 
 def recipe_dirs(args: argparse.Namespace) -> list[Path]:
@@ -283,21 +294,35 @@ def _pack(args: argparse.Namespace) -> int:
     with outdir.held_until_end():
         report = run_pack(recipe, options, ui)
         data = report.to_dict()
-        if args.json:
-            print(json.dumps(run_summary.as_json(data, options.out_dir), indent=2))
-        elif not args.quiet:
+        summary = run_summary.as_json(data, options.out_dir) if args.json else None
+        if summary is None and not args.quiet:
             run_summary.print_table(data, options.out_dir)
         if profile is not None:
             profile.finish()
             atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
             print(profile.render(), file=sys.stderr)
-        if not data["passed"]:
-            return failures.exit_code(data)
-        for module in _extensions():
-            code = module.after_pack(args, data, options.out_dir, ui)
-            if code:
-                return code
-        return EXIT_OK
+        try:
+            code = (
+                failures.exit_code(data)
+                if not data["passed"]
+                else _after_pack(args, data, options.out_dir, ui)
+            )
+        except Exception as exc:
+            if summary is None:
+                raise
+            raise _AfterSummary(exc, summary) from exc
+        if summary is not None:  # printed last: a publish failure goes into this one document
+            print(json.dumps(summary, indent=2))
+        return code
+
+
+def _after_pack(args: argparse.Namespace, data: dict, out_dir: Path, ui: object) -> int:
+    """The extension steps of a run whose checks all passed (publish, then fixtures)."""
+    for module in _extensions():
+        code = module.after_pack(args, data, out_dir, ui)
+        if code:
+            return code
+    return EXIT_OK
 
 
 def _quiet_libraries() -> None:

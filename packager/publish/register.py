@@ -70,7 +70,7 @@ def register_package(
     resume_hint: str,
 ) -> dict[str, Any]:
     """Register, upload and seal one package; returns its state entry. Raises PublishError (unsealed)."""
-    entry = state.entry(client.display_url, plan)
+    entry = state.entry(client.state_key, plan)
     label = f"{plan.model_id} [{plan.backend}]"
     if entry["sealed"]:
         echo(f"{label}: already registered and sealed as {entry['model_package_id']}; nothing to do")

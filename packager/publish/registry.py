@@ -98,10 +98,14 @@ class RegistryClient:
         policy: RetryPolicy | None = None,
         on_retry: Callable[[str], None] | None = None,
         model_register: str | None = MODEL_REGISTER,
+        account: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model_register = model_register
         self.display_url = redact_url(self.base_url)  # what may be printed or recorded
+        # the publish state's key: the host, plus a tag of the secret when the URL carried one, so two
+        # URLs that differ only in their masked credentials do not share resume state
+        self.state_key = self.display_url + (f"#account-{account}" if account else "")
         self.secret = secret
         self.policy = policy or RetryPolicy.from_env()
         self.on_retry = on_retry

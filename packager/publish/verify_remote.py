@@ -44,7 +44,7 @@ from .download import check_package_files, download_files
 from .errors import PublishError
 from .http import RetryPolicy
 from .registry import RegistryClient
-from .secret import secret_from_env
+from .secret import registry_secret
 
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
 
@@ -80,7 +80,8 @@ def main(argv: list[str]) -> int:
     url = _check_arguments(args)
     goldens = _goldens(args)
     require_consumer(args.consumer)  # before anything is contacted or downloaded
-    client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
+    url, secret = registry_secret(url)  # a secret in the URL's user-info is sent as the Bearer token
+    client = RegistryClient(url, secret, RetryPolicy.from_env())
     meta = client.weights(args.model_id)
     packages = _select(meta, args)
     from packager.cli import default_cache_dir

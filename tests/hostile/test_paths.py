@@ -232,7 +232,12 @@ def test_every_argument_parser_refuses_abbreviations() -> None:
     missing = []
     for path in sorted((ROOT / "packager").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "ArgumentParser":
+            if not isinstance(node, ast.Call):
+                continue
+            if (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in (
+                "ArgumentParser",
+                "Parser",
+            ):
                 flags = {k.arg: k.value for k in node.keywords}
                 value = flags.get("allow_abbrev")
                 if not (isinstance(value, ast.Constant) and value.value is False):
