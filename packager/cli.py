@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.device import available_devices
-from packager import __version__, commands, interrupts, limits
+from packager import __version__, commands, interrupts, limits, side_files
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.outdir import path_argument
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
@@ -174,6 +174,7 @@ def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = commands.find(argv[0]) if argv else None
     if verb is not None:
+        side_files.contain(default_cache_dir())
         return _guard(lambda: verb.load()(argv[1:]), json_errors="--json" in argv, debug="--debug" in argv)
     typo = _mistyped_verb(argv)
     if typo:
@@ -263,6 +264,7 @@ def _pack(args: argparse.Namespace) -> int:
     outdir.refuse_shared_folder(out_dir, "--out", f"out/{recipe.family}")
     outdir.refuse_shared_folder(cache_dir, "--cache-dir", "~/.cache/weightpack")
     outdir.check_folder(cache_dir, "--cache-dir")  # like --out: a file or a read-only folder is exit 2 now
+    side_files.contain(cache_dir)  # before any library that writes on its own is imported
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
