@@ -4,8 +4,8 @@
 packages; ``pack --list`` shows families. Other verbs (``pack SUBCOMMAND ...``) are registered in
 :data:`packager.commands.VERBS`, one entry and a module of their own each.
 
-Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (missing extra, no CUDA),
-130 interrupted.
+Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (disk, limits, network, missing
+extra, no CUDA), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ USAGE = """pack FAMILY [options]
        pack SUBCOMMAND [arguments]   (pack SUBCOMMAND --help)"""
 
 EXIT_CODES = (
-    "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (a missing extra,\n"
-    "no CUDA), 130 interrupted; when several packages fail, the highest code wins."
+    "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (disk, file-size limits,\n"
+    "network, a missing extra, no CUDA), 130 interrupted; when several packages fail, the highest code\n"
+    "wins."
 )
 
 

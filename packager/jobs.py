@@ -40,7 +40,7 @@ from backends.base import Tensors
 from backends.loaded import reference_model
 from packager import archive, sources
 from packager.build import PackageBuild, build_package, reused_build
-from packager.errors import WeightpackError, as_environment_error
+from packager.errors import EXIT_ENVIRONMENT, WeightpackError, as_environment_error
 from packager.hashing import usable_cpus
 from packager.recipes import Recipe
 from packager.ui import UI
@@ -68,7 +68,10 @@ class BuildTask:
 
 
 class BuildFailed(WeightpackError):
-    """A worker process that died before returning its package; fails that package, not the run."""
+    """A worker process that died before returning its package (killed, out of memory); fails that
+    package, not the run: the machine's doing, not the input's (exit 3)."""
+
+    exit_code = EXIT_ENVIRONMENT
 
 
 @dataclass
