@@ -8,10 +8,12 @@ report's, and parity per output. With one report it prints that report's own Mar
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
+from packager import atomic
 from packager.commands import verb_parser
-from packager.errors import EXIT_OK, UsageError
+from packager.errors import EXIT_OK, UsageError, WriteError, disk_cause
 
 
 def main(argv: list[str]) -> int:
@@ -37,16 +39,31 @@ def main(argv: list[str]) -> int:
             "accepted: a report.json as pack wrote it)"
         ) from None
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
+        try:
+            atomic.write_text(args.out, text)  # never half a file under the name asked for
+            args.out.chmod(0o644)  # a document to share, not the atomic temporary's 0600
+        except OSError as exc:
+            if disk_cause(exc) is not None:
+                raise WriteError.of(exc, args.out.parent) from None
+            raise UsageError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
     else:
         print(text)
     return EXIT_OK
+
+
+MAX_REPORT_BYTES = 256 << 20
+"""Far more than any report pack writes (a few hundred KB): a bigger file, or no regular file at all
+(``/dev/zero``), is refused before it is read."""
 
 
 def _load(path: Path) -> dict:
     if path.is_dir():
         path = path / "report.json"
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REPORT_BYTES:
+            what = "a regular file" if stat.S_ISREG(info.st_mode) else "no regular file"
+            raise UsageError(f"{path}: {what} of {info.st_size} bytes (accepted: a report.json pack wrote)")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such report") from None

@@ -84,9 +84,14 @@ def check_flags(args: argparse.Namespace) -> None:
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
         )
     if args.register:
-        from .registry import model_register_path
+        from .registry import check_registry_url, model_register_path
 
         model_register_path(args.model_register_path, args.skip_model_registration)  # exit 2 if bad
+        url = registry_url_for(args.env, args.registry_url)
+        if url:  # a port out of range or a broken IPv6 literal failed only after the whole pack
+            check_registry_url(
+                url, "--registry-url" if args.registry_url else ENV_REGISTRY_URL.format(args.env.upper())
+            )
     if getattr(args, "skip_staging_check", False) and not (args.register and args.env == "production"):
         raise UsageError("--skip-staging-check only applies to --register --env production")
     if staging_gate_applies(args):

@@ -59,6 +59,40 @@ def model_register_path(flag: str | None = None, skip: bool = False) -> str | No
     return path
 
 
+def check_registry_url(url: str, source: str) -> None:
+    """The registry URL (from ``source``: the flag or the environment variable) before anything is packed
+    or sent: https (plain http only to a loopback host: the secret travels in a header), a host and a valid
+    port, no spaces, query or fragment. PublishInputError (exit 2) naming what is wrong."""
+    from urllib.parse import urlsplit
+
+    accepted = "https://HOST[:PORT][/PATH] (http:// for a loopback host only), credentials optional"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:  # a broken IPv6 literal, a port out of range
+        raise PublishInputError(
+            f"{source} {redact_url(url)!r}: not a URL ({exc}; accepted: {accepted})"
+        ) from None
+    problem = None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        problem = "not an http(s) URL with a host"
+    elif parts.scheme == "http" and not _loopback(parts.hostname):
+        problem = "plain http:// would send the service secret in clear to a remote host"
+    elif parts.query or parts.fragment or any(c.isspace() or ord(c) < 0x20 for c in url):
+        problem = "holds a query, a fragment, spaces or control characters"
+    if problem:
+        raise PublishInputError(f"{source} {redact_url(url)!r}: {problem} (accepted: {accepted})")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 MODEL_REGISTER = "/models/v1/external/models/register"
 ENV_MODEL_REGISTER_PATH = "WEIGHTPACK_MODEL_REGISTER_PATH"
 UPLOAD_SPEC_TYPE = "external-file-upload-specs-v1"

@@ -43,7 +43,7 @@ from .consumer_check import MODES, consumer_check, require_consumer
 from .download import check_package_files, download_files
 from .errors import PublishError
 from .http import RetryPolicy
-from .registry import RegistryClient
+from .registry import RegistryClient, check_registry_url
 from .secret import registry_secret
 
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
@@ -111,6 +111,9 @@ def _check_arguments(args: argparse.Namespace) -> str:
             f"no registry URL for {args.env}: pass --registry-url or set "
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
         )
+    check_registry_url(
+        url, "--registry-url" if args.registry_url else ENV_REGISTRY_URL.format(args.env.upper())
+    )
     return url
 
 
