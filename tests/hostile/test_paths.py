@@ -276,3 +276,21 @@ def test_env_home_is_not_needed_for_the_checks(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     os.makedirs(tmp_path / "home")
     outdir.check_folder(tmp_path / "cache", "--cache-dir")
+
+
+def test_pack_report_refuses_what_is_no_regular_file_and_an_unwritable_out(
+    tmp_path: Path, minilm_pack_onnx: Path
+) -> None:
+    """``pack report /dev/zero`` read until memory ran out; ``--out /proc/x.md`` was 'unexpected'."""
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    for argv, message in (
+        (["report", str(tmp_path / "zero.json")], "no regular file"),
+        (
+            ["report", str(minilm_pack_onnx / "report.json"), "--out", "/proc/x.md"],
+            "--out /proc/x.md: cannot",
+        ),
+    ):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(argv) == 2, err.getvalue()
+        assert message in err.getvalue() and "unexpected" not in err.getvalue()

@@ -185,3 +185,26 @@ def test_json_prints_one_document_for_a_refused_command_line(argv: list[str]) ->
             code = exc.code
     assert code == 2
     assert json.loads(out.getvalue())["exit_code"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://h:99999", "not a URL (Port out of range"),
+        ("http://[::1", "not a URL (Invalid IPv6 URL"),
+        ("ftp://h", "not an http(s) URL with a host"),
+        ("http://registry.example.com", "plain http:// would send the service secret in clear"),
+        ("https://h/x?token=1", "holds a query"),
+    ],
+)
+def test_a_registry_url_that_cannot_work_is_refused_before_packing(
+    url: str, problem: str, tmp_path: Path
+) -> None:
+    """They failed only after the whole pack: exit 3 after 34 s of retries, or 'unexpected' exit 1."""
+    from tests.hostile.helpers import clean_error
+
+    proc = pack("minilm", "--backends", "onnx", "--out", str(tmp_path / "out"), "--register", "--execute",
+                "--registry-url", url, timeout=90)  # fmt: skip
+    clean_error(proc, 2, problem, "accepted: https://HOST")
+    assert not (tmp_path / "out").exists()
