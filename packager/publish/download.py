@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from packager.archive import CHUNK_SIZE, Limits, check_file_list
 from packager.errors import ArchiveError, UnsafeArchiveError
 from packager.hashing import new_hash
+from packager.redact import redact_url
 from packager.retry import redact_http_logs, retryable_status
 
 from .errors import PublishError, PublishNetworkError
@@ -136,8 +138,13 @@ def _fetch(
 ) -> tuple[str, int]:
     """One attempt: stream the file to ``tmp``; (md5 hex, bytes received)."""
     handle = record["fileHandle"]
+    url = record.get("downloadUrl")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ArchiveError(
+            f"{handle}: downloadUrl {redact_url(str(url))!r} is not an http(s) URL (accepted: one)"
+        )
     digest, received = new_hash("md5"), 0
-    with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
+    with requests.get(url, stream=True, timeout=client.policy.timeout_s) as r:
         if r.status_code != 200:
             kind = PublishNetworkError if retryable_status(r.status_code) else PublishError
             raise kind(f"download {handle}: HTTP {r.status_code}")

@@ -18,6 +18,13 @@ class PublishNetworkError(PublishError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class RegistryAnswerError(PublishError):
+    """The registry answered with something that is not the documented shape (not JSON, a list where an
+    object belongs, nested too deep): refused as hostile data, like a package breaking the rules (exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class PublishInputError(PublishError):
     """A publish setting is malformed (bad input, exit 2), found before anything is packed or sent."""
 

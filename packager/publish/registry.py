@@ -34,7 +34,7 @@ import requests
 
 from packager.redact import redact_url
 
-from .errors import PublishError, PublishInputError
+from .errors import PublishError, PublishInputError, RegistryAnswerError
 from .http import RetryPolicy, send
 from .secret import Secret
 
@@ -209,7 +209,7 @@ class RegistryClient:
         merged: dict[str, Any] | None = None
         for _ in range(MAX_PAGES):
             r = self._call("GET", f"{WEIGHTS}?{urlencode(params)}", f"resolve {model_id}")
-            meta = r.json()["modelMetadata"]
+            meta = weights_metadata(r, f"the registry's answer for {model_id}")
             if merged is None:
                 merged = meta
             else:
@@ -220,6 +220,33 @@ class RegistryClient:
         assert merged is not None
         merged["nextPage"] = None
         return merged
+
+
+def weights_metadata(response: requests.Response, what: str) -> dict[str, Any]:
+    """``modelMetadata`` of a weights answer, once its shape is the documented one as far as it is read:
+    objects where objects belong, lists of objects for the packages and their files, string file handles.
+    RegistryAnswerError (exit 2) naming the first field that is not."""
+    try:
+        answer = response.json()
+    except (ValueError, RecursionError) as exc:
+        raise RegistryAnswerError(f"{what} is not JSON a client can read ({type(exc).__name__})") from None
+
+    def need(value: Any, kind: type, where: str) -> Any:
+        if not isinstance(value, kind):
+            names = {dict: "an object", list: "a list", str: "a string"}
+            found = names.get(type(value), type(value).__name__)
+            raise RegistryAnswerError(f"{what}: {where} is {found}, not {names[kind]}")
+        return value
+
+    meta = need(need(answer, dict, "the answer").get("modelMetadata"), dict, "modelMetadata")
+    for i, package in enumerate(need(meta.get("modelPackages", []), list, "modelMetadata.modelPackages")):
+        where = f"modelMetadata.modelPackages[{i}]"
+        need(package, dict, where)
+        need(package.get("packageManifest") or {}, dict, f"{where}.packageManifest")
+        for j, record in enumerate(need(package.get("packageFiles") or [], list, f"{where}.packageFiles")):
+            need(record, dict, f"{where}.packageFiles[{j}]")
+            need(record.get("fileHandle", ""), str, f"{where}.packageFiles[{j}].fileHandle")
+    return meta
 
 
 def check_upload_specs(answer: Any) -> None:
