@@ -48,7 +48,7 @@ def start_time(pid: int) -> float | None:
 
     try:
         return psutil.Process(pid).create_time()
-    except (psutil.Error, OSError):
+    except (psutil.Error, OSError, ValueError, OverflowError):  # no such process, or no pid at all
         return None
 
 
@@ -64,7 +64,7 @@ def alive(pid: int, started: float | None = None) -> bool:
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
         return started is None or abs(process.create_time() - started) <= START_TIME_SLACK_S
-    except psutil.NoSuchProcess:
+    except (psutil.NoSuchProcess, ValueError, OverflowError):  # gone, or never a pid (a stamp is a hint)
         return False
     except (psutil.Error, OSError):  # another user's process we may not inspect: it runs
         return True

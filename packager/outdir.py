@@ -36,6 +36,7 @@ LOCK_NAME = ".pack.lock"
 OWNER_NAME = ".pack.lock.json"
 UPSTREAM = ".upstream"
 DEAD_RUN_WAIT_S = 10.0
+MAX_STAMPED = 256  # more processes than any run has: a longer list in a stamp is not read
 
 
 class OutputFolderError(UsageError):
@@ -141,9 +142,10 @@ def _read_stamp(out_dir: Path) -> dict:
 
 def _processes(stamp: dict) -> dict[int, float]:
     """pid -> start time of every process a stamp names (the run's main process and its workers)."""
+    entries = stamp.get("processes")
     found = {}
-    for entry in stamp.get("processes") or []:
-        with contextlib.suppress(KeyError, TypeError, ValueError):
+    for entry in entries[:MAX_STAMPED] if isinstance(entries, list) else []:  # a stamp is only a hint
+        with contextlib.suppress(KeyError, TypeError, ValueError, OverflowError):
             found[int(entry["pid"])] = float(entry["create_time"])
     return found
 

@@ -219,3 +219,22 @@ def test_ctrl_c_twice_exits_130_without_a_traceback_or_a_worker_left(tmp_path: P
     finally:
         child.kill()
         kill_all(handles)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        '{"pid": 1, "processes": 5}',
+        '{"processes": [{"pid": "x"}, {"pid": 99999999999999999999, "create_time": 1}, 7, {"pid": -1}]}',
+        "[1]",
+        "not json",
+        '{"processes": [{"pid": 1, "create_time": 1e308}]}',
+    ],
+)
+def test_a_garbled_lock_stamp_is_only_a_hint(tmp_path: Path, stamp: str) -> None:
+    """A killed run's stamp is read to wait for its processes; whatever it holds, the next run starts."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / OWNER_NAME).write_text(stamp)
+    with claim(out):
+        assert json.loads((out / OWNER_NAME).read_text())["pid"] == os.getpid()
