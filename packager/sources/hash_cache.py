@@ -69,11 +69,7 @@ class HashCache:
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
-            try:
-                data = json.loads(self.file.read_text("utf-8"))
-                self._entries = data if isinstance(data, dict) else {}
-            except (OSError, ValueError):
-                self._entries = {}
+            self._entries = _read_entries(self.file)
         return self._entries
 
     def sha256(self, path: Path) -> tuple[int, str]:
@@ -105,22 +101,29 @@ class HashCache:
             self._dirty = True
 
     def save(self) -> None:
-        """Merge this session's entries into the sidecar (locked, atomic)."""
+        """Merge this session's entries into the sidecar (locked, atomic). A sidecar that cannot be written
+        (a folder where it belongs, a full disk) is skipped: it only saves hashing next time."""
         if not self._dirty or self._entries is None:
             return
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            try:
-                on_disk = json.loads(self.file.read_text("utf-8"))
-                if not isinstance(on_disk, dict):
-                    on_disk = {}
-            except (OSError, ValueError):
-                on_disk = {}
-            on_disk.update(self._entries)
-            # Drop entries whose file is gone, so the sidecar does not grow forever.
-            on_disk = {k: v for k, v in on_disk.items() if os.path.exists(k)}
-            atomic.write_json(self.file, on_disk)
+        with contextlib.suppress(OSError):
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                on_disk = _read_entries(self.file)
+                on_disk.update(self._entries)
+                # Drop entries whose file is gone, so the sidecar does not grow forever.
+                on_disk = {k: v for k, v in on_disk.items() if os.path.exists(k)}
+                atomic.write_json(self.file, on_disk)
         self._dirty = False
+
+
+def _read_entries(path: Path) -> dict[str, Any]:
+    """The sidecar's entries; {} for anything that is not a JSON object (missing, garbage, nested too
+    deep to read): the cache is a hint, never a reason to fail."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _load_key(path: Path) -> bytes:

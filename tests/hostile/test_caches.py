@@ -121,3 +121,25 @@ def test_the_fixture_reuses_an_untouched_folder(download) -> None:
     folder = download()
     inode = (folder / "weights.onnx").stat().st_ino
     assert download() == folder and (folder / "weights.onnx").stat().st_ino == inode  # not unzipped again
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda c: (c / "hashes.json").write_text("[" * 5000 + "]" * 5000),
+        lambda c: (c / "hashes.json").write_text('{"a":' * 5000 + "1" + "}" * 5000),
+        lambda c: (c / "hashes.json").write_bytes(os.urandom(64)),
+        lambda c: (c / "hashes.json").mkdir(),
+        lambda c: (c / "hashes.json.lock").mkdir(),
+        lambda c: (c / "hashes.key").write_text("not hex"),
+        lambda c: (c / "hashes.key").mkdir(),
+    ],
+    ids=["deep-list", "deep-object", "garbage", "a-folder", "lock-a-folder", "bad-key", "key-a-folder"],
+)
+def test_a_spoilt_hash_cache_is_only_a_hint(tmp_path: Path, spoil) -> None:
+    """A RecursionError or IsADirectoryError from the sidecar used to stop the run ('unexpected', or exit 3
+    with advice to free space); the files are hashed again instead."""
+    folder, cache = source(tmp_path), tmp_path / "cache"
+    cache.mkdir()
+    spoil(cache)
+    assert provenance_sha256s(folder, cache) == real_sha256s(folder)
