@@ -241,7 +241,7 @@ def _prepare_variant(
 ) -> PreparedVariant:
     """Fetch the variant's upstream files and compute (or read back) its reference outputs."""
     spec = recipe.variants[variant]
-    with ui.stage(f"fetch {recipe.family}/{variant} from {spec.source}"):
+    with ui.stage(f"fetch {recipe.family}/{variant} from {sources.public_uri(spec.source)}"):
         fetched = sources.fetch(
             spec.source,
             cache_dir=options.cache_dir,

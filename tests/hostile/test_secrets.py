@@ -208,3 +208,19 @@ def test_a_registry_url_that_cannot_work_is_refused_before_packing(
                 "--registry-url", url, timeout=90)  # fmt: skip
     clean_error(proc, 2, problem, "accepted: https://HOST")
     assert not (tmp_path / "out").exists()
+
+
+def test_credentials_in_a_source_url_never_reach_provenance_or_messages(tmp_path: Path, file_server) -> None:
+    """provenance.uri (report.json, every manifest) recorded ``https://user:pass@host/file?signature``."""
+    from packager.errors import SourceError
+    from packager.sources import fetch, parse_uri
+
+    url = (
+        file_server.add("w.bin", b"abc").replace("http://", f"http://user:{PASSWORD}@")
+        + "?X-Goog-Signature=s1"
+    )
+    provenance = json.dumps(fetch(url, cache_dir=tmp_path).provenance)
+    assert PASSWORD not in provenance and "s1" not in provenance and "http://***@127.0.0.1" in provenance
+    with pytest.raises(SourceError, match=r"invalid source 'http://\*\*\*@example\.com/x'") as caught:
+        parse_uri(f"http://u:{PASSWORD}@example.com/x")
+    assert PASSWORD not in str(caught.value)
