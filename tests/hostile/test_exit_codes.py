@@ -57,6 +57,7 @@ CLASSES = {
     "PublishInputError": BAD_INPUT,
     "PublishConfigError": ENVIRONMENT,
     "PublishNetworkError": ENVIRONMENT,
+    "RegistryAnswerError": BAD_INPUT,  # a registry answer not in the documented shape: hostile data
     "HttpFailure": CHECK,  # a final 4xx; one that got no answer, or only 5xx, is 3 (below)
     # backends/trt (GPU)
     "EngineInputError": CHECK,
