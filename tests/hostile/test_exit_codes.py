@@ -171,6 +171,7 @@ def test_a_registry_that_never_answers_is_the_network_and_a_refusal_a_failed_pub
     assert HttpFailure("x: HTTP 503", 503).exit_code == ENVIRONMENT
 
 
+@pytest.mark.slow  # imports transformers
 def test_a_source_folder_that_is_no_model_is_bad_input(tmp_path: Path) -> None:
     from packager.inputs import _tokenizer
     from packager.sources import fetch
