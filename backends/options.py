@@ -35,7 +35,7 @@ class BackendOptions:
     zip_name: str = "{architecture}-{variant}-{backend}.zip"
     rename: dict[str, str] = dataclasses.field(default_factory=dict)
     """The consumer's layout: exported file -> the name the consumer's class looks for
-    (``weights.onnx`` -> ``inference.onnx``); applied by ``packager.layout`` before zipping."""
+    (``weights.onnx`` -> ``inference.onnx``); applied by ``packager.consumer.layout`` before zipping."""
     files: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Files added to the package: name -> ``{ hook = "module:function" }`` or ``{ source = "path" }``."""
 

@@ -18,8 +18,8 @@ from backends.base import ExportRequest, Tensors
 from backends.registry import get_backend
 from bench import environment
 from packager import __version__, archive, atomic, manifest, sources
+from packager.consumer.layout import apply_layout
 from packager.errors import ArchiveError, WeightpackError
-from packager.layout import apply_layout
 from packager.outdir import OutputFolderError
 from packager.recipes import InputsRecipe, Recipe
 from packager.ui import UI

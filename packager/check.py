@@ -18,11 +18,11 @@ from typing import Any
 
 from backends.base import Tensors
 from backends.outputs import run_model
-from backends.registry import load_model_class
 from bench import memory
 from bench.parity import OutputParity, compare_outputs
 from bench.tasks import TaskCheck, task_checks
 from packager import archive, atomic
+from packager.consumer import load_model_class
 
 ToleranceFn = Callable[[str, str], tuple[float, float]]
 """``(output name, dtype) -> (atol, rtol)``."""

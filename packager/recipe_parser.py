@@ -11,8 +11,8 @@ from typing import Any
 
 from backends.errors import OptionError
 from backends.registry import BACKENDS
+from packager.consumer.layout import check_layout
 from packager.errors import RecipeError
-from packager.layout import check_layout
 from packager.recipes import (
     DTYPES,
     INPUT_KINDS,

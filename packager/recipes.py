@@ -221,7 +221,20 @@ def load_recipe(path: Path) -> Recipe:
         raise RecipeError(path, "<file>", f"is not valid TOML: {exc}") from None
     from packager.recipe_parser import RecipeParser  # the parser builds these types: imported late
 
-    return RecipeParser(path).recipe(data)
+    recipe = RecipeParser(path).recipe(data)
+    make_importable(path)
+    return recipe
+
+
+def make_importable(recipe_path: Path) -> None:
+    """Put the recipe's folder and the working directory on the import path (after everything else, so
+    a user's ``json.py`` cannot shadow a library), as docs/your-own-model.md promises: a recipe names its
+    own modules (``my_net:build``) without PYTHONPATH. Every entry that loads a recipe (``pack``, the nightly
+    plugin, ``verify-remote``, ``compare``) goes through here, and ``pack --jobs``' spawned workers inherit
+    the path."""
+    for folder in (Path(recipe_path).resolve().parent, Path.cwd().resolve()):
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
 
 
 def find_recipes(directory: Path) -> dict[str, Path]:

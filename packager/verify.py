@@ -17,7 +17,7 @@ from typing import Any
 from backends.base import Tensors
 from backends.errors import InputMismatchError
 from backends.outputs import run_model
-from backends.registry import load_kwargs_for, load_model_class
+from backends.registry import load_kwargs_for
 from bench import memory
 from bench.latency import LatencyConfig, LatencyResult, measure_model, validate_input_sets
 from bench.parity import (
@@ -32,6 +32,7 @@ from bench.threads import current_threads
 from packager import atomic
 from packager.build import PackageBuild
 from packager.check import CheckRequest, CheckResult, check_outputs, open_package
+from packager.consumer import load_model_class
 from packager.errors import WeightpackError, WriteError
 from packager.goldens import save_arrays
 from packager.inputs import build_input_sets

@@ -81,7 +81,7 @@ def measure_run(
 ) -> dict:
     """Parity (and latency) of one package on one device in this process; a report-shaped dict."""
     from backends.outputs import run_model
-    from backends.registry import load_kwargs_for, load_model_class
+    from backends.registry import load_kwargs_for
     from bench import environment
     from bench.cputime import CpuTimedModel
     from bench.latency import LatencyConfig, measure_model, validate_input_sets
@@ -91,6 +91,7 @@ def measure_run(
     from bench.tasks import task_checks
     from bench.threads import apply_threads, resolve_threads
     from packager import archive, atomic
+    from packager.consumer import load_model_class
     from packager.goldens import load_arrays
     from packager.verify import tolerances_for
 

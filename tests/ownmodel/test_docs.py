@@ -50,7 +50,9 @@ def test_the_page_has_an_example_of_every_case() -> None:
 def test_every_example_runs(tmp_path: Path) -> None:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        # weightpack's checkout only: the page's own modules must import from the working directory and
+        # the recipe's folder without help (issue 20, point 4)
+        "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT),
         "WEIGHTPACK_CACHE": str(tmp_path / ".cache"),
     }
     ran = 0
@@ -73,7 +75,8 @@ def test_every_example_runs(tmp_path: Path) -> None:
                 expected = int(m.group(1)) if (m := re.search(r"exit (\d+)", comment)) else 0
                 args = shlex.split(command)[1:]
                 proc = subprocess.run(
-                    [sys.executable, "-m", "packager.cli", *args, "--out", f"out/{args[0]}"],
+                    # the console script, as a user runs it (``python -m`` would put the folder on sys.path)
+                    [str(Path(sys.executable).parent / "pack"), *args, "--out", f"out/{args[0]}"],
                     cwd=tmp_path,
                     env=env,
                     capture_output=True,

@@ -11,7 +11,7 @@ from tests.ownmodel.helpers import DATA, ONET_PT, onet_recipe, pack
 
 pytestmark = pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (pnet.pt) is not installed")
 PNET_MODEL = (
-    '[model]\nfactory = "backends.zoo.mtcnn:build"\nkwargs = { net = "pnet" }\n'
+    '[model]\nfactory = "mtcnn_nets:build"\nkwargs = { net = "pnet" }\n'
     'output_names = ["boxes_reg", "face_prob"]\n'
 )
 SHAPES = (

@@ -23,6 +23,8 @@ SPELLED_ON_PURPOSE = {
     # the torch library (is it imported yet?), which happens to share the torch backend's name
     ("bench/threads.py", "torch"),
     ("bench/environment.py", "torch"),
+    # the consumer's own BackendType value (inference_models' vocabulary, read off its parsed manifest)
+    ("packager/consumer/probe.py", "trt"),
     # generated integration tests cannot import weightpack: they vendor a stand-in for one model class
     ("packager/fixtures/templates.py", "onnx"),
 }

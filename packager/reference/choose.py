@@ -3,7 +3,7 @@ checks of every ``module:Name`` a recipe names; and running the reference (at ea
 
 The decision (:func:`choose_reference`) is a pure function of the file names and the recipe:
 
-1. ``[parity] reference_class``: that class (for special cases; its contract is in ``backends.reference``);
+1. ``[parity] reference_class``: that class (for special cases; its contract is in ``packager.reference``);
 2. an ``.onnx`` file at the source's top level: that file in onnxruntime, graph optimisations off;
 3. a TorchScript ``.pt``: that program via ``torch.jit.load``;
 4. a state dict (``.pt``/``.pth``/``.safetensors``/``.bin``) with ``[model] factory``: the user's module, fp32
@@ -16,24 +16,23 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from backends.consumer import is_consumer_class
 from backends.errors import UserModelError
 from backends.loaded import reference_model
 from backends.outputs import run_model
-from backends.reference.module import STATE_DICT_SUFFIXES, describe
-from backends.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
-from backends.reference.torchscript_file import is_torchscript
 from backends.registry import get_backend
 from backends.registry import reference_class as default_reference
+from packager.consumer import is_consumer_class
 from packager.errors import RecipeError, WeightpackError
 from packager.inputs import parity_inputs
-from packager.recipes import InputsRecipe, ModelRecipe, Recipe
+from packager.recipes import InputsRecipe, ModelRecipe, Recipe, make_importable
+from packager.reference.module import STATE_DICT_SUFFIXES, describe
+from packager.reference.torchscript_file import SUFFIXES as TORCHSCRIPT_SUFFIXES
+from packager.reference.torchscript_file import is_torchscript
 from packager.ui import UI
 from packager.verify import ShapeCase
 
@@ -48,9 +47,9 @@ __all__ = [
     "shape_cases",
 ]
 
-MODULE_REFERENCE = "backends.reference.module:ModuleReference"
-ONNX_REFERENCE = "backends.reference.onnx_file:OnnxFileReference"
-TORCHSCRIPT_REFERENCE = "backends.reference.torchscript_file:TorchScriptReference"
+MODULE_REFERENCE = "packager.reference.module:ModuleReference"
+ONNX_REFERENCE = "packager.reference.onnx_file:OnnxFileReference"
+TORCHSCRIPT_REFERENCE = "packager.reference.torchscript_file:TorchScriptReference"
 
 
 @dataclass
@@ -176,7 +175,7 @@ def import_reference(ref: str, field_: str, recipe_path: str | Path) -> Any:
 
 
 def check_reference_class(ref: str, recipe_path: str | Path, needs_torch: Collection[str] = ()) -> None:
-    """A recipe's ``reference_class`` must import and keep the reference contract (``backends.reference``):
+    """A recipe's ``reference_class`` must import and keep the reference contract (``packager.reference``):
     a class with ``from_pretrained`` and ``infer``, plus ``torch_module`` where ``needs_torch`` exporters
     trace it. A plain ``nn.Module`` or a factory function gets a message pointing at ``[model] factory``."""
     field_ = "parity.reference_class"
@@ -215,11 +214,9 @@ def _is_nn_module(obj: Any) -> bool:
 
 def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
     """Import every ``module:Name`` the recipe names before anything runs, so a misspelling is exit 2 with
-    the field named rather than a traceback halfway through. The recipe's folder is importable (a user's
-    ``my_net.py`` beside ``my_net.toml``)."""
-    folder = str(Path(recipe.path).resolve().parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
+    the field named rather than a traceback halfway through. The recipe's folder and the working directory
+    are importable (``packager.recipes.make_importable``: a user's ``my_net.py`` beside ``my_net.toml``)."""
+    make_importable(recipe.path)
     factory = recipe.model.factory
     if factory and not callable(import_reference(factory, "model.factory", recipe.path)):
         raise RecipeError(recipe.path, "model.factory", f"'{recipe.model.factory}' is not callable")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import UserModelError
-from backends.reference.module import TorchRunner
+from packager.reference.module import TorchRunner
 
 SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 
