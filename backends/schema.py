@@ -102,6 +102,14 @@ class Table:
         return _declared(cls)
 
     @classmethod
+    def read(cls, attr: str, value: Any, where: str) -> Any:
+        """One key's value read and checked as the file's would be (a CLI flag that overrides the key)."""
+        (k,) = [k for k in cls.declared() if k.attr == attr]
+        value = coerce(k.hint, value, where)
+        check(k.rule, value, where)
+        return value
+
+    @classmethod
     def parse(
         cls: type[TableT],
         table: Mapping[str, Any] | None,
