@@ -330,3 +330,24 @@ def _accepted(rule: Rule, value: Any) -> str:
 def _fmt(bound: float) -> str:
     """A bound as a person writes it: ``1024``, ``0.5``, ``1e-06``."""
     return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e15 else f"{bound:g}"
+
+
+def describe(rule: Rule, hint: Any) -> str:
+    """What a key accepts beyond its type, in words (the reference docs' "accepted" column)."""
+    if rule.accepted:
+        return rule.accepted
+    allowed = rule.allowed()
+    if allowed is not None:
+        return ", ".join(allowed)
+    if get_origin(hint) is Literal:
+        return ", ".join(map(str, get_args(hint)))
+    parts = []
+    if rule.pattern is not None:
+        parts.append(rule.what or f"matches {rule.pattern}")
+    if any(b is not None for b in (rule.ge, rule.gt, rule.le, rule.lt)):
+        parts.append(_accepted(rule, 0 if "int" in str(hint) else 0.0))
+    elif "float" in str(hint):
+        parts.append("a finite number")
+    if rule.min_items:
+        parts.append(f"at least {rule.min_items}")
+    return "; ".join(parts)
