@@ -17,9 +17,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from backends.errors import FieldError
-from packager.consumer.layout import check_layout
 from packager.errors import RecipeError
-from packager.sources import parse_uri
 
 MAX_DEPTH = 32
 """Tables and arrays nested deeper than this are no recipe (the deepest real key is about 6 levels)."""
@@ -74,6 +72,8 @@ def too_deep(data: Any, limit: int = MAX_DEPTH) -> str | None:
 
 def check_source(source: str, where: str) -> None:
     """The source is a URI weightpack can fetch (its scheme and form; nothing is fetched here)."""
+    from packager.sources import parse_uri  # with its fetchers: imported when a recipe is loaded, not before
+
     try:
         parse_uri(source)
     except Exception as exc:  # SourceError and friends: a recipe error that names the field
@@ -122,6 +122,8 @@ def check_backends(
 ) -> None:
     """Each backend's layout is well formed, and every (variant, backend) gets its own valid zip name:
     placeholders known, no collisions (a second package would silently overwrite the first)."""
+    from packager.consumer.layout import check_layout  # numpy and the backend contract: imported when used
+
     for bname, backend in backends.items():
         check_layout(path, f"backends.{bname}", backend.options.rename, backend.options.files)
         where = f"backends.{bname}.zip_name"

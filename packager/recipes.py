@@ -16,7 +16,6 @@ from typing import Any
 
 from backends.errors import FieldError
 from backends.options import MODEL_CLASS_PATTERN, BackendOptions
-from backends.registry import BACKENDS
 from backends.schema import Rule, Table, key
 from packager import recipe_checks
 from packager.errors import RecipeError
@@ -55,6 +54,8 @@ SECONDS = {"ge": 0.0, "le": 86400.0}
 
 def backend_names() -> list[str]:
     """The registered backends (plugins included): what a ``[backends.NAME]`` table may be called."""
+    from backends.registry import BACKENDS  # numpy and every spec: loaded with a recipe, not by ``pack -h``
+
     return sorted(BACKENDS)
 
 
@@ -103,6 +104,8 @@ class BackendRecipe(Table):
 
     @classmethod
     def parse(cls, table: Any, where: str = "", given: Any = None) -> BackendRecipe:
+        from backends.registry import BACKENDS  # see backend_names
+
         name = (given or {})["name"]
         return cls(name, BACKENDS[name].options.parse(table, where))
 
