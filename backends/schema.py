@@ -247,7 +247,9 @@ def check(rule: Rule, value: Any, where: str) -> None:
     if value is None:
         return
     if rule.min_items is not None and len(value) < rule.min_items:
-        raise FieldError(where, f"needs at least {rule.min_items} entry", rule.accepted or "a non-empty list")
+        accepted = rule.accepted or (describe(rule.keys, str) if rule.keys else f"{rule.min_items} or more")
+        problem = "is empty" if rule.min_items == 1 else f"has fewer than {rule.min_items} entries"
+        raise FieldError(where, problem, accepted)
     for index, leaf in _leaves(value, ""):
         problem = _number_problem(rule, leaf) if _is_number(leaf) else None
         if isinstance(leaf, str):
