@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from packager.arguments import batch_sizes
 from packager.errors import EXIT_OK, UsageError
 
 
@@ -160,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True, help="where to write the run (JSON)")
     p.add_argument("--no-latency", action="store_true", help="parity only")
-    p.add_argument("--batch-sizes", help="comma-separated batch sizes (default: the recipe's)")
+    p.add_argument(
+        "--batch-sizes", type=batch_sizes, help="comma-separated batch sizes (default: the recipe's)"
+    )
     p.add_argument("--min-iters", type=int, help="steady-state iterations (default: the recipe's)")
     p.add_argument("--min-time-s", type=float, help="steady-state seconds (default: the recipe's)")
     p.add_argument("--plant-slowdown", type=float, default=0.0, help="calibration: add this fraction of time")
@@ -177,16 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         meta = json.loads(args.meta)
-        sizes = [int(s) for s in args.batch_sizes.split(",")] if args.batch_sizes else None
     except ValueError as exc:
-        raise UsageError(f"--meta must be a JSON object and --batch-sizes integers: {exc}") from exc
+        raise UsageError(f"--meta must be a JSON object: {exc}") from exc
     run = measure_run(
         args.pack_out,
         args.variant,
         args.backend,
         args.device,
         latency=not args.no_latency,
-        batch_sizes=sizes,
+        batch_sizes=args.batch_sizes,
         min_iters=args.min_iters,
         min_time_s=args.min_time_s,
         slowdown=args.plant_slowdown,

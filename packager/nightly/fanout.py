@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from packager.arguments import comma_list
+
 
 @dataclass(frozen=True)
 class Task:
@@ -108,24 +110,20 @@ def run_ray(
             ray.shutdown()
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY/VARIANT-BACKEND)")
-    p.add_argument("--families", help="comma-separated families (default: every recipe)")
-    p.add_argument("--variants", help="comma-separated variants (default: all)")
-    p.add_argument("--backends", help="comma-separated backends (default: the recipe's)")
+    p.add_argument("--families", type=comma_list, help="comma-separated families (default: every recipe)")
+    p.add_argument("--variants", type=comma_list, help="comma-separated variants (default: all)")
+    p.add_argument("--backends", type=comma_list, help="comma-separated backends (default: the recipe's)")
     p.add_argument("--recipes", type=Path, action="append", default=[], help="extra recipe folder")
     p.add_argument("--ray", action="store_true", help="run the tasks on Ray (extra: ray)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     p.add_argument("pack_args", nargs=argparse.REMAINDER, help="after --: extra arguments for every pack")
     args = p.parse_args(argv)
-    tasks = matrix(_csv(args.families), args.recipes, _csv(args.variants), _csv(args.backends))
+    tasks = matrix(args.families, args.recipes, args.variants, args.backends)
     extra = [a for a in args.pack_args if a != "--"]
     for recipe_dir in args.recipes:
         extra += ["--recipes", str(recipe_dir)]
