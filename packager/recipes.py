@@ -84,6 +84,16 @@ class TensorInput:
     shapes: list[list[int]] = field(default_factory=list)
     """A shape set: every shape the package is verified and timed at (``shape`` is the first, the one
     exports trace with); empty when the recipe gives a single ``shape``."""
+    batch_axis: int | None = 0
+    """Which axis holds the samples (``1`` for a state ``[layers, N, hidden]``); ``None``: none (a
+    constant, a 0-d input, an input every sample shares)."""
+    value: float | int | bool | None = None
+    """A constant (``value = 16000``): every call gets it as written, a 0-d array of ``dtype`` (a torch
+    module whose ``forward`` takes a Python number gets the number)."""
+    state_from: str | None = None
+    """A state input: the output whose value feeds it at the next step of a sequence."""
+    initial: str = "zeros"
+    """A state input's value at the first step: ``zeros`` of its shape, or ``random`` (``low``..``high``)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,35 @@ class InputsRecipe:
     tensors: list[TensorInput] = field(default_factory=list)
     seed: int = 0
     sets: int = 4
+    steps: int = 1
+    """Calls in a sequence: above 1, reference and package run the same ``steps`` calls in order (state
+    inputs fed from the outputs named by ``state_from``) and every step's outputs are compared."""
+
+    @property
+    def state(self) -> dict[str, str]:
+        """``{state input: the output that feeds it}``."""
+        return {t.name: t.state_from for t in self.tensors if t.state_from}
+
+    @property
+    def batch_size(self) -> int:
+        """The batch as written: the first batched input's size along its batch axis (1 without one)."""
+        for t in self.tensors:
+            if t.batch_axis is not None and t.value is None and len(t.shape) > t.batch_axis:
+                return int(t.shape[t.batch_axis])
+        return 1
+
+    def tensors_label(self, batch: int | None = None) -> str:
+        """``image 1x3x48x48, sr=16000``: every input's full shape (at ``batch`` samples when given)."""
+        parts = []
+        for t in self.tensors:
+            if t.value is not None:
+                parts.append(f"{t.name}={t.value}")
+                continue
+            shape = list(t.shape)
+            if batch is not None and t.batch_axis is not None and len(shape) > t.batch_axis:
+                shape[t.batch_axis] = batch
+            parts.append(f"{t.name} {'x'.join(map(str, shape)) or 'scalar'}")
+        return ", ".join(parts)
 
     @property
     def shape_count(self) -> int:
@@ -111,12 +150,12 @@ class InputsRecipe:
         return replace(self, tensors=tensors)
 
     def shape_label(self, index: int) -> str | None:
-        """``image 3x240x320``: what a report row at shape ``index`` says (batch left out: rows carry their
-        batch size); ``None`` without a shape set."""
+        """``image 1x3x240x320``: what a report row at shape ``index`` says, the full shape as written
+        (batch included: two shapes that differ only in batch are two rows); ``None`` without a shape
+        set."""
         if self.shape_count == 1:
             return None
-        spec = self.at_shape(index)
-        return ", ".join(f"{t.name} {'x'.join(map(str, t.shape[1:]))}" for t in spec.tensors)
+        return self.at_shape(index).tensors_label()
 
 
 @dataclass(frozen=True)
