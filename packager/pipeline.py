@@ -170,7 +170,7 @@ def _pack_variants(
         )
         for v in prepared.values()
         for backend in options.backends
-        if backend not in blocked
+        if backend not in blocked and backend in (recipe.variants[v.name].backends or [backend])
     ]  # fmt: skip
     upstream = max((upstream_bytes(v.fetched) for v in prepared.values()), default=0)
     jobs = options.jobs or machine_default_jobs(len(tasks), upstream)
@@ -299,7 +299,11 @@ def _prepare_variant(
         )
     shapes = shape_cases(spec, fetched.path, variant, base, ui)
     report.references[variant] = {
-        **({"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]} if shapes else {}),
+        **(
+            {"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]}
+            if base.shape_count > 1
+            else {}
+        ),
         "model_class": reference_class,
         "kind": spec.kind,
         "description": spec.description,

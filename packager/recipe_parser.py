@@ -13,9 +13,8 @@ from backends.errors import OptionError
 from backends.registry import BACKENDS
 from packager.consumer.layout import check_layout
 from packager.errors import RecipeError
+from packager.recipe_inputs import InputsParser
 from packager.recipes import (
-    DTYPES,
-    INPUT_KINDS,
     MODEL_CLASS_RE,
     NAME_RE,
     TASKS,
@@ -27,13 +26,12 @@ from packager.recipes import (
     ModelRecipe,
     ParityRecipe,
     Recipe,
-    TensorInput,
     Tolerance,
     Variant,
 )
 
 
-class RecipeParser:
+class RecipeParser(InputsParser):
     """Walks the TOML tree, checking types as it goes; ``where`` is the dotted field path."""
 
     def __init__(self, path: Path) -> None:
@@ -101,6 +99,12 @@ class RecipeParser:
             model=self.model(self.get(data, "model", "", dict, {})),
         )
         self.check_zip_names(recipe)
+        for vname, variant in recipe.variants.items():
+            for bname in variant.backends or []:
+                if bname not in recipe.backends:
+                    raise self.fail(
+                        f"variants.{vname}.backends", f"{bname!r} is not enabled", ", ".join(recipe.backends)
+                    )
         return recipe
 
     def family_inputs(self, data: dict[str, Any], variants: dict[str, Variant]) -> InputsRecipe | None:
@@ -187,7 +191,7 @@ class RecipeParser:
                 raise self.fail(where, "variant names must be lower-case", "letters, digits, '-' and '_'")
             if not isinstance(body, dict):
                 raise self.fail(where, "must be a table", "[variants.NAME] with source = ...")
-            self.unknown_keys(body, where, {"source", "allow_patterns", "inputs"})
+            self.unknown_keys(body, where, {"source", "allow_patterns", "inputs", "backends"})
             source = self.get(body, "source", where, str)
             self.check_source(source, f"{where}.source")
             patterns = self.get(body, "allow_patterns", where, list, None)
@@ -197,6 +201,7 @@ class RecipeParser:
                 source=source,
                 allow_patterns=patterns,
                 inputs=self.inputs(inputs) if inputs is not None else None,
+                backends=self.get(body, "backends", where, list, None),
             )
         return out
 
@@ -240,78 +245,6 @@ class RecipeParser:
             check_layout(self.path, where, options.rename, options.files)
             out[bname] = BackendRecipe(bname, options)
         return out
-
-    def inputs(self, table: dict[str, Any]) -> InputsRecipe:
-        self.unknown_keys(table, "inputs", {"kind", "texts", "max_length", "tensors", "seed", "sets"})
-        kind = self.choice(self.get(table, "kind", "inputs", str), "inputs.kind", INPUT_KINDS)
-        texts = self.get(table, "texts", "inputs", list, [])
-        tensors = []
-        if kind in ("text", "text-image") and (not texts or not all(isinstance(t, str) and t for t in texts)):
-            raise self.fail(
-                "inputs.texts", "text inputs need a list of non-empty strings", 'texts = ["a sentence", ...]'
-            )
-        for i, spec in enumerate(self.get(table, "tensors", "inputs", list, [])):
-            where = f"inputs.tensors[{i}]"
-            if not isinstance(spec, dict):
-                raise self.fail(where, "must be a table", "{name, shape, dtype, low, high}")
-            self.unknown_keys(spec, where, {"name", "shape", "shapes", "dtype", "low", "high"})
-            shapes = self.shapes(spec, where)
-            tensors.append(
-                TensorInput(
-                    name=self.get(spec, "name", where, str),
-                    shape=shapes[0],
-                    shapes=shapes if len(shapes) > 1 else [],
-                    dtype=self.choice(
-                        self.get(spec, "dtype", where, str, "float32"), f"{where}.dtype", DTYPES
-                    ),
-                    low=self.get(spec, "low", where, float, 0.0),
-                    high=self.get(spec, "high", where, float, 1.0),
-                )
-            )
-        if kind == "tensor" and not tensors:
-            raise self.fail("inputs.tensors", "tensor inputs need at least one [[inputs.tensors]] entry")
-        if kind == "text-image" and (
-            len(tensors) != 1 or len(tensors[0].shape) != 4 or tensors[0].shape[3] not in (1, 3)
-            or tensors[0].dtype != "uint8"
-        ):  # fmt: skip
-            raise self.fail(
-                "inputs.tensors",
-                "text-image inputs render the texts into one uint8 image tensor",
-                '[{ name = "image", shape = [N, HEIGHT, WIDTH, 3], dtype = "uint8" }]',
-            )
-        counts = {len(t.shapes) for t in tensors if t.shapes}
-        if len(counts) > 1:
-            raise self.fail(
-                "inputs.tensors",
-                f"shape sets of different lengths {sorted(counts)}",
-                "the same number of shapes",
-            )
-        return InputsRecipe(
-            kind=kind,
-            texts=texts,
-            tensors=tensors,
-            max_length=self.get(table, "max_length", "inputs", int, 128),
-            seed=self.get(table, "seed", "inputs", int, 0),
-            sets=max(1, self.get(table, "sets", "inputs", int, 4)),
-        )
-
-    def shapes(self, spec: dict[str, Any], where: str) -> list[list[int]]:
-        """``shape = [...]`` or a shape set ``shapes = [[...], [...]]`` (same rank, batch first)."""
-        if ("shape" in spec) == ("shapes" in spec):
-            raise self.fail(where, "needs exactly one of shape or shapes", "shape = [1, 3, 48, 48]")
-        key = "shape" if "shape" in spec else "shapes"
-        value = self.get(spec, key, where, list)
-        shapes = [value] if key == "shape" else value
-        for shape in shapes or [None]:
-            if (
-                not isinstance(shape, list)
-                or not shape
-                or not all(isinstance(d, int) and d > 0 for d in shape)
-            ):
-                raise self.fail(f"{where}.{key}", f"{value} is not a {key}", "positive integers, batch first")
-        if len({len(s) for s in shapes}) > 1:
-            raise self.fail(f"{where}.shapes", f"{value} mixes ranks", "shapes of one rank")
-        return shapes
 
     def tolerance(self, body: Any, where: str) -> Tolerance:
         if not isinstance(body, dict):

@@ -36,6 +36,7 @@ TASKS = (
     "open-vocabulary-object-detection",
     "interactive-instance-segmentation",
     "world-model",
+    "voice-activity-detection",
 )
 INPUT_KINDS = ("text", "tensor", "text-image")
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
@@ -53,6 +54,9 @@ class Variant:
     allow_patterns: list[str] | None = None
     inputs: InputsRecipe | None = None
     """``[variants.NAME.inputs]``: this variant's own sample inputs (nets of one family differ in shape)."""
+    backends: list[str] | None = None
+    """Which of the recipe's backends this variant builds (default: all): a model shipped as a TorchScript
+    file and as an ONNX file is one variant per file, each packaged in its own format."""
 
 
 @dataclass(frozen=True)
