@@ -6,6 +6,7 @@ generated (different texts or random draws) for the latency harness to rotate am
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,12 @@ def build_inputs(
 
 
 def build_input_sets(spec: InputsRecipe, upstream_dir: Path, batch_size: int) -> list[Tensors]:
-    """``spec.sets`` different batches of the same batch size, for rotation during timing."""
+    """``spec.sets`` different batches of the same batch size, for rotation during timing. A state input
+    is drawn at random there (a step from some state costs what a step from zeros costs, and timing on
+    zeros is refused: kernels take shortcuts on them)."""
+    if spec.state:
+        tensors = [replace(t, initial="random") if t.state_from else t for t in spec.tensors]
+        spec = replace(spec, tensors=tensors)
     return [build_inputs(spec, upstream_dir, batch_size, i) for i in range(spec.sets)]
 
 

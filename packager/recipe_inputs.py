@@ -107,6 +107,8 @@ class InputsParser:
         dtype = self.choice(self.get(spec, "dtype", where, str, kind), f"{where}.dtype", DTYPES)
         rank = len(shapes[0])
         axis: Any = self.get(spec, "batch_axis", where, (int, str), 0 if rank and value is None else "none")
+        if value is not None and axis not in (None, "none"):
+            raise self.fail(f"{where}.batch_axis", "a constant has no batch axis", '"none" or leave it out')
         if axis == "none":
             axis = None
         elif isinstance(axis, str) or not 0 <= axis < max(rank, 1) or (axis is not None and not rank):
@@ -115,8 +117,6 @@ class InputsParser:
                 f"{axis!r} is not an axis of a rank-{rank} input",
                 f'0..{rank - 1}, or "none"' if rank else '"none" (a 0-d input has no batch axis)',
             )
-        if value is not None and axis is not None:
-            raise self.fail(f"{where}.batch_axis", "a constant has no batch axis", '"none" or leave it out')
         state_from = self.get(spec, "state_from", where, str, None)
         initial = self.choice(self.get(spec, "initial", where, str, "zeros"), f"{where}.initial", INITIALS)
         return TensorInput(
