@@ -38,7 +38,7 @@ def signature(path: Path, files: list[str]) -> dict[str, Any]:
         if found:
             return {"kind": kind, "file": found[0], **reader(path / found[0])}
     if content.HF_CONFIG in kinds:
-        return {"kind": "hf", "file": content.HF_CONFIG, **_hf(path)}
+        return {"kind": "transformers", "file": content.HF_CONFIG, **_hf(path)}
     tensors = sorted(f for f, k in kinds.items() if k in content.STATE_DICT_KINDS)
     if tensors:
         return {"kind": "state-dict", "file": tensors[0], **_state_dict(path / tensors[0])}
@@ -102,7 +102,7 @@ def _state_dict(file: Path) -> dict[str, Any]:
 
 def inputs_table(sig: dict[str, Any]) -> str:
     """The ``[inputs]`` table for a recipe, from :func:`signature`."""
-    if sig["kind"] == "hf" and sig["inputs"] and sig["inputs"][0]["dtype"] == "int64":
+    if sig["kind"] == "transformers" and sig["inputs"] and sig["inputs"][0]["dtype"] == "int64":
         return (
             '[inputs]\nkind = "text"\nmax_length = 128\ntexts = ["a first sample sentence", "a second one"]\n'
         )

