@@ -80,14 +80,43 @@ def check_source(source: str, where: str) -> None:
         raise FieldError(where, str(exc)) from None
 
 
-def check_tensor(shape: list[int], shapes: list[list[int]], low: float, high: float, where: str) -> None:
-    """``[[inputs.tensors]]``: exactly one of ``shape`` or ``shapes`` (of one rank), and ``low <= high``."""
-    if bool(shape) == bool(shapes):
+def check_tensor(t: Any, where: str) -> None:
+    """``[[inputs.tensors]]``: a constant (``value``) takes no shape, shape set, state or batch axis; any
+    other input exactly one of ``shape`` or ``shapes`` (of one rank); a batch axis is an axis of the input;
+    ``low <= high``."""
+    if t.value is not None:
+        for name, given in (("shapes", t.shapes), ("state_from", t.state_from), ("shape", t.shape)):
+            if given:
+                raise FieldError(f"{where}.{name}", "does not go with value (a constant)", "value and dtype")
+        if t.batch_axis is not None:
+            raise FieldError(f"{where}.batch_axis", "a constant has no batch axis", '"none" or leave it out')
+        return
+    if (t.shape is None) == (not t.shapes):
         raise FieldError(where, "needs exactly one of shape or shapes", "shape = [1, 3, 48, 48]")
-    if len({len(s) for s in shapes}) > 1:
-        raise FieldError(f"{where}.shapes", f"{shapes} mixes ranks", "shapes of one rank")
-    if low > high:
-        raise FieldError(f"{where}.high", f"{high} is below low {low}", f"a number >= low ({low})")
+    if len({len(s) for s in t.shapes}) > 1:
+        raise FieldError(f"{where}.shapes", f"{t.shapes} mixes ranks", "shapes of one rank")
+    rank = len(t.shapes[0] if t.shapes else t.shape)
+    if isinstance(t.batch_axis, int) and t.batch_axis >= rank:
+        raise FieldError(
+            f"{where}.batch_axis",
+            f"{t.batch_axis!r} is not an axis of a rank-{rank} input",
+            f'0..{rank - 1}, or "none"' if rank else '"none" (a 0-d input has no batch axis)',
+        )
+    if t.low > t.high:
+        raise FieldError(f"{where}.high", f"{t.high} is below low {t.low}", f"a number >= low ({t.low})")
+
+
+def check_steps(steps: int | None, stateful: list[str], min_steps: int, where: str) -> None:
+    """A sequence is one call or at least ``min_steps`` calls; state inputs need a sequence."""
+    if steps is None:
+        return
+    if stateful and steps == 1:
+        raise FieldError(
+            f"{where}.steps", f"state inputs {stateful} need a sequence", f"{min_steps}..10000 calls"
+        )
+    if steps != 1 and steps < min_steps:
+        accepted = f"1 (one call) or {min_steps}..10000 calls in a sequence"
+        raise FieldError(f"{where}.steps", f"{steps} steps", accepted)
 
 
 def check_inputs(kind: str, texts: Sequence[str], tensors: Sequence[Any], where: str) -> None:

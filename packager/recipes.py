@@ -38,6 +38,7 @@ TASKS = (
     "open-vocabulary-object-detection",
     "interactive-instance-segmentation",
     "world-model",
+    "voice-activity-detection",
 )
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 NAME = {
@@ -90,6 +91,9 @@ class Variant(Table):
     """hf:// only: the snapshot's files to fetch."""
     inputs: InputsRecipe | None = None
     """``[variants.NAME.inputs]``: this variant's own sample inputs (nets of one family differ in shape)."""
+    backends: list[str] | None = key(None, min_items=1, choices=backend_names)
+    """Which of the recipe's backends this variant builds (default: all): a model shipped as a TorchScript
+    file and as an ONNX file is one variant per file, each packaged in its own format."""
 
     def validate(self, where: str = "") -> None:
         recipe_checks.check_source(self.source, f"{where}.source")
@@ -268,6 +272,12 @@ class Recipe(Table):
                 "an [inputs] table, or [variants.NAME.inputs] for each variant",
             )
         recipe_checks.check_backends(self.path, self.backends, self.variants, self.zip_name)
+        for vname, variant in self.variants.items():
+            for bname in variant.backends or []:
+                if bname not in self.backends:
+                    raise FieldError(
+                        f"variants.{vname}.backends", f"{bname!r} is not enabled", ", ".join(self.backends)
+                    )
 
     def inputs_for(self, variant: str) -> InputsRecipe:
         """The variant's own ``[variants.NAME.inputs]`` when it has them, else the family's ``[inputs]``."""

@@ -37,6 +37,6 @@ def test_deepsort_packs_through_its_own_module(tmp_path: Path) -> None:
     assert report["parity"] and all(p["passed"] for p in report["parity"])
     for backend in ("torch", "torch-script", "onnx"):  # one zip each, checked at both crop shapes
         shapes = {p["input_shape"] for p in report["parity"] if p["backend"] == backend}
-        assert shapes == {"crops 3x224x224", "crops 3x256x128"}
+        assert shapes == {"crops 2x3x224x224", "crops 2x3x256x128"}  # full shapes (issue 23.5)
     cosines = [c for c in report["task_checks"] if c["check"] == "min_row_cosine"]
     assert cosines and all(c["value"] > 0.9999 for c in cosines)
