@@ -11,6 +11,7 @@ from typing import Any
 
 from backends.errors import OptionError
 from backends.registry import BACKENDS
+from packager import recipe_consumer
 from packager.consumer.layout import check_layout
 from packager.errors import RecipeError
 from packager.recipes import (
@@ -71,7 +72,9 @@ class RecipeParser:
             )
 
     def recipe(self, data: dict[str, Any]) -> Recipe:
-        self.unknown_keys(data, "", {"family", "variants", "backends", "inputs", "parity", "bench", "model"})
+        self.unknown_keys(
+            data, "", {"family", "variants", "backends", "inputs", "parity", "bench", "model", "consumer"}
+        )
         fam = self.get(data, "family", "", dict)
         self.unknown_keys(fam, "family", {"name", "architecture", "task", "default_variant", "description"})
         name = self.get(fam, "name", "family", str, self.path.stem)
@@ -99,6 +102,7 @@ class RecipeParser:
             parity=self.parity(self.get(data, "parity", "", dict, {})),
             bench=self.bench(self.get(data, "bench", "", dict, {})),
             model=self.model(self.get(data, "model", "", dict, {})),
+            consumer=recipe_consumer.consumer(self, self.get(data, "consumer", "", dict, {})),
         )
         self.check_zip_names(recipe)
         return recipe
@@ -325,7 +329,7 @@ class RecipeParser:
 
     def parity(self, table: dict[str, Any]) -> ParityRecipe:
         self.unknown_keys(
-            table, "parity", {"reference_class", "outputs", "backends", "min_cosine", "noise_floor"}
+            table, "parity", {"reference_class", "outputs", "backends", "min_cosine", "noise_floor", "task"}
         )
         ref = self.get(table, "reference_class", "parity", str, None)
         if ref and not MODEL_CLASS_RE.match(ref):
@@ -340,6 +344,7 @@ class RecipeParser:
             backend_tolerances={k: self.tolerance(v, f"parity.backends.{k}") for k, v in backends.items()},
             min_cosine=self.get(table, "min_cosine", "parity", float, None),
             noise_floor=self.get(table, "noise_floor", "parity", bool, False),
+            task_check=recipe_consumer.task_check(self, table["task"]) if "task" in table else None,
         )
 
     def bench(self, table: dict[str, Any]) -> BenchRecipe:

@@ -18,7 +18,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from backends.options import BackendOptions
+from bench.tasks import TaskCheckSpec
 from packager.errors import RecipeError
+from packager.recipe_consumer import ConsumerRecipe
 
 TASKS = (
     "object-detection",
@@ -151,6 +153,8 @@ class ParityRecipe:
     backend_tolerances: dict[str, Tolerance]
     min_cosine: float | None
     noise_floor: bool
+    task_check: TaskCheckSpec | None = None
+    """``[parity.task]``: the one check by task that judges the outputs it covers (``result.*``)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,8 @@ class Recipe:
     parity: ParityRecipe
     bench: BenchRecipe
     model: ModelRecipe = field(default_factory=ModelRecipe)
+    consumer: ConsumerRecipe = field(default_factory=ConsumerRecipe)
+    """``[consumer]``: whether inference-models loads this family's packages (declared, with why not)."""
 
     def inputs_for(self, variant: str) -> InputsRecipe:
         """The variant's own ``[variants.NAME.inputs]`` when it has them, else the family's ``[inputs]``."""
