@@ -13,9 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.report import CANNOT_LOAD
 from bench.tasks import CHECK_DEFAULTS, TaskCheckSpec
-
-CANNOT_LOAD = "inference-models cannot load this package"
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,10 @@ def test_pack_verifies_through_the_consumers_class(packed):
     assert package["model_class"].startswith("inference_models.models.pp_ocrv6.")
     with zipfile.ZipFile(packed / package["zip"]) as zf:
         assert sorted(zf.namelist()) == ["inference.onnx", "inference.yml"]
-    assert {p["output"] for p in report["parity"]} == {"raw", "result"}
+    assert {p["output"] for p in report["parity"]} == {"raw"}  # by element; the text by task
     assert all(p["passed"] and p["max_abs"] == 0 for p in report["parity"])
+    [text] = report["task_checks"]
+    assert (text["check"], text["output"], text["value"], text["passed"]) == ("max_cer", "result", 0.0, True)
     # the sample inputs are the recipe's texts rendered as text lines: the consumer's class reads them back
     [golden] = [g["path"] for g in report["goldens"] if g["backend"] == "onnx"]
     with np.load(packed / golden) as out:
