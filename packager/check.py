@@ -116,7 +116,12 @@ def open_package(
 
 def check_outputs(model: Any, request: CheckRequest) -> CheckResult:
     """Run the request's inputs through ``model`` and compare with its reference outputs."""
-    outputs = run_model(model, request.inputs)
+    return judge(request, run_model(model, request.inputs))
+
+
+def judge(request: CheckRequest, outputs: Tensors) -> CheckResult:
+    """Compare ``outputs`` (of the request's inputs, from any runner: a package here, the consumer's
+    ``AutoModel`` in verify-remote) with the reference: element parity, then the task checks."""
     declared = request.task_check
     if declared is None:
         parity = compare_outputs(request.reference, outputs, request.tolerance)
