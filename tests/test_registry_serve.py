@@ -95,6 +95,11 @@ def test_serve_registers_lists_and_survives_a_restart(tmp_path: Path) -> None:
         assert record["md5Hash"] == md5
         body = requests.get(record["downloadUrl"], timeout=10).content
         assert hashlib.md5(body).hexdigest() == md5
+        head = requests.head(record["downloadUrl"], timeout=10)  # what the consumer asks before ranges
+        assert head.headers["Accept-Ranges"] == "bytes" and int(head.headers["Content-Length"]) == len(body)
+        part = requests.get(record["downloadUrl"], headers={"Range": "bytes=5-14"}, timeout=10)
+        assert part.status_code == 206 and part.content == body[5:15]
+        assert part.headers["Content-Range"] == f"bytes 5-14/{len(body)}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     listing = subprocess.run(
         [*pack_command(), "registry", "list", "--root", str(root)],

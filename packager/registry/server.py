@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -141,6 +142,20 @@ class RegistryServer(RegistryState):
         }
 
 
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end inclusive)`` of a single ``bytes=a-b`` (or ``bytes=-n``) range within ``size``; None
+    when absent, malformed or unsatisfiable (then the whole file is sent)."""
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
+    if not match or not (match.group(1) or match.group(2)) or size == 0:
+        return None
+    if match.group(1):
+        start = int(match.group(1))
+        end = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+    else:
+        start, end = max(0, size - int(match.group(2))), size - 1
+    return (start, end) if start <= end else None
+
+
 class RegistryHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     app: RegistryServer
@@ -161,11 +176,11 @@ class RegistryHandler(BaseHTTPRequestHandler):
         """The bytes an upload stores (a subclass may corrupt them)."""
         return data
 
-    def send_body(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def send_body(self, status: int, body: bytes, headers: dict[str, str], length: int | None = None) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         self.wfile.write(body)
 
@@ -210,7 +225,9 @@ class RegistryHandler(BaseHTTPRequestHandler):
             answer = self.app.weights_page(model_id, (query.get("startAfter") or [""])[0], max(1, page_size))
         return self._json(200, answer)
 
-    def _download(self, name: str) -> None:
+    def _download(self, name: str, head: bool = False) -> None:
+        """A sealed package's file; ``Range: bytes=a-b`` answered 206 (the consumer downloads large
+        files in parallel ranges when ``Accept-Ranges`` says it may)."""
         package_id, _, handle = name.partition("/")
         package = self.app.packages.get(package_id)
         data = None
@@ -218,7 +235,21 @@ class RegistryHandler(BaseHTTPRequestHandler):
             data = self.app.files.get(self.app.object_name(package_id, handle))
         if data is None:
             return self._json(404, {"error": f"no file {name}"})
-        return self.send_body(200, data, {"Content-Type": "application/octet-stream"})
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        wanted = byte_range(self.headers.get("Range"), len(data))
+        status = 200
+        if wanted is not None:
+            start, end = wanted
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            data, status = data[start : end + 1], 206
+        return self.send_body(status, b"" if head else data, headers, length=len(data))
+
+    def do_HEAD(self) -> None:
+        self._record("HEAD")
+        parts = urlsplit(self.path)
+        if not parts.path.startswith("/files/"):
+            return self.send_body(404, b"", {}, length=0)
+        return self._download(unquote(parts.path.removeprefix("/files/")), head=True)
 
     def do_POST(self) -> None:
         self._record("POST")
