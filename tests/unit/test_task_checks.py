@@ -38,9 +38,9 @@ def shifted(quad: list[list[int]], dx: int, dy: int = 0) -> list[list[int]]:
 def test_polygon_iou_known_values() -> None:
     square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]])
     assert polygon_iou(square, square) == pytest.approx(1.0)
-    assert polygon_iou(square, square + [5, 0]) == pytest.approx(50 / 150)
+    assert polygon_iou(square, square + np.array([5, 0])) == pytest.approx(50 / 150)
     assert polygon_iou(square, square[::-1]) == pytest.approx(1.0)  # orientation does not matter
-    assert polygon_iou(square, square + [20, 0]) == 0.0
+    assert polygon_iou(square, square + np.array([20, 0])) == 0.0
     diamond = np.array([[5, 0], [10, 5], [5, 10], [0, 5]])  # area 50, inside the square
     assert polygon_iou(square, diamond) == pytest.approx(0.5)
 
