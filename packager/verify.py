@@ -9,7 +9,8 @@ assembles the report from the returned values; nothing here writes into a report
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,7 @@ def _check_request(request: VerifyRequest, case: ShapeCase) -> CheckRequest:
         tolerance=tolerances_for(recipe, build.backend, request.floors),
         task=recipe.task,
         min_cosine=recipe.parity.min_cosine,
+        task_check=recipe.parity.task_check,
     )
 
 
@@ -219,21 +221,23 @@ def _warn(ui: UI, where: str, check: CheckResult) -> None:
             )
     for c in check.task_checks:
         if not c.passed:
-            ui.warn(f"task check {where} {c.check}: {c.value:.6g} < {c.threshold}")
+            bound = "at least" if c.rule == ">=" else "at most"
+            ui.warn(f"task check {where} {c.check} on {c.output}: {c.value:.6g}, needs {bound} {c.threshold}")
 
 
 def tolerances_for(
     recipe: Recipe, backend: str, floors: dict[str, dict] | None = None
 ) -> Callable[[str, str], tuple[float, float]]:
-    """Recipe per-output override, then recipe per-backend override, then the measured noise floor (when
+    """Recipe per-output override (the exact name, else the first glob pattern that matches it, such as
+    ``"raw.*"``, ``"*"`` last), then recipe per-backend override, then the measured noise floor (when
     ``[parity] noise_floor = true``), then the dtype/backend defaults."""
     quantization = recipe.backends[backend].quantization
 
     def tolerance_for(output: str, dtype: str) -> tuple[float, float]:
-        for key in (output, "*"):
-            if key in recipe.parity.tolerances:
-                t = recipe.parity.tolerances[key]
-                return t.atol, t.rtol
+        key = matching_key(recipe.parity.tolerances, output)
+        if key is not None:
+            t = recipe.parity.tolerances[key]
+            return t.atol, t.rtol
         if backend in recipe.parity.backend_tolerances:
             t = recipe.parity.backend_tolerances[backend]
             return t.atol, t.rtol
@@ -242,6 +246,16 @@ def tolerances_for(
         return default_tolerance(dtype, backend, quantization)
 
     return tolerance_for
+
+
+def matching_key(patterns: Iterable[str], name: str) -> str | None:
+    """The key of ``patterns`` that applies to output ``name``: the exact name, else the first glob
+    pattern (``*``, ``?``, ``[...]``, matching across dots) in the recipe's order, ``"*"`` after the rest."""
+    keys = list(patterns)
+    if name in keys:
+        return name
+    globs = [k for k in keys if k != "*" and any(c in k for c in "*?[")] + ["*"] * ("*" in keys)
+    return next((k for k in globs if fnmatch.fnmatchcase(name, k)), None)
 
 
 def measure_latency(
