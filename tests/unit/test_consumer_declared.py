@@ -92,8 +92,14 @@ tensors = [{ name = "x", shape = [1, 3], dtype = "float32" }]
             "[parity.task]\ncheck = 'text'\nmin_iou = 0.5\n",
             r"'parity\.task\.min_iou': is not a known field.*max_cer",
         ),
-        ("[parity.task]\ncheck = 'text'\niou = 0.5\n", r"'parity\.task\.iou': does not apply to check 'text'.*max_cer"),
-        ("[parity.task]\ncheck = 'detection'\niou = -1\n", r"'parity\.task\.iou': -1\.0 is below 0.*a finite number >= 0"),
+        (
+            "[parity.task]\ncheck = 'text'\niou = 0.5\n",
+            r"'parity\.task\.iou': does not apply to check 'text'.*max_cer",
+        ),
+        (
+            "[parity.task]\ncheck = 'detection'\niou = -1\n",
+            r"'parity\.task\.iou': -1\.0 is below 0.*a finite number >= 0",
+        ),
     ],
 )
 def test_bad_consumer_and_task_fields_are_refused_with_the_field_named(tmp_path, extra, match) -> None:
