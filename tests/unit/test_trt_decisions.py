@@ -529,3 +529,55 @@ def test_none_from_the_tensorrt_runtime_is_a_typed_error() -> None:
 
     with pytest.raises(ModelLoadError, match=r"could not create an execution context for pkg/engine\.plan"):
         execution_context(SimpleNamespace(create_execution_context=lambda: None), engine)
+
+
+# ---- scripts/check_trt_api.py: the scan and the verdict, on a surface written here ----------------------
+
+
+def test_the_api_check_finds_a_missing_name_and_spares_a_guarded_one(tmp_path: Path) -> None:
+    """The check that runs against the real bindings (outside CI) must be able to fail: a name the code
+    reads unguarded and the bindings lack is MISSING; one read through hasattr is only reported."""
+    import sys
+
+    scripts = str(Path(__file__).resolve().parents[2] / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        import check_trt_api as api
+    finally:
+        sys.path.remove(scripts)
+    source = tmp_path / "user.py"
+    source.write_text(
+        "def build(trt):\n"
+        "    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))\n"
+        "    config = builder.create_builder_config()\n"
+        "    if hasattr(trt.BuilderFlag, 'FP16'):\n"
+        "        config.set_flag(trt.BuilderFlag.FP16)\n"
+        "    config.set_flag(trt.BuilderFlag.STRIP_PLAN)\n"
+        "    config.no_such_method()\n"
+    )
+    surface = {
+        "version": "11.4.0.106",
+        "module": ["Builder", "BuilderFlag", "DataType", "Logger", "__version__"],
+        "classes": {
+            "Builder": {"create_builder_config": "IBuilderConfig"},
+            "IBuilderConfig": {"set_flag": None},
+            "BuilderFlag": {"TF32": None},
+            "Logger": {"WARNING": None},
+            "DataType": {},
+        },
+        "enums": {"DataType": ["BF16", "FLOAT", "FP4", "HALF", "INT4", "INT8", "UINT8", "BOOL", "INT32",
+                               "INT64", "FP8", "E8M0"]},
+    }  # fmt: skip
+    use = api.scan([source], surface)
+    assert ("BuilderFlag", "FP16") in use.optional
+    assert ("IBuilderConfig", "set_flag") in use.members and (
+        "IBuilderConfig",
+        "no_such_method",
+    ) in use.members
+    extension = tmp_path / "tensorrt.so"
+    extension.write_bytes(b"\0reallocate_output\0")
+    lines = api.report(11, surface, ["libnvinfer.so.11"], use, extension)
+    missing = lines[-1]
+    assert "trt.BuilderFlag.STRIP_PLAN (user.py:6)" in missing and "IBuilderConfig.no_such_method" in missing
+    assert "FP16" not in missing and "BuilderFlag.FP16 absent" in "\n".join(lines)
+    assert "DataType: 12 members; mapped to torch: 10, refused as packed: FP4, INT4" in "\n".join(lines)
