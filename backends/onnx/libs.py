@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import mmap
 import re
 import struct
 import sys
@@ -39,8 +40,16 @@ PIP_LIBRARY_GLOBS = ("nvidia/*/lib", "nvidia/cu*/lib", "tensorrt_libs", "torch/l
 
 def elf_needed(path: Path) -> list[str]:
     """The ``DT_NEEDED`` sonames of a 64-bit little-endian ELF shared library (what ``readelf -d`` lists
-    as NEEDED), read without running anything; empty for a file that is no such ELF."""
-    data = Path(path).read_bytes()
+    as NEEDED), read through a memory map (CUDA libraries run to hundreds of MB; only headers are
+    touched) without running anything; empty for a file that is no such ELF."""
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _needed(data)
+    except (OSError, ValueError, struct.error):  # empty, unreadable or truncated: no ELF to read
+        return []
+
+
+def _needed(data: mmap.mmap) -> list[str]:
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return []
     (phoff,) = struct.unpack_from("<Q", data, 0x20)
@@ -66,7 +75,7 @@ def elf_needed(path: Path) -> list[str]:
     if strtab is None:
         return []
     base = next((off + strtab - va for va, off, size in loads if va <= strtab < va + size), strtab)
-    return [data[base + n : data.index(b"\0", base + n)].decode() for n in entries]
+    return [data[base + n : data.find(b"\0", base + n)].decode() for n in entries]
 
 
 def site_folders(paths: Sequence[str] | None = None) -> list[Path]:

@@ -160,8 +160,18 @@ class OnnxModel(PackageModel):
         trt_options = {
             k: kwargs[k] for k in ("trt_engine_cache_enable", "trt_max_workspace_size") if k in kwargs
         }
+        use_trt = bool(kwargs.get("tensorrt")) and not onnx_execution_providers
+        if use_trt:
+            names = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+            _require_providers(names, onnxruntime.get_available_providers(), device)
+        # pip's CUDA/TensorRT libraries, preloaded; one that is missing is named before anything is built
+        plans = install.prepare(["TensorrtExecutionProvider", "CUDAExecutionProvider"] if use_trt else [])
+        loadable = [n for n, plan in plans.items() if not (plan and plan.missing)]
+        early = _dropped(list(plans), loadable, plans)
+        if early:
+            raise BrokenInstallError(f"{weights} on {device}: {early}")
         cache_dir = None
-        if kwargs.get("tensorrt") and not onnx_execution_providers:
+        if use_trt and trt_options.get("trt_engine_cache_enable", True):
             cache_root = Path(kwargs.get("trt_engine_cache_path") or default_engine_cache_dir())
             key_options = {**trt_options, "trt_fp16_enable": bool(kwargs.get("trt_fp16_enable"))}
             versions = engine_versions(device)
@@ -170,14 +180,14 @@ class OnnxModel(PackageModel):
             onnx_execution_providers
             or providers_for(
                 device,
-                tensorrt=bool(kwargs.get("tensorrt")),
+                tensorrt=use_trt,
                 engine_cache_dir=cache_dir,
                 trt_fp16=bool(kwargs.get("trt_fp16_enable")),
                 trt_options=trt_options,
             )
         )
         _require_providers(providers, onnxruntime.get_available_providers(), device)
-        plans = install.prepare(_provider_names(providers))  # pip's CUDA/TensorRT libraries, preloaded
+        plans = {**plans, **install.prepare([n for n in _provider_names(providers) if n not in plans])}
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if kwargs.get("intra_op_num_threads"):
@@ -190,10 +200,7 @@ class OnnxModel(PackageModel):
             raise ModelLoadError(f"onnxruntime could not load {weights}: {exc}") from exc
         # ORT silently drops a provider it cannot initialise (missing CUDA/cuDNN/TensorRT libraries)
         asked = [n for n in _provider_names(providers) if n != "CPUExecutionProvider"]
-        problem = install.provider_problem(
-            asked, session.get_providers(), plans, next(iter(install.installed()), None),
-            install.cuda_build(), python=sys.executable,
-        )  # fmt: skip
+        problem = _dropped(asked, session.get_providers(), plans)
         if problem:
             raise BrokenInstallError(f"{weights} on {device}: {problem}")
         io_binding = kwargs.get("io_binding", device.startswith("cuda"))
@@ -221,6 +228,15 @@ class OnnxModel(PackageModel):
             binding.bind_output(name, "cuda", index)
         self.session.run_with_iobinding(binding)
         return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))
+
+
+def _dropped(asked: Sequence[str], got: Sequence[str], plans: Mapping[str, Any]) -> str | None:
+    """:func:`backends.onnx.install.provider_problem` for the providers ``asked`` that are not in ``got``;
+    the install facts it names are read only then (a load that keeps its providers pays nothing)."""
+    if all(name in got for name in asked):
+        return None
+    ort = next(iter(install.installed()), None)
+    return install.provider_problem(asked, got, plans, ort, install.cuda_build(), python=sys.executable)
 
 
 def _provider_names(providers: Sequence[Any]) -> list[str]:
