@@ -181,7 +181,10 @@ def check(
 def prepare(requested: Sequence[str]) -> dict[str, LibraryPlan | None]:
     """Load what the providers in ``requested`` need from pip's NVIDIA folders (:mod:`backends.onnx.libs`)
     before onnxruntime opens them; returns each provider's plan (what was missing stays in it)."""
-    plans = {name: libs.plan_for(name) for name in requested if name in libs.PROVIDER_LIBRARIES}
+    cuda = cuda_build()
+    plans = {
+        name: libs.plan_for(name, cuda_major=cuda) for name in requested if name in libs.PROVIDER_LIBRARIES
+    }
     for plan in plans.values():
         if plan is not None:
             libs.preload(plan.load)
@@ -264,15 +267,19 @@ def parse_cuda_build(text: str) -> int | None:
 
 
 def probe_session(providers: Sequence[str]) -> list[str]:
-    """``get_providers()`` of a session on a one-node graph (y = x + x) created with ``providers``: what
-    really loads, where ``get_available_providers()`` only lists what onnxruntime was built with."""
+    """``get_providers()`` of a session created with ``providers`` on a one-node graph (a 1x1 convolution,
+    which the CUDA provider runs with cuDNN), after one run: what really loads and runs, where
+    ``get_available_providers()`` only lists what onnxruntime was built with. BrokenInstallError when the
+    run fails (a library the provider opens only while it runs)."""
+    import numpy as np
     import onnx
     import onnxruntime
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "probe", [x], [y])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1], [2.0])
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "probe", [x], [y], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = min(model.ir_version, 8)  # readable by every onnxruntime weightpack accepts
     onnx.checker.check_model(model)
@@ -281,7 +288,22 @@ def probe_session(providers: Sequence[str]) -> list[str]:
     with warnings.catch_warnings():  # "not in available provider names": what this probe reports itself
         warnings.simplefilter("ignore")
         session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=list(providers))
-    return list(session.get_providers())
+    got = list(session.get_providers())
+    try:
+        (out,) = session.run(None, {"x": np.ones((1, 1, 4, 4), np.float32)})
+    except Exception as exc:  # onnxruntime's untyped errors: a kernel that could not load its library
+        raise BrokenInstallError(
+            f"a session on {got} could not run a convolution: {exc}. Fix: {shlex.quote(sys.executable)} -m "
+            f"pip install --force-reinstall 'onnxruntime-gpu[cuda,cudnn]=={_version()}'"
+        ) from None
+    if not np.allclose(out, 2.0):
+        raise BrokenInstallError(f"a session on {got} computed a 1x1 convolution wrongly ({out.ravel()[:4]})")
+    return got
+
+
+def _version() -> str:
+    dists = installed()
+    return dists[0].version if dists else ""
 
 
 def preflight(devices: Sequence[str]) -> None:

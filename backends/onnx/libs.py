@@ -209,15 +209,29 @@ def provider_library(provider: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def plan_for(provider: str, paths: Sequence[str] | None = None) -> LibraryPlan | None:
+def opened_at_run_time(provider: str, cuda_major: int | None) -> tuple[list[str], list[str]]:
+    """``(required, optional)`` sonames a provider ``dlopen``s by name while it runs, which its DT_NEEDED
+    does not list: cuDNN for the CUDA provider (convolutions; onnxruntime-gpu 1.31 no longer links it),
+    cuFFT and NVRTC (a few operators) as onnxruntime's own ``preload_dlls`` treats them."""
+    if provider != "CUDAExecutionProvider" or cuda_major is None:
+        return [], []
+    cufft = 12 if cuda_major >= 13 else 11
+    return ["libcudnn.so.9"], [f"libcufft.so.{cufft}", f"libnvrtc.so.{cuda_major}"]
+
+
+def plan_for(
+    provider: str, paths: Sequence[str] | None = None, cuda_major: int | None = None
+) -> LibraryPlan | None:
     """The :class:`LibraryPlan` of ``provider`` in this environment (None: onnxruntime has no such
-    library, i.e. not onnxruntime-gpu)."""
+    library, i.e. not onnxruntime-gpu); ``cuda_major``: the CUDA build of onnxruntime, for the libraries
+    it opens at run time (:func:`opened_at_run_time`)."""
     library = provider_library(provider)
     if library is None:
         return None
     available = pip_libraries(site_folders(paths))
     needs_of = {files[0]: elf_needed(files[0]) for files in available.values()}
-    needed = elf_needed(library)
+    required, optional = opened_at_run_time(provider, cuda_major)
+    needed = [*elf_needed(library), *required, *(s for s in optional if s in available)]
     plan = library_plan(needed, available, needs_of, loaded_sonames())
     if provider == "TensorrtExecutionProvider" and any(trt_major(s) for s in plan.missing):
         plan = LibraryPlan(plan.load, plan.missing, trt_library(needed, available)[1])

@@ -418,3 +418,26 @@ def test_elf_needed_reads_real_libraries() -> None:
     assert libs.elf_needed(ROOT / "pyproject.toml") == []  # no ELF: nothing
     assert libs.provider_library("CUDAExecutionProvider") is None  # the CPU build has no CUDA provider
     assert libs.infer_lib_version(101601) == "10.16.1" and libs.infer_lib_version(8601) == "8.6.1"
+
+
+def test_cudnn_is_planned_although_the_cuda_provider_does_not_link_it(tmp_path: Path) -> None:
+    """onnxruntime-gpu 1.31's CUDA provider opens cuDNN by name while it runs (its DT_NEEDED lists only
+    cuBLAS, cuRAND and the runtime): without cuDNN the session is created and a convolution fails later."""
+    required, optional = libs.opened_at_run_time("CUDAExecutionProvider", 13)
+    assert required == ["libcudnn.so.9"] and optional == ["libcufft.so.12", "libnvrtc.so.13"]
+    assert libs.opened_at_run_time("CUDAExecutionProvider", 12)[1] == ["libcufft.so.11", "libnvrtc.so.12"]
+    assert libs.opened_at_run_time("TensorrtExecutionProvider", 13) == ([], [])
+    cuda_needs = [
+        "libcublasLt.so.13",
+        "libcublas.so.13",
+        "libcurand.so.10",
+        "libcudart.so.13",
+        "libcuda.so.1",
+    ]
+    site = tmp_path / "site"
+    for rel in ("nvidia/cu13/lib/libcublasLt.so.13", "nvidia/cu13/lib/libcublas.so.13",
+                "nvidia/cu13/lib/libcurand.so.10", "nvidia/cu13/lib/libcudart.so.13"):  # fmt: skip
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(b"")
+    plan = libs.library_plan([*cuda_needs, *required], libs.pip_libraries([site]))
+    assert plan.missing == ["libcudnn.so.9"] and len(plan.load) == 4  # the driver's libcuda is not pip's
