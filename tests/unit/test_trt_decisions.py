@@ -333,7 +333,7 @@ def test_tensorrt_11_is_strongly_typed_fp16_comes_from_the_graph() -> None:
 
 def test_unknown_tensorrt_major_is_refused_up_front() -> None:
     with pytest.raises(
-        BrokenInstallError, match=r"TensorRT 12\.0\.0 is not supported .*'tensorrt>=10,<12'"
+        BrokenInstallError, match=r"TensorRT 12\.0\.0 is not supported .*'weightpack\[gpu\]' \(TensorRT 10"
     ) as info:
         precision_plan("12.0.0", "fp32", has_fp16_flag=False)
     assert info.value.exit_code == 3
