@@ -384,13 +384,13 @@ def test_a_bf16_output_is_allocated_as_bf16() -> None:
 def test_a_data_dependent_output_gets_an_output_allocator() -> None:
     """Point 6: ``get_tensor_shape`` is (-1, 4) before execution; main allocated ``torch.empty((-1, 4))``
     and failed. Now TensorRT's allocator callbacks size the buffer and report the shape (3 rows here)."""
-    from backends.trt.outputs import needs_allocator
-
-    assert needs_allocator((-1, 4)) and not needs_allocator((8, 16))
     context = _FakeContext(found=3)
     model = _cpu_model(context)
     out = model.run({"image": np.ones((2, 3, 48, 48), np.float32)})
     assert tuple(out["landmarks"].shape) == (3, 4) and "landmarks" in context.allocators
+    from backends.trt.outputs import needs_allocator
+
+    assert needs_allocator((-1, 4)) and not needs_allocator((8, 16))
     assert "landmarks" not in context.addresses  # no address set for an output of unknown size
     allocator = context.allocators["landmarks"]
     context.found = 5  # another batch finds more: the buffer grows, the allocator is the same
