@@ -103,6 +103,14 @@ def step_caps(budget_s: float) -> dict[str, float]:
     return {name: cap * scale for name, cap in CAPS.items()}
 
 
+def share(names: list[str], left_s: float) -> dict[str, float]:
+    """The time left (``left_s``) shared among the steps ``names`` that will run, in proportion to their
+    :data:`CAPS`: a step skipped for a reason (onnxruntime-gpu not carried, a dry run) leaves its share to
+    the others instead of wasting it."""
+    total = sum(CAPS[n] for n in names)
+    return {n: CAPS[n] * max(0.0, left_s) / total for n in names} if total else {}
+
+
 def time_for(cap: float, left: float) -> float | None:
     """How long a step may run: its cap, or the time left when less; ``None`` (not started) when under
     :data:`MIN_STEP_S` is left, too little for any step to finish."""
@@ -569,7 +577,9 @@ def run_steps(c: Check) -> None:
     note = TRT_NOTE.read_text().strip() if TRT_NOTE.is_file() else None
     trt = lambda s: pack_step(c, "tensorrt", "mtcnn", "onet", "trt", s)  # noqa: E731
     plan.append(("tensorrt", tensorrt_skip(c.facts, c.dry_run, note) or trt, OPTIONAL_CAP_S))
+    shares = share([n for n, fn, _ in plan if not isinstance(fn, str) and n in CAPS], c.left())
     for name, fn, cap in plan:
+        cap = shares.get(name, cap)
         if isinstance(fn, str):
             c.skip(name, fn)
         elif no_cuda:

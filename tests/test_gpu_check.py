@@ -122,6 +122,14 @@ def test_a_step_out_of_time_is_not_run_and_fails_the_check(tmp_path: Path) -> No
     )
 
 
+def test_the_time_of_a_skipped_step_goes_to_the_steps_that_run() -> None:
+    """onnxruntime-gpu not carried: its 50 s are shared among the steps that run, not left idle."""
+    shares = gpu_check.share(["cuda-tests", "timers"], 180.0)
+    assert shares == {"cuda-tests": 140.0, "timers": 40.0}
+    assert sum(gpu_check.share(list(gpu_check.CAPS), 285.0).values()) == pytest.approx(285.0)
+    assert gpu_check.share([], 100.0) == {}
+
+
 def test_a_step_gets_its_cap_or_what_is_left_and_never_less_than_its_minimum() -> None:
     assert gpu_check.time_for(60.0, 200.0) == 60.0
     assert gpu_check.time_for(60.0, 25.0) == 25.0
