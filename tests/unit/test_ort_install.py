@@ -441,3 +441,28 @@ def test_cudnn_is_planned_although_the_cuda_provider_does_not_link_it(tmp_path: 
         (site / rel).write_bytes(b"")
     plan = libs.library_plan([*cuda_needs, *required], libs.pip_libraries([site]))
     assert plan.missing == ["libcudnn.so.9"] and len(plan.load) == 4  # the driver's libcuda is not pip's
+
+
+def test_pack_stops_up_front_when_the_listed_cuda_provider_does_not_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the CLI, as on a box whose onnxruntime-gpu lists CUDAExecutionProvider but cannot load it
+    (here: the CPU build made to list it; the probe session is real and drops it). Main built the package
+    and failed its verification without a fix; now the preflight stops before anything is built, exit 3."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    from packager.cli import main
+
+    monkeypatch.setattr(backends.device, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: CUDA_PROVIDERS)
+    out = tmp_path / "out"
+    args = ["mtcnn", "--variants", "onet", "--backends", "onnx", "--devices", "cuda", "--no-latency"]
+    code = main([*args, "--out", str(out), "--quiet", "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "Traceback" not in err and not list(out.glob("*.zip"))
+    [failure] = json.loads((out / "report.json").read_text())["failures"]
+    assert "CUDAExecutionProvider is listed by onnxruntime" in failure["message"]
+    assert "but did not load" in failure["message"] and "Fix: " in failure["message"]
