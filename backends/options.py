@@ -12,6 +12,7 @@ or another :class:`BackendOptions` for a nested table), and :meth:`BackendOption
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +24,19 @@ QUANTIZATIONS = ("fp32", "fp16", "bf16", "int8", "unknown")
 """Every quantization a registry manifest may record; a backend narrows it to what it can build."""
 
 OptionsT = TypeVar("OptionsT", bound="BackendOptions")
+
+TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A target's name (``h100``, ``l4``, ``jetson-orin``, ``A100-80G``): it becomes a Ray resource name and
+part of a file name, so letters, digits, ``_``, ``.`` and ``-`` only."""
+
+
+def target_problem(names: list[str]) -> str | None:
+    """Why ``names`` is not a list of targets (a bad name, a repeat), or None when it is."""
+    for name in names:
+        if not TARGET_NAME.match(name):
+            return f"'{name}' is not a target name"
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return f"'{repeated[0]}' is named twice" if repeated else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +52,9 @@ class BackendOptions:
     (``weights.onnx`` -> ``inference.onnx``); applied by ``packager.layout`` before zipping."""
     files: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Files added to the package: name -> ``{ hook = "module:function" }`` or ``{ source = "path" }``."""
+    targets: list[str] = dataclasses.field(default_factory=list)
+    """Machine types this backend's packages are built and verified on with ``pack --ray`` (one package per
+    target for a device-bound backend; see docs/cluster.md). A run without ``--ray`` builds here."""
 
     positive: ClassVar[tuple[str, ...]] = ()
     """Integer fields that must be > 0 when set."""
@@ -53,6 +70,9 @@ class BackendOptions:
             raise OptionError(_join(where, unknown[0]), "is not a known option", ", ".join(sorted(known)))
         values = {key: _coerce(hints[key], value, _join(where, key)) for key, value in table.items()}
         options = cls(**values)
+        problem = target_problem(list(options.targets))
+        if problem:
+            raise OptionError(_join(where, "targets"), problem, "distinct names of letters, digits, _ . -")
         for name in cls.positive:
             value = getattr(options, name)
             if value is not None and value <= 0:
@@ -64,8 +84,11 @@ class BackendOptions:
         """Check values against each other and the environment; raise OptionError. Default: nothing."""
 
     def as_dict(self) -> dict[str, Any]:
-        """Every option with its value (defaults included): what keys a rebuild."""
-        return dataclasses.asdict(self)
+        """Every option with its value (defaults included): what keys a rebuild. ``targets`` says where a
+        package is built, not what it holds (a device-bound one's target keys it through its zip name)."""
+        data = dataclasses.asdict(self)
+        data.pop("targets", None)
+        return data
 
     def get(self, key: str, default: Any = None) -> Any:
         """Mapping-style read, for code written against the former dict options (user exporters)."""

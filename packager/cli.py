@@ -19,6 +19,7 @@ from pathlib import Path
 
 from backends.device import available_devices
 from packager import __version__, commands, limits
+from packager.cluster import cli as cluster_cli
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 from packager.redact import redact_argv
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="refuse what is otherwise warned about (unpinned hf:// sources)"
     )
     limits.add_arguments(parser)
+    cluster_cli.add_arguments(parser)
     for module in _extensions():
         module.add_arguments(parser)
     return parser
@@ -231,6 +233,7 @@ def _pack(args: argparse.Namespace) -> int:
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
+    cluster = cluster_cli.executor(args)  # --ray: connected now, so a wrong address fails before any work
     options = PackOptions(
         variants=variants,
         backends=backends,
@@ -245,6 +248,7 @@ def _pack(args: argparse.Namespace) -> int:
         limits=limits.limits_from(args),
         wait=args.wait,
         strict=args.strict,
+        cluster=cluster,
     )
     ui = make_ui(args.quiet or args.json)
     _quiet_libraries()
