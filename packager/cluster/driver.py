@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,9 +107,10 @@ class RayExecutor:
             self.connect()
         release_reference()  # the driver verifies nothing: its reference model is no longer needed
         run = _Run(self, recipe, prepared, options, ui, threads)
-        try:
-            run.start()
-            run.wait()
+        try:  # Ray prints a dead worker's notice on stdout, which --json keeps for its summary alone
+            with contextlib.redirect_stdout(sys.stderr):
+                run.start()
+                run.wait()
         except BaseException:
             run.cancel()  # Ctrl-C, or an error of the driver's own: no task outlives the run
             raise
