@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -81,12 +82,22 @@ class LocalCluster:
     address: str = ""
     nodes: list[NodeProcess] = field(default_factory=list)
 
+    def client_env(self) -> dict[str, str]:
+        """What a driver (``pack --ray``) and every node need: this cluster's own token. Ray turns token
+        authentication on by itself when ``~/.ray/auth_token`` exists (another user's Ray may have made
+        one), so the mode and the token are always given here, never taken from the home folder."""
+        token = self.root / "auth_token"
+        if not token.is_file():
+            token.touch(mode=0o600)
+            token.write_text(secrets.token_hex(32))
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+
     def env(self, cache: Path) -> dict[str, str]:
         return {
             **os.environ,
+            **self.client_env(),
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             "WEIGHTPACK_CACHE": str(cache),
-            "RAY_USAGE_STATS_ENABLED": "0",
             "HF_HUB_OFFLINE": "1",
         }
 
@@ -156,9 +167,14 @@ def start(root: Path, targets: dict[str, str]) -> LocalCluster:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the nodes on SIGTERM too (finally below)
     where = Path(sys.argv[1] if len(sys.argv) > 1 else "out/ray-cluster").resolve()
     cluster = start(where, {"h": "a", "w": "b"})
-    print(f"address: {cluster.address}  (pack FAMILY --ray {cluster.address} --targets a,b)", flush=True)
+    settings = " ".join(f"{k}={v}" for k, v in cluster.client_env().items())
+    print(
+        f"address: {cluster.address}\n  {settings} pack FAMILY --ray {cluster.address} --targets a,b",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)
