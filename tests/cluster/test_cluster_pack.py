@@ -162,11 +162,21 @@ def test_a_killed_worker_is_tried_once_more_elsewhere_then_is_its_packages_faile
     the other node: it passes); the onnx task's worker is killed on both tries (a failed check, exit 1),
     and the run goes on."""
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "packager.cli", *PNET, "--backends", "torch,onnx", "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "packager.cli",
+        *PNET,
+        "--backends",
+        "torch,onnx",
+        "--json",
+        "--out",
+        str(out),
+    ]
     argv += ["--cache-dir", str(tmp_path / "cache"), "--ray", cluster.address]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     plan = {"torch": 1, "onnx": 2}  # how many of each package's tries to kill
     killed: dict[str, list[tuple[str, int]]] = {"torch": [], "onnx": []}
@@ -178,9 +188,10 @@ def test_a_killed_worker_is_tried_once_more_elsewhere_then_is_its_packages_faile
                 os.kill(pid, signal.SIGKILL)
                 killed[backend].append((node, pid))
         time.sleep(0.05)
-    _, err = child.communicate(timeout=60)
+    stdout, err = child.communicate(timeout=60)
     assert [len(killed["torch"]), len(killed["onnx"])] == [1, 2], (killed, err[-3000:])
     assert child.returncode == 1, err[-3000:]
+    assert json.loads(stdout)["passed"] is False  # Ray's notice of each dead worker went to stderr
     report = report_of(out)
     [torch, *_] = report["packages"]
     assert torch["backend"] == "torch" and all(
