@@ -107,15 +107,17 @@ class RayExecutor:
             self.connect()
         release_reference()  # the driver verifies nothing: its reference model is no longer needed
         run = _Run(self, recipe, prepared, options, ui, threads)
-        try:  # Ray prints a dead worker's notice on stdout, which --json keeps for its summary alone
-            with contextlib.redirect_stdout(sys.stderr):
+        # Ray prints a dead worker's notice on stdout, whenever it comes, until it is shut down; --json
+        # keeps stdout for its summary alone
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
                 run.start()
                 run.wait()
-        except BaseException:
-            run.cancel()  # Ctrl-C, or an error of the driver's own: no task outlives the run
-            raise
-        finally:
-            self._ray.shutdown()
+            except BaseException:
+                run.cancel()  # Ctrl-C, or an error of the driver's own: no task outlives the run
+                raise
+            finally:
+                self._ray.shutdown()
         report.meta["cluster"] = run.summary()
         for plan, jobs in run.by_plan():
             merge.assemble(
