@@ -14,7 +14,6 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +154,7 @@ class _Run:
         self.remote = self.ray.remote(run_package_task)
         self.upstream: dict[str, list[tuple[str, Any]]] = {}
         self.held: dict[PackagePlan, Any] = {}  # the package gathered for a plan (for its other targets)
+        self.zips: dict[PackagePlan, ShippedPackage | None] = {}  # what _shipped put in the object store
         self.retries = 0
         self.machines: dict[str, dict[str, Any]] = {}  # node id -> hostname and machine, as tasks said
 
@@ -191,13 +191,17 @@ class _Run:
             self._submit(job, shipped)
 
     def _shipped(self, plan: PackagePlan) -> ShippedPackage | None:
-        """The package's zip and manifest from the output folder, to send with its tasks."""
-        zip_name = self.recipes[plan].zip_name(plan.variant, plan.backend)
-        zip_path = self.options.out_dir / zip_name
-        manifest_path = manifest.manifest_path_for(zip_path)
-        if not (zip_path.is_file() and manifest_path.is_file()):
-            return None
-        return ShippedPackage(zip_name, [self.ray.put(zip_path.read_bytes())], manifest_path.read_bytes())
+        """The package's zip and manifest from the output folder, to send with its tasks (put into the
+        object store once, again only after a task built it anew)."""
+        if plan not in self.zips:
+            zip_name = self.recipes[plan].zip_name(plan.variant, plan.backend)
+            zip_path = self.options.out_dir / zip_name
+            manifest_path = manifest.manifest_path_for(zip_path)
+            self.zips[plan] = None
+            if zip_path.is_file() and manifest_path.is_file():
+                data = self.ray.put(zip_path.read_bytes())
+                self.zips[plan] = ShippedPackage(zip_name, [data], manifest_path.read_bytes())
+        return self.zips[plan]
 
     def _reusable_here(self, plan: PackagePlan) -> bool:
         """The output folder's zip was built from this run's inputs (by the driver's library versions: a
@@ -288,6 +292,8 @@ class _Run:
         merge.gather(self.options.out_dir, outcome, job.result, self.held.get(job.plan), self.options.limits)
         if job.result.build is not None and job.plan not in self.held:
             self.held[job.plan] = job.result.build
+        if job.result.built_here:
+            self.zips.pop(job.plan, None)  # the output folder has a new zip: ship that one
         for warning in outcome.warnings:
             self.ui.warn(f"{job.label} on {outcome.node.get('hostname')}: {warning}")
         verdict = "failed" if job.result.failure else "done"
@@ -377,4 +383,5 @@ class _Run:
         }
 
 
-_DONE: Callable[[], None] = lambda: None  # noqa: E731  # a finished job's ref: nothing left to wait for
+_DONE: Any = object()
+"""A finished job's ``ref``: nothing left to wait for."""
