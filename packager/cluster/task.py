@@ -167,7 +167,8 @@ def _run(task: PackageTask, node: dict[str, Any]) -> Outcome:
     ui = CollectingUI()
     out = Outcome(node=node)
     root = node_root()
-    atomic.sweep(root / "scratch", recursive=False)  # what killed tasks left on this node
+    for folder in ("scratch", "upstream"):  # what killed tasks left on this node
+        atomic.sweep(root / folder, recursive=False)
     label = f"task-{task.variant}-{task.backend}" + (f"-{task.target}" if task.target else "")
     with atomic.temp_dir(root / "scratch", label) as scratch:
         try:
