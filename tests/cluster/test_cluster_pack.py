@@ -98,6 +98,7 @@ def test_a_cluster_run_gathers_the_packages_a_local_run_reports(
     assert proc.returncode == 0, proc.stderr[-3000:]
     mine, theirs = report_of(out), report_of(local_out)
     assert mine["passed"] and theirs["passed"] and mine["failures"] == theirs["failures"] == []
+    assert mine["references"] == theirs["references"]  # the driver computed them as a local run does
     # same packages, same bytes
     assert [{k: p[k] for k in PACKAGE_KEYS} for p in mine["packages"]] == [
         {k: p[k] for k in PACKAGE_KEYS} for p in theirs["packages"]
