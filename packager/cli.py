@@ -19,6 +19,7 @@ from pathlib import Path
 
 from backends.device import available_devices
 from packager import __version__, commands, limits
+from packager.arguments import comma_list
 from packager.cluster import cli as cluster_cli
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
@@ -50,13 +51,6 @@ def default_cache_dir() -> Path:
     return base / "weightpack"
 
 
-def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. tiny,small")
-    return items
-
-
 def _positive_int(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"'{value}' is not a positive integer")
@@ -75,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     family = parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
     family.completer = _complete_family  # type: ignore[attr-defined]  # read by argcomplete
     parser.add_argument(
-        "--variants", type=_csv, help="comma-separated variants (default: the recipe's default)"
+        "--variants", type=comma_list, help="comma-separated variants (default: the recipe's default)"
     )
-    parser.add_argument("--backends", type=_csv, help="comma-separated backends (default: all in the recipe)")
     parser.add_argument(
-        "--devices", type=_csv, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
+        "--backends", type=comma_list, help="comma-separated backends (default: all in the recipe)"
+    )
+    parser.add_argument(
+        "--devices", type=comma_list, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
     )
     parser.add_argument("--out", type=Path, help="output folder (default: ./out/FAMILY)")
     parser.add_argument(

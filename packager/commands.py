@@ -56,6 +56,11 @@ VERBS: tuple[Verb, ...] = (
         "A/A false alarms and planted slowdown/drift detection of pack compare on this machine",
     ),
     Verb(
+        "inspect",
+        "packager.inspect_cmd:main",
+        "a model's inputs and outputs (ONNX, TorchScript, state dict, HF) and the [inputs] for a recipe",
+    ),
+    Verb(
         "report",
         "packager.report_cmd:main",
         "render one report.json, or several side by side, as Markdown",

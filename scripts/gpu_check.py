@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _folder in (str(ROOT), str(Path(__file__).parent)):  # weightpack, and gpu_check_summary beside this
+# weightpack, gpu_check_summary beside this, and mtcnn_nets beside its recipe
+for _folder in (str(ROOT), str(Path(__file__).parent), str(ROOT / "recipes")):
     if _folder not in sys.path:
         sys.path.insert(0, _folder)
 from gpu_check_summary import bundle_details, digest_report, write_summary  # noqa: E402
@@ -365,7 +366,7 @@ def timers_step(c: Check) -> dict[str, Any]:
         args = [feed[n] for n in names]
         what = f"MiniLM torch module, batch {batch} x {seq}"
     else:
-        from backends.zoo.mtcnn import build
+        from mtcnn_nets import build
 
         module = build("onet").eval().to(c.device)
         batch = 4 if c.dry_run else 4096

@@ -61,7 +61,7 @@ else
     # venv (.venv-consumer, scripts/setup_consumer.sh); without one it is skipped, loudly
     fpy=$("$PY" -c "
 import sys
-from backends.consumer import bridge, is_consumer_class
+from packager.consumer import bridge, is_consumer_class
 from packager.recipes import default_recipe_dirs, resolve_family
 recipe = resolve_family('$family', default_recipe_dirs())
 consumer = any(is_consumer_class(b.model_class or '') for b in recipe.backends.values())

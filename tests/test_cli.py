@@ -44,7 +44,7 @@ default_variant = "pnet"
 source = "{source}"
 
 [backends.torch]
-factory = "backends.zoo.mtcnn:build"
+factory = "mtcnn_nets:build"
 factory_kwargs = {{ net = "{{variant}}" }}
 {extra}
 
@@ -57,7 +57,7 @@ reference_class = "{reference}"
 """
 
 MODELS = """
-from backends.zoo.mtcnn import MTCNNNet
+from mtcnn_nets import MTCNNNet
 
 
 class Shifted(MTCNNNet):
@@ -74,7 +74,7 @@ def write_recipe(
     *,
     extra: str = "",
     source: str = "pkg://facenet_pytorch/data/pnet.pt",
-    reference: str = "backends.zoo.mtcnn:MTCNNNet",
+    reference: str = "mtcnn_nets:MTCNNNet",
 ) -> Path:
     recipes = root / "recipes"
     recipes.mkdir(exist_ok=True)
@@ -101,7 +101,9 @@ def pack_process(root: Path, args: list[str], **kwargs) -> subprocess.Popen:
     """``pack ARGS`` in a subprocess whose stderr is a real file (``root/stderr.txt``), 70 columns wide."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(root), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "recipes"), str(root), os.environ.get("PYTHONPATH", "")]
+        ),
         "COLUMNS": "70",
         "TERM": "xterm-256color",
     }

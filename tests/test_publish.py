@@ -406,7 +406,7 @@ def test_verify_remote_asks_the_consumer_about_each_package(
 def test_verify_remote_consumer_require_without_a_consumer_is_an_environment_error(
     tmp_path, monkeypatch, capsys
 ):
-    from backends.consumer import bridge
+    from packager.consumer import bridge
 
     monkeypatch.setattr(bridge, "ROOT", tmp_path)  # no .venv-consumer beside this checkout
     monkeypatch.delenv("WEIGHTPACK_CONSUMER_PYTHON", raising=False)

@@ -57,7 +57,10 @@ class OnnxFromReference:
     def __call__(self, directory: Path) -> Path:
         request, options = self.request, self.options
         target = Path(directory) / WEIGHTS_FILE
-        upstream_onnx = sorted(request.upstream_dir.glob("*.onnx"))
+        named = request.reference_kwargs.get("onnx_file")  # the graph the reference read, any name
+        upstream_onnx = (
+            [request.upstream_dir / named] if named else sorted(request.upstream_dir.glob("*.onnx"))
+        )
         if upstream_onnx and not options.reexport:
             self.consumed = _adopt_onnx(upstream_onnx[0], target)
             self.notes.append(f"adopted upstream {upstream_onnx[0].name}")
@@ -93,18 +96,19 @@ def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, ha
     dtype = torch.float16 if half else None
     if half:
         module = module.half()
-    args = sample_args(request, input_names, dtype)
+    args = sample_args(request, input_names, dtype, module)  # forward(x, sr: int) gets an int
     static = options.static_batch_size
     if static:  # a static graph is traced at exactly its batch size
-        args = tuple(_resize_batch(a, int(static)) for a in args)
+        args = tuple(_resize_batch(a, int(static)) if hasattr(a, "repeat") else a for a in args)
     declared = declared_axes(input_names, args, options.dynamic_axes)
     dynamic_axes = {}
+    batch = request.batch_axes  # a state [layers, N, hidden] is batched on axis 1, a constant on none
     for name in input_names:
-        axes = {} if static else {0: "batch"}
+        axes = {} if static or batch.get(name, 0) is None else {batch.get(name, 0): "batch"}
         axes.update({dim: f"{name}_dim{dim}" for dim in declared[name]})
         dynamic_axes[name] = axes
     for name in output_names:
-        dynamic_axes[name] = {} if static else {0: "batch"}
+        dynamic_axes[name] = {} if static or batch.get(name, 0) is None else {batch.get(name, 0): "batch"}
     use_dynamo = options.exporter == "dynamo"
     external = options.external_data or _needs_external_data(module)
     try:
@@ -149,7 +153,7 @@ def declared_axes(
     for name, arg in zip(input_names, args, strict=True):
         if recipe_axes and name in recipe_axes:
             out[name] = sorted(int(d) for d in recipe_axes[name] if int(d) != 0)
-        elif arg.is_floating_point():
+        elif not hasattr(arg, "dim") or arg.is_floating_point():  # a Python number: no axes at all
             out[name] = []
         else:
             out[name] = list(range(1, arg.dim()))

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from packager.arguments import comma_list
+
 
 @dataclass(frozen=True)
 class FamilyRun:
@@ -110,10 +112,6 @@ def run_all(
         return list(pool.map(lambda r: run_family(r, out_root, ray, extra), runs))
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from packager import atomic
 
@@ -121,9 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY, as pack writes it)")
-    p.add_argument("--families", help="comma-separated families (default: every recipe)")
-    p.add_argument("--variants", help="comma-separated variants (default: all)")
-    p.add_argument("--backends", help="comma-separated backends (default: the recipe's)")
+    p.add_argument("--families", type=comma_list, help="comma-separated families (default: every recipe)")
+    p.add_argument("--variants", type=comma_list, help="comma-separated variants (default: all)")
+    p.add_argument("--backends", type=comma_list, help="comma-separated backends (default: the recipe's)")
     p.add_argument("--recipes", type=Path, action="append", default=[], help="extra recipe folder")
     p.add_argument(
         "--ray",
@@ -133,17 +131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="pack on the Ray cluster at ADDRESS (default: $RAY_ADDRESS, else the local one; extra: ray)",
     )
     p.add_argument("--address", help=argparse.SUPPRESS)  # the former spelling of --ray ADDRESS
-    p.add_argument("--targets", help="with --ray: comma-separated targets for every package")
+    p.add_argument("--targets", type=comma_list, help="with --ray: comma-separated targets for every package")
     p.add_argument("--parallel", type=int, help="families packed at once (default: 2 with --ray, else 1)")
     p.add_argument("pack_args", nargs=argparse.REMAINDER, help="after --: extra arguments for every pack")
     args = p.parse_args(argv)
     ray = args.address if args.address and args.ray is not None else args.ray
-    runs = plan(_csv(args.families), args.recipes, _csv(args.variants), _csv(args.backends))
+    runs = plan(args.families, args.recipes, args.variants, args.backends)
     extra = [a for a in args.pack_args if a != "--"]
     for recipe_dir in args.recipes:
         extra += ["--recipes", str(recipe_dir)]
     if args.targets:
-        extra += ["--targets", args.targets]
+        extra += ["--targets", ",".join(args.targets)]
     args.out.mkdir(parents=True, exist_ok=True)
     parallel = args.parallel or (2 if ray is not None else 1)
     results = run_all(runs, args.out.resolve(), ray, extra, parallel)

@@ -7,7 +7,7 @@ ONNX > torch > HF > TorchScript, then quantization; falling back to the next whe
 not say which, so its verdict could belong to any of them. With the id, the verdict is that package's own.
 
 ``--consumer auto`` (the default) runs it when inference-models is reachable (installed here, or
-``.venv-consumer``; see :mod:`backends.consumer.bridge`): a package whose (architecture, task, backend) the
+``.venv-consumer``; see :mod:`packager.consumer.bridge`): a package whose (architecture, task, backend) the
 consumer ships a class for must load and match; one it has no class for is reported, not failed (such a
 package serves weightpack's own classes only). ``require`` fails in both cases, and refuses to start when
 the consumer is missing (exit 3, with how to install it); ``skip`` does not ask it.
@@ -28,7 +28,7 @@ NO_CLASS_ERROR = "ModelImplementationNotFoundError"
 def require_consumer(mode: str) -> None:
     """``--consumer require`` where the consumer is not installed: an environment problem (exit 3), said
     before anything is contacted or downloaded, with how to install it."""
-    from backends.consumer import bridge
+    from packager.consumer import bridge
 
     if mode == "require" and not bridge.available():
         raise ConsumerUnavailableError(
@@ -51,7 +51,7 @@ def consumer_check(
     ...}`` (``model_wide`` when it holds for every package of the model: the consumer has no class for
     any), or None when not asked. Its download cache is an owned temporary under ``scratch``
     (verify-remote's), swept if a run is killed."""
-    from backends.consumer import bridge
+    from packager.consumer import bridge
 
     if mode == "skip" or (mode == "auto" and not bridge.available()):
         return None

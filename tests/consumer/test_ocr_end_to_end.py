@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.consumer import bridge
-from backends.consumer.model import decode_texts
+from packager.consumer import bridge
+from packager.consumer.model import decode_texts
 
 pytestmark = pytest.mark.slow  # real weights end to end (~1 min)
 

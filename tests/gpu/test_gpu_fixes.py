@@ -118,7 +118,7 @@ def test_own_process_is_recognised_by_nvml() -> None:
 
 def _ort_onet(tmp_path, data, sample, variant: str = "onet"):
     return export_package(
-        tmp_path / variant, "onnx", data, sample, reference_class="backends.zoo.mtcnn:MTCNNNet",
+        tmp_path / variant, "onnx", data, sample, reference_class="mtcnn_nets:MTCNNNet",
         variant=variant,
     )  # fmt: skip
 
@@ -159,7 +159,7 @@ def _trt_onet(tmp_path, onet, **options):
     data, sample = onet
     return export_package(
         tmp_path, "trt", data, sample, options={"max_batch_size": 16, **options},
-        reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet", device="cuda:0",
+        reference_class="mtcnn_nets:MTCNNNet", variant="onet", device="cuda:0",
     )  # fmt: skip
 
 

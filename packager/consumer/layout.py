@@ -9,7 +9,7 @@ says so in the backend's table:
 [backends.onnx]
 rename = { "weights.onnx" = "inference.onnx" }
 [backends.onnx.files]
-"inference.yml" = { hook = "backends.zoo.ppocr:inference_yml" }   # module:function(request) -> str | bytes
+"inference.yml" = { hook = "ppocr_files:inference_yml" }   # module:function(request) -> str | bytes
 "class_names.txt" = { source = "labels.txt" }                        # a file of the upstream source
 ```
 

@@ -173,4 +173,4 @@ class MTCNNNet(PackageModel):
 
     def torch_factory(self) -> tuple[str, dict[str, Any]]:
         """How the torch backend rebuilds :meth:`torch_module` without this class's weights file."""
-        return "backends.zoo.mtcnn:build", {"net": self.net}
+        return "mtcnn_nets:build", {"net": self.net}

@@ -73,7 +73,7 @@ def inference_yml(request: ExportRequest) -> str:
 class RapidOCRRecognizer(PackageModel):
     """rapidocr's PP-OCR recogniser on the upstream ONNX file: ``image`` ``[N, H, W, 3]`` uint8 BGR in;
     ``raw`` (softmax per time step) and ``result`` (the text as code points) out, named like
-    :class:`backends.consumer.model.ConsumerModel`'s outputs."""
+    :class:`packager.consumer.model.ConsumerModel`'s outputs."""
 
     backend = "reference"
 
@@ -104,7 +104,7 @@ class RapidOCRRecognizer(PackageModel):
         return cls(TextRecognizer(config), device)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
-        from backends.consumer.model import encode_texts
+        from packager.consumer.model import encode_texts
 
         (images,) = inputs.values()
         rec = self.recognizer

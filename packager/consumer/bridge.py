@@ -1,6 +1,6 @@
 """Reach the consumer: in this interpreter when ``inference_models`` imports here, else in the consumer's
 own venv (``$WEIGHTPACK_CONSUMER_PYTHON``, else ``.venv-consumer/bin/python`` beside this checkout), where
-``python -m backends.consumer.probe`` answers one JSON request.
+``python -m packager.consumer.probe`` answers one JSON request.
 
 The consumer pins libraries older than weightpack's main environment (transformers<5.16, rich<15, ...), so
 it usually lives in a venv of its own; scripts/setup_consumer.sh makes it, with weightpack installed there
@@ -49,7 +49,7 @@ def ask(command: str, request: dict[str, Any], *, timeout_s: float = 600) -> dic
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.run(
-        [python, "-m", "backends.consumer.probe", command],
+        [python, "-m", "packager.consumer.probe", command],
         input=json.dumps(request),
         capture_output=True,
         text=True,

@@ -12,8 +12,8 @@ from backends.base import PackageModel, Tensors
 from backends.casting import cast_inputs
 from backends.errors import InputMismatchError, UserModelError
 from backends.outputs import flatten_outputs
-
-STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+from backends.torch.common import module_args
+from packager.reference import content
 
 
 def describe(inputs: Mapping[str, np.ndarray]) -> str:
@@ -51,7 +51,9 @@ class TorchRunner(PackageModel):
         dtype = self._float_dtype()
         floats = {n: dtype for n in names if np.issubdtype(np.asarray(inputs[n]).dtype, np.floating)}
         feed, self.casts = cast_inputs({n: inputs[n] for n in names}, floats, self.what)
-        args = [torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names]
+        args = module_args(
+            self.module, [feed[n] for n in names], lambda a: torch.from_numpy(np.ascontiguousarray(a))
+        )
         try:
             with torch.inference_mode():
                 outputs = self.module(*args)
@@ -166,7 +168,7 @@ def weights_file(path: Path, name: str | None) -> Path:
         if not file.is_file():
             raise UserModelError(f"[model] weights = '{name}' is not a file of the source ({path})")
         return file
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in STATE_DICT_SUFFIXES)
+    found = sorted(p for p in path.iterdir() if p.is_file() and content.sniff(p) in content.STATE_DICT_KINDS)
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
         raise UserModelError(
@@ -176,11 +178,12 @@ def weights_file(path: Path, name: str | None) -> Path:
 
 
 def load_state_dict(file: Path, key: str | None) -> dict[str, Any]:
-    """A ``.safetensors`` file, or a ``torch.load``-able state dict (``weights_only``: no code runs)."""
+    """A safetensors file, or a ``torch.load``-able state dict (``weights_only``: no code runs), told apart
+    by their bytes."""
     import torch
 
     try:
-        if file.suffix == ".safetensors":
+        if content.sniff(file) == content.SAFETENSORS:
             from safetensors.torch import load_file
 
             state: Any = load_file(str(file), device="cpu")

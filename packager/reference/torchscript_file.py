@@ -1,28 +1,15 @@
-"""An upstream TorchScript ``.pt`` (``torch.jit.save``) as the reference: loaded with ``torch.jit.load`` on
-the CPU in fp32; exporters trace or re-save the same scripted module."""
+"""An upstream TorchScript archive (``torch.jit.save``; ``.pt``, ``.jit``, any name) as the reference:
+loaded with ``torch.jit.load`` on the CPU in fp32; exporters trace or re-save the same scripted module."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from backends.errors import UserModelError
-from backends.reference.module import TorchRunner
-
-SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
-
-
-def is_torchscript(file: Path) -> bool:
-    """A TorchScript archive is a zip holding ``code/`` (the serialized program) and ``constants.pkl``; a
-    ``torch.save`` state dict is a zip (or legacy pickle) with ``data.pkl`` only."""
-    try:
-        with zipfile.ZipFile(file) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
+from packager.reference.content import is_torchscript
+from packager.reference.module import TorchRunner
 
 
 class TorchScriptReference(TorchRunner):
@@ -45,7 +32,7 @@ class TorchScriptReference(TorchRunner):
         files = (
             [path / torchscript_file]
             if torchscript_file
-            else [p for p in sorted(path.iterdir()) if p.suffix in SUFFIXES and is_torchscript(p)]
+            else [p for p in sorted(path.iterdir()) if p.is_file() and is_torchscript(p)]
         )
         if len(files) != 1:
             raise UserModelError(f"the source must hold exactly one TorchScript file (found {len(files)})")

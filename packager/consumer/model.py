@@ -2,7 +2,7 @@
 read its outputs as named arrays, so parity, latency and goldens see what production sees.
 
 A recipe names the class (``model_class = "inference_models.models.pp_ocrv6.pp_ocrv6_recognition_onnx:
-PPOCRv6RecognitionOnnx"``); :func:`backends.registry.load_model_class` then hands back
+PPOCRv6RecognitionOnnx"``); :func:`packager.consumer.load_model_class` then hands back
 ``ConsumerModel.bind(that_class)``. Loading calls ``that_class.from_pretrained(dir, **consumer_kwargs)``
 with the keyword arguments ``AutoModel.from_pretrained`` passes (``device`` as a ``torch.device``,
 ``onnx_execution_providers`` for the device, ``default_onnx_trt_options``, ``engine_host_code_allowed``).

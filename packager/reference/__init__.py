@@ -1,9 +1,9 @@
 """Upstream references: the model every package's outputs are compared with.
 
 The pipeline picks one from the source's files (``packager.reference.choose_reference``): the HF class for
-a transformers snapshot, :class:`~backends.reference.module.ModuleReference` for a state dict plus the
-recipe's ``[model] factory``, :class:`~backends.reference.onnx_file.OnnxFileReference` for an ``.onnx``
-file and :class:`~backends.reference.torchscript_file.TorchScriptReference` for a TorchScript ``.pt``.
+a transformers snapshot, :class:`~packager.reference.module.ModuleReference` for a state dict plus the
+recipe's ``[model] factory``, :class:`~packager.reference.onnx_file.OnnxFileReference` for an ``.onnx``
+file and :class:`~packager.reference.torchscript_file.TorchScriptReference` for a TorchScript ``.pt``.
 
 A hand-written reference class (``[parity] reference_class``) must provide what these do:
 
@@ -17,3 +17,29 @@ A hand-written reference class (``[parity] reference_class``) must provide what 
 
 ``packager.reference.check_reference_class`` checks this before anything runs.
 """
+
+from packager.reference.choose import (
+    ReferenceSpec,
+    check_recipe_imports,
+    check_reference_class,
+    choose_reference,
+    import_reference,
+    is_torchscript,
+    reference_case,
+    reference_for,
+    run_reference,
+    shape_cases,
+)
+
+__all__ = [
+    "ReferenceSpec",
+    "check_recipe_imports",
+    "check_reference_class",
+    "choose_reference",
+    "import_reference",
+    "is_torchscript",
+    "reference_case",
+    "reference_for",
+    "run_reference",
+    "shape_cases",
+]

@@ -1,6 +1,6 @@
 """Questions put to the real consumer. Runs only where ``inference_models`` is importable.
 
-As a command (the bridge runs it in the consumer's venv): ``python -m backends.consumer.probe COMMAND``
+As a command (the bridge runs it in the consumer's venv): ``python -m packager.consumer.probe COMMAND``
 reads a JSON request on stdin and prints one JSON answer on stdout:
 
 - ``parse``: ``{"packages": [{"packageId", "packageManifest", "packageFiles"?}], "device"?}`` -> per
@@ -109,7 +109,7 @@ def auto_load(request: dict[str, Any]) -> dict[str, Any]:
     from inference_models import AutoModel
     from inference_models.models.auto_loaders.models_registry import model_implementation_exists
 
-    from backends.consumer.model import ConsumerModel
+    from packager.consumer.model import ConsumerModel
 
     listed = resolve(request)
     keys = {(listed["model_architecture"], listed["task_type"], p["backend"]) for p in listed["packages"]}
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] not in COMMANDS:
         names = ",".join(COMMANDS)
-        print(f"usage: python -m backends.consumer.probe {{{names}}} < request.json", file=sys.stderr)
+        print(f"usage: python -m packager.consumer.probe {{{names}}} < request.json", file=sys.stderr)
         return 2
     request = json.load(sys.stdin)
     try:
