@@ -148,6 +148,7 @@ class _Run:
             options.backends,
             lambda b: targets_for(recipe, b, executor.targets),
             lambda b: get_backend(b).device_bound,
+            lambda v, b: b in (recipe.variants[v].backends or [b]),
         )
         self.recipes = {p: recipe_for(recipe, p.backend, p.zip_target) for p in plans}
         self.jobs = [Job(p, merge.TargetResult(t)) for p in plans for t in p.targets]
@@ -227,7 +228,8 @@ class _Run:
             recipe=recipe, variant=plan.variant, backend=plan.backend, target=job.result.target,
             provenance=v.fetched.provenance, upstream=self._upstream(v), inputs=v.inputs,
             reference=v.ref_outputs, reference_class=v.spec.model_class, reference_kwargs=dict(v.spec.kwargs),
-            reference_key=v.ref_key, floors=v.floors, shapes=tuple(v.shapes), devices=self.ex.devices,
+            reference_key=v.ref_key, floors=v.floors, shapes=tuple(v.shapes), sequence=v.sequence,
+            devices=self.ex.devices,
             measure_latency=options.measure_latency, limits=options.limits, threads=self.threads,
             shipped=shipped, kept=kept,
         )  # fmt: skip
@@ -290,6 +292,9 @@ class _Run:
             "machine": outcome.node.get("machine"),
         }
         merge.gather(self.options.out_dir, outcome, job.result, self.held.get(job.plan), self.options.limits)
+        merge.hint_export(
+            job.result, self.recipes[job.plan], job.plan, self.prepared[job.plan.variant].fetched
+        )
         if job.result.build is not None and job.plan not in self.held:
             self.held[job.plan] = job.result.build
         if job.result.built_here:

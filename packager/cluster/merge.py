@@ -111,6 +111,17 @@ def gather(
         result.checks.append(check)
 
 
+def hint_export(result: TargetResult, recipe: Recipe, plan: PackagePlan, fetched: Any) -> None:
+    """A failed export names the upstream's own file in the backend's format, as a local run's does."""
+    from packager.errors import ExportError
+    from packager.fallback import hinted
+
+    _, exc = result.failure or ("", None)
+    if isinstance(exc, ExportError):
+        source = recipe.variants[plan.variant].source
+        hinted(exc, recipe.path, plan.variant, plan.backend, source, fetched)
+
+
 def _disagreement(held: PackageBuild, build: PackageBuild, node: dict[str, Any]) -> ClusterError:
     where = f"{node.get('hostname')} ({node.get('address')})"
     return ClusterError(

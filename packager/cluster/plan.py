@@ -47,12 +47,14 @@ def plan_packages(
     backends: Sequence[str],
     targets_of: Callable[[str], Sequence[str]],
     device_bound: Callable[[str], bool],
+    enabled: Callable[[str, str], bool] = lambda variant, backend: True,
 ) -> list[PackagePlan]:
-    """Every package of the run, in the order a local run reports them (variant, then backend)."""
+    """Every package of the run, in the order a local run reports them (variant, then backend), leaving
+    out what ``enabled`` refuses (a variant that lists its own backends)."""
     plans = []
     turn = 0
     for variant in variants:
-        for backend in backends:
+        for backend in (b for b in backends if enabled(variant, b)):
             targets = list(dict.fromkeys(targets_of(backend)))
             if targets and device_bound(backend):
                 plans += [PackagePlan(variant, backend, (t,), zip_target=t, builder=t) for t in targets]

@@ -60,6 +60,8 @@ class PackageTask:
     reference_key: str
     floors: dict | None
     shapes: tuple[ShapeCase, ...]
+    sequence: Any
+    """A recurrent model's call sequence at the first shape (``packager.sequence.CallSequence``), or None."""
     devices: list[str] | None
     """``--devices`` as given; None: each node's own (cpu, plus cuda:0 where it has a GPU)."""
     measure_latency: bool
@@ -114,7 +116,7 @@ class CollectingUI(UI):
 
 def node_root() -> Path:
     """This node's weightpack folder: ``$WEIGHTPACK_CACHE/cluster`` (see ``pack --cache-dir``)."""
-    from packager.cli import default_cache_dir
+    from packager.cache import default_cache_dir
 
     return default_cache_dir() / "cluster"
 
@@ -302,6 +304,7 @@ def _verify(
         measure_latency=task.measure_latency,
         floors=task.floors,
         shapes=task.shapes,
+        sequence=task.sequence,
     )
     verification = verify_on_device(request, ui)
     golden = None

@@ -145,7 +145,7 @@ def test_a_bad_target_in_a_recipe_names_the_field(tmp_path: Path, value: str, pr
     text = (ROOT / "recipes" / "minilm.toml").read_text()
     path.write_text(text.replace("[backends.onnx]\n", f"[backends.onnx]\ntargets = {value}\n"))
     with pytest.raises(
-        RecipeError, match=rf"minilm\.toml: field 'backends\.onnx\.targets': {problem}"
+        RecipeError, match=rf"minilm\.toml: field 'backends\.onnx\.targets': .*{problem}"
     ) as exc:
         load_recipe(path)
     assert exc.value.exit_code == 2
