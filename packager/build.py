@@ -18,8 +18,8 @@ from backends.base import ExportRequest, Tensors
 from backends.registry import get_backend
 from bench import environment
 from packager import __version__, archive, atomic, manifest, sources
+from packager.consumer.layout import apply_layout
 from packager.errors import ArchiveError, WeightpackError
-from packager.layout import apply_layout
 from packager.outdir import OutputFolderError
 from packager.recipes import InputsRecipe, Recipe
 from packager.ui import UI
@@ -133,6 +133,7 @@ def build_package(
                 reference_kwargs=dict(reference_kwargs or {}),
                 device=device,
                 dim_ranges=dim_ranges(recipe.inputs_for(variant), inputs),
+                batch_axes=batch_axes(recipe.inputs_for(variant)),
                 batch_sizes=tuple(recipe.bench.batch_sizes),
             )
             result = get_backend(backend).load_exporter()(request)
@@ -170,6 +171,19 @@ def build_package(
     )
 
 
+def batch_axes(spec: InputsRecipe) -> dict[str, int | None]:
+    """The inputs batched elsewhere than axis 0 (a constant: nowhere), and the outputs feeding state
+    inputs, batched where those are."""
+    out: dict[str, int | None] = {}
+    for t in spec.tensors if spec.kind == "tensor" else ():
+        axis = None if t.value is not None or not t.shape else t.batch_axis
+        if axis != 0:
+            out[t.name] = axis
+        if t.state_from and axis != 0:
+            out[t.state_from] = axis
+    return out
+
+
 def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int, int]]:
     """Non-batch axis ranges the recipe implies: a text recipe pads each batch to its longest text, up to
     ``max_length``, so every text input's axis 1 ranges over ``(1, parity length, max_length)``; a tensor
@@ -179,7 +193,7 @@ def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int,
         out: dict[str, tuple[int, int, int]] = {}
         for t in spec.tensors:
             shapes = [list(s) for s in (t.shapes or [t.shape])]
-            for axis in range(1, len(t.shape)):
+            for axis in (a for a in range(len(t.shape)) if a != t.batch_axis):
                 sizes = [int(s[axis]) for s in shapes if len(s) > axis]
                 out[f"{t.name}.{axis}"] = (min(sizes), int(t.shape[axis]), max(sizes))
         return out

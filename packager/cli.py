@@ -19,6 +19,9 @@ from pathlib import Path
 
 from backends.device import available_devices
 from packager import __version__, commands, interrupts, limits, side_files
+from packager.arguments import comma_list
+from packager.cache import default_cache_dir  # re-exported: verify-remote and inspect read it from here
+from packager.cluster import cli as cluster_cli
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.outdir import path_argument
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
@@ -41,21 +44,6 @@ EXIT_CODES = (
     "network, a missing extra, no CUDA), 130 interrupted; when several packages fail, the highest code\n"
     "wins."
 )
-
-
-def default_cache_dir() -> Path:
-    """``$WEIGHTPACK_CACHE``, else ``$XDG_CACHE_HOME/weightpack``, else ``~/.cache/weightpack``."""
-    if os.environ.get("WEIGHTPACK_CACHE"):
-        return Path(os.environ["WEIGHTPACK_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "weightpack"
-
-
-def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. tiny,small")
-    return items
 
 
 MAX_COUNT = 4096
@@ -82,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     family = parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
     family.completer = _complete_family  # type: ignore[attr-defined]  # read by argcomplete
     parser.add_argument(
-        "--variants", type=_csv, help="comma-separated variants (default: the recipe's default)"
+        "--variants", type=comma_list, help="comma-separated variants (default: the recipe's default)"
     )
-    parser.add_argument("--backends", type=_csv, help="comma-separated backends (default: all in the recipe)")
     parser.add_argument(
-        "--devices", type=_csv, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
+        "--backends", type=comma_list, help="comma-separated backends (default: all in the recipe)"
+    )
+    parser.add_argument(
+        "--devices", type=comma_list, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
     )
     parser.add_argument("--out", type=path_argument, help="output folder (default: ./out/FAMILY)")
     parser.add_argument(
@@ -136,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="refuse what is otherwise warned about (unpinned hf:// sources)"
     )
     limits.add_arguments(parser)
+    cluster_cli.add_arguments(parser)
     for module in _extensions():
         module.add_arguments(parser)
     return parser
@@ -269,6 +260,7 @@ def _pack(args: argparse.Namespace) -> int:
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
+    cluster = cluster_cli.executor(args)  # --ray: connected now, so a wrong address fails before any work
     options = PackOptions(
         variants=variants,
         backends=backends,
@@ -283,6 +275,7 @@ def _pack(args: argparse.Namespace) -> int:
         limits=limits.limits_from(args),
         wait=args.wait,
         strict=args.strict,
+        cluster=cluster,
     )
     ui = make_ui(args.quiet or args.json)
     _quiet_libraries()

@@ -38,6 +38,11 @@ VERBS: tuple[Verb, ...] = (
         "check a registered package as a consumer would (download, md5, load, goldens)",
     ),
     Verb(
+        "registry",
+        "packager.registry.cli:main",
+        "a local models registry on disk (serve, list): register, verify-remote and AutoModel against it",
+    ),
+    Verb(
         "compare",
         "packager.compare:main",
         "flag latency and parity regressions between run sets (the run is the unit; windows of nights)",
@@ -56,6 +61,11 @@ VERBS: tuple[Verb, ...] = (
         "calibrate",
         "packager.compare.calibrate:main",
         "A/A false alarms and planted slowdown/drift detection of pack compare on this machine",
+    ),
+    Verb(
+        "inspect",
+        "packager.inspect_cmd:main",
+        "a model's inputs and outputs (ONNX, TorchScript, state dict, HF) and the [inputs] for a recipe",
     ),
     Verb(
         "report",

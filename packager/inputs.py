@@ -6,6 +6,7 @@ generated (different texts or random draws) for the latency harness to rotate am
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +16,42 @@ from backends.errors import UserModelError
 from packager.recipes import InputsRecipe
 
 
-def build_inputs(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_index: int = 0) -> Tensors:
-    """One batch of ``batch_size`` samples; ``set_index`` picks which texts / which random draw."""
+def build_inputs(
+    spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_index: int = 0, step: int = 0
+) -> Tensors:
+    """One batch of ``batch_size`` samples; ``set_index`` picks which texts / which random draw, ``step``
+    which call of a sequence (its own draw; state inputs keep their initial value)."""
     if spec.kind == "text":
         return _text_batch(spec, upstream_dir, batch_size, set_index)
     if spec.kind == "text-image":
         return _text_image_batch(spec, batch_size, set_index)
-    return _tensor_batch(spec, batch_size, set_index)
+    return _tensor_batch(spec, batch_size, set_index, step)
 
 
 def build_input_sets(spec: InputsRecipe, upstream_dir: Path, batch_size: int) -> list[Tensors]:
-    """``spec.sets`` different batches of the same batch size, for rotation during timing."""
+    """``spec.sets`` different batches of the same batch size, for rotation during timing. A state input
+    is drawn at random there (a step from some state costs what a step from zeros costs, and timing on
+    zeros is refused: kernels take shortcuts on them)."""
+    if spec.state:
+        tensors = [replace(t, initial="random") if t.state_from else t for t in spec.tensors]
+        spec = replace(spec, tensors=tensors)
     return [build_inputs(spec, upstream_dir, batch_size, i) for i in range(spec.sets)]
 
 
 def parity_inputs(spec: InputsRecipe, upstream_dir: Path) -> Tensors:
-    """The parity batch: every sample text at once (or batch 2 of random tensors)."""
-    size = len(spec.texts) if spec.kind in ("text", "text-image") else max(2, spec.tensors[0].shape[0])
+    """The parity batch: every sample text at once, or the tensors at the batch size as written (a batch-1
+    shape is checked at 1; ``packager.reference.shape_cases`` adds a second sample where it proves the
+    batch axis dynamic)."""
+    size = len(spec.texts) if spec.kind in ("text", "text-image") else spec.batch_size
     return build_inputs(spec, upstream_dir, size, 0)
+
+
+def sequence_feeds(spec: InputsRecipe, upstream_dir: Path, batch_size: int) -> list[Tensors]:
+    """The ``spec.steps`` calls of a sequence: a fresh draw of every input at each step; state inputs
+    appear at the first step only (later steps take them from the outputs that feed them)."""
+    state = spec.state
+    feeds = [build_inputs(spec, upstream_dir, batch_size, 0, step) for step in range(spec.steps)]
+    return [feeds[0], *({k: v for k, v in f.items() if k not in state} for f in feeds[1:])]
 
 
 _TOKENIZERS: dict[str, object] = {}
@@ -97,16 +116,23 @@ def _text_image_batch(spec: InputsRecipe, batch_size: int, set_index: int) -> Te
     return {t.name: np.ascontiguousarray(np.stack(lines))}
 
 
-def _tensor_batch(spec: InputsRecipe, batch_size: int, set_index: int) -> Tensors:
-    rng = np.random.default_rng([spec.seed, set_index])
+def _tensor_batch(spec: InputsRecipe, batch_size: int, set_index: int, step: int = 0) -> Tensors:
+    rng = np.random.default_rng([spec.seed, set_index] + ([step] if step else []))
     out: Tensors = {}
     for t in spec.tensors:
-        shape = (batch_size, *t.shape[1:])
-        if np.issubdtype(np.dtype(t.dtype), np.integer):
+        if t.value is not None:  # a constant: the same 0-d value at every call
+            out[t.name] = np.asarray(t.value, dtype=t.dtype)
+            continue
+        shape = list(t.shape)
+        if t.batch_axis is not None and len(shape) > t.batch_axis:
+            shape[t.batch_axis] = batch_size
+        if t.state_from and t.initial == "zeros":
+            arr = np.zeros(shape)
+        elif np.issubdtype(np.dtype(t.dtype), np.integer):
             arr = rng.integers(int(t.low), max(int(t.high), int(t.low) + 1), size=shape)
         elif t.dtype == "bool":
             arr = rng.random(shape) < 0.5
         else:
             arr = rng.uniform(t.low, t.high, size=shape)
-        out[t.name] = np.ascontiguousarray(arr.astype(t.dtype))
+        out[t.name] = np.ascontiguousarray(np.asarray(arr).astype(t.dtype))
     return out

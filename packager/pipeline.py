@@ -29,12 +29,13 @@ from bench.threads import apply_threads, resolve_threads
 from packager import archive, atomic, failures, reuse, sources
 from packager.assemble import record_verification
 from packager.build import PackageBuild
-from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteError
+from packager.errors import EXIT_BAD_INPUT, ExportError, UsageError, WeightpackError, WriteError
+from packager.fallback import hinted
 from packager.goldens import save_arrays
-from packager.inputs import parity_inputs
 from packager.jobs import BuildTask, machine_default_jobs, run_builds, upstream_bytes
 from packager.recipes import Recipe
-from packager.reference import ReferenceSpec, check_recipe_imports, reference_for, run_reference, shape_cases
+from packager.reference import ReferenceSpec, check_recipe_imports, reference_case, reference_for, shape_cases
+from packager.sequence import CallSequence, load_sequence, save_sequence
 from packager.ui import UI
 from packager.verify import ShapeCase, VerifyRequest, compare_devices, measure_noise_floor, verify_on_device
 
@@ -52,6 +53,8 @@ class PreparedVariant:
     ref_key: str
     shapes: tuple[ShapeCase, ...] = ()
     """The shape set's shapes after the first, with the reference's outputs at each."""
+    sequence: CallSequence | None = None
+    """A recurrent model's sequence at the first shape (``inputs``/``ref_outputs``: its first step)."""
 
 
 @dataclass
@@ -74,6 +77,8 @@ class PackOptions:
     limits: archive.Limits = field(default_factory=archive.Limits)
     wait: bool = False  # wait for another run holding out_dir instead of refusing
     strict: bool = False  # refuse unpinned sources instead of warning
+    cluster: Any = None
+    """``--ray``: builds and verifies each package on a cluster node instead (``packager.cluster``)."""
 
 
 def select(
@@ -106,8 +111,9 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     from packager.outdir import claim
 
     ui = ui or UI()
-    devices = resolve_devices(options.devices)
-    blocked = preflight(options.backends, devices)
+    local = options.cluster is None  # with --ray each node resolves and checks its own devices
+    devices = resolve_devices(options.devices) if local else []
+    blocked = preflight(options.backends, devices) if local else {}
     warnings = sources.unpinned_warnings(
         recipe.path, {v: recipe.variants[v].source for v in options.variants}
     )
@@ -157,6 +163,8 @@ def _pack_variants(
     for variant in variants:
         with _bad_input_recorded(report, variant, ui):
             prepared[variant] = _prepare_variant(recipe, variant, options, report, ui)
+    if options.cluster is not None:  # each package built and verified on a node: packager.cluster
+        return options.cluster.pack(recipe, prepared, options, report, ui, threads)
     for v in prepared.values():
         for backend, exc in blocked.items():  # never built: recorded with the fix (exit 3)
             failures.record(report, "export", v.name, backend, None, exc)
@@ -168,7 +176,7 @@ def _pack_variants(
         )
         for v in prepared.values()
         for backend in options.backends
-        if backend not in blocked
+        if backend not in blocked and backend in (recipe.variants[v.name].backends or [backend])
     ]  # fmt: skip
     upstream = max((upstream_bytes(v.fetched) for v in prepared.values()), default=0)
     jobs = options.jobs or machine_default_jobs(len(tasks), upstream)
@@ -180,6 +188,9 @@ def _pack_variants(
         if isinstance(result, WeightpackError):
             if isinstance(result, UsageError):
                 raise result
+            if isinstance(result, ExportError):  # the upstream's own file in this format, if it ships one
+                source = recipe.variants[task.variant].source
+                result = hinted(result, recipe.path, task.variant, task.backend, source, task.fetched)
             failures.record(report, "export", task.variant, task.backend, None, result)
             ui.warn(f"{task.variant}/{task.backend}: {result}")
             continue
@@ -256,7 +267,11 @@ def _prepare_variant(
     golden = options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz"
     ref_key = reuse.reference_key(recipe, variant, fetched.provenance, spec)
     kept = None if options.reverify else reuse.load_reference(golden, ref_key)
-    floors = None
+    floors, sequence, base = None, None, recipe.inputs_for(variant)
+    if kept is not None and base.steps > 1:
+        feeds, steps = load_sequence(golden)
+        sequence = CallSequence(tuple(feeds), base.state, tuple(steps)) if len(steps) == base.steps else None
+        kept = kept if sequence else None
     if kept is not None:
         inputs, ref_outputs, record = kept
         casts = record["input_casts"]
@@ -268,8 +283,8 @@ def _prepare_variant(
     else:
         given = dict(spec.kwargs)
         with ui.stage(f"reference outputs of {recipe.family}/{variant} ({spec.description})"):
-            inputs = parity_inputs(recipe.inputs_for(variant), fetched.path)
-            ref_outputs, casts = run_reference(spec, fetched.path, variant, inputs)
+            case, casts = reference_case(spec, fetched.path, variant, base, "")
+            inputs, ref_outputs, sequence = case.inputs, case.reference, case.sequence
         if recipe.parity.noise_floor:
             with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
                 report.noise_floor[variant] = measure_noise_floor(
@@ -281,16 +296,20 @@ def _prepare_variant(
             {
                 **{f"input/{k}": v for k, v in inputs.items()},
                 **{f"output/{k}": v for k, v in ref_outputs.items()},
+                **(save_sequence(sequence.feeds, sequence.reference) if sequence else {}),
             },
         )
         learned = {k: v for k, v in spec.kwargs.items() if given.get(k, object()) != v}
         reuse.save_reference(
             golden, ref_key, casts=casts, learned=learned, noise_floor=report.noise_floor.get(variant)
         )
-    base = recipe.inputs_for(variant)
     shapes = shape_cases(spec, fetched.path, variant, base, ui)
     report.references[variant] = {
-        **({"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]} if shapes else {}),
+        **(
+            {"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]}
+            if base.shape_count > 1
+            else {}
+        ),
         "model_class": reference_class,
         "kind": spec.kind,
         "description": spec.description,
@@ -298,7 +317,7 @@ def _prepare_variant(
         "outputs": {k: list(v.shape) for k, v in ref_outputs.items()},
         "golden": golden.relative_to(options.out_dir).as_posix(),
     }
-    return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key, shapes)
+    return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key, shapes, sequence)
 
 
 @contextlib.contextmanager
@@ -349,6 +368,7 @@ def _verify_build(
             measure_latency=options.measure_latency,
             floors=floors,
             shapes=v.shapes,
+            sequence=v.sequence,
         )
         verification = verify_on_device(request, ui)
         record_verification(report, build, verification, options.out_dir)

@@ -9,7 +9,8 @@ assembles the report from the returned values; nothing here writes into a report
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from backends.base import Tensors
 from backends.errors import InputMismatchError
 from backends.outputs import run_model
-from backends.registry import load_kwargs_for, load_model_class
+from backends.registry import load_kwargs_for
 from bench import memory
 from bench.latency import LatencyConfig, LatencyResult, measure_model, validate_input_sets
 from bench.parity import (
@@ -32,10 +33,12 @@ from bench.threads import current_threads
 from packager import atomic
 from packager.build import PackageBuild
 from packager.check import CheckRequest, CheckResult, check_outputs, open_package
+from packager.consumer import load_model_class
 from packager.errors import WeightpackError, WriteError
 from packager.goldens import save_arrays
 from packager.inputs import build_input_sets
 from packager.recipes import InputsRecipe, Recipe
+from packager.sequence import CallSequence
 from packager.ui import UI
 
 
@@ -44,11 +47,16 @@ class ShapeCase:
     """One more shape of a variant's shape set: its inputs, and the reference's outputs on them."""
 
     label: str
-    """``image 3x240x320`` (``InputsRecipe.shape_label``), what the report rows say."""
+    """``image 1x3x240x320`` (``InputsRecipe.shape_label``), what the report rows say."""
     spec: InputsRecipe
     """The variant's inputs at this shape (latency builds its batches from it)."""
     inputs: Tensors
     reference: Tensors
+    sequence: CallSequence | None = None
+    """A recurrent model's sequence at this shape (``inputs``/``reference`` are its first step)."""
+    batch_proof: bool = False
+    """A second sample added to a batch-1 shape set to prove the batch axis dynamic: checked only on
+    packages that declare a dynamic batch, never timed."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class VerifyRequest:
     shapes: tuple[ShapeCase, ...] = ()
     """With a shape set, ``inputs``/``reference`` are at its first shape and these are the others: the
     same loaded package is checked and timed at each, and every row says which (``input_shape``)."""
+    sequence: CallSequence | None = None
+    """A recurrent model's sequence at the first shape (``inputs``/``reference`` are its first step)."""
 
 
 @dataclass
@@ -112,8 +122,9 @@ def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
     build, device = request.build, request.device
     where = f"{build.variant}/{build.backend} on {device}"
     base = request.recipe.inputs_for(build.variant)
-    cases = [(base.shape_label(0), base, request.inputs, request.reference)]
-    cases += [(c.label, c.spec, c.inputs, c.reference) for c in request.shapes]
+    first = ShapeCase(base.shape_label(0) or "", base, request.inputs, request.reference, request.sequence)
+    static = "staticBatchSize" in (build.package_manifest or {})
+    cases = [first, *(c for c in request.shapes if not (c.batch_proof and static))]
     result = Verification(device=device)
     # under the output folder, never /tmp: a killed run's leftover is swept by the next run
     with atomic.temp_dir(build.zip_result.zip_path.parent, "verify") as tmp:
@@ -133,9 +144,10 @@ def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
             ui.warn(f"{where}: {result.error}")
             return result
         result.cold_start = opened.cold_start
-        for label, _, inputs, reference in cases:
+        for case in cases:
+            label = case.label or None
             try:
-                check = check_outputs(opened.model, _check_request(request, inputs, reference))
+                check = check_outputs(opened.model, _check_request(request, case), opened)
             except InputMismatchError as exc:  # the reference took these inputs: the package is wrong
                 result.error, result.stage, result.shape = exc, "parity", label
                 result.checks = []
@@ -149,8 +161,12 @@ def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
             try:
                 with ui.stage(f"latency {where} (batch {', '.join(map(str, bench.batch_sizes))})"):
                     baseline = opened.cold_start.get("cuda_device_before_bytes")  # before the load
-                    for label, spec, _, _ in cases:
-                        result.latency += measure_latency(request, opened.model, baseline, spec, label)
+                    timed: set[str] = set()
+                    for case in cases:
+                        if not case.batch_proof:
+                            result.latency += measure_latency(
+                                request, opened.model, baseline, case.spec, case.label or None, timed
+                            )
             except (WeightpackError, ValueError, RuntimeError) as exc:
                 # the parity inputs ran, a latency batch did not (a batch outside a TensorRT profile, a
                 # static batch): this package's failed check, recorded with the checks that did run
@@ -174,16 +190,18 @@ def _environment_error(exc: BaseException, zip_path: Path) -> BaseException:
     return exc
 
 
-def _check_request(request: VerifyRequest, inputs: Tensors, reference: Tensors) -> CheckRequest:
+def _check_request(request: VerifyRequest, case: ShapeCase) -> CheckRequest:
     recipe, build = request.recipe, request.build
     return CheckRequest(
         model_class=build.model_class,
         device=request.device,
-        inputs=inputs,
-        reference=reference,
+        inputs=case.inputs,
+        reference=case.reference,
+        sequence=case.sequence,
         tolerance=tolerances_for(recipe, build.backend, request.floors),
         task=recipe.task,
         min_cosine=recipe.parity.min_cosine,
+        task_check=recipe.parity.task_check,
     )
 
 
@@ -203,21 +221,23 @@ def _warn(ui: UI, where: str, check: CheckResult) -> None:
             )
     for c in check.task_checks:
         if not c.passed:
-            ui.warn(f"task check {where} {c.check}: {c.value:.6g} < {c.threshold}")
+            bound = "at least" if c.rule == ">=" else "at most"
+            ui.warn(f"task check {where} {c.check} on {c.output}: {c.value:.6g}, needs {bound} {c.threshold}")
 
 
 def tolerances_for(
     recipe: Recipe, backend: str, floors: dict[str, dict] | None = None
 ) -> Callable[[str, str], tuple[float, float]]:
-    """Recipe per-output override, then recipe per-backend override, then the measured noise floor (when
+    """Recipe per-output override (the exact name, else the first glob pattern that matches it, such as
+    ``"raw.*"``, ``"*"`` last), then recipe per-backend override, then the measured noise floor (when
     ``[parity] noise_floor = true``), then the dtype/backend defaults."""
     quantization = recipe.backends[backend].quantization
 
     def tolerance_for(output: str, dtype: str) -> tuple[float, float]:
-        for key in (output, "*"):
-            if key in recipe.parity.tolerances:
-                t = recipe.parity.tolerances[key]
-                return t.atol, t.rtol
+        key = matching_key(recipe.parity.tolerances, output)
+        if key is not None:
+            t = recipe.parity.tolerances[key]
+            return t.atol, t.rtol
         if backend in recipe.parity.backend_tolerances:
             t = recipe.parity.backend_tolerances[backend]
             return t.atol, t.rtol
@@ -228,16 +248,28 @@ def tolerances_for(
     return tolerance_for
 
 
+def matching_key(patterns: Iterable[str], name: str) -> str | None:
+    """The key of ``patterns`` that applies to output ``name``: the exact name, else the first glob
+    pattern (``*``, ``?``, ``[...]``, matching across dots) in the recipe's order, ``"*"`` after the rest."""
+    keys = list(patterns)
+    if name in keys:
+        return name
+    globs = [k for k in keys if k != "*" and any(c in k for c in "*?[")] + ["*"] * ("*" in keys)
+    return next((k for k in globs if fnmatch.fnmatchcase(name, k)), None)
+
+
 def measure_latency(
     request: VerifyRequest,
     model: Any,
     baseline_used_bytes: int | None = None,
     spec: InputsRecipe | None = None,
     label: str | None = None,
+    timed: set[str] | None = None,
 ) -> list[LatencyRow]:
     """Time ``model`` at each of the recipe's batch sizes, with the memory around each run
     (``baseline_used_bytes``: device memory in use before the model was loaded; ``spec``/``label``: one
-    shape of a variant's shape set)."""
+    shape of a variant's shape set, whose rows carry the full shape timed; ``timed``: those rows already
+    measured, skipped: two shapes that differ only in batch give the same rows)."""
     spec = spec or request.recipe.inputs_for(request.build.variant)
     b = request.recipe.bench
     config = LatencyConfig(
@@ -245,20 +277,23 @@ def measure_latency(
     )
     rows = []
     for batch_size in b.batch_sizes:
+        row_label = spec.tensors_label(batch_size) if label else None
+        if row_label and timed is not None:
+            if row_label in timed:
+                continue
+            timed.add(row_label)
         sets = build_input_sets(spec, request.upstream_dir, batch_size)
         distinct = validate_input_sets(sets)
         rss_before = memory.rss_bytes()
         memory.reset_cuda_peak(request.device)
-        result = measure_model(
-            model, request.device, sets, config, baseline_used_bytes=baseline_used_bytes
-        )
+        result = measure_model(model, request.device, sets, config, baseline_used_bytes=baseline_used_bytes)
         mem = {
             "rss_bytes": memory.rss_bytes(),
             "rss_delta_bytes": memory.rss_bytes() - rss_before,
             "peak_rss_bytes": memory.peak_rss_bytes(),
             **memory.cuda_peak(request.device),
         }
-        rows.append(LatencyRow(batch_size, result, mem, distinct, label))
+        rows.append(LatencyRow(batch_size, result, mem, distinct, row_label))
     return rows
 
 

@@ -44,7 +44,7 @@ default_variant = "pnet"
 source = "{source}"
 
 [backends.torch]
-factory = "backends.zoo.mtcnn:build"
+factory = "mtcnn_nets:build"
 factory_kwargs = {{ net = "{{variant}}" }}
 {extra}
 
@@ -57,7 +57,7 @@ reference_class = "{reference}"
 """
 
 MODELS = """
-from backends.zoo.mtcnn import MTCNNNet
+from mtcnn_nets import MTCNNNet
 
 
 class Shifted(MTCNNNet):
@@ -74,7 +74,7 @@ def write_recipe(
     *,
     extra: str = "",
     source: str = "pkg://facenet_pytorch/data/pnet.pt",
-    reference: str = "backends.zoo.mtcnn:MTCNNNet",
+    reference: str = "mtcnn_nets:MTCNNNet",
 ) -> Path:
     recipes = root / "recipes"
     recipes.mkdir(exist_ok=True)
@@ -101,7 +101,9 @@ def pack_process(root: Path, args: list[str], **kwargs) -> subprocess.Popen:
     """``pack ARGS`` in a subprocess whose stderr is a real file (``root/stderr.txt``), 70 columns wide."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(root), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "recipes"), str(root), os.environ.get("PYTHONPATH", "")]
+        ),
         "COLUMNS": "70",
         "TERM": "xterm-256color",
     }
@@ -309,20 +311,31 @@ def test_each_verb_help_is_plain_text(verb: str, capsys: pytest.CaptureFixture[s
     assert "`" not in out and not re.search(r":(func|class|mod|data|meth):", out), out
 
 
-def test_readme_shows_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
-    """README.md's CLI section holds ``COLUMNS=100 pack --help`` as printed, and a row per verb."""
+def test_docs_show_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cli.md holds ``COLUMNS=100 pack --help`` as printed; it and README.md have a row per verb."""
     from packager.cli import build_parser
 
     monkeypatch.setenv("COLUMNS", "100")
-    readme = (ROOT / "README.md").read_text()
+    cli = (ROOT / "docs" / "cli.md").read_text()
     fence = "```text\n$ COLUMNS=100 pack --help\n"
-    assert fence in readme, "README.md lost its `pack --help` block"
-    block = readme.split(fence, 1)[1].split("```", 1)[0]
+    assert fence in cli, "docs/cli.md lost its `pack --help` block"
+    block = cli.split(fence, 1)[1].split("```", 1)[0]
     assert block == build_parser().format_help(), (
-        "README.md is stale: run python scripts/update_readme_help.py"
+        "docs/cli.md is stale: run python scripts/update_readme_help.py"
     )
-    rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", readme, re.M)
-    assert rows == [v.name for v in VERBS]
+    for page in (cli, (ROOT / "README.md").read_text()):
+        rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", page, re.M)
+        assert rows == [v.name for v in VERBS]
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """README.md says what weightpack is for, the two commands and where to read on, in under 150 lines;
+    every page it links exists."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 150
+    assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert links and all((ROOT / link).is_file() for link in links), links
 
 
 # -- shell completion (argcomplete, the `completion` extra) -----------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from packager.arguments import batch_sizes
 from packager.errors import EXIT_OK, UsageError
 
 
@@ -81,7 +82,7 @@ def measure_run(
 ) -> dict:
     """Parity (and latency) of one package on one device in this process; a report-shaped dict."""
     from backends.outputs import run_model
-    from backends.registry import load_kwargs_for, load_model_class
+    from backends.registry import load_kwargs_for
     from bench import environment
     from bench.cputime import CpuTimedModel
     from bench.latency import LatencyConfig, measure_model, validate_input_sets
@@ -91,6 +92,7 @@ def measure_run(
     from bench.tasks import task_checks
     from bench.threads import apply_threads, resolve_threads
     from packager import archive, atomic
+    from packager.consumer import load_model_class
     from packager.goldens import load_arrays
     from packager.verify import tolerances_for
 
@@ -159,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True, help="where to write the run (JSON)")
     p.add_argument("--no-latency", action="store_true", help="parity only")
-    p.add_argument("--batch-sizes", help="comma-separated batch sizes (default: the recipe's)")
+    p.add_argument(
+        "--batch-sizes", type=batch_sizes, help="comma-separated batch sizes (default: the recipe's)"
+    )
     p.add_argument("--min-iters", type=int, help="steady-state iterations (default: the recipe's)")
     p.add_argument("--min-time-s", type=float, help="steady-state seconds (default: the recipe's)")
     p.add_argument("--plant-slowdown", type=float, default=0.0, help="calibration: add this fraction of time")
@@ -176,16 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         meta = json.loads(args.meta)
-        sizes = [int(s) for s in args.batch_sizes.split(",")] if args.batch_sizes else None
     except ValueError as exc:
-        raise UsageError(f"--meta must be a JSON object and --batch-sizes integers: {exc}") from exc
+        raise UsageError(f"--meta must be a JSON object: {exc}") from exc
     run = measure_run(
         args.pack_out,
         args.variant,
         args.backend,
         args.device,
         latency=not args.no_latency,
-        batch_sizes=sizes,
+        batch_sizes=args.batch_sizes,
         min_iters=args.min_iters,
         min_time_s=args.min_time_s,
         slowdown=args.plant_slowdown,

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from packager.arguments import comma_list
+
 SUITE = Path(__file__).with_name("suite.py")
 
 
@@ -35,13 +37,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="pack output folder (report.json, zips, goldens/), or a folder of them; enables the plugin",
     )
-    group.addoption("--weightpack-recipes", metavar="A,B", help="families to test (default: all packed)")
+    group.addoption(
+        "--weightpack-recipes", type=comma_list, metavar="A,B", help="families to test (default: all packed)"
+    )
     group.addoption(
         "--weightpack-recipe-dir", action="append", type=Path, metavar="DIR", help="extra recipe folder"
     )
-    group.addoption("--weightpack-devices", metavar="cpu,cuda:0", help="devices (default: all available)")
-    group.addoption("--weightpack-backends", metavar="A,B", help="backends (default: the recipe's)")
-    group.addoption("--weightpack-variants", metavar="A,B", help="variants (default: all the recipe's)")
+    group.addoption(
+        "--weightpack-devices", type=comma_list, metavar="cpu,cuda:0", help="devices (default: all available)"
+    )
+    group.addoption(
+        "--weightpack-backends", type=comma_list, metavar="A,B", help="backends (default: the recipe's)"
+    )
+    group.addoption(
+        "--weightpack-variants", type=comma_list, metavar="A,B", help="variants (default: all the recipe's)"
+    )
     group.addoption("--weightpack-rounds", type=int, default=30, help="latency rounds per case (30)")
     group.addoption("--weightpack-warmup", type=int, default=5, help="latency warm-up rounds (5)")
 
@@ -77,10 +87,6 @@ class Case:
         return f"{self.family}-{self.variant}-{self.backend}-{self.device.replace(':', '')}"
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def find_reports(paths: list[Path]) -> list[Path]:
     found = []
     for path in paths:
@@ -107,10 +113,10 @@ def _available_devices() -> tuple[str, ...]:
 
 def build_cases(config: pytest.Config) -> list[Case]:
     """family x variant x backend x device from the recipes; a case with no package is kept (skipped)."""
-    families = _csv(config.getoption("weightpack_recipes"))
-    devices = _csv(config.getoption("weightpack_devices")) or list(_available_devices())
-    only_backends = _csv(config.getoption("weightpack_backends"))
-    only_variants = _csv(config.getoption("weightpack_variants"))
+    families = config.getoption("weightpack_recipes")
+    devices = config.getoption("weightpack_devices") or list(_available_devices())
+    only_backends = config.getoption("weightpack_backends")
+    only_variants = config.getoption("weightpack_variants")
     cases = []
     for report_path in find_reports(config.getoption("weightpack_goldens") or []):
         report = json.loads(report_path.read_text(encoding="utf-8"))

@@ -9,9 +9,16 @@ recorded in OUT/goldens/ARCH-VARIANT-reference.npz and compares with the recorde
 inference-models is installed, the real consumer (AutoModel.from_pretrained, told each package's id) loads
 every package too and its outputs are compared the same way; see the --consumer option.
 
-Exit codes: 0 every package passed; 1 a check failed (outputs differ, a download failed or its md5
-differs, the registry did not answer or lists no matching package, the consumer could not load a package
-or its outputs differ); 2 bad input (a malformed ARCH/VARIANT, no registry URL, no recorded goldens, or a
+Where the consumer ships no class for the model at all, each package says "inference-models cannot load
+this package" instead of PASSED: a recipe of that architecture that declares so ([consumer] loads = false)
+keeps exit 0 (weightpack's own classes serve it); one that does not is a failed check (exit 1), since
+production could not load what was about to pass (--consumer skip checks weightpack's classes only).
+
+Exit codes: 0 every package passed (those the recipe declares not for inference-models say so); 1 a check
+failed (outputs differ, a download failed or its md5 differs, a package could not be loaded here, the
+registry did not answer or lists no matching package, the consumer could not load a package or its outputs
+differ, the consumer has no class for a model whose recipe does not declare that); 2 bad input (a
+malformed ARCH/VARIANT, no registry URL, no recorded goldens, or a
 package refused as hostile data: unsafe file names, too many files or bytes, a file without a well-formed
 md5Hash, a size other than the declared one); 3 environment (the service secret is not set, or --consumer
 require where inference-models is not installed); 130 interrupted. When packages end differently, the
@@ -21,12 +28,14 @@ highest code wins.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench.report import CANNOT_LOAD
 from packager import atomic, limits
 from packager.archive import safe_extract
 from packager.commands import verb_parser
@@ -44,6 +53,7 @@ from .download import check_package_files, download_files
 from .errors import PublishError
 from .http import RetryPolicy
 from .registry import RegistryClient, check_registry_url
+from .remote_check import check_goldens, check_lines, check_request, recipe_for
 from .secret import registry_secret
 
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
@@ -67,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODES,
         default="auto",
         help="also load each package through the real consumer (inference-models' AutoModel): when it is "
-        "installed (auto; a package whose backend it has no class for is reported, not failed), always "
-        "(require: exit 3 when it is not installed, exit 1 when it has no class) or never (skip)",
+        "installed (auto; a package whose backend it has no class for is reported, not failed, while "
+        "another package of the model loads; a model it has no class for at all fails unless its recipe "
+        "declares [consumer] loads = false), always (require: exit 3 when it is not installed, exit 1 "
+        "when it has no class) or never (skip)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     limits.add_arguments(p)
@@ -152,23 +164,60 @@ def consumer_verdicts(
     refused: hostile data is never handed to the consumer, which reads the whole listing."""
     if any(r.get("refused") for r in results):
         return
+    from packager.goldens import load_arrays
+
+    recipe = recipe_for(meta.get("modelArchitecture", ""))
+    declared = recipe.consumer if recipe is not None else None
+    inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
     model_wide: dict[str, Any] | None = None  # "no class for any package of this model": asked once
     for pkg, result in zip(packages, results, strict=True):
         verdict = model_wide
         if verdict is None:
             manifest = pkg.get("packageManifest") or {}
-            tolerance = _tolerance(meta.get("modelArchitecture", ""), result["backend"], manifest)
+            request = check_request("", args.device, inputs, expected, meta, result["backend"], manifest)
             package_id = str(pkg.get("packageId"))
             verdict = consumer_check(
-                args.consumer, args.model_id, package_id, url, api_key, goldens, tolerance, args, scratch
+                args.consumer, args.model_id, package_id, url, api_key, goldens, request, args, scratch
             )
-        if verdict is None:
-            return
+        if verdict is None:  # not asked (--consumer skip, or no consumer here)
+            break
         if verdict.get("model_wide"):
             model_wide = verdict
+            verdict = _cannot_load(verdict, args.consumer, declared, recipe)
+            result["consumer_loads"] = False
         result["consumer"] = {k: v for k, v in verdict.items() if k not in ("details", "model_wide")}
         result["details"] += verdict["details"]
         result["passed"] = result["passed"] and (verdict["passed"] or not verdict["gating"])
+    if declared is not None and declared.refused:
+        for result in results:
+            if result.get("consumer_loads") is None:  # not asked: the recipe's word
+                result["consumer_loads"] = False
+                result["details"].append(f"{CANNOT_LOAD}: {declared.reason} (declared in {recipe.path.name})")
+
+
+def _cannot_load(verdict: dict[str, Any], mode: str, declared: Any, recipe: Any) -> dict[str, Any]:
+    """The consumer ships no class for any package of the model. Declared by the package's recipe
+    (``[consumer] loads = false``): reported, not failed (unless ``--consumer require``). Not declared:
+    a failed check, since production cannot load what was about to be passed as good."""
+    if declared is not None and declared.refused:
+        where = f"as its recipe {recipe.path.name} declares"
+        return {
+            **verdict,
+            "gating": mode == "require",
+            "details": [*verdict["details"], f"consumer: {where}"],
+        }
+    hint = (
+        "no recipe of this architecture declares that ([consumer] loads = false, with a reason); "
+        "pass --consumer skip to check weightpack's own classes only"
+    )
+    return {**verdict, "gating": True, "details": [*verdict["details"], f"consumer: FAILED: {hint}"]}
+
+
+def package_verdict(result: dict[str, Any]) -> str:
+    """``PASSED``, ``FAILED``, or ``checks passed; inference-models cannot load this package``."""
+    if not result["passed"]:
+        return "FAILED"
+    return f"checks passed; {CANNOT_LOAD}" if result.get("consumer_loads") is False else "PASSED"
 
 
 def _print(
@@ -181,7 +230,7 @@ def _print(
                     "model_id": args.model_id,
                     "env": args.env,
                     "passed": passed,
-                    "packages": results,
+                    "packages": [{**r, "verdict": package_verdict(r)} for r in results],
                     "recorded_in": str(recorded) if recorded else None,
                 },
                 indent=2,
@@ -190,8 +239,7 @@ def _print(
         print(note, file=sys.stderr)
         return
     for r in results:
-        verdict = "PASSED" if r["passed"] else "FAILED"
-        print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {verdict}")
+        print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {package_verdict(r)}")
         for line in r["details"]:
             print(f"  {line}")
     print(note)
@@ -280,20 +328,23 @@ def verify_remote_package(
             result["details"].append(f"download failed: {exc}")
             return result
         result["details"].append(f"downloaded {len(files)} files, md5 verified")
-        model_class = (
-            args.model_class
-            or _recorded_class(goldens, result["files"])
-            or _default_class(backend, meta.get("taskType", ""))
-        )
-        result["model_class"] = model_class
-        parity = check_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
-    result["parity"] = [p.to_dict() for p in parity]
-    for p in parity:
-        result["details"].append(
-            f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
-            f"(atol={p.atol}, rtol={p.rtol})" + ("" if p.passed else f" {p.reason}")
-        )
-    result["passed"] = bool(parity) and all(p.passed for p in parity)
+        try:
+            model_class = (
+                args.model_class
+                or _recorded_class(goldens, result["files"])
+                or _default_class(backend, meta.get("taskType", ""))
+            )
+            result["model_class"] = model_class
+            checked = check_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
+        except UsageError:
+            raise  # the goldens themselves are unusable: every package would fail the same way
+        except Exception as exc:  # this package cannot be loaded or run here: it fails, the others go on
+            result["details"].append(f"FAILED to load or run: {type(exc).__name__}: {exc}")
+            return result
+    result["parity"] = [p.to_dict() for p in checked.parity]
+    result["task_checks"] = [dataclasses.asdict(c) for c in checked.task_checks]
+    result["details"] += check_lines(checked)
+    result["passed"] = checked.passed
     return result
 
 
@@ -318,45 +369,3 @@ def _default_class(backend: str, task: str) -> str:
     if found:
         return found
     raise PublishError(f"no model class known for backendType {backend!r}; pass --model-class module:Class")
-
-
-def check_goldens(
-    package_dir: Path,
-    model_class: str,
-    backend: str,
-    manifest: dict[str, Any],
-    meta: dict[str, Any],
-    goldens: Path,
-    device: str,
-) -> list:
-    """The package's outputs on the recorded inputs against the recorded reference outputs."""
-    from packager.check import CheckRequest, check_package
-    from packager.goldens import load_arrays
-
-    inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
-    if not inputs or not expected:
-        raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
-    tolerance = _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
-    request = CheckRequest(model_class, device, inputs, expected, tolerance)
-    return check_package(package_dir, request).parity
-
-
-def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
-    """The recipe's tolerances when a recipe of this architecture is found, else the defaults."""
-    from backends.registry import find_backend
-    from bench.parity import default_tolerance
-    from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
-    from packager.verify import tolerances_for
-
-    spec = find_backend(backend)
-    name = spec.name if spec else backend
-    for directory in default_recipe_dirs():
-        for path in find_recipes(directory).values():
-            try:
-                recipe = load_recipe(path)
-            except Exception:
-                continue
-            if recipe.architecture == architecture and name in recipe.backends:
-                return tolerances_for(recipe, name)
-    quantization = str(manifest.get("quantization", "fp32"))
-    return lambda output, dtype: default_tolerance(dtype, backend, quantization)

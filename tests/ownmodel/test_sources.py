@@ -32,7 +32,7 @@ def test_state_dict_with_a_factory_is_referenced_through_that_module(tmp_path: P
     assert run.rc == 0, run.stderr[-3000:]
     report = run.report
     ref = report["references"]["onet"]
-    assert ref["model_class"] == "backends.reference.module:ModuleReference"
+    assert ref["model_class"] == "packager.reference.module:ModuleReference"
     assert ref["kind"] == "module"
     assert ref["description"] == "your module tests.ownmodel.user_nets:ONet, fp32 on the CPU"
     assert {p["backend"] for p in report["packages"]} == {"torch", "onnx"}
@@ -67,7 +67,7 @@ def test_onnx_upstream_of_any_name_is_its_own_reference(tmp_path: Path) -> None:
     run = pack(tmp_path, onet_recipe(str(src / "face-landmarks.onnx")), "--no-latency")
     assert run.rc == 0, run.stderr[-3000:]
     ref = run.report["references"]["onet"]
-    assert ref["model_class"] == "backends.reference.onnx_file:OnnxFileReference"
+    assert ref["model_class"] == "packager.reference.onnx_file:OnnxFileReference"
     assert ref["kind"] == "onnx-file"
     assert "face-landmarks.onnx" in ref["description"] and "graph optimisations off" in ref["description"]
     parity = run.report["parity"]
@@ -90,7 +90,7 @@ def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> No
     )
     assert run.rc == 0, run.stderr[-3000:]
     ref = run.report["references"]["onet"]
-    assert ref["model_class"] == "backends.reference.torchscript_file:TorchScriptReference"
+    assert ref["model_class"] == "packager.reference.torchscript_file:TorchScriptReference"
     assert all(p["passed"] for p in run.report["parity"])
 
 
@@ -210,7 +210,7 @@ def test_the_onnx_file_reference_runs_the_graph_as_written(tmp_path: Path) -> No
     is compared against the graph as written), whatever the file's name."""
     import onnxruntime
 
-    from backends.reference.onnx_file import OnnxFileReference
+    from packager.reference.onnx_file import OnnxFileReference
     from tests.ownmodel.helpers import identity_onnx
 
     identity_onnx(tmp_path / "detector-v2.onnx")
