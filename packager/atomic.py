@@ -97,6 +97,16 @@ def sweep(folder: Path, recursive: bool = True, owners: Mapping[int, float] | No
     return removed
 
 
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` a symbolic link to ``target``, whatever was there (a link to elsewhere, left by another
+    run or planted, or a file): a link is trusted only for where it points now, never for existing."""
+    link = Path(link)
+    if link.is_symlink() and link.readlink() == Path(target):
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+
+
 def new_temp_dir(parent: Path, what: str) -> Path:
     """A new owned temporary folder under ``parent`` (``.<what>.<pid>-<random>.partial``): the caller
     removes it; if this process dies first, :func:`sweep` does."""

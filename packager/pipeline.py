@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,9 +393,7 @@ def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.Fetc
     key = hashlib.sha256(json.dumps(sorted(listed)).encode() + str(fetched.path).encode()).hexdigest()[:16]
     view = out_dir / ".upstream" / key
     for rel in sorted(listed):
-        link, target = view / rel, (fetched.path / rel).resolve()
+        link = view / rel
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not (link.is_symlink() and Path(os.readlink(link)) == target):  # a link left here is re-pointed
-            link.unlink(missing_ok=True)
-            link.symlink_to(target)
+        atomic.point_link(link, (fetched.path / rel).resolve())  # a link left here is re-pointed
     return sources.FetchedSource(path=view, provenance=fetched.provenance)

@@ -59,6 +59,10 @@ CLASSES = {
     "PublishNetworkError": ENVIRONMENT,
     "RegistryAnswerError": BAD_INPUT,  # a registry answer not in the documented shape: hostile data
     "HttpFailure": CHECK,  # a final 4xx; one that got no answer, or only 5xx, is 3 (below)
+    # packager/cluster (Ray)
+    "ClusterError": ENVIRONMENT,  # no cluster, no node of a target
+    "MissingTargetError": ENVIRONMENT,
+    "TaskDiedError": CHECK,  # a package's task died on every try: that package's failed check
     # backends/trt (GPU)
     "EngineInputError": CHECK,
     "TrtExecutionError": CHECK,
@@ -87,10 +91,16 @@ def test_every_error_class_has_its_documented_exit_code() -> None:
 def test_the_readme_and_help_document_every_code() -> None:
     from packager.cli import EXIT_CODES
 
-    for text in (" ".join(EXIT_CODES.split()), " ".join((ROOT / "README.md").read_text().split())):
+    help_text = " ".join(EXIT_CODES.split())
+    for text in (help_text, " ".join((ROOT / "docs" / "cli.md").read_text().split())):
         for phrase in ("0 all passed", "1 a check failed", "2 bad input", "3 environment (disk, file-size",
                        "network, a missing extra", "130 interrupted"):  # fmt: skip
             assert phrase in text, phrase
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme_phrases = ("**0** all passed", "**1** a check failed", "**2** bad input", "**3** environment",
+                      "a full disk or a file-size limit, a network that keeps failing", "**130** interrupted")
+    for phrase in readme_phrases:
+        assert phrase in readme, phrase
 
 
 # ---------------------------------------------------------------- the cases the issue found, one by one

@@ -51,7 +51,7 @@ def test_what_was_imported_must_be_a_model_library_class_or_function(ref: str, o
 
 
 @pytest.mark.parametrize(
-    "ref", ["backends.zoo.mtcnn:build", "torch.nn:Linear", "tests.ownmodel.user_nets:ONet"]
+    "ref", ["torch.nn:Linear", "tests.ownmodel.user_nets:ONet", "packager.reference.module:ModuleReference"]
 )
 def test_model_factories_are_accepted(ref: str) -> None:
     from backends.factories import load_factory, name_problem

@@ -2,8 +2,8 @@
 in its range, and a structure too deep to be a recipe refused, each with the usual error shape: exit 2, the
 file, the dotted field and what is accepted.
 
-The recipe schema rewrite (issue 21) validates these; until it lands they are expected to fail (``SCHEMA``,
-strict: a case that starts passing turns the suite red, so whoever lands the schema removes the marker).
+The recipe schema rewrite (issue 21) validates them; these tests were written before it landed (expected
+to fail then, strictly) and hold it to the error shape now.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import pytest
 from packager.errors import RecipeError
 from packager.recipes import load_recipe
 from tests.hostile.helpers import recipe_copy
-
-SCHEMA = pytest.mark.xfail(strict=True, reason="recipe schema rewrite (issue 21) validates numbers")
 
 OUTPUT = "parity.outputs.sentence_embedding"
 
@@ -55,13 +53,13 @@ CASES = {
     "max-length-negative": (replace("max_length = 64", "max_length = -5"), "inputs.max_length"),
     "max-length-huge": (replace("max_length = 64", "max_length = 99999999999999999999"), "inputs.max_length"),
 }
-# refused in this shape already; kept here so the rewrite keeps them
+# refused in this shape before the rewrite too
 CHECKED_TODAY = {
     "target-ci-nan": (added("target_ci = nan"), "bench.target_ci"),
     "runs-zero": (added("runs = 0"), "bench.runs"),
     "batch-size-zero": (replace("batch_sizes = [1, 8]", "batch_sizes = [1, 0]"), "bench.batch_sizes"),
 }
-PARAMS = [pytest.param(n, marks=SCHEMA) for n in CASES] + list(CHECKED_TODAY)
+PARAMS = [*CASES, *CHECKED_TODAY]
 
 
 @pytest.mark.parametrize("name", PARAMS)
@@ -75,7 +73,6 @@ def test_a_number_out_of_range_is_refused_naming_file_field_and_range(tmp_path: 
     assert caught.value.exit_code == 2
 
 
-@SCHEMA
 def test_a_5000_deep_nested_array_is_refused_naming_the_file(tmp_path: Path) -> None:
     deep = "[" * 5000 + "]" * 5000
     path = recipe_copy(tmp_path, replace("texts = [", f"deep = {deep}\ntexts = [")) / "minilm.toml"
