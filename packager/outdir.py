@@ -48,7 +48,8 @@ ACCEPTED = "(accepted: a writable folder, new or existing)"
 
 def check_out_dir(out_dir: Path) -> Path:
     """Create ``out_dir`` if needed; a clear error when it is a file, under a file or not writable, or when
-    its lock or owner stamp is a symbolic link (the lock's open would truncate the link's target)."""
+    its lock or owner stamp is a symbolic link (the stamp was written through one, over its target; filelock
+    refuses to open a linked lock, which surfaced as an unexpected OSError)."""
     out_dir = check_folder(out_dir, "--out")
     for name in (LOCK_NAME, OWNER_NAME):
         if (out_dir / name).is_symlink():

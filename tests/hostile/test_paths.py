@@ -166,7 +166,8 @@ def test_a_planted_goldens_link_stops_pack_before_any_work(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("name", [LOCK_NAME, OWNER_NAME])
 def test_lock_files_that_are_links_are_refused_and_their_targets_untouched(tmp_path: Path, name: str) -> None:
-    """filelock opens its lock with O_TRUNC: a planted link would have emptied its target."""
+    """The owner stamp was written through a planted ``.pack.lock.json`` link, over its target; a linked
+    ``.pack.lock`` (filelock will not follow it) was an unexpected OSError (exit 1)."""
     out, victim = tmp_path / "out", tmp_path / "victim.txt"
     out.mkdir()
     victim.write_text("precious")
