@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.base import Tensors
+from backends.errors import UserModelError
 from packager.recipes import InputsRecipe
 
 
@@ -61,7 +62,14 @@ def _tokenizer(upstream_dir: Path) -> object:
     if key not in _TOKENIZERS:
         from transformers import AutoTokenizer
 
-        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key, local_files_only=True)
+        try:
+            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key, local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # no usable tokenizer files: the source's
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserModelError(
+                f"[inputs] kind = 'text' needs a tokenizer, and none loads from the source {upstream_dir} "
+                f"({first}) (accepted: a source holding tokenizer files, e.g. a transformers snapshot)"
+            ) from None
     return _TOKENIZERS[key]
 
 

@@ -251,7 +251,7 @@ def _prepare_variant(
 ) -> PreparedVariant:
     """Fetch the variant's upstream files and compute (or read back) its reference outputs."""
     spec = recipe.variants[variant]
-    with ui.stage(f"fetch {recipe.family}/{variant} from {spec.source}"):
+    with ui.stage(f"fetch {recipe.family}/{variant} from {sources.public_uri(spec.source)}"):
         fetched = sources.fetch(
             spec.source,
             cache_dir=options.cache_dir,
@@ -395,6 +395,5 @@ def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.Fetc
     for rel in sorted(listed):
         link = view / rel
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.is_symlink():
-            link.symlink_to((fetched.path / rel).resolve())
+        atomic.point_link(link, (fetched.path / rel).resolve())  # a link left here is re-pointed
     return sources.FetchedSource(path=view, provenance=fetched.provenance)

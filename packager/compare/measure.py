@@ -153,7 +153,7 @@ def measure_run(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m packager.compare.measure", description=__doc__.split("\n\n")[0]
+        prog="python -m packager.compare.measure", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     p.add_argument("pack_out", type=Path, help="a pack output folder (report.json, zips, goldens/)")
     p.add_argument("--variant", required=True)

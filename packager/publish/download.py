@@ -15,15 +15,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from packager.archive import CHUNK_SIZE, Limits, check_file_list
 from packager.errors import ArchiveError, UnsafeArchiveError
 from packager.hashing import new_hash
-from packager.retry import redact_http_logs
+from packager.redact import redact_url
+from packager.retry import redact_http_logs, retryable_status
 
-from .errors import PublishError
+from .errors import PublishError, PublishNetworkError
 from .registry import RegistryClient
 
 SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
@@ -109,7 +111,11 @@ def download(
         except (requests.RequestException, PublishError) as exc:
             tmp.unlink(missing_ok=True)
             if attempt == client.policy.attempts:
-                raise PublishError(f"download {handle}: {exc}") from None
+                network = isinstance(exc, (requests.ConnectionError, requests.Timeout)) or (
+                    getattr(exc, "exit_code", None) == PublishNetworkError.exit_code
+                )
+                kind = PublishNetworkError if network else PublishError
+                raise kind(f"download {handle}: {exc}") from None
             continue
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -132,10 +138,16 @@ def _fetch(
 ) -> tuple[str, int]:
     """One attempt: stream the file to ``tmp``; (md5 hex, bytes received)."""
     handle = record["fileHandle"]
+    url = record.get("downloadUrl")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ArchiveError(
+            f"{handle}: downloadUrl {redact_url(str(url))!r} is not an http(s) URL (accepted: one)"
+        )
     digest, received = new_hash("md5"), 0
-    with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
+    with requests.get(url, stream=True, timeout=client.policy.timeout_s) as r:
         if r.status_code != 200:
-            raise PublishError(f"download {handle}: HTTP {r.status_code}")
+            kind = PublishNetworkError if retryable_status(r.status_code) else PublishError
+            raise kind(f"download {handle}: HTTP {r.status_code}")
         with open(tmp, "wb") as out:
             for chunk in r.iter_content(CHUNK_SIZE):
                 received += len(chunk)

@@ -52,9 +52,9 @@ from .consumer_check import MODES, consumer_check, require_consumer
 from .download import check_package_files, download_files
 from .errors import PublishError
 from .http import RetryPolicy
-from .registry import RegistryClient
+from .registry import RegistryClient, check_registry_url
 from .remote_check import check_goldens, check_lines, check_request, recipe_for
-from .secret import secret_from_env
+from .secret import registry_secret
 
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
 
@@ -92,7 +92,8 @@ def main(argv: list[str]) -> int:
     url = _check_arguments(args)
     goldens = _goldens(args)
     require_consumer(args.consumer)  # before anything is contacted or downloaded
-    client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
+    url, secret = registry_secret(url)  # a secret in the URL's user-info is sent as the Bearer token
+    client = RegistryClient(url, secret, RetryPolicy.from_env())
     meta = client.weights(args.model_id)
     packages = _select(meta, args)
     from packager.cli import default_cache_dir
@@ -122,6 +123,9 @@ def _check_arguments(args: argparse.Namespace) -> str:
             f"no registry URL for {args.env}: pass --registry-url or set "
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
         )
+    check_registry_url(
+        url, "--registry-url" if args.registry_url else ENV_REGISTRY_URL.format(args.env.upper())
+    )
     return url
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import UserModelError
+from backends.factories import ACCEPTED as FACTORY_ACCEPTED
+from backends.factories import factory_problem, name_problem
 from backends.loaded import reference_model
 from backends.outputs import run_model
 from backends.registry import get_backend
@@ -229,9 +231,8 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
     the field named rather than a traceback halfway through. The recipe's folder and the working directory
     are importable (``packager.recipes.make_importable``: a user's ``my_net.py`` beside ``my_net.toml``)."""
     make_importable(recipe.path)
-    factory = recipe.model.factory
-    if factory and not callable(import_reference(factory, "model.factory", recipe.path)):
-        raise RecipeError(recipe.path, "model.factory", f"'{recipe.model.factory}' is not callable")
+    if recipe.model.factory:
+        _check_factory(recipe.model.factory, "model.factory", recipe.path)
     if recipe.parity.reference_class:
         needs = [b for b in backends if _traces_reference(recipe, b)]
         check_reference_class(recipe.parity.reference_class, recipe.path, needs)
@@ -241,7 +242,16 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
             value = _option(options, key)
             if isinstance(value, str) and ":" in value and not is_consumer_class(value):
                 # a consumer class is checked when loaded: exit 3 and how to install the consumer
-                import_reference(value, f"backends.{name}.{key}", recipe.path)
+                check = _check_factory if key == "factory" else import_reference
+                check(value, f"backends.{name}.{key}", recipe.path)
+
+
+def _check_factory(ref: str, field_: str, recipe_path: str | Path) -> None:
+    """A factory runs code: a class or function of a model's module, never a builtin or the standard
+    library's (``os:system`` is refused unimported); see ``backends.factories``."""
+    problem = name_problem(ref) or factory_problem(ref, import_reference(ref, field_, recipe_path))
+    if problem:
+        raise RecipeError(recipe_path, field_, problem, FACTORY_ACCEPTED)
 
 
 def _traces_reference(recipe: Recipe, backend: str) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .. import atomic
-from ..errors import MissingExtraError, SourceError
+from ..errors import MissingExtraError, NetworkError, SourceError
 from ._types import Located, ProgressCallback
 from .hash_cache import HashCache
 from .https import INCOMPLETE, cache_paths, finish, reuse
@@ -24,7 +24,9 @@ def fetch_gs(
     spec: SourceSpec, *, cache_dir: Path, hashes: HashCache, progress: ProgressCallback | None
 ) -> Located:
     try:
+        import requests
         from google.api_core import exceptions as gexc
+        from google.auth.exceptions import GoogleAuthError
         from google.cloud import storage
     except ImportError:
         raise MissingExtraError("gs:// sources", "gcs", "google.cloud.storage") from None
@@ -57,8 +59,8 @@ def fetch_gs(
                         blob.download_to_file(handle, start=start, checksum=None)
                     else:
                         blob.download_to_file(handle)
-            except gexc.GoogleAPIError as exc:
-                raise SourceError(f"{desc}: download failed: {type(exc).__name__}: {exc}") from None
+            except (gexc.GoogleAPIError, GoogleAuthError, requests.RequestException) as exc:
+                raise _classified(desc, exc, gexc) from None
             finish(tmp, final, None, hashes, desc, blob.size)
             if progress:
                 progress(desc, blob.size or 0, blob.size)
@@ -68,3 +70,18 @@ def fetch_gs(
     except (OSError, ValueError, KeyError):
         resolved = desc
     return Located(path=final.parent, resolved=resolved, files=[(final.name, final)])
+
+
+def _classified(desc: str, exc: BaseException, gexc: object) -> SourceError:
+    """A refusal about the object named (not found, forbidden: exit 2), or the environment's: no
+    credentials, a failing or unreachable service after the client's retries (exit 3)."""
+    message = f"{desc}: download failed: {type(exc).__name__}: {exc}"
+    if isinstance(exc, (gexc.NotFound, gexc.Forbidden, gexc.Unauthorized, gexc.BadRequest)):  # type: ignore[attr-defined]
+        return SourceError(message)
+    if type(exc).__module__.startswith("google.auth"):
+        return NetworkError(
+            f"{desc}: no usable Google credentials ({exc}); run 'gcloud auth application-default login' "
+            "or set GOOGLE_APPLICATION_CREDENTIALS (STORAGE_EMULATOR_HOST for an emulator)"
+        )
+    return NetworkError(message)
+
