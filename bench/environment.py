@@ -15,6 +15,7 @@ from typing import Any
 
 from backends.device import no_cuda_without_asking_torch
 from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
+from bench.threads import ThreadSettings
 
 LIBRARIES = (
     "torch",
@@ -30,8 +31,10 @@ LIBRARIES = (
 )
 
 
-def capture() -> dict[str, Any]:
-    """A JSON-able description of this machine and its ML stack."""
+def capture(threads: ThreadSettings | None = None) -> dict[str, Any]:
+    """A JSON-able description of this machine and its ML stack. ``threads``: the run's thread settings,
+    recorded as torch's while torch is not imported yet (they are applied when it is: capturing the
+    environment does not import torch for them, and a cold run and its re-run record the same)."""
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -39,8 +42,8 @@ def capture() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": _affinity(),
-        "torch_threads": _torch_threads(),
-        "torch_interop_threads": _torch_interop_threads(),
+        "torch_threads": _torch_threads(threads),
+        "torch_interop_threads": _torch_interop_threads(threads),
         "libraries": library_versions(),
         "onnxruntime_providers": _ort_providers(),
         "cuda": _cuda(),
@@ -97,10 +100,9 @@ def _affinity() -> int | None:
         return None
 
 
-def _torch_interop_threads() -> int | None:
-    pending = _pending_threads()
-    if pending is not None:
-        return pending.inter_op
+def _torch_interop_threads(threads: ThreadSettings | None) -> int | None:
+    if threads is not None and "torch" not in sys.modules:
+        return threads.inter_op
     try:
         import torch
     except ImportError:
@@ -117,25 +119,14 @@ def _tensorrt_version() -> str | None:
     return getattr(tensorrt, "__version__", None)
 
 
-def _torch_threads() -> int | None:
-    pending = _pending_threads()
-    if pending is not None:
-        return pending.intra_op
+def _torch_threads(threads: ThreadSettings | None) -> int | None:
+    if threads is not None and "torch" not in sys.modules:
+        return threads.intra_op
     try:
         import torch
     except ImportError:
         return None
     return torch.get_num_threads()
-
-
-def _pending_threads() -> Any:
-    """The thread settings :mod:`bench.threads` applies when torch is imported, while it is not yet:
-    capturing the environment does not import torch for them (a run whose packages are all reused needs
-    no torch at all), and they are what torch then runs with, so a cold run and its re-run record the
-    same."""
-    from bench.threads import pending_threads
-
-    return pending_threads()
 
 
 def _ort_providers() -> list[str]:

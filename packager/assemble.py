@@ -51,4 +51,5 @@ def record_verification(report: Report, build: PackageBuild, v: Verification, ou
             row.memory,
             row.input_sets,
             input_shape=row.input_shape,
+            inputs_digest=row.inputs_digest,
         )

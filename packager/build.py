@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class PackageBuild:
     model_class: str
     package_manifest: dict[str, Any]
     reused: bool
-    limits: archive.Limits = field(default_factory=archive.Limits)  # what its extraction is held to
 
 
 def input_key(
@@ -74,11 +73,12 @@ def reused_build(
     out_dir: Path,
     reference_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
-    limits: archive.Limits | None = None,
+    *,
+    limits: archive.Limits,
 ) -> PackageBuild | None:
     """The package built earlier from the same inputs, when its zip and manifest are there and agree (and
-    the zip follows the archive rules: else OutputFolderError, exit 2, naming the files to delete)."""
-    limits = limits or archive.Limits()
+    the zip follows the archive rules within the run's ``limits``: else OutputFolderError, exit 2, naming
+    the files to delete)."""
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
     key = input_key(fetched, recipe, backend, variant, reference_kwargs, device)
@@ -93,7 +93,6 @@ def reused_build(
         reused[1]["model_class"],
         reused[1]["packageManifest"],
         reused=True,
-        limits=limits,
     )
 
 
@@ -108,11 +107,12 @@ def build_package(
     ui: UI,
     reference_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
-    limits: archive.Limits | None = None,
+    *,
+    limits: archive.Limits,
 ) -> PackageBuild:
-    """Export + zip on ``device`` (the run's build device, see :func:`backends.device.export_device`)."""
-    limits = limits or archive.Limits()
-    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device, limits)
+    """Export + zip on ``device`` (the run's build device, see :func:`backends.device.export_device`);
+    a zip kept from an earlier run is read within the run's ``limits``."""
+    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device, limits=limits)
     if found is not None:
         ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
         return found
@@ -167,7 +167,6 @@ def build_package(
         model_class,
         result.package_manifest,
         reused=False,
-        limits=limits,
     )
 
 

@@ -17,9 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from backends.device import available_devices
 from packager import __version__, commands, limits
-from packager.arguments import comma_list
+from packager.arguments import comma_list, thread_count
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 from packager.redact import redact_argv
@@ -86,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=thread_count,
         metavar="N",
         help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
@@ -215,6 +214,7 @@ def _pack(args: argparse.Namespace) -> int:
     from packager import atomic, failures, outdir
     from packager import summary as run_summary
     from packager.pipeline import PackOptions, run_pack, select
+    from packager.settings import RunSettings
     from packager.ui import make_ui
 
     dirs = recipe_dirs(args)
@@ -227,18 +227,21 @@ def _pack(args: argparse.Namespace) -> int:
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
+    settings = RunSettings.of(
+        devices=args.devices,
+        threads=args.threads,
+        limits=limits.limits_from(args),
+        measure_latency=not args.no_latency,
+    )
     options = PackOptions(
         variants=variants,
         backends=backends,
-        devices=args.devices or available_devices(),
         out_dir=(args.out or Path("out") / recipe.family).resolve(),
         cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
-        measure_latency=not args.no_latency,
+        settings=settings,
         reverify=args.reverify,
         jobs=args.jobs,
-        threads=args.threads,
         extra_meta={"argv": redact_argv(["pack", *sys.argv[1:]]) if args else []},
-        limits=limits.limits_from(args),
         wait=args.wait,
         strict=args.strict,
     )

@@ -111,6 +111,17 @@ def load_reference(golden: Path, key: str) -> tuple[Tensors, Tensors, dict[str, 
     return inputs, outputs, record
 
 
+def recorded_noise_floor(golden: Path) -> dict[str, Any] | None:
+    """The ``noise_floor`` entry measured with the reference outputs in ``golden`` (``None``: none was, or
+    no record is there, as for a golden copied elsewhere)."""
+    try:
+        record = json.loads(_reference_sidecar(golden).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    floor = record.get("noise_floor") if isinstance(record, dict) else None
+    return floor if isinstance(floor, dict) else None
+
+
 def save_reference(golden: Path, key: str, *, casts: list, learned: dict, noise_floor: Any) -> None:
     """Remember which key the golden at ``golden`` was computed for, with what the run learnt."""
     atomic.write_json(

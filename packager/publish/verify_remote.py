@@ -5,7 +5,11 @@ zip is held to, or lacks an md5Hash on a file. Downloads each file (md5-verified
 renamed; at most --max-extract-bytes for the whole package, and exactly the size the registry declares),
 extracts a zipped package with safe_extract, loads it through its model class (--model-class, else the one
 pack recorded for these files, else the backend's default for the task), runs the sample inputs pack
-recorded in OUT/goldens/ARCH-VARIANT-reference.npz and compares with the recorded outputs. Where
+recorded in OUT/goldens/ARCH-VARIANT-reference.npz and compares with the recorded outputs: the check
+``pack`` ran on it (its tolerances, the noise floor recorded beside the goldens, task checks, every shape and
+a recurrent model's whole sequence), found through the recipe of the model's architecture (./recipes, then
+the built-in ones; a recipe file that cannot be read is exit 2, never passed over; without one, the
+backend's default tolerances). Where
 inference-models is installed, the real consumer (AutoModel.from_pretrained, told each package's id) loads
 every package too and its outputs are compared the same way; see the --consumer option.
 
@@ -24,6 +28,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,9 @@ from packager.errors import (
     ArchiveError,
     UsageError,
 )
+from packager.package_check import PackageRef, package_check
+from packager.recipes import Recipe, default_recipe_dirs, recipe_of_architecture
+from packager.settings import RunSettings
 
 from .cli import ENV_REGISTRY_URL, ENVIRONMENTS, registry_url_for
 from .consumer_check import MODES, consumer_check, require_consumer
@@ -79,10 +87,12 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     url = _check_arguments(args)
     goldens = _goldens(args)
+    settings = RunSettings.of(devices=[args.device], limits=limits.limits_from(args), measure_latency=False)
     require_consumer(args.consumer)  # before anything is contacted or downloaded
     client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
     meta = client.weights(args.model_id)
     packages = _select(meta, args)
+    recipe = _recipe(meta, args.model_id)
     from packager.cli import default_cache_dir
 
     # scratch under --out (else the cache), never /tmp: a killed run's leftover is swept by the next one
@@ -90,8 +100,13 @@ def main(argv: list[str]) -> int:
     scratch_root = Path(base) / ".tmp"
     atomic.sweep(scratch_root, recursive=False)  # what killed runs left behind
     with atomic.temp_dir(scratch_root, "verify-remote") as scratch:
-        results = [verify_remote_package(client, meta, pkg, goldens, args, scratch) for pkg in packages]
-        consumer_verdicts(args, url, client.secret.reveal(), meta, packages, results, goldens, scratch)
+        checked = [
+            verify_remote_package(client, meta, pkg, goldens, args, scratch, recipe, settings)
+            for pkg in packages
+        ]
+        results = [r for r, _ in checked]
+        tolerances = [t for _, t in checked]
+        consumer_verdicts(args, url, client.secret.reveal(), packages, results, tolerances, goldens, scratch)
     passed = all(r["passed"] for r in results)
     recorded, note = _record(args, goldens, url, results)
     _print(args, results, passed, recorded, note)
@@ -135,9 +150,9 @@ def consumer_verdicts(
     args: argparse.Namespace,
     url: str,
     api_key: str,
-    meta: dict[str, Any],
     packages: list[dict[str, Any]],
     results: list[dict[str, Any]],
+    tolerances: list[Any],
     goldens: Path,
     scratch: Path,
 ) -> None:
@@ -149,11 +164,9 @@ def consumer_verdicts(
     if any(r.get("refused") for r in results):
         return
     model_wide: dict[str, Any] | None = None  # "no class for any package of this model": asked once
-    for pkg, result in zip(packages, results, strict=True):
+    for pkg, result, tolerance in zip(packages, results, tolerances, strict=True):
         verdict = model_wide
         if verdict is None:
-            manifest = pkg.get("packageManifest") or {}
-            tolerance = _tolerance(meta.get("modelArchitecture", ""), result["backend"], manifest)
             package_id = str(pkg.get("packageId"))
             verdict = consumer_check(
                 args.consumer, args.model_id, package_id, url, api_key, goldens, tolerance, args, scratch
@@ -238,9 +251,12 @@ def verify_remote_package(
     goldens: Path,
     args: argparse.Namespace,
     scratch: Path,
-) -> dict[str, Any]:
-    """Download one registered package (md5-verified), then check it against the goldens with
-    :func:`packager.check.check_package`, the check ``pack`` runs; returns the JSON-able outcome."""
+    recipe: Recipe | None,
+    settings: RunSettings,
+) -> tuple[dict[str, Any], Any]:
+    """Download one registered package (md5-verified), then check it against the goldens with its
+    :class:`~packager.package_check.PackageCheck`, the check ``pack`` runs; returns the JSON-able outcome
+    and the tolerance it was judged with (the consumer's outputs are judged with it too)."""
     manifest = pkg.get("packageManifest") or {}
     backend = str(manifest.get("backendType"))
     result: dict[str, Any] = {
@@ -251,14 +267,24 @@ def verify_remote_package(
     }
     files = pkg.get("packageFiles") or []
     result["files"] = {str(f.get("fileHandle")): f.get("md5Hash") for f in files}
-    package_limits = limits.limits_from(args)
+    package_limits = settings.limits
     label = f"package {pkg.get('packageId')}"
+    variant = args.model_id.split("/")[1]
+    model_class = (
+        args.model_class
+        or _recorded_class(goldens, result["files"])
+        or _default_class(backend, meta.get("taskType", ""))
+    )
+    ref = PackageRef(Path(), variant, backend, model_class, str(manifest.get("quantization", "fp32")))
+    check = package_check(recipe, ref, settings.devices[0], settings, goldens)
+    if not check.cases[0].inputs or not check.cases[0].reference:
+        raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
     try:  # the same validator as a zip, then md5Hash and declared sizes: refused as hostile data (exit 2)
         check_package_files(label, files, package_limits)
     except ArchiveError as exc:
         result["refused"] = True
         result["details"].append(f"refused: {exc}")
-        return result
+        return result, check.tolerance
     with atomic.temp_dir(scratch, "package") as tmp:
         package_dir = tmp / "package"
         try:
@@ -271,26 +297,36 @@ def verify_remote_package(
         except ArchiveError as exc:
             result["refused"] = True
             result["details"].append(f"refused: {exc}")
-            return result
+            return result, check.tolerance
         except PublishError as exc:
             result["details"].append(f"download failed: {exc}")
-            return result
+            return result, check.tolerance
         result["details"].append(f"downloaded {len(files)} files, md5 verified")
-        model_class = (
-            args.model_class
-            or _recorded_class(goldens, result["files"])
-            or _default_class(backend, meta.get("taskType", ""))
-        )
         result["model_class"] = model_class
-        parity = check_goldens(package_dir, model_class, backend, manifest, meta, goldens, args.device)
-    result["parity"] = [p.to_dict() for p in parity]
-    for p in parity:
+        check = replace(check, package=replace(ref, path=package_dir))
+        opened = check.open(package_dir)  # a folder: used in place
+        checks = [(case.label, check.check(opened, case)) for case in check.checked_cases()]
+        del opened
+    parity = [(label, p) for label, c in checks for p in c.parity]
+    result["parity"] = [{**p.to_dict(), **({"input_shape": at} if at else {})} for at, p in parity]
+    for at, p in parity:
         result["details"].append(
-            f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
+            (f"{at}: " if at else "")
+            + f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
             f"(atol={p.atol}, rtol={p.rtol})" + ("" if p.passed else f" {p.reason}")
         )
-    result["passed"] = bool(parity) and all(p.passed for p in parity)
-    return result
+    for at, c in ((label, c) for label, checked in checks for c in checked.task_checks):
+        verdict = "ok" if c.passed else "FAILED"
+        result["details"].append((f"{at}: " if at else "") + f"task {c.check}: {verdict} {c.value:.6g}")
+    result["passed"] = bool(checks) and all(c.passed for _, c in checks)
+    return result, check.tolerance
+
+
+def _recipe(meta: dict[str, Any], model_id: str) -> Recipe | None:
+    """The recipe of the model's architecture that has this variant (./recipes, then the built-in ones);
+    ``None``: the backends' default tolerances apply."""
+    recipe = recipe_of_architecture(str(meta.get("modelArchitecture", "")), default_recipe_dirs())
+    return recipe if recipe is not None and model_id.split("/")[1] in recipe.variants else None
 
 
 def _recorded_class(goldens: Path, files: dict[str, Any]) -> str | None:
@@ -314,45 +350,3 @@ def _default_class(backend: str, task: str) -> str:
     if found:
         return found
     raise PublishError(f"no model class known for backendType {backend!r}; pass --model-class module:Class")
-
-
-def check_goldens(
-    package_dir: Path,
-    model_class: str,
-    backend: str,
-    manifest: dict[str, Any],
-    meta: dict[str, Any],
-    goldens: Path,
-    device: str,
-) -> list:
-    """The package's outputs on the recorded inputs against the recorded reference outputs."""
-    from packager.check import CheckRequest, check_package
-    from packager.goldens import load_arrays
-
-    inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
-    if not inputs or not expected:
-        raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
-    tolerance = _tolerance(meta.get("modelArchitecture", ""), backend, manifest)
-    request = CheckRequest(model_class, device, inputs, expected, tolerance)
-    return check_package(package_dir, request).parity
-
-
-def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
-    """The recipe's tolerances when a recipe of this architecture is found, else the defaults."""
-    from backends.registry import find_backend
-    from bench.parity import default_tolerance
-    from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
-    from packager.verify import tolerances_for
-
-    spec = find_backend(backend)
-    name = spec.name if spec else backend
-    for directory in default_recipe_dirs():
-        for path in find_recipes(directory).values():
-            try:
-                recipe = load_recipe(path)
-            except Exception:
-                continue
-            if recipe.architecture == architecture and name in recipe.backends:
-                return tolerances_for(recipe, name)
-    quantization = str(manifest.get("quantization", "fp32"))
-    return lambda output, dtype: default_tolerance(dtype, backend, quantization)
