@@ -14,21 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from backends.device import no_cuda_without_asking_torch
+from bench.fingerprint import runtime_libraries
 from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
 from bench.threads import ThreadSettings
 
-LIBRARIES = (
-    "torch",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "onnx",
-    "transformers",
-    "tensorrt",
-    "numpy",
-    "huggingface_hub",
-    "safetensors",
-    "weightpack",
-)
+RECORDED_LIBRARIES = ("huggingface_hub",)
+"""Recorded beside the runtime libraries (:func:`bench.fingerprint.runtime_libraries`, named by the
+backends' specs), not part of the fingerprint: it downloads, it does not compute."""
 
 
 def capture(threads: ThreadSettings | None = None) -> dict[str, Any]:
@@ -55,8 +47,11 @@ def capture(threads: ThreadSettings | None = None) -> dict[str, Any]:
     return env
 
 
-def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
-    """Installed versions of ``names`` (``None`` when absent); cheap, metadata only, no imports."""
+def library_versions(names: tuple[str, ...] | None = None) -> dict[str, str | None]:
+    """Installed versions of ``names`` (default: the runtime libraries and :data:`RECORDED_LIBRARIES`;
+    ``None`` when absent); cheap, metadata only, no imports."""
+    if names is None:
+        names = (*runtime_libraries(), *RECORDED_LIBRARIES)
     return {name: _version(name) for name in names}
 
 

@@ -302,4 +302,3 @@ def recorded_floors(golden: Path) -> dict[str, dict[str, float]] | None:
     """The noise floor per output that ``pack`` measured for this golden (recorded beside it), if any."""
     floor = recorded_noise_floor(golden)
     return (floor or {}).get("outputs") or None
-

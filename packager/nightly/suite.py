@@ -85,6 +85,7 @@ def test_parity(
     for parity_case in check.checked_cases():
         result = check.check(weightpack_opened, parity_case)
         at = f" at {parity_case.label}" if parity_case.label else ""
+        record_property(f"steps{at}", result.steps)  # calls compared: a sequence's length
         for r in result.parity:
             record_property(f"{r.output}{at}.max_abs", r.max_abs)
             if parity_case is check.cases[0] and recorded and r.output in recorded and r.passed:

@@ -311,8 +311,7 @@ def verify_remote_package(
     result["parity"] = [{**p.to_dict(), **({"input_shape": at} if at else {})} for at, p in parity]
     for at, p in parity:
         result["details"].append(
-            (f"{at}: " if at else "")
-            + f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
+            (f"{at}: " if at else "") + f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
             f"(atol={p.atol}, rtol={p.rtol})" + ("" if p.passed else f" {p.reason}")
         )
     for at, c in ((label, c) for label, checked in checks for c in checked.task_checks):
