@@ -51,9 +51,10 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
     """A readable summary of ``report.json``: verdict, packages, parity, latency, cold start, environment.
 
     Reads v1 and v2 reports (keys added in v2 are optional here)."""
-    verdict = "PASSED" if report["passed"] else "FAILED"
+    from bench.report import CANNOT_LOAD, consumer_refused, verdict
+
     out = [
-        f"# weightpack report: {report['family']} — {verdict}",
+        f"# weightpack report: {report['family']} — {verdict(report)}",
         "",
         f"Architecture `{report['architecture']}`, task `{report['task']}`, created {report['created_at']}, "
         f"schema `{report.get('schema')}`.",
@@ -66,6 +67,9 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             for f in report["failures"]
         ]
         out.append("")
+    if consumer_refused(report):
+        reason = report["consumer"]["reason"]
+        out += ["## inference-models", "", f"**{CANNOT_LOAD}**: {md_cell(reason)}", ""]
     warnings = (report.get("environment") or {}).get("warnings") or []
     if warnings:
         out += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
@@ -83,7 +87,9 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 len(p["files"]) if p else None,
                 f"`{p['sha256'][:16]}…`" if p else "-",
                 reused_cell(p) if p else "-",  # not a failure: plain text
-                "passed" if attempt.passed else f"**FAILED**: {md_cell(attempt.reason)}",
+                (f"checks passed; **{CANNOT_LOAD}**" if consumer_refused(report) else "passed")
+                if attempt.passed
+                else f"**FAILED**: {md_cell(attempt.reason)}",
             ]
         )
     out += table(["variant", "backend", "zip", "size (MB)", "files", "sha256", "reused", "result"], rows)

@@ -17,7 +17,7 @@ from backends.base import Tensors
 from backends.outputs import run_model
 from bench import memory
 from bench.parity import OutputParity, compare_outputs, compare_sequence
-from bench.tasks import TaskCheck, task_checks
+from bench.tasks import TaskCheck, TaskCheckSpec, covers, task_checks
 from packager import archive
 from packager.consumer import load_model_class
 from packager.sequence import CallSequence, reset_state, run_sequence
@@ -41,6 +41,9 @@ class CheckRequest:
     sequence: CallSequence | None = None
     """A recurrent model's sequence: the package runs these calls from its start (reset, or reloaded) and
     every step's outputs are compared; ``inputs``/``reference`` are then its first step."""
+    task_check: TaskCheckSpec | None = None
+    """The recipe's declared task check: it judges the outputs it covers (``result.*``), which the
+    element comparison then leaves out (a changed number of boxes is not a missing name)."""
 
 
 @dataclass
@@ -60,7 +63,7 @@ class CheckResult:
     def passed(self) -> bool:
         """True only when something was compared and nothing failed."""
         return (
-            bool(self.parity)
+            bool(self.parity or self.task_checks)
             and all(p.passed for p in self.parity)
             and all(c.passed for c in self.task_checks)
         )
@@ -139,16 +142,36 @@ def check_outputs(model: Any, request: CheckRequest, opened: OpenedPackage | Non
         steps = run_sequence(model, seq.feeds, seq.state)
         parity = compare_sequence(list(seq.reference), steps, request.tolerance)
         outputs, reference = steps[0], seq.reference[0]
-    else:
-        outputs, reference = run_model(model, request.inputs), request.reference
-        parity = compare_outputs(reference, outputs, request.tolerance)
-    checks = task_checks(request.task, reference, outputs, request.min_cosine) if request.task else []
-    result = CheckResult(outputs=outputs, parity=parity, task_checks=list(checks))
-    if request.sequence is not None:
-        result.steps = request.sequence.steps
-    elif not result.passed and how is None:
+        result = CheckResult(outputs, parity, _task_checks(request, reference, outputs))
+        result.steps = seq.steps
+        return result
+    result = judge(request, run_model(model, request.inputs))
+    if not result.passed and how is None:
         result = _stateful(model, request, result)
     return result
+
+
+def judge(request: CheckRequest, outputs: Tensors) -> CheckResult:
+    """Compare ``outputs`` (of the request's inputs, from any runner: a package here, the consumer's
+    ``AutoModel`` in verify-remote) with the reference: element parity, then the task checks."""
+    declared = request.task_check
+    if declared is None:
+        parity = compare_outputs(request.reference, outputs, request.tolerance)
+    else:
+        by_element = {k: v for k, v in request.reference.items() if not covers(declared, k)}
+        parity = compare_outputs(
+            by_element, {k: v for k, v in outputs.items() if not covers(declared, k)}, request.tolerance
+        )
+    return CheckResult(outputs, parity, _task_checks(request, request.reference, outputs))
+
+
+def _task_checks(request: CheckRequest, reference: Tensors, outputs: Tensors) -> list[TaskCheck]:
+    """The task's checks, and the recipe's declared one (``[parity.task]``)."""
+    if not (request.task or request.task_check):
+        return []
+    return list(
+        task_checks(request.task or "", reference, outputs, request.min_cosine, request.task_check)
+    )
 
 
 def _stateful(model: Any, request: CheckRequest, result: CheckResult) -> CheckResult:

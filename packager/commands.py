@@ -36,6 +36,11 @@ VERBS: tuple[Verb, ...] = (
         "check a registered package as a consumer would (download, md5, load, goldens)",
     ),
     Verb(
+        "registry",
+        "packager.registry.cli:main",
+        "a local models registry on disk (serve, list): register, verify-remote and AutoModel against it",
+    ),
+    Verb(
         "compare",
         "packager.compare:main",
         "flag latency and parity regressions between run sets (the run is the unit; windows of nights)",

@@ -23,8 +23,9 @@ the same harness (docs/measurement.md, "One check").
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,7 @@ class PackageCheck:
             tolerance=self.tolerance,
             task=recipe.task if recipe else None,
             min_cosine=recipe.parity.min_cosine if recipe else None,
+            task_check=recipe.parity.task_check if recipe else None,
             sequence=case.sequence,
         )
 
@@ -272,9 +274,10 @@ def tolerances_for(
     floors: Mapping[str, Mapping[str, float]] | None = None,
     quantization: str | None = None,
 ) -> ToleranceFn:
-    """Recipe per-output override, then recipe per-backend override, then the measured noise floor (when
+    """Recipe per-output override (the exact name, else the first glob pattern that matches it, such as
+    ``"raw.*"``, ``"*"`` last), then recipe per-backend override, then the measured noise floor (when
     ``[parity] noise_floor = true`` recorded one), then the dtype/backend defaults (``quantization``: the
-    package's, else the recipe's for the backend)."""
+    recipe's for the backend, else the package's)."""
     spec = find_backend(backend)
     name = spec.name if spec else backend
     if recipe is not None and name in recipe.backends:
@@ -284,10 +287,10 @@ def tolerances_for(
     per_backend = recipe.parity.backend_tolerances if recipe else {}
 
     def tolerance_for(output: str, dtype: str) -> tuple[float, float]:
-        for key in (output, "*"):
-            if key in tolerances:
-                t = tolerances[key]
-                return t.atol, t.rtol
+        key = matching_key(tolerances, output)
+        if key is not None:
+            t = tolerances[key]
+            return t.atol, t.rtol
         if name in per_backend:
             t = per_backend[name]
             return t.atol, t.rtol
@@ -296,6 +299,16 @@ def tolerances_for(
         return default_tolerance(dtype, name, quantization)
 
     return tolerance_for
+
+
+def matching_key(patterns: Iterable[str], name: str) -> str | None:
+    """The key of ``patterns`` that applies to output ``name``: the exact name, else the first glob
+    pattern (``*``, ``?``, ``[...]``, matching across dots) in the recipe's order, ``"*"`` after the rest."""
+    keys = list(patterns)
+    if name in keys:
+        return name
+    globs = [k for k in keys if k != "*" and any(c in k for c in "*?[")] + ["*"] * ("*" in keys)
+    return next((k for k in globs if fnmatch.fnmatchcase(name, k)), None)
 
 
 def recorded_floors(golden: Path) -> dict[str, dict[str, float]] | None:

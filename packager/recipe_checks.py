@@ -17,12 +17,23 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from backends.errors import FieldError
+from backends.options import MODEL_CLASS_PATTERN
 from packager.errors import RecipeError
 
+IMPORT_REF = {"pattern": MODEL_CLASS_PATTERN, "what": "an import reference"}
+"""The rule of a ``module:Name`` key (a factory, a reference class)."""
 MAX_DEPTH = 32
 """Tables and arrays nested deeper than this are no recipe (the deepest real key is about 6 levels)."""
 ZIP_NAME_FIELDS = ("architecture", "family", "variant", "backend")
 ZIP_FILE_RE = re.compile(r"[A-Za-z0-9._-]+\.zip")
+
+
+def backend_names() -> list[str]:
+    """The registered backends (plugins included): what a ``[backends.NAME]`` (and a
+    ``[parity.backends.NAME]``) table may be called."""
+    from backends.registry import BACKENDS  # numpy and every spec: loaded with a recipe, not by ``pack -h``
+
+    return sorted(BACKENDS)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import FieldError
-from backends.options import MODEL_CLASS_PATTERN, BackendOptions
+from backends.options import BackendOptions
 from backends.schema import Rule, Table, key
 from packager import recipe_checks
 from packager.errors import RecipeError
+from packager.recipe_checks import IMPORT_REF, backend_names
 from packager.recipe_inputs import InputsRecipe as InputsRecipe  # the [inputs] table lives there
 from packager.recipe_inputs import TensorInput as TensorInput
+from packager.recipe_parity import ParityRecipe as ParityRecipe  # [parity] and its task check
+from packager.recipe_parity import TaskCheckRecipe as TaskCheckRecipe
+from packager.recipe_parity import Tolerance as Tolerance
 
 TASKS = (
     "object-detection",
@@ -47,18 +51,8 @@ NAME = {
     "what": "a lower-case name",
     "accepted": "lower-case letters, digits, '-', '_'",
 }
-IMPORT_REF = {"pattern": MODEL_CLASS_PATTERN, "what": "an import reference"}
-TOLERANCE = {"ge": 0.0}
-"""Tolerances: finite and >= 0 (NaN would pass every comparison)."""
 MAX_BATCH = 65536
 SECONDS = {"ge": 0.0, "le": 86400.0}
-
-
-def backend_names() -> list[str]:
-    """The registered backends (plugins included): what a ``[backends.NAME]`` table may be called."""
-    from backends.registry import BACKENDS  # numpy and every spec: loaded with a recipe, not by ``pack -h``
-
-    return sorted(BACKENDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,31 +145,32 @@ class ModelRecipe(Table):
 
 
 @dataclass(frozen=True)
-class Tolerance(Table):
-    """``{ atol, rtol }``: element-wise ``|actual - reference| <= atol + rtol * |reference|``."""
+class ConsumerRecipe(Table):
+    """``[consumer]``: whether inference-models can load the family's packages. A recipe whose packages no
+    consumer class loads says so, with why; every output of ``pack`` and ``pack verify-remote`` then says
+    "inference-models cannot load this package" instead of PASSED."""
 
-    atol: float = key(**TOLERANCE)
-    """Absolute tolerance."""
-    rtol: float = key(0.0, **TOLERANCE)
-    """Relative tolerance."""
+    loads: bool | None = None
+    """``true``: a consumer class loads these packages; ``false``: none does (give the ``reason``)."""
+    reason: str = ""
+    """Why inference-models cannot load them (required with ``loads = false``)."""
 
+    def validate(self, where: str = "") -> None:
+        if self.loads is False and not self.reason.strip():
+            raise FieldError(
+                f"{where}.reason", "is required with loads = false", "why inference-models cannot load it"
+            )
 
-@dataclass(frozen=True)
-class ParityRecipe(Table):
-    """``[parity]``: how close each package must be to the upstream reference."""
+    @property
+    def refused(self) -> bool:
+        """The recipe declares that inference-models cannot load its packages."""
+        return self.loads is False
 
-    reference_class: str | None = key(None, **IMPORT_REF, accepted="'module:Class'")
-    """The reference's class; default: decided by the source (docs/your-own-model.md)."""
-    tolerances: dict[str, Tolerance] = key(factory=dict, toml="outputs")
-    """``[parity.outputs.NAME]``: per-output tolerance; ``*`` applies to every output."""
-    backend_tolerances: dict[str, Tolerance] = key(
-        factory=dict, toml="backends", keys=Rule(choices=backend_names)
-    )
-    """``[parity.backends.NAME]``: per-backend tolerance."""
-    min_cosine: float | None = key(None, gt=0.0, le=1.0)
-    """Embedding task check: the least per-row cosine similarity to the reference."""
-    noise_floor: bool = False
-    """Loosen each tolerance to the reference's own run-to-run noise."""
+    def note(self) -> str:
+        """``inference-models cannot load this package: <reason>`` (empty unless declared refused)."""
+        from bench.report import CANNOT_LOAD
+
+        return f"{CANNOT_LOAD}: {self.reason}" if self.refused else ""
 
 
 @dataclass(frozen=True)
@@ -237,6 +232,8 @@ class Recipe(Table):
     """``[bench]``."""
     model: ModelRecipe = field(default_factory=ModelRecipe)
     """``[model]``."""
+    consumer: ConsumerRecipe = field(default_factory=ConsumerRecipe)
+    """``[consumer]``: whether inference-models loads this family's packages (declared, with why not)."""
 
     @property
     def family(self) -> str:

@@ -11,7 +11,8 @@ Two records, each keyed by a hash of everything its result depends on, so a chan
   loading and timing the package again.
 * **Reference outputs** of a variant (``OUT/goldens/ARCH-VARIANT-reference.json`` beside the ``.npz``): the
   golden inputs/outputs are read back instead of loading the upstream model, while the upstream files, the
-  inputs, the reference class and the libraries that compute it are unchanged.
+  inputs, the reference class, the source of the code that computes them (the reference class's module
+  and the recipe's own modules) and the libraries that compute it are unchanged.
 
 ``pack --reverify`` ignores both records (and rewrites them).
 """
@@ -21,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +67,62 @@ def environment_fingerprint(env: dict[str, Any]) -> str:
 
 def reference_key(recipe: Recipe, variant: str, provenance: dict[str, Any], spec: Any) -> str:
     """Everything the reference outputs depend on: upstream files (hashes), inputs, reference class and
-    its arguments, the libraries computing them, the noise-floor setting."""
+    its arguments, the source of the code that computes them (:func:`code_hashes`), the libraries
+    computing them, the noise-floor setting."""
     return _hash(
         {
             "files": provenance.get("files"),
             "inputs": recipe.inputs_for(variant),
             "reference": [spec.model_class, spec.kind, spec.kwargs],
+            "code": code_hashes(recipe, spec),
             "noise_floor": recipe.parity.noise_floor,
             "libraries": environment.library_versions(runtime_libraries()),
             "weightpack": __version__,
         }
     )
+
+
+MODULE_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+MAX_SOURCE_BYTES = 4 * 2**20  # a module beside the recipe larger than this is keyed by size and mtime
+
+
+def code_hashes(recipe: Recipe, spec: Any) -> dict[str, str]:
+    """sha256 of the source of every module that computes the reference outputs: the reference class's
+    module, the modules the recipe names (``reference_class``, ``[model] factory``, factory arguments),
+    and every other ``.py`` file in the folder of any of them that sits beside the recipe (the user's
+    own code, which the named modules may import). Editing any of them makes the outputs stale."""
+    refs = [spec.model_class, recipe.parity.reference_class, recipe.model.factory]
+    refs += [v for v in (spec.kwargs or {}).values() if isinstance(v, str) and MODULE_REF.match(v)]
+    files: dict[str, Path | None] = {}
+    for ref in filter(None, refs):
+        module = ref.partition(":")[0]
+        files[module] = _module_file(module)
+    recipe_dir = Path(recipe.path).resolve().parent
+    for path in [p for p in files.values() if p is not None and p.parent == recipe_dir]:
+        for neighbour in sorted(path.parent.glob("*.py")):
+            files.setdefault(f"{recipe_dir.name}/{neighbour.name}", neighbour)
+    return {name: _source_hash(path) for name, path in sorted(files.items())}
+
+
+def _module_file(module: str) -> Path | None:
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(found, "origin", None)
+    return Path(origin).resolve() if origin and origin.endswith(".py") else None
+
+
+def _source_hash(path: Path | None) -> str:
+    if path is None:
+        return "not found"
+    try:
+        stat = path.stat()
+        if stat.st_size > MAX_SOURCE_BYTES:
+            return f"size {stat.st_size} mtime {stat.st_mtime_ns}"
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
 
 
 def _reference_sidecar(golden: Path) -> Path:

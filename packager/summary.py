@@ -12,9 +12,12 @@ def as_json(report: dict, out_dir: Path) -> dict:
     from dataclasses import asdict
 
     from bench.attempts import attempts
+    from bench.report import verdict
 
     return {
         "passed": report["passed"],
+        "verdict": verdict(report),
+        "consumer": report.get("consumer") or {},
         "family": report["family"],
         "out_dir": str(out_dir),
         "report": str(out_dir / "report.json"),
@@ -39,7 +42,9 @@ def print_table(report: dict, out_dir: Path) -> None:
     from packager.ui import plain
 
     console = Console(stderr=True)
-    table = Table(title=plain(f"{report['family']}: {'PASSED' if report['passed'] else 'FAILED'}"))
+    from bench.report import CANNOT_LOAD, consumer_refused, verdict
+
+    table = Table(title=plain(f"{report['family']}: {verdict(report)}"))
     for col in ("variant", "backend", "device", "worst max_abs", "p50 ms (bs)", "passed"):
         table.add_column(col)
     notes: list[str] = []
@@ -63,6 +68,9 @@ def print_table(report: dict, out_dir: Path) -> None:
             verdict,
         )
     console.print(table)
+    if consumer_refused(report):
+        reason = report["consumer"]["reason"]
+        console.print(plain(f"{CANNOT_LOAD}: {reason}"), style="bold yellow", soft_wrap=True, highlight=False)
     for note in notes:
         console.print(plain(note), soft_wrap=True, highlight=False)
     console.print(plain(f"report: {out_dir / 'report.md'}"), soft_wrap=True, highlight=False)

@@ -125,7 +125,8 @@ def _warn(ui: UI, where: str, check: CheckResult) -> None:
             )
     for c in check.task_checks:
         if not c.passed:
-            ui.warn(f"task check {where} {c.check}: {c.value:.6g} < {c.threshold}")
+            bound = "at least" if c.rule == ">=" else "at most"
+            ui.warn(f"task check {where} {c.check} on {c.output}: {c.value:.6g}, needs {bound} {c.threshold}")
 
 
 def measure_noise_floor(

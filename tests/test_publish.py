@@ -178,7 +178,8 @@ def test_full_flow_pack_upload_register_verify_remote(out, registry_server, gcs_
     assert not any("authorization" in r.headers for r in registry_server.requests if r.method == "PUT")
     code, text = verify_remote(out)
     assert code == 0, text
-    assert "PASSED" in text and "sentence_embedding: ok" in text
+    assert "checks passed; inference-models cannot load this package" in text and "PASSED" not in text
+    assert "sentence_embedding: ok" in text
     secret = registry_server.secret
     everything = captured.out + captured.err + text + caplog.text
     everything += "".join(p.read_text() for p in out.glob("*.json")) + (out / "report.md").read_text()
@@ -335,7 +336,7 @@ def test_verify_remote_holds_each_file_to_its_declared_size(out, registry_server
         assert MODEL_ID not in recorded(out)
     registry_server.declared_sizes = {h: str(s) for h, s in file_sizes(out).items()}  # the truth passes
     code, text = verify_remote(out, "--consumer", "skip")
-    assert code == 0 and "PASSED" in text, text
+    assert code == 0 and "checks passed; inference-models cannot load this package" in text, text
 
 
 FAKE_CONSUMER = """
@@ -345,6 +346,10 @@ import numpy as np
 request = json.load(sys.stdin)
 with open(os.environ["FAKE_CONSUMER_LOG"], "a") as log:
     log.write(json.dumps({"command": sys.argv[-1], "package_id": request.get("package_id")}) + "\\n")
+if os.environ.get("FAKE_CONSUMER_UNREGISTERED"):
+    print(json.dumps({"registered": False, "reason": "inference-models ships no class for [('all-minilm', "
+                                                     "'embedding', 'onnx')]; the consumer cannot load it"}))
+    sys.exit(0)
 if request.get("package_id") in os.environ.get("FAKE_CONSUMER_NO_CLASS", "").split(","):
     print(json.dumps({"error": "ModelPackageAlternativesExhaustedError: error_type="
                                "ModelImplementationNotFoundError"}))
@@ -425,7 +430,8 @@ def test_verify_remote_help_names_every_exit_code_in_plain_words(capsys, monkeyp
     with pytest.raises(SystemExit, match="0"):
         cli.main(["verify-remote", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "Exit codes: 0 every package passed; 1 a check failed" in text
+    declared = "(those the recipe declares not for inference-models say so)"
+    assert f"Exit codes: 0 every package passed {declared}; 1 a check failed" in text
     assert "2 bad input (" in text and "a package refused as hostile data" in text
     assert "3 environment (the service secret is not set, or --consumer require" in text
     assert "130 interrupted" in text
@@ -473,7 +479,7 @@ def test_verify_remote_extracts_a_zipped_package(out, registry_server, gcs_emula
     gcs_emulator.put(registry_server.object_name(package.id, ZIP), data)
     code, text = verify_remote(out)
     assert code == 0, text
-    assert "pkg-zip" in text and "PASSED" in text
+    assert "pkg-zip" in text and "checks passed; inference-models cannot load this package" in text
 
 
 # -- production only after staging verification ---------------------------------------------------------

@@ -21,6 +21,7 @@ the staging tree again afterwards.
 
 from __future__ import annotations
 
+import filecmp
 import re
 import shutil
 from pathlib import Path
@@ -90,11 +91,14 @@ def apply_layout(
         notes.append(f"layout: {old} renamed {new}")
     for name, spec in files.items():
         dst = staging / name
+        kind, value = next(iter(spec.items()))
+        src = Path(request.upstream_dir) / value
+        if kind == "source" and dst.is_file() and src.is_file() and filecmp.cmp(src, dst, shallow=False):
+            notes.append(f"layout: {name} kept as exported (the same bytes as the source's {value})")
+            continue  # a folder source's file the export copied already: the same file, not a clash
         _refuse_taken(dst, f"add {name}")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        kind, value = next(iter(spec.items()))
         if kind == "source":
-            src = Path(request.upstream_dir) / value
             if not src.is_file():
                 raise LayoutError(f"add {name}: the source has no {value}")
             shutil.copyfile(src, dst)

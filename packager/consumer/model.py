@@ -19,7 +19,7 @@ consumer's ``infer`` as a list of ``N`` arrays, the way a server hands it images
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,48 +28,17 @@ import numpy as np
 from backends.base import PackageModel, Tensors
 from backends.device import parse_device, resolve_device
 from backends.outputs import flatten_outputs
+from packager.consumer import results
 
 
 def consumer_load_kwargs(device: str) -> dict[str, Any]:
     """The keyword arguments ``AutoModel.from_pretrained`` gives a model class for ``device``."""
-    import torch
-
-    kind, index = parse_device(device)
-    providers: list[Any] = ["CPUExecutionProvider"]
-    if kind == "cuda":
-        providers = [("CUDAExecutionProvider", {"device_id": index or 0}), "CPUExecutionProvider"]
-    return {
-        "device": torch.device(device),
-        "onnx_execution_providers": providers,
-        "default_onnx_trt_options": True,
-        "engine_host_code_allowed": True,
-    }
+    parse_device(device)  # refuse what is no device, with weightpack's message
+    return results.load_kwargs(device)
 
 
-def encode_texts(texts: Sequence[str]) -> np.ndarray:
-    """``["ab", "c"]`` -> ``[[97, 98], [99, 0]]`` (int32 code points, zero-padded)."""
-    width = max((len(t) for t in texts), default=0)
-    out = np.zeros((len(texts), max(width, 1)), dtype=np.int32)
-    for row, text in enumerate(texts):
-        out[row, : len(text)] = [ord(c) for c in text]
-    return out
-
-
-def decode_texts(codes: np.ndarray) -> list[str]:
-    return ["".join(chr(int(c)) for c in row if c) for row in np.atleast_2d(codes)]
-
-
-def _readable(value: Any) -> Any:
-    """Text leaves become code-point arrays; everything else is left to :func:`flatten_outputs`."""
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return encode_texts(value)
-    if isinstance(value, str):
-        return encode_texts([value])
-    if isinstance(value, (list, tuple)):
-        return type(value)(_readable(v) for v in value)
-    if isinstance(value, Mapping):
-        return {k: _readable(v) for k, v in value.items()}
-    return value
+encode_texts = results.encode_texts
+decode_texts = results.decode_texts
 
 
 class ConsumerModel(PackageModel):
@@ -98,29 +67,7 @@ class ConsumerModel(PackageModel):
         return cls(model, device)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
-        caught: list[Any] = []
-        forward = getattr(self.model, "forward", None)
-        if callable(forward):
-
-            def spy(*args: Any, **kwargs: Any) -> Any:
-                out = forward(*args, **kwargs)
-                caught.append(out)
-                return out
-
-            self.model.forward = spy  # an instance attribute: the class is untouched
-        try:
-            if len(inputs) == 1:
-                (batch,) = inputs.values()
-                result = self.model.infer([np.ascontiguousarray(sample) for sample in batch])
-            else:
-                result = self.model.infer(**inputs)
-        finally:
-            if callable(forward):
-                del self.model.forward
-        outputs: dict[str, Any] = {"result": _readable(result)}
-        if caught:
-            outputs["raw"] = caught[0] if len(caught) == 1 else caught
-        return flatten_outputs(outputs)
+        return flatten_outputs(results.run(self.model, inputs))
 
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):

@@ -10,6 +10,8 @@ reads a JSON request on stdin and prints one JSON answer on stdout:
 - ``resolve``: ``{"model_id", "api_host", "api_key"}`` -> what the consumer's roboflow weights provider
   (``get_roboflow_model``, every page) makes of the weights endpoint at ``api_host``: architecture, task
   and each parsed package (id, backend, files with md5).
+- ``implemented``: ``{"keys": [[architecture, task, backend], ...]}`` -> ``{"implemented": [bool, ...]}``:
+  whether the consumer ships a class for each.
 - ``auto-load``: ``{"model_id", "api_host", "api_key", "inputs": NPZ, "outputs": NPZ, "device"?,
   "backend"?, "package_id"?, "cache_dir"?}`` -> ``AutoModel.from_pretrained(model_id)`` with the weights
   endpoint at ``api_host``, run on the npz's ``input/*`` arrays; the flattened outputs are written to
@@ -154,8 +156,17 @@ def _implemented(exists: Any, architecture: str, task: str | None, backend: str)
         return False
 
 
+def implemented(request: dict[str, Any]) -> dict[str, Any]:
+    """``{"keys": [[architecture, task, backend], ...]}`` -> whether the consumer ships a class for each
+    (what ``AutoModel`` looks up first; a missing one is ``ModelImplementationNotFoundError``)."""
+    from inference_models.models.auto_loaders.models_registry import model_implementation_exists
+
+    return {"implemented": [_implemented(model_implementation_exists, *key) for key in request["keys"]]}
+
+
 COMMANDS = {
     "parse": lambda req: {"packages": parse_packages(req["packages"], req.get("device", "cpu"))},
+    "implemented": implemented,
     "resolve": resolve,
     "auto-load": auto_load,
 }

@@ -279,8 +279,19 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
                 }
                 state.save()
             register_package(p, client, state, echo, hint)
-        echo(f"registered in {args.env}; check it with: pack verify-remote MODEL_ID --env {args.env}")
+        echo(f"registered in {args.env}; check it as a consumer would with:")
+        for command in dict.fromkeys(verify_remote_command(args, p.model_id, out_dir) for p in plans):
+            echo(f"  {command}")
     return EXIT_OK
+
+
+def verify_remote_command(args: argparse.Namespace, model_id: str, out_dir: Path) -> str:
+    """The ``pack verify-remote`` command that checks what was just registered (it runs as printed: the
+    registry URL is given when it came from the flag, credentials in it masked)."""
+    parts = ["pack", "verify-remote", model_id, "--env", args.env, "--out", str(out_dir)]
+    if args.registry_url:
+        parts += ["--registry-url", redact_url(args.registry_url)]
+    return shlex.join(parts)
 
 
 def resume_command(args: argparse.Namespace) -> str:

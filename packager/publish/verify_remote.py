@@ -13,9 +13,16 @@ backend's default tolerances). Where
 inference-models is installed, the real consumer (AutoModel.from_pretrained, told each package's id) loads
 every package too and its outputs are compared the same way; see the --consumer option.
 
-Exit codes: 0 every package passed; 1 a check failed (outputs differ, a download failed or its md5
-differs, the registry did not answer or lists no matching package, the consumer could not load a package
-or its outputs differ); 2 bad input (a malformed ARCH/VARIANT, no registry URL, no recorded goldens, or a
+Where the consumer ships no class for the model at all, each package says "inference-models cannot load
+this package" instead of PASSED: a recipe of that architecture that declares so ([consumer] loads = false)
+keeps exit 0 (weightpack's own classes serve it); one that does not is a failed check (exit 1), since
+production could not load what was about to pass (--consumer skip checks weightpack's classes only).
+
+Exit codes: 0 every package passed (those the recipe declares not for inference-models say so); 1 a check
+failed (outputs differ, a download failed or its md5 differs, a package could not be loaded here, the
+registry did not answer or lists no matching package, the consumer could not load a package or its outputs
+differ, the consumer has no class for a model whose recipe does not declare that); 2 bad input (a
+malformed ARCH/VARIANT, no registry URL, no recorded goldens, or a
 package refused as hostile data: unsafe file names, too many files or bytes, a file without a well-formed
 md5Hash, a size other than the declared one); 3 environment (the service secret is not set, or --consumer
 require where inference-models is not installed); 130 interrupted. When packages end differently, the
@@ -25,6 +32,7 @@ highest code wins.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -32,6 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench.report import CANNOT_LOAD
 from packager import atomic, limits
 from packager.archive import safe_extract
 from packager.commands import verb_parser
@@ -42,7 +51,7 @@ from packager.errors import (
     ArchiveError,
     UsageError,
 )
-from packager.package_check import PackageRef, package_check
+from packager.package_check import PackageCheck, PackageRef, package_check
 from packager.recipes import Recipe, default_recipe_dirs, recipe_of_architecture
 from packager.settings import RunSettings
 
@@ -52,6 +61,7 @@ from .download import check_package_files, download_files
 from .errors import PublishError
 from .http import RetryPolicy
 from .registry import RegistryClient
+from .remote_check import check_lines
 from .secret import secret_from_env
 
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]*/[A-Za-z0-9._-]+")
@@ -75,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODES,
         default="auto",
         help="also load each package through the real consumer (inference-models' AutoModel): when it is "
-        "installed (auto; a package whose backend it has no class for is reported, not failed), always "
-        "(require: exit 3 when it is not installed, exit 1 when it has no class) or never (skip)",
+        "installed (auto; a package whose backend it has no class for is reported, not failed, while "
+        "another package of the model loads; a model it has no class for at all fails unless its recipe "
+        "declares [consumer] loads = false), always (require: exit 3 when it is not installed, exit 1 "
+        "when it has no class) or never (skip)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     limits.add_arguments(p)
@@ -92,7 +104,8 @@ def main(argv: list[str]) -> int:
     client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
     meta = client.weights(args.model_id)
     packages = _select(meta, args)
-    recipe = _recipe(meta, args.model_id)
+    found = _recipe(meta)
+    recipe = found if found is not None and args.model_id.split("/")[1] in found.variants else None
     from packager.cli import default_cache_dir
 
     # scratch under --out (else the cache), never /tmp: a killed run's leftover is swept by the next one
@@ -104,9 +117,9 @@ def main(argv: list[str]) -> int:
             verify_remote_package(client, meta, pkg, goldens, args, scratch, recipe, settings)
             for pkg in packages
         ]
-        results = [r for r, _ in checked]
-        tolerances = [t for _, t in checked]
-        consumer_verdicts(args, url, client.secret.reveal(), packages, results, tolerances, goldens, scratch)
+        results, checks = [r for r, _ in checked], [c for _, c in checked]
+        api_key = client.secret.reveal()
+        consumer_verdicts(args, url, api_key, packages, results, checks, found, goldens, scratch)
     passed = all(r["passed"] for r in results)
     recorded, note = _record(args, goldens, url, results)
     _print(args, results, passed, recorded, note)
@@ -152,32 +165,69 @@ def consumer_verdicts(
     api_key: str,
     packages: list[dict[str, Any]],
     results: list[dict[str, Any]],
-    tolerances: list[Any],
+    checks: list[PackageCheck],
+    recipe: Recipe | None,
     goldens: Path,
     scratch: Path,
 ) -> None:
     """Each package through the consumer, told its id (``AutoModel.from_pretrained(model_package_id=)``)
-    and judged with its own tolerance; the verdict goes to that package only. Left to itself AutoModel
-    picks one package by its ranking (falling back to the next when one fails to load) and does not say
-    which, so its one verdict could not be attributed to any package. Nothing is asked when a package was
-    refused: hostile data is never handed to the consumer, which reads the whole listing."""
+    and judged by that package's check (its tolerance, its task check); the verdict goes to that package
+    only. Left to itself AutoModel picks one package by its ranking (falling back to the next when one
+    fails to load) and does not say which, so its one verdict could not be attributed to any package.
+    Nothing is asked when a package was refused: hostile data is never handed to the consumer, which reads
+    the whole listing. ``recipe``: the one of the model's architecture, whose ``[consumer]`` says whether
+    the consumer is expected to load it."""
     if any(r.get("refused") for r in results):
         return
+    declared = recipe.consumer if recipe is not None else None
     model_wide: dict[str, Any] | None = None  # "no class for any package of this model": asked once
-    for pkg, result, tolerance in zip(packages, results, tolerances, strict=True):
+    for pkg, result, check in zip(packages, results, checks, strict=True):
         verdict = model_wide
         if verdict is None:
+            request = check.request(check.cases[0])  # judged as the package was, by its own check
             package_id = str(pkg.get("packageId"))
             verdict = consumer_check(
-                args.consumer, args.model_id, package_id, url, api_key, goldens, tolerance, args, scratch
+                args.consumer, args.model_id, package_id, url, api_key, goldens, request, args, scratch
             )
-        if verdict is None:
-            return
+        if verdict is None:  # not asked (--consumer skip, or no consumer here)
+            break
         if verdict.get("model_wide"):
             model_wide = verdict
+            verdict = _cannot_load(verdict, args.consumer, declared, recipe)
+            result["consumer_loads"] = False
         result["consumer"] = {k: v for k, v in verdict.items() if k not in ("details", "model_wide")}
         result["details"] += verdict["details"]
         result["passed"] = result["passed"] and (verdict["passed"] or not verdict["gating"])
+    if declared is not None and declared.refused:
+        for result in results:
+            if result.get("consumer_loads") is None:  # not asked: the recipe's word
+                result["consumer_loads"] = False
+                result["details"].append(f"{CANNOT_LOAD}: {declared.reason} (declared in {recipe.path.name})")
+
+
+def _cannot_load(verdict: dict[str, Any], mode: str, declared: Any, recipe: Any) -> dict[str, Any]:
+    """The consumer ships no class for any package of the model. Declared by the package's recipe
+    (``[consumer] loads = false``): reported, not failed (unless ``--consumer require``). Not declared:
+    a failed check, since production cannot load what was about to be passed as good."""
+    if declared is not None and declared.refused:
+        where = f"as its recipe {recipe.path.name} declares"
+        return {
+            **verdict,
+            "gating": mode == "require",
+            "details": [*verdict["details"], f"consumer: {where}"],
+        }
+    hint = (
+        "no recipe of this architecture declares that ([consumer] loads = false, with a reason); "
+        "pass --consumer skip to check weightpack's own classes only"
+    )
+    return {**verdict, "gating": True, "details": [*verdict["details"], f"consumer: FAILED: {hint}"]}
+
+
+def package_verdict(result: dict[str, Any]) -> str:
+    """``PASSED``, ``FAILED``, or ``checks passed; inference-models cannot load this package``."""
+    if not result["passed"]:
+        return "FAILED"
+    return f"checks passed; {CANNOT_LOAD}" if result.get("consumer_loads") is False else "PASSED"
 
 
 def _print(
@@ -190,7 +240,7 @@ def _print(
                     "model_id": args.model_id,
                     "env": args.env,
                     "passed": passed,
-                    "packages": results,
+                    "packages": [{**r, "verdict": package_verdict(r)} for r in results],
                     "recorded_in": str(recorded) if recorded else None,
                 },
                 indent=2,
@@ -199,8 +249,7 @@ def _print(
         print(note, file=sys.stderr)
         return
     for r in results:
-        verdict = "PASSED" if r["passed"] else "FAILED"
-        print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {verdict}")
+        print(f"{args.model_id} package {r['package_id']} [{r['backend']}]: {package_verdict(r)}")
         for line in r["details"]:
             print(f"  {line}")
     print(note)
@@ -253,10 +302,10 @@ def verify_remote_package(
     scratch: Path,
     recipe: Recipe | None,
     settings: RunSettings,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, Any], PackageCheck]:
     """Download one registered package (md5-verified), then check it against the goldens with its
-    :class:`~packager.package_check.PackageCheck`, the check ``pack`` runs; returns the JSON-able outcome
-    and the tolerance it was judged with (the consumer's outputs are judged with it too)."""
+    :class:`~packager.package_check.PackageCheck`, the check ``pack`` ran; returns the JSON-able outcome
+    and the check (the consumer's outputs are judged by it too)."""
     manifest = pkg.get("packageManifest") or {}
     backend = str(manifest.get("backendType"))
     result: dict[str, Any] = {
@@ -267,65 +316,64 @@ def verify_remote_package(
     }
     files = pkg.get("packageFiles") or []
     result["files"] = {str(f.get("fileHandle")): f.get("md5Hash") for f in files}
-    package_limits = settings.limits
     label = f"package {pkg.get('packageId')}"
-    variant = args.model_id.split("/")[1]
-    model_class = (
-        args.model_class
-        or _recorded_class(goldens, result["files"])
-        or _default_class(backend, meta.get("taskType", ""))
-    )
-    ref = PackageRef(Path(), variant, backend, model_class, str(manifest.get("quantization", "fp32")))
+    quantization = str(manifest.get("quantization", "fp32"))
+    ref = PackageRef(Path(), args.model_id.split("/")[1], backend, "", quantization)
     check = package_check(recipe, ref, settings.devices[0], settings, goldens)
     if not check.cases[0].inputs or not check.cases[0].reference:
         raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
     try:  # the same validator as a zip, then md5Hash and declared sizes: refused as hostile data (exit 2)
-        check_package_files(label, files, package_limits)
+        check_package_files(label, files, settings.limits)
     except ArchiveError as exc:
         result["refused"] = True
         result["details"].append(f"refused: {exc}")
-        return result, check.tolerance
+        return result, check
     with atomic.temp_dir(scratch, "package") as tmp:
         package_dir = tmp / "package"
         try:
-            download_files(client, files, package_dir, package_limits.max_total_bytes, label)
+            download_files(client, files, package_dir, settings.limits.max_total_bytes, label)
             if len(files) == 1 and files[0]["fileHandle"].endswith(".zip"):  # a zipped package
                 zip_path = package_dir / files[0]["fileHandle"]
                 extracted = tmp / "extracted"
-                safe_extract(zip_path, extracted, limits=package_limits)
+                safe_extract(zip_path, extracted, limits=settings.limits)
                 package_dir = extracted
         except ArchiveError as exc:
             result["refused"] = True
             result["details"].append(f"refused: {exc}")
-            return result, check.tolerance
+            return result, check
         except PublishError as exc:
             result["details"].append(f"download failed: {exc}")
-            return result, check.tolerance
+            return result, check
         result["details"].append(f"downloaded {len(files)} files, md5 verified")
-        result["model_class"] = model_class
-        check = replace(check, package=replace(ref, path=package_dir))
-        opened = check.open(package_dir)  # a folder: used in place
-        checks = [(case.label, check.check(opened, case)) for case in check.checked_cases()]
-        del opened
-    parity = [(label, p) for label, c in checks for p in c.parity]
-    result["parity"] = [{**p.to_dict(), **({"input_shape": at} if at else {})} for at, p in parity]
-    for at, p in parity:
-        result["details"].append(
-            (f"{at}: " if at else "") + f"{p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs} "
-            f"(atol={p.atol}, rtol={p.rtol})" + ("" if p.passed else f" {p.reason}")
-        )
-    for at, c in ((label, c) for label, checked in checks for c in checked.task_checks):
-        verdict = "ok" if c.passed else "FAILED"
-        result["details"].append((f"{at}: " if at else "") + f"task {c.check}: {verdict} {c.value:.6g}")
-    result["passed"] = bool(checks) and all(c.passed for _, c in checks)
-    return result, check.tolerance
+        try:
+            model_class = (
+                args.model_class
+                or _recorded_class(goldens, result["files"])
+                or _default_class(backend, meta.get("taskType", ""))
+            )
+            result["model_class"] = model_class
+            check = replace(check, package=replace(ref, path=package_dir, model_class=model_class))
+            opened = check.open(package_dir)  # a folder: used in place
+            checked = [(case.label, check.check(opened, case)) for case in check.checked_cases()]
+            del opened
+        except UsageError:
+            raise  # the goldens themselves are unusable: every package would fail the same way
+        except Exception as exc:  # this package cannot be loaded or run here: it fails, the others go on
+            result["details"].append(f"FAILED to load or run: {type(exc).__name__}: {exc}")
+            return result, check
+    shape = lambda at: {"input_shape": at} if at else {}  # noqa: E731
+    result["parity"] = [{**p.to_dict(), **shape(at)} for at, c in checked for p in c.parity]
+    tasks = [(at, t) for at, c in checked for t in c.task_checks]
+    result["task_checks"] = [{**dataclasses.asdict(t), **shape(at)} for at, t in tasks]
+    result["details"] += [line for at, c in checked for line in check_lines(c, f"{at}: " if at else "")]
+    result["passed"] = bool(checked) and all(c.passed for _, c in checked)
+    return result, check
 
 
-def _recipe(meta: dict[str, Any], model_id: str) -> Recipe | None:
-    """The recipe of the model's architecture that has this variant (./recipes, then the built-in ones);
-    ``None``: the backends' default tolerances apply."""
-    recipe = recipe_of_architecture(str(meta.get("modelArchitecture", "")), default_recipe_dirs())
-    return recipe if recipe is not None and model_id.split("/")[1] in recipe.variants else None
+def _recipe(meta: dict[str, Any]) -> Recipe | None:
+    """The recipe of the model's architecture (./recipes, then the built-in ones); its checks apply when
+    it has the variant, else the backends' defaults (its ``[consumer]`` applies either way)."""
+    return recipe_of_architecture(str(meta.get("modelArchitecture", "")), default_recipe_dirs())
 
 
 def _recorded_class(goldens: Path, files: dict[str, Any]) -> str | None:

@@ -249,9 +249,21 @@ def _traces_reference(recipe: Recipe, backend: str) -> bool:
     unless it adopts every variant's upstream file as it is (the onnx exporter and an ``.onnx`` source)."""
     spec = get_backend(backend)
     adopted = bool(spec.adopts_upstream) and all(
-        v.source.endswith(spec.adopts_upstream) for v in recipe.variants.values()
+        _adopts(v.source, spec.adopts_upstream) for v in recipe.variants.values()
     )
     return spec.traces_reference and not adopted
+
+
+def _adopts(source: str, suffixes: tuple[str, ...]) -> bool:
+    """A source the exporter adopts as it is: a file of one of ``suffixes``, or a local folder holding one
+    at its top (a graph with the files it comes with, such as PaddleOCR's ``.onnx`` and ``inference.yml``),
+    adopted like the single file (the folder's other files stay available to the layout's ``files``)."""
+    if source.endswith(suffixes):
+        return True
+    if "://" in source and not source.startswith("file://"):
+        return False
+    folder = Path(source.removeprefix("file://")).expanduser()
+    return folder.is_dir() and any(p.suffix in suffixes for p in folder.iterdir())
 
 
 def _option(options: Any, key: str) -> Any:

@@ -55,8 +55,10 @@ def test_pack_verifies_through_the_consumers_class(packed):
     assert package["model_class"].startswith("inference_models.models.pp_ocrv6.")
     with zipfile.ZipFile(packed / package["zip"]) as zf:
         assert sorted(zf.namelist()) == ["inference.onnx", "inference.yml"]
-    assert {p["output"] for p in report["parity"]} == {"raw", "result"}
+    assert {p["output"] for p in report["parity"]} == {"raw"}  # by element; the text by task
     assert all(p["passed"] and p["max_abs"] == 0 for p in report["parity"])
+    [text] = report["task_checks"]
+    assert (text["check"], text["output"], text["value"], text["passed"]) == ("max_cer", "result", 0.0, True)
     # the sample inputs are the recipe's texts rendered as text lines: the consumer's class reads them back
     [golden] = [g["path"] for g in report["goldens"] if g["backend"] == "onnx"]
     with np.load(packed / golden) as out:
@@ -130,7 +132,8 @@ def test_verify_remote_goes_through_the_consumer(consumer, packed, registry_serv
     assert result["passed"] and result["model_class"].endswith(":PPOCRv6RecognitionOnnx")
     assert result["consumer"]["passed"] and result["consumer"]["gating"]
     assert any(d.startswith("consumer: AutoModel loaded inference_models.") for d in result["details"])
-    assert {"consumer result: ok max_abs=0.0", "consumer raw: ok max_abs=0.0"} <= set(result["details"])
+    assert "consumer task max_cer on result: ok 0 (at most 0)" in result["details"]  # the text, by task
+    assert any(d.startswith("consumer raw: ok max_abs=0.0") for d in result["details"])
     assert registry_server.secret not in proc.stdout + proc.stderr
 
 

@@ -55,8 +55,10 @@ def test_demo_report_has_the_contract_keys(demo: tuple[Path, dict, subprocess.Co
     assert report["latency"] and all(latency_keys <= set(r) for r in report["latency"])
     assert {r["batch_size"] for r in report["latency"]} == {1, 8}
     for r in report["latency"]:
-        # min_iters unless the recipe's max_time_s cap stopped a slow (loaded) machine first
-        assert r["iterations"] >= 30 or r["total_s"] >= 10.0
+        # min_iters, unless the recipe's max_time_s cap stopped a slow (loaded) machine first, which the row
+        # says: the contract is the keys and how they agree, not how fast this machine is
+        assert isinstance(r["iterations"], int) and r["iterations"] >= 1
+        assert r["iterations"] >= 30 or r["stopped_by"] == "max_time", r["stopped_by"]
         assert len(r["samples_ms"]) == r["iterations"]
         assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
     summary = json.loads(proc.stdout)

@@ -164,17 +164,16 @@ def test_verify_remote_never_passes_over_a_recipe_it_cannot_read(
     folder = tmp_path / "recipes"
     folder.mkdir()
     monkeypatch.chdir(tmp_path)
-    assert _recipe({"modelArchitecture": "mtcnn"}, "mtcnn/onet").family == "mtcnn"  # the built-in one
+    assert _recipe({"modelArchitecture": "mtcnn"}).family == "mtcnn"  # the built-in one
     (folder / "broken.toml").write_text("[family\narchitecture = 'mtcnn'\n")
     with pytest.raises(RecipeError, match=r"broken\.toml.*not valid TOML"):
-        _recipe({"modelArchitecture": "mtcnn"}, "mtcnn/onet")
+        _recipe({"modelArchitecture": "mtcnn"})
     (folder / "broken.toml").write_text(
         "[family]\narchitecture = 'mine'\ntask = 'classification'\n[variants.a]\nsorce = 'x'\n"
     )
     with pytest.raises(RecipeError, match=r"broken\.toml.*variants\.a\.sorce"):
         recipe_of_architecture("mine", [folder])
     assert recipe_of_architecture("nobody", [folder]) is None
-    assert _recipe({"modelArchitecture": "mtcnn"}, "mtcnn/none") is None  # no such variant: defaults
 
 
 def test_one_environment_fingerprint_built_from_the_backends_specs() -> None:
