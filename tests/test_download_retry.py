@@ -8,6 +8,7 @@ factors). Nothing is asserted about speed, only that a retry waited at all (at l
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections import deque
 from pathlib import Path
@@ -41,7 +42,7 @@ class TimedServer(LoopbackServer):
     def gaps(self) -> list[float]:
         """Time between each request to the first request's path and the next one (its retries)."""
         mine = [t for t, r in zip(self.times, self.requests, strict=True) if r.path == self.requests[0].path]
-        return [b - a for a, b in zip(mine, mine[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(mine)]
 
 
 class _Handler(QuietHandler):
