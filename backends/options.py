@@ -12,6 +12,7 @@ are the accepted keys, annotations the accepted types, ``key(..., ge=1)`` the co
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -25,6 +26,20 @@ MODEL_CLASS_PATTERN = r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*"
 """``module:Class``: an import reference."""
 
 OptionsT = TypeVar("OptionsT", bound="BackendOptions")
+
+TARGET_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+"""A target's name (``h100``, ``l4``, ``jetson-orin``, ``A100-80G``): it becomes a Ray resource name and
+part of a file name, so letters, digits, ``_``, ``.`` and ``-`` only."""
+TARGETS_ACCEPTED = "distinct names of letters, digits, _ . - (e.g. h100, l4, jetson-orin)"
+
+
+def target_problem(names: list[str]) -> str | None:
+    """Why ``names`` is not a list of targets (a bad name, a repeat), or None when it is."""
+    for name in names:
+        if not re.fullmatch(TARGET_PATTERN, name):
+            return f"'{name}' is not a target name"
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return f"'{repeated[0]}' is named twice" if repeated else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +64,12 @@ class BackendOptions(Table):
     (``weights.onnx`` -> ``inference.onnx``); applied by ``packager.consumer.layout`` before zipping."""
     files: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Files added to the package: name -> ``{ hook = "module:function" }`` or ``{ source = "path" }``."""
+    targets: list[str] = key(
+        factory=list, pattern=TARGET_PATTERN, what="a target name", accepted=TARGETS_ACCEPTED
+    )
+    """Kinds of machine ``pack --ray`` builds and verifies this backend's packages on (Ray resource
+    ``target:NAME`` or ``accelerator_type:NAME``; one package per target for a device-bound backend; see
+    docs/cluster.md). A run without ``--ray`` builds here."""
 
     noun: ClassVar[str] = "option"
 
@@ -58,15 +79,22 @@ class BackendOptions(Table):
     ) -> OptionsT:
         """Build the options from a recipe table; OptionError names the field and the accepted values."""
         try:
-            return super().parse(table, where, given)
+            options = super().parse(table, where, given)
         except OptionError:
             raise
         except FieldError as exc:
             raise OptionError(exc.field, exc.problem, exc.accepted) from None
+        problem = target_problem(list(options.targets))
+        if problem:
+            raise OptionError(join(where, "targets"), problem, TARGETS_ACCEPTED)
+        return options
 
     def as_dict(self) -> dict[str, Any]:
-        """Every option with its value (defaults included): what keys a rebuild."""
-        return dataclasses.asdict(self)
+        """Every option with its value (defaults included): what keys a rebuild. ``targets`` says where a
+        package is built, not what it holds (a device-bound one's target keys it through its zip name)."""
+        data = dataclasses.asdict(self)
+        data.pop("targets", None)
+        return data
 
     def get(self, key: str, default: Any = None) -> Any:
         """Mapping-style read, for code written against the former dict options (user exporters)."""

@@ -277,6 +277,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             for c in report["cold_start"]
         ],
     )
+    out += cluster_section(report)
     env = report["environment"]
     libs = ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items() if v)
     cuda = env.get("cuda") or {}
@@ -305,6 +306,28 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             )
     out += [f"- Python {env.get('python')} on {env.get('platform')}", f"- {libs}", ""]
     return "\n".join(out)
+
+
+def cluster_section(report: dict[str, Any]) -> list[str]:
+    """``pack --ray``: where each package was built and, per target, which node checked it (the
+    Environment section below is the driver's; each node's machine is in the package's manifest)."""
+    cluster = (report.get("meta") or {}).get("cluster")
+    if not cluster:
+        return []
+
+    def node(n: dict[str, Any] | None) -> str:
+        return f"{n.get('hostname')} `{str(n.get('node_id'))[:8]}`" if n else "-"
+
+    rows = []
+    for p in report["packages"]:
+        c = p.get("cluster") or {}
+        built = "earlier run" if c.get("reused_from_out") else node(c.get("built_on"))
+        for target, t in (c.get("targets") or {}).items():
+            tries = "; ".join(a["death"] for a in t.get("attempts") or []) or "-"
+            rows.append([p["zip"], target, built, node(t.get("node")), t.get("seconds"), tries])
+    out = ["", "## Cluster", "", f"Ray cluster `{cluster.get('address')}`, {len(cluster.get('nodes') or [])} "
+           f"node(s), {cluster.get('tasks')} task(s), {cluster.get('retries')} retried.", ""]  # fmt: skip
+    return out + table(["zip", "target", "built on", "checked on", "task (s)", "tries that died"], rows)
 
 
 def reused_cell(package: dict[str, Any]) -> str:

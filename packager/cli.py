@@ -19,6 +19,8 @@ from pathlib import Path
 
 from packager import __version__, commands, limits
 from packager.arguments import comma_list, thread_count
+from packager.cache import default_cache_dir  # re-exported: verify-remote and inspect read it from here
+from packager.cluster import cli as cluster_cli
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 from packager.redact import redact_argv
@@ -39,14 +41,6 @@ EXIT_CODES = (
     "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (a missing extra,\n"
     "no CUDA), 130 interrupted; when several packages fail, the highest code wins."
 )
-
-
-def default_cache_dir() -> Path:
-    """``$WEIGHTPACK_CACHE``, else ``$XDG_CACHE_HOME/weightpack``, else ``~/.cache/weightpack``."""
-    if os.environ.get("WEIGHTPACK_CACHE"):
-        return Path(os.environ["WEIGHTPACK_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "weightpack"
 
 
 def _positive_int(value: str) -> int:
@@ -121,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="refuse what is otherwise warned about (unpinned hf:// sources)"
     )
     limits.add_arguments(parser)
+    cluster_cli.add_arguments(parser)
     for module in _extensions():
         module.add_arguments(parser)
     return parser
@@ -227,11 +222,13 @@ def _pack(args: argparse.Namespace) -> int:
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
+    cluster = cluster_cli.executor(args)  # --ray: connected now, so a wrong address fails before any work
     settings = RunSettings.of(
         devices=args.devices,
         threads=args.threads,
         limits=limits.limits_from(args),
         measure_latency=not args.no_latency,
+        resolve=cluster is None,  # with --ray each node resolves the devices on itself
     )
     options = PackOptions(
         variants=variants,
@@ -244,6 +241,7 @@ def _pack(args: argparse.Namespace) -> int:
         extra_meta={"argv": redact_argv(["pack", *sys.argv[1:]]) if args else []},
         wait=args.wait,
         strict=args.strict,
+        cluster=cluster,
     )
     ui = make_ui(args.quiet or args.json)
     _quiet_libraries()

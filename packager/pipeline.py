@@ -75,6 +75,8 @@ class PackOptions:
     extra_meta: dict[str, Any] = field(default_factory=dict)
     wait: bool = False  # wait for another run holding out_dir instead of refusing
     strict: bool = False  # refuse unpinned sources instead of warning
+    cluster: Any = None
+    """``--ray``: builds and verifies each package on a cluster node instead (``packager.cluster``)."""
 
 
 def select(
@@ -107,8 +109,9 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     from packager.outdir import claim
 
     ui = ui or UI()
-    devices = list(options.settings.devices)
-    blocked = preflight(options.backends, devices)
+    local = options.cluster is None  # with --ray each node resolves and checks its own devices
+    devices = list(options.settings.devices) if local else []
+    blocked = preflight(options.backends, devices) if local else {}
     warnings = sources.unpinned_warnings(
         recipe.path, {v: recipe.variants[v].source for v in options.variants}
     )
@@ -158,6 +161,8 @@ def _pack_variants(
     for variant in variants:
         with _bad_input_recorded(report, variant, ui):
             prepared[variant] = _prepare_variant(recipe, variant, options, report, ui)
+    if options.cluster is not None:  # each package built and verified on a node: packager.cluster
+        return options.cluster.pack(recipe, prepared, options, report, ui, threads)
     for v in prepared.values():
         for backend, exc in blocked.items():  # never built: recorded with the fix (exit 3)
             failures.record(report, "export", v.name, backend, None, exc)

@@ -10,10 +10,10 @@ limits, and the latency overrides. Nothing reads a setting from a module global:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from backends.device import available_devices, resolve_devices
+from backends.device import Device, available_devices, resolve_devices
 from backends.errors import FieldError
 from bench.latency import LatencyConfig
 from bench.threads import ThreadSettings, resolve_threads
@@ -48,14 +48,22 @@ class RunSettings:
         devices: Sequence[str] | None = None,
         threads: int | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        resolve: bool = True,
         **latency: object,
     ) -> RunSettings:
         """Check and resolve the flags: ``devices`` (default: this machine's, see
-        :func:`backends.device.available_devices`) and ``threads`` by the recipe's own rule."""
+        :func:`backends.device.available_devices`) and ``threads`` by the recipe's own rule. ``resolve``
+        false: the devices are kept as given (``pack --ray``: each node resolves them on itself, with
+        :meth:`here`; none given means each node's own)."""
         if threads is not None:
             threads = read_threads(threads)
-        resolved = tuple(resolve_devices(list(devices) if devices else available_devices()))
-        return cls(devices=resolved, threads=threads, limits=limits, **latency)  # type: ignore[arg-type]
+        if resolve:
+            return cls(devices=resolved_here(devices), threads=threads, limits=limits, **latency)  # type: ignore[arg-type]
+        return cls(devices=tuple(devices or ()), threads=threads, limits=limits, **latency)  # type: ignore[arg-type]
+
+    def here(self) -> RunSettings:
+        """These settings with the devices resolved on this machine (a node of ``pack --ray``)."""
+        return replace(self, devices=resolved_here(self.devices))
 
     def thread_settings(self, recipe_threads: int | None) -> ThreadSettings:
         """``--threads`` over ``[bench] threads`` over the pinned default."""
@@ -76,6 +84,11 @@ class RunSettings:
     def batch_sizes_for(self, b: BenchRecipe) -> tuple[int, ...]:
         """The batch sizes timed: this run's, else the recipe's."""
         return tuple(self.batch_sizes or b.batch_sizes)
+
+
+def resolved_here(devices: Sequence[str] | None) -> tuple[Device, ...]:
+    """``devices`` (default: this machine's) resolved against this machine, each once."""
+    return tuple(resolve_devices(list(devices) if devices else available_devices()))
 
 
 def read_threads(value: object, flag: str = "--threads") -> int:

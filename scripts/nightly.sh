@@ -51,8 +51,9 @@ DEVICE_ARGS=()
 # 1. pack + verify (parity gate, latency with raw samples) every family, all variants
 IFS=',' read -r -a FAMILY_LIST <<< "$FAMILIES"
 if [ "$USE_RAY" = 1 ]; then
-  # one Ray task per family x variant x backend (num_gpus=1 each when the cluster has GPUs)
-  "$PY" -m packager.nightly.fanout --ray --families "$FAMILIES" --out "$RUN/fanout" -- "${DEVICE_ARGS[@]}" || status=1
+  # pack FAMILY --ray per family: one Ray task per variant x backend x target, gathered into $RUN/<family>
+  # ($RAY_ADDRESS, else the cluster ray start began on this machine; docs/cluster.md)
+  "$PY" -m packager.nightly.fanout --ray --families "$FAMILIES" --out "$RUN" -- "${DEVICE_ARGS[@]}" || status=1
 else
   for family in "${FAMILY_LIST[@]}"; do
     variants=$("$PY" -m packager.cli --list --json | "$PY" -c "import json,sys; print(','.join(next(f['variants'] for f in json.load(sys.stdin) if f['family']=='$family')))")
@@ -79,7 +80,7 @@ PLUGIN_ARGS=()
   || PLUGIN_ARGS=(-p packager.nightly.plugin)
 GOLDEN_ARGS=()
 PACK_OUTS=()
-for d in "$RUN"/*/report.json "$RUN"/fanout/*/*/report.json; do
+for d in "$RUN"/*/report.json; do
   [ -f "$d" ] && GOLDEN_ARGS+=("--weightpack-goldens=$(dirname "$d")") && PACK_OUTS+=("$(dirname "$d")")
 done
 [ -n "$DEVICES" ] && GOLDEN_ARGS+=("--weightpack-devices=$DEVICES")
@@ -97,7 +98,7 @@ key=$(cat "$RUN/env-key" 2>/dev/null || echo none)
 
 # 4. compare each pack output's runs with the same runs of the last N nights on this environment
 for out in "${PACK_OUTS[@]}"; do
-  name=${out#"$RUN"/}                     # <family> or fanout/<family>/<variant-backend>
+  name=${out#"$RUN"/}                     # <family>
   label=$(basename "$out")                # the folder name pack runs labels its runs with
   current="$RUN/runs/$label"
   [ -d "$current" ] || continue
