@@ -93,17 +93,24 @@ class _ApplyOnTorchImport(importlib.abc.MetaPathFinder):
         sys.meta_path.insert(0, cls(settings))
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "torch":
+        if name != "torch" or getattr(self, "_looking", False):
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)  # one shot; the real finders locate torch
-        spec = importlib.util.find_spec("torch")
+        # Not one-shot here: a caller may only ask where torch is (transformers' is_torch_available runs
+        # importlib.util.find_spec("torch")) and never load that spec; the hook leaves only once torch's
+        # module really runs, below.
+        self._looking = True
+        try:
+            spec = importlib.util.find_spec("torch")  # the real finders (this one answers None meanwhile)
+        finally:
+            self._looking = False
         if spec is None or spec.loader is None:
             return spec
         run_module = spec.loader.exec_module
-        settings = self.settings
+        hook, settings = self, self.settings
 
         def exec_module(module: Any) -> None:
+            if hook in sys.meta_path:
+                sys.meta_path.remove(hook)
             run_module(module)
             apply_threads(settings)
 
