@@ -206,8 +206,8 @@ def recipe_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from packager import atomic, failures, outdir
-    from packager import summary as run_summary
+    from packager import atomic, outdir
+    from packager import outcome as run_summary
     from packager.pipeline import PackOptions, run_pack, select
     from packager.settings import RunSettings
     from packager.ui import make_ui
@@ -265,7 +265,7 @@ def _pack(args: argparse.Namespace) -> int:
             atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
             print(profile.render(), file=sys.stderr)
         if not data["passed"]:
-            return failures.exit_code(data)
+            return run_summary.exit_code(data)
         for module in _extensions():
             code = module.after_pack(args, data, options.out_dir, ui)
             if code:

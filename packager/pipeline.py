@@ -25,13 +25,12 @@ from bench import environment
 from bench.markdown import render_markdown
 from bench.report import Report
 from bench.threads import apply_threads
-from packager import atomic, failures, reuse, sources
-from packager.assemble import record_verification
-from packager.build import PackageBuild
+from packager import atomic, reuse, sources
+from packager.build import PackageBuild, hinted
 from packager.errors import EXIT_BAD_INPUT, ExportError, UsageError, WeightpackError, WriteError
-from packager.fallback import hinted
 from packager.goldens import ParityCase, has_cases, load_golden, save_golden
 from packager.jobs import BuildTask, machine_default_jobs, run_builds, upstream_bytes
+from packager.outcome import record_failure, record_verification
 from packager.package_check import package_check, recorded_floors, tolerances_for
 from packager.recipes import Recipe
 from packager.reference import ReferenceSpec, check_recipe_imports, reference_case, reference_for, shape_cases
@@ -130,7 +129,7 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
             _pack_variants(recipe, options, devices, blocked, report, ui, threads)
         except (WeightpackError, OSError) as exc:
             error = WriteError.of(exc, options.out_dir) if isinstance(exc, OSError) else exc
-            failures.record(report, "pack", "-", None, None, error)
+            record_failure(report, "pack", "-", None, None, error)
             _write_report_if_possible(report, options.out_dir, ui)
             raise error from None
         environment.finish(report.environment)
@@ -165,7 +164,7 @@ def _pack_variants(
         return options.cluster.pack(recipe, prepared, options, report, ui, threads)
     for v in prepared.values():
         for backend, exc in blocked.items():  # never built: recorded with the fix (exit 3)
-            failures.record(report, "export", v.name, backend, None, exc)
+            record_failure(report, "export", v.name, backend, None, exc)
             ui.warn(f"{v.name}/{backend}: {exc}")
     tasks = [
         BuildTask(
@@ -189,7 +188,7 @@ def _pack_variants(
             if isinstance(result, ExportError):  # the upstream's own file in this format, if it ships one
                 source = recipe.variants[task.variant].source
                 result = hinted(result, recipe.path, task.variant, task.backend, source, task.fetched)
-            failures.record(report, "export", task.variant, task.backend, None, result)
+            record_failure(report, "export", task.variant, task.backend, None, result)
             ui.warn(f"{task.variant}/{task.backend}: {result}")
             continue
         with _bad_input_recorded(report, task.variant, ui):
@@ -210,7 +209,7 @@ def _record_bad_input(
 ) -> None:
     """Bad input (the recipe's module, inputs or reference) is recorded with its exit code (2) and the run
     goes on with the other variants, so one report says everything that is wrong; the CLI exits 2."""
-    failures.record(report, stage, variant, backend, None, exc)
+    record_failure(report, stage, variant, backend, None, exc)
     ui.warn(str(exc))
 
 

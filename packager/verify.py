@@ -39,7 +39,7 @@ class Verification:
     golden: Path | None = None
     latency: list[LatencyRow] = field(default_factory=list)
     error: BaseException | None = None
-    """Why it failed (recorded with its exit code by ``packager.failures``)."""
+    """Why it failed (recorded with its exit code by ``packager.outcome.record_failure``)."""
     stage: str = "load"
     """Where ``error`` happened: ``load``, ``parity`` (the package refused the reference's inputs) or
     ``latency`` (it passed its checks but refused a timed batch size)."""

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Report
-from packager import atomic, failures, manifest, reuse
-from packager.assemble import record_verification
+from packager import atomic, manifest, reuse
 from packager.build import PackageBuild
 from packager.cluster.plan import PackagePlan, device_label, split_label
 from packager.cluster.targets import ClusterError
 from packager.cluster.task import DeviceCheck, Outcome, rebuilt
+from packager.outcome import record_failure, record_verification
 from packager.package_check import tolerances_for
 from packager.recipes import Recipe
 from packager.ui import UI
@@ -111,8 +111,8 @@ def gather(out_dir: Path, outcome: Outcome, result: TargetResult, held: PackageB
 
 def hint_export(result: TargetResult, recipe: Recipe, plan: PackagePlan, fetched: Any) -> None:
     """A failed export names the upstream's own file in the backend's format, as a local run's does."""
+    from packager.build import hinted
     from packager.errors import ExportError
-    from packager.fallback import hinted
 
     _, exc = result.failure or ("", None)
     if isinstance(exc, ExportError):
@@ -147,7 +147,7 @@ def assemble(
     for r in results:
         if r.failure is not None:
             stage, exc = r.failure
-            failures.record(report, stage, plan.variant, plan.backend, None, exc)
+            record_failure(report, stage, plan.variant, plan.backend, None, exc)
             report.failures[-1]["target"] = r.target
         if build is None or r.build is None or r.build.zip_result.sha256 != build.zip_result.sha256:
             continue
