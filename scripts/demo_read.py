@@ -5,6 +5,9 @@ recogniser, and print what was found and read. Imports no weightpack code: only 
 
     ROBOFLOW_API_HOST=URL ROBOFLOW_API_KEY=KEY .venv-consumer/bin/python scripts/demo_read.py [--out DIR]
 
+``--detector`` / ``--recognizer`` name other registered models (``pp-ocrv6-det/v6-small`` and
+``pp-ocrv6-rec/v6-small``: PP-OCRv6, ``pack ppocr-v6-det`` and ``pack ppocr-v6``).
+
 Exit 0 when every rendered word was found and read back, 1 otherwise.
 """
 
@@ -38,16 +41,18 @@ def render_page(words: list[str]) -> tuple[np.ndarray, list[tuple[int, int, int,
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="also write the page with the boxes found (read.png)")
+    parser.add_argument("--detector", default=DETECTOR, help=f"the detector's model id (default {DETECTOR})")
+    parser.add_argument("--recognizer", default=RECOGNIZER, help=f"the recogniser's model id ({RECOGNIZER})")
     args = parser.parse_args(argv)
     import torch
     from inference_models import AutoModel
 
     image, rendered = render_page(WORDS)
     print(f"rendered {WORDS} at {rendered}")
-    detector = AutoModel.from_pretrained(DETECTOR, device=torch.device("cpu"))
-    recognizer = AutoModel.from_pretrained(RECOGNIZER, device=torch.device("cpu"))
-    print(f"AutoModel.from_pretrained({DETECTOR!r}) -> {type(detector).__name__}")
-    print(f"AutoModel.from_pretrained({RECOGNIZER!r}) -> {type(recognizer).__name__}")
+    detector = AutoModel.from_pretrained(args.detector, device=torch.device("cpu"))
+    recognizer = AutoModel.from_pretrained(args.recognizer, device=torch.device("cpu"))
+    print(f"AutoModel.from_pretrained({args.detector!r}) -> {type(detector).__name__}")
+    print(f"AutoModel.from_pretrained({args.recognizer!r}) -> {type(recognizer).__name__}")
     [found] = detector.infer([image])
     boxes = found.xyxy.round().int().tolist()
     boxes.sort(key=lambda b: b[1])
