@@ -355,13 +355,19 @@ def recipe_of_report(report: dict, extra_dirs: Sequence[Path] = ()) -> Recipe:
     return resolve_family(report["family"], [*extra_dirs, *default_recipe_dirs()])
 
 
-def recipe_of_architecture(architecture: str, recipe_dirs: list[Path]) -> Recipe | None:
+def recipe_of_architecture(
+    architecture: str, recipe_dirs: list[Path], variant: str | None = None
+) -> Recipe | None:
     """The first recipe (folder order, then file name) whose ``[family] architecture`` is
-    ``architecture``; ``None`` when none is. A file that is no TOML is a RecipeError naming it, never passed
-    over (it may be the one asked for), and the one that matches is loaded in full, errors included."""
+    ``architecture`` and that has ``variant`` (two families may share an architecture, each with its own
+    variants); ``None`` when none is. A file that is no TOML is a RecipeError naming it, never passed over
+    (it may be the one asked for), and one that matches is loaded in full, errors included."""
     for directory in recipe_dirs:
         for path in find_recipes(directory).values():
-            family = recipe_checks.read_toml(path).get("family")
-            if isinstance(family, dict) and family.get("architecture") == architecture:
+            data = recipe_checks.read_toml(path)
+            family, variants = data.get("family"), data.get("variants")
+            if not isinstance(family, dict) or family.get("architecture") != architecture:
+                continue
+            if variant is None or (isinstance(variants, dict) and variant in variants):
                 return load_recipe(path)
     return None

@@ -104,8 +104,7 @@ def main(argv: list[str]) -> int:
     client = RegistryClient(url, secret_from_env(), RetryPolicy.from_env())
     meta = client.weights(args.model_id)
     packages = _select(meta, args)
-    found = _recipe(meta)
-    recipe = found if found is not None and args.model_id.split("/")[1] in found.variants else None
+    recipe = _recipe(meta, args.model_id)
     from packager.cli import default_cache_dir
 
     # scratch under --out (else the cache), never /tmp: a killed run's leftover is swept by the next one
@@ -119,7 +118,7 @@ def main(argv: list[str]) -> int:
         ]
         results, checks = [r for r, _ in checked], [c for _, c in checked]
         api_key = client.secret.reveal()
-        consumer_verdicts(args, url, api_key, packages, results, checks, found, goldens, scratch)
+        consumer_verdicts(args, url, api_key, packages, results, checks, recipe, goldens, scratch)
     passed = all(r["passed"] for r in results)
     recorded, note = _record(args, goldens, url, results)
     _print(args, results, passed, recorded, note)
@@ -370,10 +369,11 @@ def verify_remote_package(
     return result, check
 
 
-def _recipe(meta: dict[str, Any]) -> Recipe | None:
-    """The recipe of the model's architecture (./recipes, then the built-in ones); its checks apply when
-    it has the variant, else the backends' defaults (its ``[consumer]`` applies either way)."""
-    return recipe_of_architecture(str(meta.get("modelArchitecture", "")), default_recipe_dirs())
+def _recipe(meta: dict[str, Any], model_id: str) -> Recipe | None:
+    """The recipe of the model's architecture that has its variant (./recipes, then the built-in ones);
+    ``None``: the backends' default tolerances apply, and the consumer's refusal is not declared."""
+    architecture, variant = str(meta.get("modelArchitecture", "")), model_id.split("/")[1]
+    return recipe_of_architecture(architecture, default_recipe_dirs(), variant)
 
 
 def _recorded_class(goldens: Path, files: dict[str, Any]) -> str | None:

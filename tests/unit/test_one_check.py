@@ -164,10 +164,14 @@ def test_verify_remote_never_passes_over_a_recipe_it_cannot_read(
     folder = tmp_path / "recipes"
     folder.mkdir()
     monkeypatch.chdir(tmp_path)
-    assert _recipe({"modelArchitecture": "mtcnn"}).family == "mtcnn"  # the built-in one
+    assert _recipe({"modelArchitecture": "mtcnn"}, "mtcnn/onet").family == "mtcnn"  # the built-in one
+    both = {"modelArchitecture": "pp-ocrv6-rec"}  # two families, one architecture: the one with the variant
+    assert _recipe(both, "pp-ocrv6-rec/v4-ch").family == "ppocr"
+    assert _recipe(both, "pp-ocrv6-rec/v6-small").family == "ppocr-v6"
+    assert _recipe(both, "pp-ocrv6-rec/nothing") is None
     (folder / "broken.toml").write_text("[family\narchitecture = 'mtcnn'\n")
     with pytest.raises(RecipeError, match=r"broken\.toml.*not valid TOML"):
-        _recipe({"modelArchitecture": "mtcnn"})
+        _recipe({"modelArchitecture": "mtcnn"}, "mtcnn/onet")
     (folder / "broken.toml").write_text(
         "[family]\narchitecture = 'mine'\ntask = 'classification'\n[variants.a]\nsorce = 'x'\n"
     )
