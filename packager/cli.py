@@ -17,9 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from backends.device import available_devices
 from packager import __version__, commands, interrupts, limits, side_files
-from packager.arguments import comma_list
+from packager.arguments import comma_list, thread_count
 from packager.cache import default_cache_dir  # re-exported: verify-remote and inspect read it from here
 from packager.cluster import cli as cluster_cli
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
@@ -90,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=thread_count,
         metavar="N",
         help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
@@ -239,9 +238,10 @@ def recipe_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from packager import atomic, failures, outdir
-    from packager import summary as run_summary
+    from packager import atomic, outdir
+    from packager import outcome as run_summary
     from packager.pipeline import PackOptions, run_pack, select
+    from packager.settings import RunSettings
     from packager.ui import make_ui
 
     dirs = recipe_dirs(args)
@@ -261,18 +261,22 @@ def _pack(args: argparse.Namespace) -> int:
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
     cluster = cluster_cli.executor(args)  # --ray: connected now, so a wrong address fails before any work
+    settings = RunSettings.of(
+        devices=args.devices,
+        threads=args.threads,
+        limits=limits.limits_from(args),
+        measure_latency=not args.no_latency,
+        resolve=cluster is None,  # with --ray each node resolves the devices on itself
+    )
     options = PackOptions(
         variants=variants,
         backends=backends,
-        devices=args.devices or available_devices(),
         out_dir=out_dir,
         cache_dir=cache_dir,
-        measure_latency=not args.no_latency,
+        settings=settings,
         reverify=args.reverify,
         jobs=args.jobs,
-        threads=args.threads,
         extra_meta={"argv": redact_argv(["pack", *sys.argv[1:]]) if args else []},
-        limits=limits.limits_from(args),
         wait=args.wait,
         strict=args.strict,
         cluster=cluster,
@@ -299,7 +303,7 @@ def _pack(args: argparse.Namespace) -> int:
             print(profile.render(), file=sys.stderr)
         try:
             code = (
-                failures.exit_code(data)
+                run_summary.exit_code(data)
                 if not data["passed"]
                 else _after_pack(args, data, options.out_dir, ui)
             )

@@ -64,7 +64,8 @@ class BuildTask:
     reference_kwargs: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     """The run's build device (``backends.device.export_device``)."""
-    limits: archive.Limits = field(default_factory=archive.Limits)
+    limits: archive.Limits = archive.DEFAULT_LIMITS
+    """The run's archive limits (a zip kept from an earlier run is read within them)."""
 
 
 class BuildFailed(WeightpackError):
@@ -213,7 +214,7 @@ def run_builds(
             task.out_dir,
             task.reference_kwargs,
             task.device,
-            task.limits,
+            limits=task.limits,
         )
         if found is not None:
             ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")

@@ -53,7 +53,11 @@ class Limits:
     max_archive_ratio: float = DEFAULT_MAX_ARCHIVE_RATIO
 
 
-def file_list_problems(files: Sequence[tuple], limits: Limits = Limits()) -> "list[Problem]":
+DEFAULT_LIMITS = Limits()
+"""The one set of default limits: a run's own come from its command line (``packager.limits``)."""
+
+
+def file_list_problems(files: Sequence[tuple], limits: Limits = DEFAULT_LIMITS) -> "list[Problem]":
     """Rules on a package registered file by file: ``(path, size or None)`` pairs."""
     problems = name_problems((path, "file") for path, _ in files)
     return problems + _count_and_total(len(files), sum(size or 0 for _, size in files), limits)
@@ -80,7 +84,7 @@ def _member_kind(info: zipfile.ZipInfo) -> str:
     return "dir" if info.filename.endswith("/") or is_dir else "file"
 
 
-def zip_problems(infos: Sequence, archive_size: int, limits: Limits = Limits()) -> "list[Problem]":
+def zip_problems(infos: Sequence, archive_size: int, limits: Limits = DEFAULT_LIMITS) -> "list[Problem]":
     """Every rule a zip's central directory breaks: names and layout, limits, ratios, methods."""
     problems = name_problems((i.filename, _member_kind(i)) for i in infos)
     total = sum(i.file_size for i in infos)
@@ -107,7 +111,7 @@ def zip_problems(infos: Sequence, archive_size: int, limits: Limits = Limits()) 
     return problems
 
 
-def read_zip(zip_path: "str | os.PathLike", limits: Limits = Limits()) -> "list[tuple]":
+def read_zip(zip_path: "str | os.PathLike", limits: Limits = DEFAULT_LIMITS) -> "list[tuple]":
     """``(member, data offset)`` of every member, in file order, once every rule holds: the central
     directory's, then each local header's (names and methods match, members lie end to end from the first
     byte to the central directory: no prepended bytes, no gap that could hide a local header that only a
@@ -236,7 +240,7 @@ def stream_member(raw, info: zipfile.ZipInfo, start: int, source: str, write=Non
 
 
 def extract_zip(
-    zip_path: "str | os.PathLike", dest: "str | os.PathLike", limits: Limits = Limits()
+    zip_path: "str | os.PathLike", dest: "str | os.PathLike", limits: Limits = DEFAULT_LIMITS
 ) -> "list[str]":
     """Extract into ``dest`` (new or empty) all or nothing; returns the member paths, sorted.
 

@@ -14,6 +14,7 @@ from filelock import FileLock
 
 from .. import atomic
 from ..errors import MissingExtraError, NetworkError, SourceError
+from ..retry import RetryPolicy, mount
 from ._types import Located, ProgressCallback
 from .hash_cache import HashCache
 from .https import INCOMPLETE, cache_paths, finish, reuse
@@ -44,7 +45,8 @@ def fetch_gs(
                     client = storage.Client(credentials=AnonymousCredentials(), project="weightpack")
                 else:
                     client = storage.Client()
-                blob = client.bucket(bucket_name).get_blob(object_name)
+                _retry_as_every_download(client)
+                blob = client.bucket(bucket_name).get_blob(object_name, retry=None)
                 if blob is None:
                     raise SourceError(f"{desc}: object not found")
                 tmp = final.with_name(final.name + INCOMPLETE)
@@ -56,9 +58,9 @@ def fetch_gs(
                     progress(desc, start, blob.size)
                 with open(tmp, "ab" if start else "wb") as handle:
                     if start:
-                        blob.download_to_file(handle, start=start, checksum=None)
+                        blob.download_to_file(handle, start=start, checksum=None, retry=None)
                     else:
-                        blob.download_to_file(handle)
+                        blob.download_to_file(handle, retry=None)
             except (gexc.GoogleAPIError, GoogleAuthError, requests.RequestException) as exc:
                 raise _classified(desc, exc, gexc) from None
             finish(tmp, final, None, hashes, desc, blob.size)
@@ -85,3 +87,16 @@ def _classified(desc: str, exc: BaseException, gexc: object) -> SourceError:
         )
     return NetworkError(message)
 
+
+def _retry_as_every_download(client: object) -> None:
+    """The client's requests session (google-auth's, the one every storage call goes through) retries by
+    the one policy of :mod:`packager.retry` (backoff, ``Retry-After``, 4xx final but 408/429), and the
+    library's own retry is turned off on each call (``retry=None``), so the two never stack."""
+    session = client._http  # type: ignore[attr-defined]  # google.cloud.client.Client's transport
+    if getattr(client, "_bucket_metadata_cache", None) is not None:  # google-cloud-storage >= 3.x
+        # it fetches bucket metadata in a daemon thread of its own, which would go on retrying after
+        # the download has ended; one object's download needs none of it
+        client._bucket_metadata_cache = None  # type: ignore[attr-defined]
+    retry = RetryPolicy.from_env().retry()
+    for scheme in ("https://", "http://"):  # the API, or an emulator (STORAGE_EMULATOR_HOST)
+        mount(session, scheme, retry)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from packager import cli
-from packager.archive import build_zip, safe_extract
+from packager.archive import DEFAULT_LIMITS, build_zip, safe_extract
 from packager.build import build_package, input_key
 from packager.errors import ArchiveError
 from packager.fixtures.templates import common_block
@@ -118,7 +118,7 @@ def test_reuse_path_refuses(case: Case, sandbox: Path) -> None:
     patched_manifest(zip_path, key)
     before = snapshot(sandbox)
     with pytest.raises(OutputFolderError, match="was not reused") as caught:
-        build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI())
+        build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI(), limits=DEFAULT_LIMITS)
     assert caught.value.exit_code == 2
     assert case.rule in str(caught.value), str(caught.value)
     assert f"Delete {zip_path} and {zip_path.with_suffix('')}.manifest.json" in str(caught.value)
@@ -138,7 +138,7 @@ def test_reuse_path_reuses_a_build_that_follows_the_rules(sandbox: Path) -> None
     built = build_zip(tree, sandbox / recipe.zip_name("l6", "onnx"))
     extra = {"input_key": key, "model_class": "x:Y"}
     write_manifest(built, package_manifest={"backendType": "onnx"}, provenance={}, extra=extra)
-    found = build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI())
+    found = build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI(), limits=DEFAULT_LIMITS)
     assert found.reused and found.zip_result.sha256 == built.sha256
 
 
