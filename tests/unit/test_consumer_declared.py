@@ -14,7 +14,7 @@ from rich.console import Console
 from bench.markdown import render_markdown
 from bench.parity import compare_output
 from bench.report import CANNOT_LOAD, Report
-from packager import summary
+from packager import outcome as summary
 from packager.consumer import is_consumer_class
 from packager.errors import RecipeError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
