@@ -5,7 +5,7 @@ packages; ``pack --list`` shows families. Other verbs (``pack SUBCOMMAND ...``) 
 :data:`packager.commands.VERBS`, one entry and a module of their own each.
 
 Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (disk, limits, network, missing
-extra, no CUDA), 130 interrupted.
+extra, no CUDA), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ USAGE = """pack FAMILY [options]
 
 EXIT_CODES = (
     "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (disk, file-size limits,\n"
-    "network, a missing extra, no CUDA), 130 interrupted; when several packages fail, the highest code\n"
-    "wins."
+    "network, a missing extra, no CUDA), 130 interrupted, 143 terminated (SIGTERM); when several\n"
+    "packages fail, the highest code wins."
 )
 
 
@@ -206,9 +206,9 @@ def _guard(body: Callable[[], int], json_errors: bool, debug: bool = False) -> i
     summary: dict = {}
     try:
         return body()
-    except KeyboardInterrupt:
-        code, message, kind = interrupts.EXIT_INTERRUPTED, "interrupted", "KeyboardInterrupt"
-        print("pack: interrupted; finished zips and reports are intact, re-run to complete", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # Ctrl-C (130) or SIGTERM (143): the same cleanup ran
+        code, message, kind = interrupts.exit_code(stop), interrupts.describe(stop), type(stop).__name__
+        print(f"pack: {message}; finished zips and reports are intact, re-run to complete", file=sys.stderr)
     except Exception as caught:
         exc = caught.error if isinstance(caught, _AfterSummary) else caught
         summary = caught.summary if isinstance(caught, _AfterSummary) else {}

@@ -2,7 +2,7 @@
 
 Exit codes (README, docs/cli.md): 0 all passed, 1 a check failed, 2 bad input (recipe, flag, source,
 archive rule), 3 an environment problem (a missing optional extra, no CUDA where CUDA was asked for, a full
-disk or file-size limit, a network that keeps failing), 130 interrupted.
+disk or file-size limit, a network that keeps failing), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

@@ -262,7 +262,8 @@ def _prepare_variant(
     golden = options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz"
     ref_key = reuse.reference_key(recipe, variant, fetched.provenance, spec)
     base = recipe.inputs_for(variant)
-    kept = None if options.reverify or not has_cases(golden) else reuse.load_reference(golden, ref_key)
+    seal = reuse.run_seal(options.cache_dir, report, ui)
+    kept = None if options.reverify or not has_cases(golden) else reuse.load_reference(golden, ref_key, seal)
     cases = load_golden(golden) if kept is not None else ()
     if cases and base.steps > 1 and (cases[0].sequence is None or cases[0].sequence.steps != base.steps):
         kept = None
@@ -285,9 +286,8 @@ def _prepare_variant(
         cases = (first, *shape_cases(spec, fetched.path, variant, base, ui))
         save_golden(golden, cases)
         learned = {k: v for k, v in spec.kwargs.items() if given.get(k, object()) != v}
-        reuse.save_reference(
-            golden, ref_key, casts=casts, learned=learned, noise_floor=report.noise_floor.get(variant)
-        )
+        floor = report.noise_floor.get(variant)
+        reuse.save_reference(golden, ref_key, seal, casts=casts, learned=learned, noise_floor=floor)
     report.references[variant] = {
         **(
             {"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]}
@@ -327,13 +327,14 @@ def _verify_build(
 ) -> None:
     """Check one package on every device (or keep its earlier passed checks), then compare devices."""
     variant, backend, settings = build.variant, build.backend, options.settings
-    per_device = {}
+    per_device, seal = {}, reuse.run_seal(options.cache_dir, report, ui)
     for device in settings.devices:
         key = reuse.verification_key(
             recipe, build, device, settings.measure_latency, v.ref_key, env_fingerprint
         )
         path = reuse.record_path(options.out_dir, build, device)
-        record = None if options.reverify else reuse.load_verification(path, key, options.out_dir)
+        sha = build.zip_result.sha256
+        record = None if options.reverify else reuse.load_verification(path, key, options.out_dir, seal, sha)
         if record is not None:
             per_device[device] = reuse.replay(record, report, options.out_dir)
             report.packages[-1].setdefault("verification", {})[device] = {
@@ -347,7 +348,7 @@ def _verify_build(
         if verification.outputs is not None:
             per_device[device] = verification.outputs
         if reuse.checks_passed(report, build, device):
-            reuse.save_verification(path, key, report, build, device)
+            reuse.save_verification(path, key, report, build, device, seal)
     tolerance = tolerances_for(recipe, backend, recorded_floors(v.golden))
     for devices_pair, result in compare_devices(tolerance, per_device):
         report.add_cross_device(variant, backend, devices_pair, result)

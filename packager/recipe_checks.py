@@ -4,7 +4,9 @@ knows the file) naming the dotted field and what would be accepted."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import string
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -36,11 +38,45 @@ def backend_names() -> list[str]:
     return sorted(BACKENDS)
 
 
+class NotRegularFile(OSError):
+    """A path that is there but is no regular file (its kind is the message)."""
+
+
+FILE_KINDS = {
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISDIR: "a folder",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+}
+"""How a path that is no regular file is named in the error."""
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file (NotRegularFile otherwise). A FIFO is never
+    opened for reading in the blocking way (it would wait for a writer forever): the kind is checked before
+    the open, the open does not block, and the kind is checked again on the descriptor (a path swapped in
+    between is caught too)."""
+
+    def refuse_unless_regular(mode: int) -> None:
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(next((k for test, k in FILE_KINDS.items() if test(mode)), "no file"))
+
+    refuse_unless_regular(os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        refuse_unless_regular(os.fstat(fd).st_mode)
+        return handle.read()
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """The file's TOML tree; RecipeError (exit 2) for a missing, unreadable, non-UTF-8, malformed or
-    absurdly nested file."""
+    absurdly nested file, and for a path that is no regular file (a FIFO, a folder: named, never waited
+    on)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular_file(path).decode("utf-8"))
+    except NotRegularFile as exc:
+        raise RecipeError(path, "<file>", f"is {exc}, not a regular file", "a regular TOML file") from None
     except FileNotFoundError:
         raise RecipeError(path, "<file>", "does not exist") from None
     except UnicodeDecodeError as exc:

@@ -9,6 +9,7 @@ field and what would be accepted (exit 2).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -332,10 +333,12 @@ def default_recipe_dirs() -> list[Path]:
 
 
 def resolve_family(family: str, recipe_dirs: list[Path]) -> Recipe:
-    """Find and load ``family``'s recipe in the first directory that has it."""
+    """Find and load ``family``'s recipe in the first directory that has it. A ``FAMILY.toml`` that is there
+    but no regular file (a FIFO, a folder, a dangling link) is that file's error, never passed over for a
+    later folder's recipe of the same name."""
     for directory in recipe_dirs:
         candidate = Path(directory) / f"{family}.toml"
-        if candidate.is_file():
+        if os.path.lexists(candidate):
             return load_recipe(candidate)
     known = sorted({name for d in recipe_dirs for name in find_recipes(d)})
     raise RecipeError(

@@ -14,7 +14,10 @@ Two records, each keyed by a hash of everything its result depends on, so a chan
   inputs, the reference class, the source of the code that computes them (the reference class's module
   and the recipe's own modules) and the libraries that compute it are unchanged.
 
-``pack --reverify`` ignores both records (and rewrites them).
+Both are sealed (:mod:`packager.seal`): the record is believed only while the cache's key vouches for its
+content and the goldens it names; one edited, copied from another cache or whose golden changed is not
+reused, and the run says why (progress, ``report.meta["not_reused"]``). ``pack --reverify`` ignores both
+records (and rewrites them).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bench.fingerprint import env_key, runtime_libraries
 from packager import __version__, atomic
 from packager.goldens import load_arrays
 from packager.recipes import Recipe
+from packager.seal import Seal
 
 RECORD_SCHEMA = "weightpack.verification/v1"
 REFERENCE_SCHEMA = "weightpack.reference-outputs/v1"
@@ -54,6 +58,17 @@ def _plain(value: Any) -> Any:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_seal(cache_dir: Path, report: Any, ui: Any) -> Seal:
+    """The run's seal (the key of ``--cache-dir``): a record it does not believe is said once on the
+    progress and listed in ``report.meta["not_reused"]``."""
+
+    def notice(message: str) -> None:
+        report.meta.setdefault("not_reused", []).append(message)
+        ui.warn(message)
+
+    return Seal.of_cache(cache_dir, notice)
 
 
 def environment_fingerprint(env: dict[str, Any]) -> str:
@@ -129,15 +144,23 @@ def _reference_sidecar(golden: Path) -> Path:
     return golden.with_suffix(".json")
 
 
-def load_reference(golden: Path, key: str) -> tuple[Tensors, Tensors, dict[str, Any]] | None:
-    """``(inputs, outputs, record)`` saved with ``key`` beside ``golden``, or None when absent, stale or
-    unreadable (then the reference runs again)."""
+def load_reference(golden: Path, key: str, seal: Seal) -> tuple[Tensors, Tensors, dict[str, Any]] | None:
+    """``(inputs, outputs, record)`` saved with ``key`` beside ``golden``, or None when absent, stale,
+    unreadable or its seal does not hold (then the reference runs again)."""
+    sidecar = _reference_sidecar(golden)
     try:
-        record = json.loads(_reference_sidecar(golden).read_text("utf-8"))
-        if record.get("schema") != REFERENCE_SCHEMA or record.get("key") != key:
+        record = json.loads(sidecar.read_text("utf-8"))
+        if (
+            not isinstance(record, dict)
+            or record.get("schema") != REFERENCE_SCHEMA
+            or record.get("key") != key
+        ):
+            return None
+        what, then = f"{golden.parent.name}/{sidecar.name}", "the reference outputs are computed again"
+        if not seal.holds(record, golden.parent, what, then):
             return None
         inputs, outputs = load_arrays(golden, "input"), load_arrays(golden, "output")
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, RecursionError):
         return None
     if not outputs:
         return None
@@ -155,19 +178,20 @@ def recorded_noise_floor(golden: Path) -> dict[str, Any] | None:
     return floor if isinstance(floor, dict) else None
 
 
-def save_reference(golden: Path, key: str, *, casts: list, learned: dict, noise_floor: Any) -> None:
-    """Remember which key the golden at ``golden`` was computed for, with what the run learnt."""
-    atomic.write_json(
-        _reference_sidecar(golden),
-        {
-            "schema": REFERENCE_SCHEMA,
-            "key": key,
-            "created_at": _now(),
-            "input_casts": casts,
-            "learned_kwargs": learned,
-            "noise_floor": noise_floor,
-        },
-    )
+def save_reference(
+    golden: Path, key: str, seal: Seal, *, casts: list, learned: dict, noise_floor: Any
+) -> None:
+    """Remember which key the golden at ``golden`` was computed for, with what the run learnt; sealed
+    over the golden's bytes."""
+    record = {
+        "schema": REFERENCE_SCHEMA,
+        "key": key,
+        "created_at": _now(),
+        "input_casts": casts,
+        "learned_kwargs": learned,
+        "noise_floor": noise_floor,
+    }
+    atomic.write_json(_reference_sidecar(golden), seal.close(record, golden.parent, [golden.name]))
 
 
 # ------------------------------------------------------------------------------------ verification
@@ -230,27 +254,38 @@ def checks_passed(report: Any, build: Any, device: str) -> bool:
     )
 
 
-def save_verification(path: Path, key: str, report: Any, build: Any, device: str) -> None:
-    atomic.write_json(
-        path,
-        {
-            "schema": RECORD_SCHEMA,
-            "key": key,
-            "verified_at": _now(),
-            "zip": build.zip_result.zip_path.name,
-            "device": device,
-            "entries": entries_of(report, build, device),
-        },
-    )
+def save_verification(path: Path, key: str, report: Any, build: Any, device: str, seal: Seal) -> None:
+    """Keep a passed check at ``path`` (``OUT/.verified/``), sealed over the goldens it vouches for: the
+    package's outputs it names and the reference outputs they were compared with."""
+    entries = entries_of(report, build, device)
+    reference = (report.references.get(build.variant) or {}).get("golden")
+    files = [g["path"] for g in entries["goldens"]] + ([reference] if reference else [])
+    record = {
+        "schema": RECORD_SCHEMA,
+        "key": key,
+        "verified_at": _now(),
+        "zip": build.zip_result.zip_path.name,
+        "zip_sha256": build.zip_result.sha256,
+        "device": device,
+        "entries": entries,
+    }
+    atomic.write_json(path, seal.close(record, path.parent.parent, files))
 
 
-def load_verification(path: Path, key: str, out_dir: Path) -> dict[str, Any] | None:
-    """The record at ``path`` when it was made with ``key`` and its golden outputs are still there."""
+def load_verification(
+    path: Path, key: str, out_dir: Path, seal: Seal, zip_sha256: str | None = None
+) -> dict[str, Any] | None:
+    """The record at ``path`` when it was made with ``key`` (for the zip of ``zip_sha256``, when given),
+    names golden outputs and its seal holds (see :mod:`packager.seal`: it says why once when not)."""
     try:
         record = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    if record.get("schema") != RECORD_SCHEMA or record.get("key") != key:
+    if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA or record.get("key") != key:
+        return None
+    if zip_sha256 is not None and record.get("zip_sha256") != zip_sha256:
+        return None
+    if not seal.holds(record, out_dir, f"{VERIFIED_DIR}/{path.name}", "the package is checked again"):
         return None
     goldens = record.get("entries", {}).get("goldens") or []
     if not goldens or not all((out_dir / g["path"]).is_file() for g in goldens):

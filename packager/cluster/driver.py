@@ -20,7 +20,7 @@ from typing import Any
 
 from backends.registry import get_backend
 from bench.report import Report
-from packager import manifest
+from packager import manifest, reuse
 from packager.cluster import merge, policy, targets
 from packager.cluster.plan import PackagePlan, plan_packages, recipe_for, targets_for
 from packager.cluster.task import Outcome, PackageTask, ShippedPackage, Started
@@ -120,11 +120,10 @@ class RayExecutor:
             finally:
                 self._ray.shutdown()
         report.meta["cluster"] = run.summary()
+        seal = reuse.run_seal(options.cache_dir, report, ui)
         for plan, jobs in run.by_plan():
-            floors = recorded_floors(prepared[plan.variant].golden)
-            merge.assemble(
-                report, run.recipes[plan], plan, [j.result for j in jobs], floors, options.out_dir, ui
-            )
+            floors, results = recorded_floors(prepared[plan.variant].golden), [j.result for j in jobs]
+            merge.assemble(report, run.recipes[plan], plan, results, floors, options.out_dir, ui, seal)
 
 
 class _Run:
@@ -224,7 +223,8 @@ class _Run:
         v, plan, options = self.prepared[job.plan.variant], job.plan, self.options
         recipe = self.recipes[plan]
         zip_name = recipe.zip_name(plan.variant, plan.backend)
-        kept = {} if options.reverify else merge.kept_records(options.out_dir, zip_name, job.result.target)
+        seal, target = reuse.Seal.of_cache(options.cache_dir, self.ui.warn), job.result.target
+        kept = {} if options.reverify else merge.kept_records(options.out_dir, zip_name, target, seal)
         job.result.kept = kept
         task = PackageTask(
             recipe=recipe, variant=plan.variant, backend=plan.backend, target=job.result.target,

@@ -46,9 +46,11 @@ class TargetResult:
     seconds: float | None = None
 
 
-def kept_records(out_dir: Path, zip_name: str, target: str | None) -> dict[str, dict[str, Any]]:
+def kept_records(
+    out_dir: Path, zip_name: str, target: str | None, seal: reuse.Seal
+) -> dict[str, dict[str, Any]]:
     """The verification records the output folder keeps for this package on ``target``'s devices, by
-    device label (the task reuses one when its key matches on the node)."""
+    device label, whose seal holds (the task reuses one when its key matches on the node)."""
     kept = {}
     stem = zip_name.removesuffix(".zip")
     for path in sorted((out_dir / reuse.VERIFIED_DIR).glob(f"{stem}-*.json")):
@@ -59,7 +61,7 @@ def kept_records(out_dir: Path, zip_name: str, target: str | None) -> dict[str, 
         label = data.get("device") if isinstance(data, dict) else None
         if not isinstance(label, str) or data.get("zip") != zip_name or split_label(label)[1] != target:
             continue
-        record = reuse.load_verification(path, data.get("key"), out_dir)
+        record = reuse.load_verification(path, data.get("key"), out_dir, seal)
         if record is not None and path.name == f"{stem}-{label.replace(':', '')}.json":
             kept[label] = record
     return kept
@@ -137,8 +139,9 @@ def assemble(
     floors: dict | None,
     out_dir: Path,
     ui: UI,
+    seal: reuse.Seal,
 ) -> None:
-    """Put one package's results, target by target, into the report."""
+    """Put one package's results, target by target, into the report (passed checks kept, sealed)."""
     built = [r for r in results if r.built_here] + [r for r in results if r.build is not None]
     build = built[0].build if built else None  # as its builder made it (the others reused it)
     if build is not None:
@@ -167,7 +170,7 @@ def assemble(
                 per_device[device] = check.verification.outputs
             if reuse.checks_passed(report, build, check.label):
                 path = reuse.record_path(out_dir, build, check.label)
-                reuse.save_verification(path, check.key, report, build, check.label)
+                reuse.save_verification(path, check.key, report, build, check.label, seal)
         tolerance = tolerances_for(recipe, plan.backend, floors)
         for (a, b), parity in compare_devices(tolerance, per_device):
             pair = (device_label(a, r.target), device_label(b, r.target))

@@ -61,7 +61,7 @@ class HashCache:
     def _mac(self, real: str, identity: dict[str, int], digest: str) -> str | None:
         """The entry's MAC, None when there is no usable key (then nothing cached is believed)."""
         if self._key is None:
-            self._key = _load_key(self.file.with_name(KEY_FILE))
+            self._key = load_key(self.file.with_name(KEY_FILE))
         if not self._key:
             return None
         message = json.dumps([real, identity, digest], sort_keys=True).encode()
@@ -126,9 +126,10 @@ def _read_entries(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _load_key(path: Path) -> bytes:
+def load_key(path: Path) -> bytes:
     """The cache's MAC key, created on first use (owner-only, atomic); empty bytes when it cannot be read
-    or made (a read-only cache: nothing is remembered, everything is hashed)."""
+    or made (a read-only cache: nothing is remembered, everything is hashed). The one key of a cache folder:
+    the hash cache's entries and the records a re-run reuses (:mod:`packager.seal`) are sealed with it."""
     try:
         with contextlib.suppress(FileNotFoundError, ValueError):
             key = bytes.fromhex(path.read_text("ascii").strip())

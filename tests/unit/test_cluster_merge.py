@@ -28,6 +28,9 @@ from packager.verify import Verification
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = {"y": np.array([[1.0, 2.0, 3.0]], dtype=np.float32)}
 
+SEAL = reuse.Seal(b"k" * 32)
+"""A run's seal (a fixed key: no cache folder needed)."""
+
 
 def node(name: str, target: str) -> dict:
     return {
@@ -77,7 +80,9 @@ def test_a_package_built_on_one_node_and_checked_on_two_is_one_package_two_rows(
     assert not b.built_here and b.build.zip_result.zip_path == out / "mtcnn-pnet-onnx.zip"  # type: ignore[union-attr]
     recipe = load_recipe(ROOT / "recipes" / "mtcnn.toml")
     report = Report.start(recipe, {})
-    assemble(report, recipe, PackagePlan("pnet", "onnx", ("a", "b"), builder="a"), [a, b], None, out, UI())
+    assemble(
+        report, recipe, PackagePlan("pnet", "onnx", ("a", "b"), builder="a"), [a, b], None, out, UI(), SEAL
+    )
     [package] = report.packages
     assert package["zip"] == "mtcnn-pnet-onnx.zip" and package["cluster"]["built_on"]["hostname"] == "h"
     assert {t: v["node"]["hostname"] for t, v in package["cluster"]["targets"].items()} == {
@@ -91,11 +96,11 @@ def test_a_package_built_on_one_node_and_checked_on_two_is_one_package_two_rows(
     ]
     assert all((out / g["path"]).is_file() for g in report.goldens)
     # only the passed target's checks are kept for the next run, under its label
-    kept = kept_records(out, "mtcnn-pnet-onnx.zip", "a")
+    kept = kept_records(out, "mtcnn-pnet-onnx.zip", "a", SEAL)
     assert list(kept) == ["cpu@a"] and kept["cpu@a"]["key"] == "key-a"
     assert (
-        kept_records(out, "mtcnn-pnet-onnx.zip", "b") == {}
-        and kept_records(out, "mtcnn-pnet-onnx.zip", None) == {}
+        kept_records(out, "mtcnn-pnet-onnx.zip", "b", SEAL) == {}
+        and kept_records(out, "mtcnn-pnet-onnx.zip", None, SEAL) == {}
     )
 
 
@@ -112,10 +117,10 @@ def test_a_kept_check_is_replayed_and_a_failed_target_recorded_with_its_target(t
         a,
         None,
     )
-    assemble(first, recipe, plan, [a], None, out, UI())
+    assemble(first, recipe, plan, [a], None, out, UI(), SEAL)
     # the re-run: a's node matched the kept record; b's task failed to export
     again, b = TargetResult("a"), TargetResult("b")
-    again.kept = kept_records(out, "mtcnn-pnet-onnx.zip", "a")
+    again.kept = kept_records(out, "mtcnn-pnet-onnx.zip", "a", SEAL)
     gather(
         out,
         Outcome(node("h", "a"), build, None, None, [DeviceCheck("cpu@a", "key-a", None)]),
@@ -125,7 +130,7 @@ def test_a_kept_check_is_replayed_and_a_failed_target_recorded_with_its_target(t
     failed = Outcome(node("w", "b"), failure=("export", portable(ExportError("onnx export failed: boom"))))
     gather(out, failed, b, again.build)
     report = Report.start(recipe, {})
-    assemble(report, recipe, plan, [again, b], None, out, UI())
+    assemble(report, recipe, plan, [again, b], None, out, UI(), SEAL)
     assert report.packages[0]["verification"]["cpu@a"]["reused_from"]
     assert report.packages[0]["cluster"]["reused_from_out"] is True
     assert [p["reused_from"] for p in report.parity] == [again.kept["cpu@a"]["verified_at"]]
@@ -169,10 +174,11 @@ def test_a_record_of_another_package_or_target_is_not_kept(tmp_path: Path) -> No
             "zip": zip_name,
             "device": label,
         }
-        path.write_text(json.dumps({**record, "entries": {"goldens": [{"path": "goldens/g.npz"}]}}))
-    assert list(kept_records(out, "mtcnn-pnet-onnx.zip", "a")) == ["cpu@a"]
-    assert list(kept_records(out, "mtcnn-pnet-onnx.zip", None)) == ["cpu"]
-    assert list(kept_records(out, "mtcnn-pnet-onnx-h100.zip", "h100")) == ["cpu@h100"]
+        record["entries"] = {"goldens": [{"path": "goldens/g.npz"}]}
+        path.write_text(json.dumps(SEAL.close(record, out, ["goldens/g.npz"])))
+    assert list(kept_records(out, "mtcnn-pnet-onnx.zip", "a", SEAL)) == ["cpu@a"]
+    assert list(kept_records(out, "mtcnn-pnet-onnx.zip", None, SEAL)) == ["cpu"]
+    assert list(kept_records(out, "mtcnn-pnet-onnx-h100.zip", "h100", SEAL)) == ["cpu@h100"]
 
 
 @pytest.mark.parametrize("label", ["cpu@a", "cuda:0@h100"])

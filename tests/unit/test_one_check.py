@@ -28,7 +28,9 @@ ONNX_CLASS = "backends.onnx.model:OnnxModel"
 def golden(tmp_path: Path, floor: dict | None = None) -> Path:
     x = np.asarray([[0.5, -0.25]], dtype=np.float32)
     path = save_golden(tmp_path / "goldens" / "g-reference.npz", [ParityCase(None, {"x": x}, {"y": x})])
-    reuse.save_reference(path, "key", casts=[], learned={}, noise_floor=floor)
+    reuse.save_reference(
+        path, "key", reuse.Seal.of_cache(tmp_path / "cache"), casts=[], learned={}, noise_floor=floor
+    )
     return path
 
 
