@@ -1,43 +1,90 @@
-"""Real ``pack`` runs for tests: one helper to run the CLI as a user does, and one session-scoped pack per
-family and backend set, shared by every test that needs it (registered as a plugin in tests/conftest.py).
+"""Real ``pack`` runs for tests, in one place (registered as a plugin in tests/conftest.py):
 
-A test that uses one of these fixtures runs real weights end to end, so it is marked ``slow``
-automatically (``scripts/test.sh --fast`` skips it).
+* :func:`pack_process` / :func:`pack_popen`: ``pack ARGS`` in a child process as a user runs it, with the
+  environment of :func:`tests.hermetic.child_env` (offline, the session's download cache, nothing of the
+  caller's; what the test needs passed in ``env``);
+* the session-scoped packs, one per family and backend set, shared by every test that only reads them
+  (a test that changes one works on a copy: :func:`copy_of`).
+
+A test that uses a session pack runs real weights end to end, so it is marked ``slow`` automatically
+(``scripts/test.sh --fast`` skips it).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.hermetic import ROOT, child_env
 
-SESSION_PACKS = ("minilm_pack_onnx",)
+SESSION_PACKS = ("minilm_pack_onnx", "minilm_pack_all")
 """Fixtures that run a real pack: the tests using them are marked ``slow``."""
+
+__all__ = ["ROOT", "child_env", "copy_of", "pack_command", "pack_popen", "pack_process", "run_pack"]
+
+
+def pack_command(
+    *args: str, python: str | Path = sys.executable, python_args: tuple[str, ...] = (), script: bool = False
+) -> list[str]:
+    """The command line of ``pack ARGS``: ``python -m packager.cli`` of the interpreter ``python`` (the
+    consumer's, for one), or its console script ``pack`` beside it when ``script`` (whose sys.path holds
+    neither the working directory nor the recipe's folder, as a user's does)."""
+    if script:
+        return [str(Path(python).with_name("pack")), *args]
+    return [str(python), *python_args, "-m", "packager.cli", *args]
+
+
+def pack_popen(
+    *args: str,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+    paths: tuple[str | Path, ...] = (),
+    tmpdir: Path | None = None,
+    python: str | Path = sys.executable,
+    script: bool = False,
+    **popen: Any,
+) -> subprocess.Popen[str]:
+    """``pack ARGS`` started in a child process (text mode; ``popen`` goes to :class:`subprocess.Popen`)."""
+    return subprocess.Popen(
+        pack_command(*args, python=python, script=script),
+        cwd=cwd,
+        env=child_env(env, paths=paths, tmpdir=tmpdir),
+        text=True,
+        **popen,
+    )
 
 
 def pack_process(
-    *args: str, cwd: Path = ROOT, timeout: float = 600, python_args: tuple[str, ...] = ()
+    *args: str,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+    paths: tuple[str | Path, ...] = (),
+    tmpdir: Path | None = None,
+    timeout: float = 600,
+    python: str | Path = sys.executable,
+    python_args: tuple[str, ...] = (),
+    script: bool = False,
+    preexec: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``pack ARGS`` in a separate process, offline, as a user runs it (``python_args``: interpreter
-    options, such as ``-X importtime``)."""
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    """``pack ARGS`` in a child process, to its end, as a user runs it from a shell: offline, the session's
+    download cache, ``env`` on top of nothing of the caller's (:func:`tests.hermetic.child_env`);
+    ``python_args``: interpreter options (``-X importtime``); ``preexec``: run in the child before pack
+    (resource limits). A hung run fails the test at ``timeout`` instead of holding the suite."""
     return subprocess.run(
-        [sys.executable, *python_args, "-m", "packager.cli", *args],
+        pack_command(*args, python=python, python_args=python_args, script=script),
         cwd=cwd,
-        env=env,
+        env=child_env(env, paths=paths, tmpdir=tmpdir),
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=preexec,
         check=False,
     )
 
@@ -49,12 +96,28 @@ def run_pack(out: Path, *args: str) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+def copy_of(out: Path, tmp_path: Path, name: str = "out") -> Path:
+    """A private copy of a session pack's output folder, for a test that changes it."""
+    return Path(shutil.copytree(out, tmp_path / name))
+
+
+@pytest.fixture(scope="session")
+def minilm_pack_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """``pack minilm --variants l6 --json``: every backend the recipe enables, latency measured; (the output
+    folder, its report.json, the ``--json`` summary printed). Shared by the session: copy before changing."""
+    out = tmp_path_factory.mktemp("minilm-pack-all") / "out"
+    proc = pack_process("minilm", "--variants", "l6", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, json.loads((out / "report.json").read_text()), proc.stdout
+
+
 @pytest.fixture(scope="session")
 def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A passed ``pack minilm --variants l6 --backends onnx`` output folder (report.json with latency, zip,
-    manifest, goldens). Shared by the whole session: copy it before changing anything in it."""
+    """A passed ``pack minilm --variants l6 --backends onnx --no-latency`` output folder (report.json, zip,
+    manifest, goldens; no latency rows: no user of it needs them). Shared by the whole session: copy it
+    before changing anything in it."""
     out = tmp_path_factory.mktemp("minilm-pack-onnx") / "out"
-    report = run_pack(out, "--backends", "onnx")
+    report = run_pack(out, "--backends", "onnx", "--no-latency")
     assert report["passed"]
     return out
 
