@@ -12,7 +12,10 @@ A test that uses a session pack runs real weights end to end, so it is marked ``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +30,16 @@ from tests.hermetic import ROOT, child_env
 SESSION_PACKS = ("minilm_pack_onnx", "minilm_pack_all")
 """Fixtures that run a real pack: the tests using them are marked ``slow``."""
 
-__all__ = ["ROOT", "child_env", "copy_of", "pack_command", "pack_popen", "pack_process", "run_pack"]
+__all__ = [
+    "ROOT",
+    "child_env",
+    "copy_of",
+    "pack_command",
+    "pack_in_process",
+    "pack_popen",
+    "pack_process",
+    "run_pack",
+]
 
 
 def pack_command(
@@ -89,6 +101,45 @@ def pack_process(
     )
 
 
+def pack_in_process(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``pack ARGS`` through :func:`packager.cli.main` in this process, its output captured: what a run
+    decides and reports, without a child's start-up (python, torch and onnxruntime imported again: seconds
+    of a loaded machine's CPU per run). What only a process shows (the console script's import path,
+    thread settings, a traceback reaching the terminal) is tested with :func:`pack_process`. Undone
+    afterwards: the working directory, the environment (``env`` on top of this process's, offline as a
+    child is), ``sys.argv``, ``sys.path`` and the modules the run imported from outside the checkout and
+    the installed libraries (a recipe's own modules in a test's folder)."""
+    from packager.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    environ, path, modules = dict(os.environ), list(sys.path), set(sys.modules)
+    keep = tuple(str(p) for p in {ROOT, Path(sys.prefix), Path(sys.base_prefix)})
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            patch.setattr(sys, "argv", ["pack", *args])
+            # a module a test edits between two runs is read again, never from a cache stamped the same second
+            patch.setattr(sys, "dont_write_bytecode", True)
+            os.environ.update({"HF_HUB_OFFLINE": "1", **(env or {})})
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    code = main(list(args))
+                except SystemExit as exc:  # argparse's usage errors
+                    code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        sys.path[:] = path
+        for name in set(sys.modules) - modules:
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            if where and not where.startswith(keep):
+                del sys.modules[name]
+    return subprocess.CompletedProcess(["pack", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
 def run_pack(out: Path, *args: str) -> dict:
     """``pack minilm --variants l6 --out OUT --quiet ARGS``, which must pass; returns its report.json."""
     proc = pack_process("minilm", "--variants", "l6", "--out", str(out), "--quiet", *args)
@@ -103,10 +154,11 @@ def copy_of(out: Path, tmp_path: Path, name: str = "out") -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_pack_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
-    """``pack minilm --variants l6 --json``: every backend the recipe enables, latency measured; (the output
-    folder, its report.json, the ``--json`` summary printed). Shared by the session: copy before changing."""
+    """``pack minilm --variants l6 --jobs 2 --json``: every backend the recipe enables, latency measured;
+    (the output folder, its report.json, the ``--json`` summary printed). Shared by the session: copy it
+    before changing anything in it."""
     out = tmp_path_factory.mktemp("minilm-pack-all") / "out"
-    proc = pack_process("minilm", "--variants", "l6", "--out", str(out), "--json")
+    proc = pack_process("minilm", "--variants", "l6", "--jobs", "2", "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads((out / "report.json").read_text()), proc.stdout
 
