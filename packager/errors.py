@@ -1,6 +1,6 @@
 """Typed errors. Each carries the exit code the CLI returns and a message that says what to do.
 
-Exit codes (documented in the README): 0 all passed, 1 a check failed, 2 bad input (recipe, flag, source,
+Exit codes (README, docs/cli.md): 0 all passed, 1 a check failed, 2 bad input (recipe, flag, source,
 archive rule), 3 an environment problem (a missing optional extra, no CUDA where CUDA was asked for).
 """
 

@@ -26,7 +26,7 @@ HEADER = """\
 <!-- Rendered from the declaration by `python -m packager.recipe_doc --write`; edit the docstrings in
 packager/recipes.py, packager/recipe_inputs.py or a backend's spec.py, not this file. -->
 
-One TOML file per model family; README.md ("Recipe format") shows a whole recipe. Unknown keys are errors
+One TOML file per model family; docs/recipes.md shows a whole recipe. Unknown keys are errors
 (with the accepted keys and the likely typo), numbers are checked like names (every float finite, every
 integer within 64 bits and its range), and every error names the file, the dotted field and what would be
 accepted (exit 2). A key without a default is required.

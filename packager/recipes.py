@@ -80,7 +80,7 @@ class Variant(Table):
 
     name: str = key(given=True)
     source: str = key()
-    """Where the weights come from: hf://, pkg://, a path, https://, gs:// (README, "Sources")."""
+    """Where the weights come from: hf://, pkg://, a path, https://, gs:// (docs/recipes.md, "Sources")."""
     allow_patterns: list[str] | None = None
     """hf:// only: the snapshot's files to fetch."""
     inputs: InputsRecipe | None = None

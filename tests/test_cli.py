@@ -304,20 +304,31 @@ def test_each_verb_help_is_plain_text(verb: str, capsys: pytest.CaptureFixture[s
     assert "`" not in out and not re.search(r":(func|class|mod|data|meth):", out), out
 
 
-def test_readme_shows_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
-    """README.md's CLI section holds ``COLUMNS=100 pack --help`` as printed, and a row per verb."""
+def test_docs_show_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cli.md holds ``COLUMNS=100 pack --help`` as printed; it and README.md have a row per verb."""
     from packager.cli import build_parser
 
     monkeypatch.setenv("COLUMNS", "100")
-    readme = (ROOT / "README.md").read_text()
+    cli = (ROOT / "docs" / "cli.md").read_text()
     fence = "```text\n$ COLUMNS=100 pack --help\n"
-    assert fence in readme, "README.md lost its `pack --help` block"
-    block = readme.split(fence, 1)[1].split("```", 1)[0]
+    assert fence in cli, "docs/cli.md lost its `pack --help` block"
+    block = cli.split(fence, 1)[1].split("```", 1)[0]
     assert block == build_parser().format_help(), (
-        "README.md is stale: run python scripts/update_readme_help.py"
+        "docs/cli.md is stale: run python scripts/update_readme_help.py"
     )
-    rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", readme, re.M)
-    assert rows == [v.name for v in VERBS]
+    for page in (cli, (ROOT / "README.md").read_text()):
+        rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", page, re.M)
+        assert rows == [v.name for v in VERBS]
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """README.md says what weightpack is for, the two commands and where to read on, in under 150 lines;
+    every page it links exists."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 150
+    assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert links and all((ROOT / link).is_file() for link in links), links
 
 
 # -- shell completion (argcomplete, the `completion` extra) -----------------------------------------------
