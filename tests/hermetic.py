@@ -62,6 +62,7 @@ SUITE_SWITCHES = frozenset(
         "WEIGHTPACK_VENV",
         "WEIGHTPACK_CLEAN_VENV",
         "WEIGHTPACK_MINILM_DIR",
+        "WEIGHTPACK_KILLS",
     }
 )
 
