@@ -59,6 +59,7 @@ def pack_popen(
     env: Mapping[str, str] | None = None,
     paths: tuple[str | Path, ...] = (),
     tmpdir: Path | None = None,
+    offline: bool = True,
     python: str | Path = sys.executable,
     script: bool = False,
     **popen: Any,
@@ -67,7 +68,7 @@ def pack_popen(
     return subprocess.Popen(
         pack_command(*args, python=python, script=script),
         cwd=cwd,
-        env=child_env(env, paths=paths, tmpdir=tmpdir),
+        env=child_env(env, paths=paths, tmpdir=tmpdir, offline=offline),
         text=True,
         **popen,
     )
@@ -79,20 +80,22 @@ def pack_process(
     env: Mapping[str, str] | None = None,
     paths: tuple[str | Path, ...] = (),
     tmpdir: Path | None = None,
+    offline: bool = True,
     timeout: float = 600,
     python: str | Path = sys.executable,
     python_args: tuple[str, ...] = (),
     script: bool = False,
     preexec: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``pack ARGS`` in a child process, to its end, as a user runs it from a shell: offline, the session's
-    download cache, ``env`` on top of nothing of the caller's (:func:`tests.hermetic.child_env`);
+    """``pack ARGS`` in a child process, to its end, as a user runs it from a shell: offline (unless
+    ``offline`` is false), the session's download cache, ``env`` on top of nothing of the caller's
+    (:func:`tests.hermetic.child_env`);
     ``python_args``: interpreter options (``-X importtime``); ``preexec``: run in the child before pack
     (resource limits). A hung run fails the test at ``timeout`` instead of holding the suite."""
     return subprocess.run(
         pack_command(*args, python=python, python_args=python_args, script=script),
         cwd=cwd,
-        env=child_env(env, paths=paths, tmpdir=tmpdir),
+        env=child_env(env, paths=paths, tmpdir=tmpdir, offline=offline),
         capture_output=True,
         text=True,
         timeout=timeout,
