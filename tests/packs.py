@@ -30,6 +30,9 @@ from tests.hermetic import ROOT, child_env
 SESSION_PACKS = ("minilm_pack_onnx", "minilm_pack_all")
 """Fixtures that run a real pack: the tests using them are marked ``slow``."""
 
+RUNS = {"child": 0, "in-process": 0}
+"""How many ``pack`` runs this session started through this module (the terminal summary says)."""
+
 __all__ = [
     "ROOT",
     "child_env",
@@ -65,6 +68,7 @@ def pack_popen(
     **popen: Any,
 ) -> subprocess.Popen[str]:
     """``pack ARGS`` started in a child process (text mode; ``popen`` goes to :class:`subprocess.Popen`)."""
+    RUNS["child"] += 1
     return subprocess.Popen(
         pack_command(*args, python=python, script=script),
         cwd=cwd,
@@ -92,6 +96,7 @@ def pack_process(
     (:func:`tests.hermetic.child_env`);
     ``python_args``: interpreter options (``-X importtime``); ``preexec``: run in the child before pack
     (resource limits). A hung run fails the test at ``timeout`` instead of holding the suite."""
+    RUNS["child"] += 1
     return subprocess.run(
         pack_command(*args, python=python, python_args=python_args, script=script),
         cwd=cwd,
@@ -116,6 +121,7 @@ def pack_in_process(
     the installed libraries (a recipe's own modules in a test's folder)."""
     from packager.cli import main
 
+    RUNS["in-process"] += 1
     stdout, stderr = io.StringIO(), io.StringIO()
     environ, path, modules = dict(os.environ), list(sys.path), set(sys.modules)
     keep = tuple(str(p) for p in {ROOT, Path(sys.prefix), Path(sys.base_prefix)})
@@ -175,6 +181,14 @@ def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = run_pack(out, "--backends", "onnx", "--no-latency")
     assert report["passed"]
     return out
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What the session's pack runs cost, at a glance: each child starts python, torch and onnxruntime."""
+    if any(RUNS.values()):
+        terminalreporter.write_line(
+            f"tests.packs: {RUNS['child']} pack runs in a child process, {RUNS['in-process']} in this process"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
