@@ -142,8 +142,10 @@ def _build(task: BuildTask, ui: UI) -> PackageBuild:
 
 
 def _worker_init(threads: Any) -> None:
+    from backends.loaded import keep_inherited
     from bench.threads import apply_threads
 
+    keep_inherited()  # a forked worker must never destroy the parent's loaded models (a spawned one has none)
     apply_threads(threads)
 
 
