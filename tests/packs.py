@@ -118,10 +118,15 @@ def pack_in_process(
     thread settings, a traceback reaching the terminal) is tested with :func:`pack_process`. Undone
     afterwards: the working directory, the environment (``env`` on top of this process's, offline as a
     child is), ``sys.argv``, ``sys.path`` and the modules the run imported from outside the checkout and
-    the installed libraries (a recipe's own modules in a test's folder)."""
+    the installed libraries (a recipe's own modules in a test's folder). A pack (not a verb) builds with
+    ``--jobs 1`` unless told otherwise: a forked worker would copy this process, onnxruntime sessions of
+    earlier tests included, which a fork must never destroy (backends.loaded.keep_inherited)."""
     from packager.cli import main
+    from packager.commands import find
 
     RUNS["in-process"] += 1
+    if args and find(args[0]) is None and "--jobs" not in args:
+        args = (*args, "--jobs", "1")
     stdout, stderr = io.StringIO(), io.StringIO()
     environ, path, modules = dict(os.environ), list(sys.path), set(sys.modules)
     keep = tuple(str(p) for p in {ROOT, Path(sys.prefix), Path(sys.base_prefix)})
