@@ -41,6 +41,7 @@ __all__ = [
     "pack_in_process",
     "pack_popen",
     "pack_process",
+    "publish",
     "run_pack",
 ]
 
@@ -154,6 +155,23 @@ def pack_in_process(
     return subprocess.CompletedProcess(["pack", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
+def publish(
+    out: Path, *flags: str, family: tuple[str, ...] = ("minilm", "--variants", "l6")
+) -> tuple[int, str]:
+    """The publish step of ``pack FAMILY --out OUT FLAGS`` (``after_pack`` of the publish extension, as the
+    CLI runs it after a passed pack) on OUT's report, in this process; (exit code, its output)."""
+    from packager import cli
+    from packager.publish.cli import after_pack
+    from packager.ui import UI
+
+    args = cli.build_parser().parse_args([*family, "--out", str(out), *flags])
+    report = json.loads((out / "report.json").read_text())
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        code = cli._guard(lambda: after_pack(args, report, out, UI()) or 0, json_errors=False)
+    return code, buffer.getvalue()
+
+
 def run_pack(out: Path, *args: str) -> dict:
     """``pack minilm --variants l6 --out OUT --quiet ARGS``, which must pass; returns its report.json."""
     proc = pack_process("minilm", "--variants", "l6", "--out", str(out), "--quiet", *args)
@@ -163,7 +181,7 @@ def run_pack(out: Path, *args: str) -> dict:
 
 def copy_of(out: Path, tmp_path: Path, name: str = "out") -> Path:
     """A private copy of a session pack's output folder, for a test that changes it."""
-    return Path(shutil.copytree(out, tmp_path / name))
+    return Path(shutil.copytree(out, tmp_path / name, symlinks=True))  # as `cp -r` copies its .upstream links
 
 
 @pytest.fixture(scope="session")

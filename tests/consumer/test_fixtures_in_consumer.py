@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.hermetic import without_product_settings
-from tests.packs import pack_process
+from tests.packs import copy_of, pack_process
 
-pytestmark = pytest.mark.slow  # one real pack (~40 s), then the generated test in the consumer (~20 s)
+pytestmark = pytest.mark.slow  # a pack (its package reused), then the generated test in the consumer
 
 
 def without_weightpack(consumer: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -39,9 +39,11 @@ def without_weightpack(consumer: str, *args: str, cwd: Path) -> subprocess.Compl
 
 
 def test_generated_fixtures_pass_in_the_consumers_environment_without_weightpack(
-    consumer, tmp_path: Path
+    consumer, ppocr_packed: Path, tmp_path: Path
 ) -> None:
-    out, fixtures = tmp_path / "out", tmp_path / "fixtures"
+    """``pack ppocr --fixtures DIR`` by the consumer's venv, on a copy of the session's pack (its package
+    and checks reused: the fixtures are what a re-run writes as well as a first one)."""
+    out, fixtures = copy_of(ppocr_packed, tmp_path), tmp_path / "fixtures"
     proc = pack_process(
         "ppocr", "--out", str(out), "--no-latency", "--quiet", "--fixtures", str(fixtures),
         python=consumer, script=True, timeout=900,

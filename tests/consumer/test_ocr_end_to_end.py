@@ -15,7 +15,7 @@ import pytest
 
 from packager.consumer import bridge
 from packager.consumer.model import decode_texts
-from tests.packs import pack_process
+from tests.packs import copy_of, pack_process, publish
 
 pytestmark = pytest.mark.slow  # real weights end to end (~1 min)
 
@@ -35,13 +35,10 @@ def render(word: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
 
 
-@pytest.fixture(scope="module")
-def packed(consumer, tmp_path_factory) -> Path:
-    """``pack ppocr`` run by the consumer's venv: the verification goes through the consumer's class."""
-    out = tmp_path_factory.mktemp("ppocr")
-    proc = pack_process("ppocr", "--out", str(out), "--no-latency", "--quiet", python=consumer, script=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+@pytest.fixture
+def packed(ppocr_packed: Path, tmp_path: Path) -> Path:
+    """A copy of the session's ``pack ppocr`` by the consumer's venv (tests/consumer/conftest.py)."""
+    return copy_of(ppocr_packed, tmp_path, "ppocr")
 
 
 def register(consumer: str, packed: Path, registry) -> subprocess.CompletedProcess[str]:
@@ -50,6 +47,13 @@ def register(consumer: str, packed: Path, registry) -> subprocess.CompletedProce
         "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute",
         python=consumer, script=True, env=registry.env, timeout=900,
     )  # fmt: skip
+
+
+def registered(packed: Path) -> None:
+    """The packed folder's package registered on the fixture's registry by the publish step in this process
+    (the consumer's own run of it is test_registered_package_loads_with_automodel_and_reads_the_word's)."""
+    code, text = publish(packed, "--register", "--execute", family=("ppocr",))
+    assert code == 0, text[-3000:]
 
 
 def verify_remote(consumer: str, packed: Path, registry) -> subprocess.CompletedProcess[str]:
@@ -106,8 +110,7 @@ def test_registered_package_loads_with_automodel_and_reads_the_word(
 
 def test_consumer_refuses_the_old_loopback_ids(consumer, packed, registry_server, tmp_path):
     """Why the loopback registry issues alphanumeric ids: the consumer refuses ``pkg-1`` outright."""
-    proc = register(consumer, packed, registry_server)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    registered(packed)
     [package] = registry_server.sealed(MODEL_ID)
     registry_server.packages["pkg-1"] = registry_server.packages.pop(package.id)
     package.id = "pkg-1"
@@ -122,8 +125,7 @@ def test_consumer_refuses_the_old_loopback_ids(consumer, packed, registry_server
 def test_verify_remote_goes_through_the_consumer(consumer, packed, registry_server):
     """``pack verify-remote`` (run where the consumer is installed) checks the registered package with
     weightpack's own check (through the consumer's class the pack recorded) and with AutoModel."""
-    proc = register(consumer, packed, registry_server)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    registered(packed)
     proc = verify_remote(consumer, packed, registry_server)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [result] = json.loads(proc.stdout)["packages"]
@@ -142,8 +144,7 @@ def test_verify_remote_asks_the_consumer_about_each_registered_package(
     and a copy registered as a backend the consumer has no class for. Left to choose, AutoModel would fall
     back from the one that fails to another and report one success for all; told each package's id, the
     consumer fails the corrupted one only, and reports (without failing) the one it cannot load."""
-    proc = register(consumer, packed, registry_server)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    registered(packed)
     [good] = registry_server.sealed(MODEL_ID)
 
     def corrupt(handle: str, data: bytes) -> bytes:
