@@ -11,10 +11,13 @@ atol) that pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from backends.errors import FieldError
 
 RULE = "allclose: |actual - reference| <= atol + rtol * |reference|"
 
@@ -79,7 +82,14 @@ def default_tolerance(dtype: str, backend: str, quantization: str = "fp32") -> t
 
 
 def compare_output(name: str, ref: np.ndarray, actual: np.ndarray, atol: float, rtol: float) -> OutputParity:
-    """Compare one output; never raises on mismatching data, it reports it."""
+    """Compare one output; never raises on mismatching data, it reports it. A tolerance that is no finite
+    number >= 0 is refused (FieldError, bad input): a NaN bound makes every comparison false, so nothing
+    would ever be outside it and any output would pass."""
+    for label, value in (("atol", atol), ("rtol", rtol)):
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0:
+            where = f"parity of output {name!r}"
+            raise FieldError(label, f"is {value!r}", "a finite number >= 0", where=where)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return _compare(name, ref, actual, atol, rtol)
 

@@ -168,7 +168,10 @@ class Report:
         memory: dict[str, Any] | None = None,
         input_sets: int | None = None,
         input_shape: str | None = None,
+        inputs_digest: str | None = None,
     ) -> None:
+        """``inputs_digest``: a hash of the input sets timed (two rows with the same one timed the same
+        arrays: ``pack``, the nightly and ``pack runs`` build them the same way)."""
         stats = summarize(result.samples_ms, batch_size)
         entry: dict[str, Any] = {
             "variant": variant,
@@ -187,6 +190,7 @@ class Report:
             "harness_overhead_ns": result.harness_overhead_ns,
             "device_timer": result.device_timer,
             "input_sets": input_sets,
+            "inputs_digest": inputs_digest,
             "memory": memory or {},
             "gpu_conditions": result.gpu_conditions,
             "throttled": bool(result.gpu_conditions and result.gpu_conditions.get("throttled")),

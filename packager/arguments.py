@@ -32,3 +32,19 @@ def batch_sizes(value: str) -> tuple[int, ...]:
         return tuple(BenchRecipe.read("batch_sizes", sizes, "batch sizes"))
     except FieldError as exc:
         raise argparse.ArgumentTypeError(f"{exc.problem} (accepted: {exc.accepted})") from None
+
+
+def thread_count(value: str) -> int:
+    """``--threads N``, held to the rule of ``[bench] threads`` (a positive count, at most 4096): ``0`` is
+    refused by ``pack``, ``pack runs``/``ab``, compare's measure step and the nightly alike, as it is in a
+    recipe, never read as "the default"."""
+    from packager.recipes import BenchRecipe
+
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of threads") from None
+    try:
+        return int(BenchRecipe.read("threads", count, "--threads"))
+    except FieldError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.problem} (accepted: {exc.accepted})") from None

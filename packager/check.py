@@ -1,17 +1,14 @@
-"""Check a package against reference outputs (goldens): the one path ``pack``, ``pack verify-remote`` and
-the nightly suite share.
-
-Three steps, each returning a value: :func:`open_package` (extract a zip as a consumer does, load it
-through its model class, run once; timed), :func:`check_outputs` (run the sample inputs, compare with the
-reference under a tolerance function, task-level checks) and :func:`check_package` (both, in a temporary
-folder). Nothing here writes a report: callers assemble theirs from the results.
+"""The two steps of checking a package, each returning a value: :func:`open_package` (extract a zip as a
+consumer does, load it through its model class, run once; timed) and :func:`check_outputs` (run the sample
+inputs, compare with the reference under a tolerance function, task-level checks). Every entry reaches
+them through its :class:`~packager.package_check.PackageCheck`, which decides their arguments once.
+Nothing here writes a report: callers assemble theirs from the results.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from backends.outputs import run_model
 from bench import memory
 from bench.parity import OutputParity, compare_outputs, compare_sequence
 from bench.tasks import TaskCheck, TaskCheckSpec, covers, task_checks
-from packager import archive, atomic
+from packager import archive
 from packager.consumer import load_model_class
 from packager.sequence import CallSequence, reset_state, run_sequence
 
@@ -192,21 +189,3 @@ def _stateful(model: Any, request: CheckRequest, result: CheckResult) -> CheckRe
     )
     parity = [p if p.passed else replace(p, reason=f"{why}; {p.reason}") for p in result.parity]
     return replace(result, parity=parity, stateful=True)
-
-
-@contextmanager
-def opened(package: Path, request: CheckRequest, scratch: Path | None = None) -> Iterator[OpenedPackage]:
-    """:func:`open_package` for the ``with`` block: a folder is used in place, a zip is extracted into an
-    owned temporary folder under ``scratch`` (default: beside the zip, never the system's /tmp), removed
-    afterwards, and swept by a later run if this one is killed."""
-    if Path(package).is_dir():
-        yield open_package(package, request.model_class, request.device, request.inputs, Path(package))
-        return
-    with atomic.temp_dir(Path(scratch or Path(package).parent), "check") as tmp:
-        yield open_package(package, request.model_class, request.device, request.inputs, tmp / "pkg")
-
-
-def check_package(package: Path, request: CheckRequest, scratch: Path | None = None) -> CheckResult:
-    """Extract (a zip), load, run and compare a package; nothing extracted outlives the call."""
-    with opened(package, request, scratch) as pkg:
-        return check_outputs(pkg.model, request)

@@ -1,7 +1,8 @@
 """Sample inputs from a recipe's ``[inputs]`` table, as named numpy arrays.
 
 The same arrays feed the reference and every package, so parity compares like with like. Several sets are
-generated (different texts or random draws) for the latency harness to rotate among; none is all zeros.
+built (different texts or random draws) for the latency harness to rotate among (:func:`latency_sets`, from
+the recipe and the parity batch alone); none is all zeros.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.base import Tensors
+from backends.errors import UserModelError
 from packager.recipes import InputsRecipe
 
 
@@ -27,14 +29,35 @@ def build_inputs(
     return _tensor_batch(spec, batch_size, set_index, step)
 
 
-def build_input_sets(spec: InputsRecipe, upstream_dir: Path, batch_size: int) -> list[Tensors]:
-    """``spec.sets`` different batches of the same batch size, for rotation during timing. A state input
-    is drawn at random there (a step from some state costs what a step from zeros costs, and timing on
-    zeros is refused: kernels take shortcuts on them)."""
+def latency_sets(spec: InputsRecipe, parity: Tensors, batch_size: int) -> list[Tensors]:
+    """``spec.sets`` different batches of ``batch_size`` to rotate among while timing: the one builder
+    every entry times with (``pack``, compare's measure step, the nightly). It needs the recipe and the
+    parity batch only, never the upstream files, so a golden is enough:
+
+    * tensors are drawn as :func:`build_inputs` draws them, a state input at random (a step from some state
+      costs what a step from zeros costs, and timing on zeros is refused: kernels take shortcuts on them);
+    * texts are rows of the parity batch (which holds every text, in order) picked as
+      :func:`_texts_for` picks texts, with the padding no row of the batch needs removed: exactly what
+      tokenizing those texts together gives (the tokenizer pads to the longest of its batch).
+    """
+    if spec.kind == "text":
+        return [_text_rows(spec, parity, batch_size, i) for i in range(spec.sets)]
     if spec.state:
         tensors = [replace(t, initial="random") if t.state_from else t for t in spec.tensors]
         spec = replace(spec, tensors=tensors)
-    return [build_inputs(spec, upstream_dir, batch_size, i) for i in range(spec.sets)]
+    return [build_inputs(spec, Path(), batch_size, i) for i in range(spec.sets)]
+
+
+def _text_rows(spec: InputsRecipe, parity: Tensors, batch_size: int, set_index: int) -> Tensors:
+    rows = _rows(len(spec.texts), batch_size, set_index)
+    batch = {k: np.asarray(v)[rows] for k, v in parity.items()}
+    mask = batch.get("attention_mask")
+    if mask is not None and mask.ndim == 2:
+        used = np.flatnonzero(mask.any(axis=0))  # columns some text of this batch reaches
+        keep = slice(int(used[0]), int(used[-1]) + 1) if used.size else slice(0, 0)
+        width = mask.shape[1]
+        batch = {k: v[:, keep] if v.ndim == 2 and v.shape[1] == width else v for k, v in batch.items()}
+    return {k: np.ascontiguousarray(v) for k, v in batch.items()}
 
 
 def parity_inputs(spec: InputsRecipe, upstream_dir: Path) -> Tensors:
@@ -61,7 +84,14 @@ def _tokenizer(upstream_dir: Path) -> object:
     if key not in _TOKENIZERS:
         from transformers import AutoTokenizer
 
-        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key, local_files_only=True)
+        try:
+            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key, local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # no usable tokenizer files: the source's
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserModelError(
+                f"[inputs] kind = 'text' needs a tokenizer, and none loads from the source {upstream_dir} "
+                f"({first}) (accepted: a source holding tokenizer files, e.g. a transformers snapshot)"
+            ) from None
     return _TOKENIZERS[key]
 
 
@@ -76,8 +106,14 @@ def _text_batch(spec: InputsRecipe, upstream_dir: Path, batch_size: int, set_ind
 
 
 def _texts_for(spec: InputsRecipe, batch_size: int, set_index: int) -> list[str]:
+    return [spec.texts[i] for i in _rows(len(spec.texts), batch_size, set_index)]
+
+
+def _rows(n: int, batch_size: int, set_index: int) -> list[int]:
+    """Which of ``n`` texts set ``set_index`` holds: each set starts one text further than a plain stride
+    would, so sets differ even when the batch size is a multiple of ``n``."""
     start = set_index * (batch_size + 1)
-    return [spec.texts[(start + i) % len(spec.texts)] for i in range(batch_size)]
+    return [(start + i) % n for i in range(batch_size)]
 
 
 def render_text_line(text: str, height: int, width: int, channels: int = 3) -> np.ndarray:

@@ -137,7 +137,9 @@ def render() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m packager.recipe_doc", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m packager.recipe_doc", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     p.add_argument("--write", action="store_true", help=f"rewrite {DOC.name} (default: print it)")
     args = p.parse_args(argv)
     text = render()

@@ -10,6 +10,7 @@ field and what would be accepted (exit 2).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -343,3 +344,30 @@ def resolve_family(family: str, recipe_dirs: list[Path]) -> Recipe:
         f"no recipe for '{family}' in {', '.join(str(d) for d in recipe_dirs)}",
         ", ".join(known) or "none found; pass --recipes DIR",
     )
+
+
+def recipe_of_report(report: dict, extra_dirs: Sequence[Path] = ()) -> Recipe:
+    """The recipe a ``report.json`` was packed with (its recorded path), else its family's in
+    ``extra_dirs`` and the default folders: how the nightly and compare's measure step find it."""
+    path = Path(report.get("recipe") or "")
+    if path.is_file():
+        return load_recipe(path)
+    return resolve_family(report["family"], [*extra_dirs, *default_recipe_dirs()])
+
+
+def recipe_of_architecture(
+    architecture: str, recipe_dirs: list[Path], variant: str | None = None
+) -> Recipe | None:
+    """The first recipe (folder order, then file name) whose ``[family] architecture`` is
+    ``architecture`` and that has ``variant`` (two families may share an architecture, each with its own
+    variants); ``None`` when none is. A file that is no TOML is a RecipeError naming it, never passed over
+    (it may be the one asked for), and one that matches is loaded in full, errors included."""
+    for directory in recipe_dirs:
+        for path in find_recipes(directory).values():
+            data = recipe_checks.read_toml(path)
+            family, variants = data.get("family"), data.get("variants")
+            if not isinstance(family, dict) or family.get("architecture") != architecture:
+                continue
+            if variant is None or (isinstance(variants, dict) and variant in variants):
+                return load_recipe(path)
+    return None

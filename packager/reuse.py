@@ -6,8 +6,9 @@ Two records, each keyed by a hash of everything its result depends on, so a chan
   its check produced (cold start, parity, task checks, latency, goldens), kept when every check passed.
   Key: the zip's sha256 and model class, the checks (the variant's parity, bench and inputs settings, the
   backend's recipe options, latency on/off), the reference outputs' key, and the environment fingerprint
-  (:func:`environment_fingerprint`). A re-run with the same key copies those entries into its report,
-  marked ``reused_from`` with the time they were measured, instead of loading and timing the package again.
+  (:func:`environment_fingerprint`, the one of :mod:`bench.fingerprint`). A re-run with the same key copies
+  those entries into its report, marked ``reused_from`` with the time they were measured, instead of
+  loading and timing the package again.
 * **Reference outputs** of a variant (``OUT/goldens/ARCH-VARIANT-reference.json`` beside the ``.npz``): the
   golden inputs/outputs are read back instead of loading the upstream model, while the upstream files, the
   inputs, the reference class, the source of the code that computes them (the reference class's module
@@ -29,6 +30,7 @@ from typing import Any
 
 from backends.base import Tensors
 from bench import environment
+from bench.fingerprint import env_key, runtime_libraries
 from packager import __version__, atomic
 from packager.goldens import load_arrays
 from packager.recipes import Recipe
@@ -38,20 +40,6 @@ REFERENCE_SCHEMA = "weightpack.reference-outputs/v1"
 VERIFIED_DIR = ".verified"
 # Report lists a package's check appends to (per variant, backend, device).
 ENTRY_LISTS = ("cold_start", "parity", "task_checks", "latency", "goldens")
-# What makes two environments measure the same: not NVML clocks or warnings, which change by the minute.
-ENVIRONMENT_KEYS = (
-    "python",
-    "platform",
-    "machine",
-    "cpu",
-    "cpu_count",
-    "cpu_affinity",
-    "libraries",
-    "onnxruntime_providers",
-    "tensorrt_version",
-    "threads",
-)
-REFERENCE_LIBRARIES = ("torch", "transformers", "onnxruntime", "onnx", "numpy", "safetensors")
 
 
 def _hash(payload: Any) -> str:
@@ -69,12 +57,9 @@ def _now() -> str:
 
 
 def environment_fingerprint(env: dict[str, Any]) -> str:
-    """Hash of the parts of ``report.environment`` that change measurements (libraries, CPU, GPUs,
-    threads), leaving out what changes by the minute (NVML snapshots, warnings)."""
-    cuda = env.get("cuda") or {}
-    gpus = [(d.get("name"), d.get("compute_capability")) for d in cuda.get("devices") or []]
-    fields = {k: env.get(k) for k in ENVIRONMENT_KEYS}
-    return _hash({**fields, "gpus": gpus, "cuda": cuda.get("cuda_version")})
+    """The environment's key (:func:`bench.fingerprint.env_key`, the one fingerprint ``pack compare`` and
+    the nightly file results under): what changes measurements, not what changes by the minute."""
+    return env_key(env)
 
 
 # ------------------------------------------------------------------------------------ reference outputs
@@ -91,7 +76,7 @@ def reference_key(recipe: Recipe, variant: str, provenance: dict[str, Any], spec
             "reference": [spec.model_class, spec.kind, spec.kwargs],
             "code": code_hashes(recipe, spec),
             "noise_floor": recipe.parity.noise_floor,
-            "libraries": environment.library_versions(REFERENCE_LIBRARIES),
+            "libraries": environment.library_versions(runtime_libraries()),
             "weightpack": __version__,
         }
     )
@@ -157,6 +142,17 @@ def load_reference(golden: Path, key: str) -> tuple[Tensors, Tensors, dict[str, 
     if not outputs:
         return None
     return inputs, outputs, record
+
+
+def recorded_noise_floor(golden: Path) -> dict[str, Any] | None:
+    """The ``noise_floor`` entry measured with the reference outputs in ``golden`` (``None``: none was, or
+    no record is there, as for a golden copied elsewhere)."""
+    try:
+        record = json.loads(_reference_sidecar(golden).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    floor = record.get("noise_floor") if isinstance(record, dict) else None
+    return floor if isinstance(floor, dict) else None
 
 
 def save_reference(golden: Path, key: str, *, casts: list, learned: dict, noise_floor: Any) -> None:

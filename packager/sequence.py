@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from backends.base import Tensors
@@ -69,25 +68,10 @@ def reset_state(model: Any) -> str | None:
 
 def save_sequence(inputs: Sequence[Tensors], outputs: Sequence[Tensors]) -> dict[str, Any]:
     """The arrays of a sequence for a golden ``.npz``: ``sequence/K/input/NAME`` and
-    ``sequence/K/output/NAME`` (the plain ``input/`` and ``output/`` keys stay the first step's)."""
+    ``sequence/K/output/NAME`` (the plain ``input/`` and ``output/`` keys stay the first step's); read back
+    by :func:`packager.goldens.load_golden`."""
     arrays = {}
     for step, (feed, out) in enumerate(zip(inputs, outputs, strict=True)):
         arrays.update({f"sequence/{step}/input/{k}": v for k, v in feed.items()})
         arrays.update({f"sequence/{step}/output/{k}": v for k, v in out.items()})
     return arrays
-
-
-def load_sequence(golden: Path) -> tuple[list[Tensors], list[Tensors]]:
-    """``(feeds, outputs)`` per step from a golden written with :func:`save_sequence` (empty without)."""
-    import numpy as np
-
-    feeds: dict[int, Tensors] = {}
-    outputs: dict[int, Tensors] = {}
-    with np.load(golden, allow_pickle=False) as data:
-        for key in data.files:
-            parts = key.split("/", 3)
-            if len(parts) == 4 and parts[0] == "sequence" and parts[1].isdigit():
-                target = feeds if parts[2] == "input" else outputs
-                target.setdefault(int(parts[1]), {})[parts[3]] = data[key]
-    steps = sorted(set(feeds) | set(outputs))
-    return [feeds.get(k, {}) for k in steps], [outputs.get(k, {}) for k in steps]

@@ -73,9 +73,9 @@ TRT_NOTE = ROOT / ".whl" / "tensorrt-carry.txt"
 # start-up; inside one run, the steps' caps plus the finish fit the budget.
 LEASE_S = 900
 STARTUP_ALLOWANCE_S = 150
-CARRY_CALLS = 4
+CARRY_CALLS = 5
 """Calls that bring onnxruntime-gpu 1.31.1 (ORT_GPU_WHEEL_BYTES) in parts, before the check's own call."""
-CARRY_CALL_S = 30  # one part (~61 MiB) across and its sha256 checked there
+CARRY_CALL_S = 30  # one part (~51 MiB) across and its sha256 checked there
 ORT_GPU_WHEEL_BYTES = 255_569_273  # onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
 DEVICE_TIMEOUT_S = 360
 SHELL_OVERHEAD_S = 40  # gpu_check.sh: the .whl install, nvidia-smi, interpreter start

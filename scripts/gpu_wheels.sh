@@ -7,9 +7,9 @@
 #   * .gpu-carry/: the onnxruntime-gpu wheel (the newest CUDA-13 build the `gpu` extra pins, 244 MiB) in
 #     equal parts that each fit one call beside the tree, plus its manifest (sha256 of every part);
 #   * .whl/tensorrt-carry.txt: why TensorRT does not come along (checked here, every time).
-# Then five device calls, back to back (docs/gpu-results.md; the machine stays warm 30 s after a call):
+# Then up to six device calls, back to back (docs/gpu-results.md; the machine stays warm 30 s after a call):
 #   run(command="python3 scripts/gpu_check_carry.py receive",
-#       carry=[".gpu-carry/ort-gpu.json", ".gpu-carry/ort-gpu.1"], timeout_s=60)      # .2, .3, .4 likewise
+#       carry=[".gpu-carry/ort-gpu.json", ".gpu-carry/ort-gpu.1"], timeout_s=60)      # .2 ... .5 likewise
 #   run(command="bash scripts/gpu_check.sh", carry=[".whl", ".gpu-carry/ort-gpu.json"], timeout_s=360)
 # ORT_GPU_VERSION=x.y.z picks another onnxruntime-gpu; WEIGHTPACK_NO_ORT_GPU=1 leaves it out. Extra
 # arguments are further requirement specs downloaded into .whl/ (mind the 64 MiB of the check's call).

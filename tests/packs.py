@@ -27,7 +27,7 @@ import pytest
 
 from tests.hermetic import ROOT, child_env
 
-SESSION_PACKS = ("minilm_pack_onnx", "minilm_pack_all")
+SESSION_PACKS = ("minilm_pack_onnx", "minilm_pack_all", "onet_pack_onnx", "vad_pack_onnx")
 """Fixtures that run a real pack: the tests using them are marked ``slow``."""
 
 RUNS = {"child": 0, "in-process": 0}
@@ -204,6 +204,27 @@ def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = run_pack(out, "--backends", "onnx", "--no-latency")
     assert report["passed"]
     return out
+
+
+def _pack_once(tmp_path_factory: pytest.TempPathFactory, family: str, variant: str, backend: str) -> Path:
+    out = tmp_path_factory.mktemp(f"{family}-{variant}-{backend}") / "out"
+    proc = pack_process(family, "--variants", variant, "--backends", backend, "--out", str(out), "--quiet")
+    assert proc.returncode == 0, f"pack failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def onet_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A passed ``pack mtcnn --variants onet --backends onnx`` output folder (a small CNN: seconds), shared
+    by the whole session: copy it before changing anything in it."""
+    return _pack_once(tmp_path_factory, "mtcnn", "onet", "onnx")
+
+
+@pytest.fixture(scope="session")
+def vad_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A passed ``pack silero_vad --variants onnx --backends onnx`` output folder (a recurrent model checked
+    over a sequence of 8 calls), shared by the whole session: copy it before changing anything in it."""
+    return _pack_once(tmp_path_factory, "silero_vad", "onnx", "onnx")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -148,10 +148,11 @@ def test_the_step_caps_fit_the_budget_and_the_budget_fits_the_lease() -> None:
     assert gpu_check.DEFAULT_BUDGET_S + gpu_check.SHELL_OVERHEAD_S <= gpu_check.DEVICE_TIMEOUT_S <= 8 * 60
     one_go = gpu_check.STARTUP_ALLOWANCE_S + gpu_check.CARRY_CALLS * gpu_check.CARRY_CALL_S
     assert one_go + gpu_check.DEVICE_TIMEOUT_S <= gpu_check.LEASE_S - 240  # 4 minutes left to fix and rerun
-    # the carry calls counted above are what the 1.31.1 wheel needs beside this tree
+    # the carry calls counted above are enough for the 1.31.1 wheel beside this tree (it grows with each
+    # commit: gpu_wheels.sh splits by the tree it finds, and the lease holds CARRY_CALLS calls)
     tree = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file() and _travels(p))
     parts = gpu_check_carry.part_plan(gpu_check.ORT_GPU_WHEEL_BYTES, tree)
-    assert len(parts) == gpu_check.CARRY_CALLS and max(parts) + tree < gpu_check_carry.CALL_LIMIT_BYTES
+    assert len(parts) <= gpu_check.CARRY_CALLS and max(parts) + tree < gpu_check_carry.CALL_LIMIT_BYTES
     # the documented device call uses that timeout
     call = f"timeout_s={gpu_check.DEVICE_TIMEOUT_S}"
     for doc in ("docs/gpu-results.md", "scripts/gpu_wheels.sh", "scripts/gpu_check.sh"):

@@ -94,6 +94,14 @@ def test_plugin_parity_and_benchmark(minilm_pack_onnx: Path, tmp_path: Path) -> 
     assert info["environment"]["cpu_count"] and info["p99_ms"] >= info["p50_ms"] > 0
 
 
+def test_devices_are_resolved_like_packs(tmp_path: Path) -> None:
+    """--weightpack-devices goes through the run's settings, resolved once as pack's --devices are: a
+    device that is no device is a usage error naming the accepted forms (each case failed on its own)."""
+    proc = _pytest("-q", "-o", "addopts=", f"--weightpack-goldens={tmp_path}", "--weightpack-devices=gpu")
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "--weightpack-devices: unknown device 'gpu' (accepted: cpu, cuda, cuda:N)" in proc.stderr
+
+
 def test_fanout_plan() -> None:
     """One pack per family with its variants and backends (the Ray run: tests/cluster/)."""
     runs = fanout.plan(["minilm", "mtcnn"])

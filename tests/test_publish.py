@@ -222,7 +222,7 @@ def test_transient_failures_are_retried(out, registry_server, monkeypatch):
 def test_failure_part_way_leaves_it_unsealed_and_a_rerun_resumes(out, registry_server):
     registry_server.fail("upload", drop=True, times=100, handle="weights.onnx")
     code, text = publish(out, "--register", "--execute")
-    assert code == 1
+    assert code == 3  # the connection kept dropping: the network's (environment), not the package's
     assert "NOT sealed" in text and "To resume, re-run: pack minilm" in text and "--execute" in text
     assert sealed(registry_server) == []
     state = json.loads((out / "publish-state.staging.json").read_text())

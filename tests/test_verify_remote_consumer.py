@@ -51,7 +51,7 @@ def test_an_undeclared_model_the_consumer_cannot_load_fails(out, registry_server
     """Were minilm's recipe silent about it, the consumer's refusal is a failed check (exit 1)."""
     assert publish(out, "--register", "--execute")[0] == 0
     consumer_says_unregistered(tmp_path, monkeypatch)
-    monkeypatch.setattr("packager.publish.verify_remote.recipe_for", lambda architecture: None)
+    monkeypatch.setattr("packager.publish.verify_remote.recipe_of_architecture", lambda *_: None)
     code, text = verify_remote(out)
     assert code == 1, text
     assert ": FAILED" in text and "no recipe of this architecture declares that" in text

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from backends.registry import get_backend
@@ -23,6 +24,7 @@ from packager import manifest
 from packager.cluster import merge, policy, targets
 from packager.cluster.plan import PackagePlan, plan_packages, recipe_for, targets_for
 from packager.cluster.task import Outcome, PackageTask, ShippedPackage, Started
+from packager.package_check import recorded_floors
 from packager.recipes import Recipe
 from packager.ui import UI
 
@@ -119,10 +121,10 @@ class RayExecutor:
                 self._ray.shutdown()
         report.meta["cluster"] = run.summary()
         for plan, jobs in run.by_plan():
+            floors = recorded_floors(prepared[plan.variant].golden)
             merge.assemble(
-                report, run.recipes[plan], plan, [j.result for j in jobs], prepared[plan.variant].floors,
-                options.out_dir, ui,
-            )  # fmt: skip
+                report, run.recipes[plan], plan, [j.result for j in jobs], floors, options.out_dir, ui
+            )
 
 
 class _Run:
@@ -214,7 +216,7 @@ class _Run:
         device = "cuda:0" if get_backend(plan.backend).device_bound else "cpu"  # a task's GPU is cuda:0
         found = reused_build(
             self.recipes[plan], plan.variant, plan.backend, v.fetched, self.options.out_dir,
-            v.spec.kwargs, device, self.options.limits,
+            v.spec.kwargs, device, limits=self.options.settings.limits,
         )  # fmt: skip
         return found is not None
 
@@ -226,12 +228,9 @@ class _Run:
         job.result.kept = kept
         task = PackageTask(
             recipe=recipe, variant=plan.variant, backend=plan.backend, target=job.result.target,
-            provenance=v.fetched.provenance, upstream=self._upstream(v), inputs=v.inputs,
-            reference=v.ref_outputs, reference_class=v.spec.model_class, reference_kwargs=dict(v.spec.kwargs),
-            reference_key=v.ref_key, floors=v.floors, shapes=tuple(v.shapes), sequence=v.sequence,
-            devices=self.ex.devices,
-            measure_latency=options.measure_latency, limits=options.limits, threads=self.threads,
-            shipped=shipped, kept=kept,
+            provenance=v.fetched.provenance, upstream=self._upstream(v), golden=_golden(v.golden),
+            reference_class=v.spec.model_class, reference_kwargs=dict(v.spec.kwargs),
+            reference_key=v.ref_key, settings=options.settings, shipped=shipped, kept=kept,
         )  # fmt: skip
         ray_options: dict[str, Any] = {
             **job.shape,
@@ -291,7 +290,7 @@ class _Run:
             "hostname": outcome.node.get("hostname"),
             "machine": outcome.node.get("machine"),
         }
-        merge.gather(self.options.out_dir, outcome, job.result, self.held.get(job.plan), self.options.limits)
+        merge.gather(self.options.out_dir, outcome, job.result, self.held.get(job.plan))
         merge.hint_export(
             job.result, self.recipes[job.plan], job.plan, self.prepared[job.plan.variant].fetched
         )
@@ -390,3 +389,9 @@ class _Run:
 
 _DONE: Any = object()
 """A finished job's ``ref``: nothing left to wait for."""
+
+
+def _golden(path: Path) -> tuple[str, bytes, bytes | None]:
+    """A variant's golden as a task takes it: its name, its bytes and the record beside it."""
+    record = path.with_suffix(".json")
+    return path.name, path.read_bytes(), record.read_bytes() if record.is_file() else None

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Report
-from packager import atomic, failures, manifest, reuse
-from packager.assemble import record_verification
+from packager import atomic, manifest, reuse
 from packager.build import PackageBuild
 from packager.cluster.plan import PackagePlan, device_label, split_label
 from packager.cluster.targets import ClusterError
 from packager.cluster.task import DeviceCheck, Outcome, rebuilt
+from packager.outcome import record_failure, record_verification
+from packager.package_check import tolerances_for
 from packager.recipes import Recipe
 from packager.ui import UI
 from packager.verify import compare_devices
@@ -64,9 +65,7 @@ def kept_records(out_dir: Path, zip_name: str, target: str | None) -> dict[str, 
     return kept
 
 
-def gather(
-    out_dir: Path, outcome: Outcome, result: TargetResult, held: PackageBuild | None, limits: Any
-) -> None:
+def gather(out_dir: Path, outcome: Outcome, result: TargetResult, held: PackageBuild | None) -> None:
     """Write what ``outcome`` brought (zip and manifest when built there, goldens) and fill ``result``.
 
     ``held``: the package this run already gathered for the plan from another target; a zip built again
@@ -82,7 +81,6 @@ def gather(
         outcome.build,
         zip_result=dataclasses.replace(outcome.build.zip_result, zip_path=zip_path),
         manifest_path=manifest.manifest_path_for(zip_path),
-        limits=limits,
     )
     if outcome.zip_bytes is not None:
         if held is not None and held.zip_result.sha256 != build.zip_result.sha256:
@@ -113,8 +111,8 @@ def gather(
 
 def hint_export(result: TargetResult, recipe: Recipe, plan: PackagePlan, fetched: Any) -> None:
     """A failed export names the upstream's own file in the backend's format, as a local run's does."""
+    from packager.build import hinted
     from packager.errors import ExportError
-    from packager.fallback import hinted
 
     _, exc = result.failure or ("", None)
     if isinstance(exc, ExportError):
@@ -149,7 +147,7 @@ def assemble(
     for r in results:
         if r.failure is not None:
             stage, exc = r.failure
-            failures.record(report, stage, plan.variant, plan.backend, None, exc)
+            record_failure(report, stage, plan.variant, plan.backend, None, exc)
             report.failures[-1]["target"] = r.target
         if build is None or r.build is None or r.build.zip_result.sha256 != build.zip_result.sha256:
             continue
@@ -170,7 +168,8 @@ def assemble(
             if reuse.checks_passed(report, build, check.label):
                 path = reuse.record_path(out_dir, build, check.label)
                 reuse.save_verification(path, check.key, report, build, check.label)
-        for (a, b), parity in compare_devices(recipe, build, per_device, floors):
+        tolerance = tolerances_for(recipe, plan.backend, floors)
+        for (a, b), parity in compare_devices(tolerance, per_device):
             pair = (device_label(a, r.target), device_label(b, r.target))
             report.add_cross_device(plan.variant, plan.backend, pair, parity)
 

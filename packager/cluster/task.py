@@ -1,6 +1,7 @@
 """What one Ray task does on its node: build (or reuse) one package and verify it on the node's devices,
-with the local pipeline's own functions (``build_package``, ``verify_on_device``); it returns values and
-writes nothing the driver owns.
+with the local pipeline's own functions (``build_package``, and ``verify_on_device`` through the package's
+one :class:`~packager.package_check.PackageCheck`, built from the variant's golden the driver ships); it
+returns values and writes nothing the driver owns.
 
 The task is a Ray streaming generator: it first yields :class:`Started` (the driver then knows it left
 the queue, and on which node), then one :class:`Outcome`. Everything happens in an owned scratch folder
@@ -20,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.base import Tensors
-from packager import __version__, archive, atomic, manifest, reuse
+from packager import __version__, atomic, manifest, reuse
 from packager.build import PackageBuild
 from packager.cluster.plan import device_label
 from packager.cluster.targets import ClusterError
 from packager.errors import WeightpackError, WriteError
 from packager.recipes import Recipe
+from packager.settings import RunSettings
 from packager.ui import UI
-from packager.verify import ShapeCase, Verification
+from packager.verify import Verification
 
 
 @dataclass(frozen=True)
@@ -53,20 +54,15 @@ class PackageTask:
     provenance: dict[str, Any]
     upstream: list[tuple[str, Any]]
     """``(relative path, ObjectRef of its bytes)`` of the variant's upstream files (see :mod:`.upstream`)."""
-    inputs: Tensors
-    reference: Tensors
+    golden: tuple[str, bytes, bytes | None]
+    """The variant's golden (``packager.goldens``): its file name, its bytes and the record beside it (the
+    noise floor); the package is checked on what it holds, as everywhere."""
     reference_class: str
     reference_kwargs: dict[str, Any]
     reference_key: str
-    floors: dict | None
-    shapes: tuple[ShapeCase, ...]
-    sequence: Any
-    """A recurrent model's call sequence at the first shape (``packager.sequence.CallSequence``), or None."""
-    devices: list[str] | None
-    """``--devices`` as given; None: each node's own (cpu, plus cuda:0 where it has a GPU)."""
-    measure_latency: bool
-    limits: archive.Limits
-    threads: Any
+    settings: RunSettings
+    """The run's settings, its devices as given (none: each node's own, cpu plus cuda:0 where it has a
+    GPU), resolved on the node (:meth:`RunSettings.here`)."""
     shipped: ShippedPackage | None = None
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Verification records the driver keeps, by device label: reused when their key matches here."""
@@ -184,7 +180,7 @@ def _run(task: PackageTask, node: dict[str, Any]) -> Outcome:
 
 
 def _work(task: PackageTask, root: Path, scratch: Path, out: Outcome, ui: UI) -> None:
-    from backends.device import available_devices, export_device, resolve_devices
+    from backends.device import export_device
     from backends.loaded import release as release_reference
     from bench import environment
     from bench.threads import apply_threads
@@ -195,9 +191,10 @@ def _work(task: PackageTask, root: Path, scratch: Path, out: Outcome, ui: UI) ->
             f"node {out.node['hostname']} runs weightpack {__version__}, the driver {task.version}: "
             "install the same weightpack on every node (docs/cluster.md)"
         )
-    threads = apply_threads(task.threads)
-    devices = resolve_devices(task.devices or available_devices())
-    env = {**environment.capture(), "threads": threads.to_dict()}
+    settings = task.settings.here()
+    threads = apply_threads(settings.thread_settings(task.recipe.bench.threads))
+    devices = list(settings.devices)
+    env = {**environment.capture(threads), "threads": threads.to_dict()}
     fingerprint = reuse.environment_fingerprint(env)
     out.node["machine"] = machine_specs(env)
     out.stage = "export"
@@ -206,20 +203,32 @@ def _work(task: PackageTask, root: Path, scratch: Path, out: Outcome, ui: UI) ->
         raise blocked[task.backend]
     upstream = _Upstream(task, root)
     out_dir = scratch / "out"
-    build = _shipped_build(task, out_dir, export_device(devices))
+    golden = _golden(task, out_dir)
+    build = _shipped_build(task, out_dir, export_device(devices), settings)
     if build is None:
-        build = _fresh_build(task, upstream, out_dir, export_device(devices), out, ui)
+        build = _fresh_build(task, upstream, out_dir, export_device(devices), out, ui, golden, settings)
     release_reference()  # verification's memory figures must not include it
     out.build, out.stage = build, "load"
     for device in devices:
         label = device_label(device, task.target)
         key = reuse.verification_key(
-            task.recipe, build, label, task.measure_latency, task.reference_key, fingerprint
+            task.recipe, build, label, settings.measure_latency, task.reference_key, fingerprint
         )
         if (task.kept.get(label) or {}).get("key") == key:
             out.checks.append(DeviceCheck(label, key, None))
             continue
-        out.checks.append(_verify(task, build, device, label, key, upstream.path(), out_dir, ui))
+        out.checks.append(_verify(task, build, device, label, key, golden, settings, out_dir, ui))
+
+
+def _golden(task: PackageTask, out_dir: Path) -> Path:
+    """The driver's golden (and its record) written where the check reads it."""
+    name, data, record = task.golden
+    path = out_dir / "goldens" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if record is not None:
+        path.with_suffix(".json").write_bytes(record)
+    return path
 
 
 class _Upstream:
@@ -242,7 +251,9 @@ class _Upstream:
         return self._path
 
 
-def _shipped_build(task: PackageTask, out_dir: Path, device: str) -> PackageBuild | None:
+def _shipped_build(
+    task: PackageTask, out_dir: Path, device: str, settings: RunSettings
+) -> PackageBuild | None:
     """The driver's zip, reused when its build key matches on this node (else None: build it here)."""
     import ray
 
@@ -257,21 +268,32 @@ def _shipped_build(task: PackageTask, out_dir: Path, device: str) -> PackageBuil
     manifest.manifest_path_for(zip_path).write_bytes(task.shipped.manifest)
     stub = FetchedSource(path=out_dir, provenance=task.provenance)  # the key reads the provenance only
     return reused_build(
-        task.recipe, task.variant, task.backend, stub, out_dir, task.reference_kwargs, device, task.limits
-    )
+        task.recipe, task.variant, task.backend, stub, out_dir, task.reference_kwargs, device,
+        limits=settings.limits,
+    )  # fmt: skip
 
 
 def _fresh_build(
-    task: PackageTask, upstream: _Upstream, out_dir: Path, device: str, out: Outcome, ui: UI
+    task: PackageTask,
+    upstream: _Upstream,
+    out_dir: Path,
+    device: str,
+    out: Outcome,
+    ui: UI,
+    golden: Path,
+    settings: RunSettings,
 ) -> PackageBuild:
-    """Export + zip here; the manifest records the node it was built on (``built_on``)."""
+    """Export + zip here (traced on the golden's parity batch); the manifest records the node it was built
+    on (``built_on``)."""
     from packager.build import build_package
+    from packager.goldens import load_arrays
     from packager.sources import FetchedSource
 
     fetched = FetchedSource(path=upstream.path(), provenance=task.provenance)
+    inputs = load_arrays(golden, "input")
     build = build_package(
-        task.recipe, task.variant, task.backend, fetched, task.inputs, task.reference_class, out_dir, ui,
-        task.reference_kwargs, device=device, limits=task.limits,
+        task.recipe, task.variant, task.backend, fetched, inputs, task.reference_class, out_dir, ui,
+        task.reference_kwargs, device=device, limits=settings.limits,
     )  # fmt: skip
     data = json.loads(build.manifest_path.read_text("utf-8"))
     data["built_on"] = {k: out.node.get(k) for k in ("hostname", "address", "node_id", "target", "machine")}
@@ -287,26 +309,16 @@ def _verify(
     device: str,
     label: str,
     key: str,
-    upstream_dir: Path,
+    golden: Path,
+    settings: RunSettings,
     out_dir: Path,
     ui: UI,
 ) -> DeviceCheck:
-    from packager.verify import VerifyRequest, verify_on_device
+    from packager.package_check import package_check
+    from packager.verify import verify_on_device
 
-    request = VerifyRequest(
-        recipe=task.recipe,
-        build=build,
-        device=device,
-        upstream_dir=upstream_dir,
-        inputs=task.inputs,
-        reference=task.reference,
-        goldens_dir=out_dir / "goldens",
-        measure_latency=task.measure_latency,
-        floors=task.floors,
-        shapes=task.shapes,
-        sequence=task.sequence,
-    )
-    verification = verify_on_device(request, ui)
+    check = package_check(task.recipe, build, device, settings, golden)
+    verification = verify_on_device(check, out_dir / "goldens", ui)
     golden = None
     if verification.golden is not None:
         with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.regression import CLOCKS, METHODS, Comparison, Thresholds
-from packager.arguments import batch_sizes, comma_list
+from packager.arguments import batch_sizes, comma_list, thread_count
 from packager.commands import verb_parser
 from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
@@ -170,7 +170,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", type=batch_sizes, help="batch sizes timed")
     p.add_argument("--min-iters", type=int, help="steady-state iterations per run (default: the recipe's)")
     p.add_argument("--min-time-s", type=float, help="steady-state seconds per run (default: the recipe's)")
-    p.add_argument("--threads", type=int, help="intra-op threads per run (default: [bench] threads, else 1)")
+    p.add_argument(
+        "--threads", type=thread_count, help="intra-op threads per run (default: [bench] threads, else 1)"
+    )
     p.add_argument(
         "--target-ci",
         type=float,

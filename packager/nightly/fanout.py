@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from packager import atomic
 
     p = argparse.ArgumentParser(
-        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0]
+        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY, as pack writes it)")
     p.add_argument("--families", type=comma_list, help="comma-separated families (default: every recipe)")

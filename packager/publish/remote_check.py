@@ -1,87 +1,15 @@
-"""How ``pack verify-remote`` checks one downloaded package: the check ``pack`` ran on it
-(:func:`packager.check.check_package`), with the tolerances and the task check of the recipe that builds
-its architecture when one is found (``./recipes``, then the built-in ones), else the defaults."""
+"""What ``pack verify-remote`` needs beside the check itself: which model class loads a registered package
+(the one ``pack`` recorded, else the backend's default), and how a package's check (its
+:class:`~packager.package_check.PackageCheck`, the check ``pack`` ran on it) and the consumer's are reported:
+one line per compared output and per task check."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from packager.errors import UsageError
-
-
-def check_goldens(
-    package_dir: Path,
-    model_class: str,
-    backend: str,
-    manifest: dict[str, Any],
-    meta: dict[str, Any],
-    goldens: Path,
-    device: str,
-) -> Any:
-    """The package's outputs on the recorded inputs against the recorded reference outputs: a
-    :class:`packager.check.CheckResult`."""
-    from packager.check import check_package
-    from packager.goldens import load_arrays
-
-    inputs, expected = load_arrays(goldens, "input"), load_arrays(goldens, "output")
-    if not inputs or not expected:
-        raise UsageError(f"{goldens}: holds no input/* or output/* arrays")
-    request = check_request(model_class, device, inputs, expected, meta, backend, manifest)
-    return check_package(package_dir, request)
-
-
-def check_request(
-    model_class: str,
-    device: str,
-    inputs: dict[str, Any],
-    expected: dict[str, Any],
-    meta: dict[str, Any],
-    backend: str,
-    manifest: dict[str, Any],
-) -> Any:
-    """The check ``pack`` ran on this package: the recipe's tolerances and its declared task check when a
-    recipe of this architecture is found (else the defaults and element parity only)."""
-    from packager.check import CheckRequest
-
-    architecture = meta.get("modelArchitecture", "")
-    recipe = recipe_for(architecture, backend)
-    tolerance = _tolerance(architecture, backend, manifest)
-    task_check = recipe.parity.task_check if recipe else None
-    return CheckRequest(model_class, device, inputs, expected, tolerance, task_check=task_check)
-
-
-def recipe_for(architecture: str, backend: str | None = None) -> Any:
-    """The recipe (./recipes, then the built-in ones) that builds ``architecture`` (with ``backend``)."""
-    from backends.registry import find_backend
-    from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
-
-    spec = find_backend(backend) if backend else None
-    name = spec.name if spec else backend
-    for directory in default_recipe_dirs():
-        for path in find_recipes(directory).values():
-            try:
-                recipe = load_recipe(path)
-            except Exception:
-                continue
-            if recipe.architecture == architecture and (name is None or name in recipe.backends):
-                return recipe
-    return None
-
-
-def _tolerance(architecture: str, backend: str, manifest: dict[str, Any]):
-    """The recipe's tolerances when a recipe of this architecture is found, else the defaults."""
-    from bench.parity import default_tolerance
-    from packager.verify import tolerances_for
-
-    recipe = recipe_for(architecture, backend)
-    if recipe is not None:
-        from backends.registry import find_backend
-
-        spec = find_backend(backend)
-        return tolerances_for(recipe, spec.name if spec else backend)
-    quantization = str(manifest.get("quantization", "fp32"))
-    return lambda output, dtype: default_tolerance(dtype, backend, quantization)
+from .errors import PublishError
 
 
 def check_lines(checked: Any, prefix: str = "") -> list[str]:
@@ -98,3 +26,27 @@ def check_lines(checked: Any, prefix: str = "") -> list[str]:
             f"{prefix}task {c.check} on {c.output}: {verdict} {c.value:.6g} ({bound} {c.threshold:g})"
         )
     return lines
+
+
+def recorded_class(goldens: Path, files: dict[str, Any]) -> str | None:
+    """The model class ``pack`` verified this package with (a consumer's class, for one in the consumer's
+    layout), from the manifest beside the goldens whose files have these md5s."""
+    for path in sorted(goldens.parent.parent.glob("*.manifest.json")):
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if {f["path"]: f["md5"] for f in data["files"]} == files:
+                return str(data["model_class"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def default_class(backend: str, task: str) -> str:
+    """The backend's own model class for the task (no recorded one, no ``--model-class``)."""
+    from backends.registry import find_backend
+
+    spec = find_backend(backend)
+    found = spec.default_model_class(task) if spec else None
+    if found:
+        return found
+    raise PublishError(f"no model class known for backendType {backend!r}; pass --model-class module:Class")

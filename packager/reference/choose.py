@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import UserModelError
+from backends.factories import ACCEPTED as FACTORY_ACCEPTED
+from backends.factories import factory_problem, name_problem
 from backends.loaded import reference_model
 from backends.outputs import run_model
 from backends.registry import get_backend
 from backends.registry import reference_class as default_reference
 from packager.consumer import is_consumer_class
 from packager.errors import RecipeError, WeightpackError
+from packager.goldens import ParityCase
 from packager.inputs import build_inputs, parity_inputs, sequence_feeds
 from packager.recipes import InputsRecipe, ModelRecipe, Recipe, make_importable
 from packager.reference import content
@@ -36,7 +39,6 @@ from packager.reference.content import is_torchscript
 from packager.reference.module import describe
 from packager.sequence import CallSequence, reset_state, run_sequence
 from packager.ui import UI
-from packager.verify import ShapeCase
 
 __all__ = [
     "ReferenceSpec",
@@ -229,9 +231,8 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
     the field named rather than a traceback halfway through. The recipe's folder and the working directory
     are importable (``packager.recipes.make_importable``: a user's ``my_net.py`` beside ``my_net.toml``)."""
     make_importable(recipe.path)
-    factory = recipe.model.factory
-    if factory and not callable(import_reference(factory, "model.factory", recipe.path)):
-        raise RecipeError(recipe.path, "model.factory", f"'{recipe.model.factory}' is not callable")
+    if recipe.model.factory:
+        _check_factory(recipe.model.factory, "model.factory", recipe.path)
     if recipe.parity.reference_class:
         needs = [b for b in backends if _traces_reference(recipe, b)]
         check_reference_class(recipe.parity.reference_class, recipe.path, needs)
@@ -241,7 +242,16 @@ def check_recipe_imports(recipe: Recipe, backends: Collection[str]) -> None:
             value = _option(options, key)
             if isinstance(value, str) and ":" in value and not is_consumer_class(value):
                 # a consumer class is checked when loaded: exit 3 and how to install the consumer
-                import_reference(value, f"backends.{name}.{key}", recipe.path)
+                check = _check_factory if key == "factory" else import_reference
+                check(value, f"backends.{name}.{key}", recipe.path)
+
+
+def _check_factory(ref: str, field_: str, recipe_path: str | Path) -> None:
+    """A factory runs code: a class or function of a model's module, never a builtin or the standard
+    library's (``os:system`` is refused unimported); see ``backends.factories``."""
+    problem = name_problem(ref) or factory_problem(ref, import_reference(ref, field_, recipe_path))
+    if problem:
+        raise RecipeError(recipe_path, field_, problem, FACTORY_ACCEPTED)
 
 
 def _traces_reference(recipe: Recipe, backend: str) -> bool:
@@ -315,23 +325,25 @@ def reference_case(
     at: InputsRecipe,
     label: str,
     batch: int | None = None,
-) -> tuple[ShapeCase, list[dict[str, object]]]:
-    """The reference's outputs on ``at`` (at ``batch`` samples; default: as written), one call or, with
-    ``steps``, a sequence; with the input casts it made."""
+    shape: int = 0,
+) -> tuple[ParityCase, list[dict[str, object]]]:
+    """The reference's outputs on ``at`` (shape ``shape`` of the variant's shape set, at ``batch``
+    samples: the batch-axis proof; default: as written), one call or, with ``steps``, a sequence; with the
+    input casts it made."""
     size = batch or (len(at.texts) if at.kind in ("text", "text-image") else at.batch_size)
     if at.steps > 1:
         feeds = sequence_feeds(at, upstream, size)
         steps, casts = run_reference(spec, upstream, variant, feeds, at.state)
         sequence = CallSequence(tuple(feeds), at.state, tuple(steps))
-        return ShapeCase(label, at, feeds[0], steps[0], sequence, batch_proof=batch is not None), casts
+        return ParityCase(label or None, feeds[0], steps[0], sequence, None if batch else shape), casts
     inputs = parity_inputs(at, upstream) if batch is None else build_inputs(at, upstream, batch)
     outputs, casts = run_reference(spec, upstream, variant, inputs)
-    return ShapeCase(label, at, inputs, outputs, batch_proof=batch is not None), casts
+    return ParityCase(label or None, inputs, outputs, shape=None if batch else shape), casts
 
 
 def shape_cases(
     spec: ReferenceSpec, upstream: Path, variant: str, base: InputsRecipe, ui: UI
-) -> tuple[ShapeCase, ...]:
+) -> tuple[ParityCase, ...]:
     """The reference's outputs at each shape of the variant's shape set after the first (whose inputs and
     outputs are the parity batch and the golden), and where every shape is written at batch 1, at a second
     sample: a batch of 1 cannot show that the batch axis is dynamic (a reference that refuses 2 samples has
@@ -341,7 +353,7 @@ def shape_cases(
         at, label = base.at_shape(index), base.shape_label(index) or ""
         with ui.stage(f"reference outputs of {variant} at {label}"):
             try:
-                cases.append(reference_case(spec, upstream, variant, at, label)[0])
+                cases.append(reference_case(spec, upstream, variant, at, label, shape=index)[0])
             except WeightpackError as exc:
                 raise type(exc)(f"at input shape {label}: {exc}") from exc
     batched = base.kind == "tensor" and any(

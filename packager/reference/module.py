@@ -123,7 +123,7 @@ class ModuleReference(TorchRunner):
         state_dict_key: str | None = None,
         **kwargs: Any,
     ) -> ModuleReference:
-        from backends.registry import load_object
+        from backends.factories import load_factory
         from backends.torch.common import call_factory
 
         if not factory:
@@ -134,7 +134,9 @@ class ModuleReference(TorchRunner):
             for k, v in dict(factory_kwargs or {}).items()
         }
         try:
-            module = call_factory(load_object(factory), kwargs_, None)
+            module = call_factory(load_factory(factory), kwargs_, None)  # never os:system (factories.py)
+        except UserModelError:
+            raise
         except Exception as exc:  # the user's factory raised: their code or their [model] kwargs
             raise UserModelError(
                 f"[model] factory {factory}({kwargs_}) raised {type(exc).__name__}: {exc}"

@@ -16,12 +16,13 @@ def pack(
     env: dict[str, str] | None = None,
     preexec: Callable[[], None] | None = None,
     timeout: int = 600,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m packager.cli ARGS`` from the repository root."""
+    """``python -m packager.cli ARGS`` from ``cwd`` (the repository root)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "packager.cli", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,

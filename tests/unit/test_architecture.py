@@ -229,3 +229,44 @@ def test_the_circle_check_finds_a_circle_through_a_function_level_import(tmp_pat
     (tmp_path / "pkg" / "c.py").write_text("import pkg.a\n\ndef g():\n    pass\n")
     (tmp_path / "pkg" / "d.py").write_text("from pkg import a\n")
     assert import_cycles(tmp_path, ("pkg",)) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+
+
+GLOBAL_ON_PURPOSE = {"backends/registry.py"}  # the entry points, discovered once per process (not a setting)
+
+
+def statements(path: Path, kind: type) -> list[int]:
+    return [n.lineno for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, kind)]
+
+
+def test_no_module_global_holds_a_run_setting() -> None:
+    """Settings travel as values (packager.settings.RunSettings); no module rebinds a global to hold one
+    (the thread count was one: bench.threads' ``_current``, read back by ``current_threads()``)."""
+    found = {
+        path.relative_to(ROOT).as_posix(): statements(path, ast.Global)
+        for package in PACKAGES
+        for path in modules(package)
+    }
+    assert {k: v for k, v in found.items() if v and k not in GLOBAL_ON_PURPOSE} == {}
+
+
+def limits_built(path: Path) -> list[int]:
+    """Lines where ``path`` calls ``Limits(...)`` (or ``something.Limits(...)``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name == "Limits":
+                lines.append(node.lineno)
+    return lines
+
+
+def test_archive_limits_are_built_in_one_place() -> None:
+    """The defaults once (DEFAULT_LIMITS); a run's own from its flags (packager.limits.limits_from, a
+    replace of the defaults) travel in its settings: no code path falls back to defaults of its own."""
+    found = {
+        path.relative_to(ROOT).as_posix(): limits_built(path)
+        for package in PACKAGES
+        for path in modules(package)
+    }
+    assert {k: len(v) for k, v in found.items() if v} == {"packager/archive/validator.py": 1}

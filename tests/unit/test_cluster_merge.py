@@ -69,12 +69,11 @@ def test_a_package_built_on_one_node_and_checked_on_two_is_one_package_two_rows(
         Outcome(node("h", "a"), build, zip_bytes, manifest_bytes, [checked("a", REFERENCE)]),
         a,
         None,
-        None,
     )
     assert (out / "mtcnn-pnet-onnx.zip").read_bytes() == zip_bytes and a.built_here
     # target b verified the shipped zip (no bytes back) and found it off
     off = {"y": np.array([[1.0, 2.0, 3.5]], dtype=np.float32)}
-    gather(out, Outcome(node("w", "b"), build, None, None, [checked("b", off)]), b, a.build, None)
+    gather(out, Outcome(node("w", "b"), build, None, None, [checked("b", off)]), b, a.build)
     assert not b.built_here and b.build.zip_result.zip_path == out / "mtcnn-pnet-onnx.zip"  # type: ignore[union-attr]
     recipe = load_recipe(ROOT / "recipes" / "mtcnn.toml")
     report = Report.start(recipe, {})
@@ -112,7 +111,6 @@ def test_a_kept_check_is_replayed_and_a_failed_target_recorded_with_its_target(t
         Outcome(node("h", "a"), build, zip_bytes, manifest_bytes, [checked("a", REFERENCE)]),
         a,
         None,
-        None,
     )
     assemble(first, recipe, plan, [a], None, out, UI())
     # the re-run: a's node matched the kept record; b's task failed to export
@@ -123,10 +121,9 @@ def test_a_kept_check_is_replayed_and_a_failed_target_recorded_with_its_target(t
         Outcome(node("h", "a"), build, None, None, [DeviceCheck("cpu@a", "key-a", None)]),
         again,
         None,
-        None,
     )
     failed = Outcome(node("w", "b"), failure=("export", portable(ExportError("onnx export failed: boom"))))
-    gather(out, failed, b, again.build, None)
+    gather(out, failed, b, again.build)
     report = Report.start(recipe, {})
     assemble(report, recipe, plan, [again, b], None, out, UI())
     assert report.packages[0]["verification"]["cpu@a"]["reused_from"]
@@ -142,8 +139,8 @@ def test_two_nodes_that_build_different_bytes_fail_the_second_target(tmp_path: P
     build, zip_bytes, manifest_bytes = built_on_a_node(tmp_path / "one")
     other, other_zip, other_manifest = built_on_a_node(tmp_path / "two", payload=b"other weights")
     a, b = TargetResult("a"), TargetResult("b")
-    gather(out, Outcome(node("h", "a"), build, zip_bytes, manifest_bytes, []), a, None, None)
-    gather(out, Outcome(node("w", "b"), other, other_zip, other_manifest, []), b, a.build, None)
+    gather(out, Outcome(node("h", "a"), build, zip_bytes, manifest_bytes, []), a, None)
+    gather(out, Outcome(node("w", "b"), other, other_zip, other_manifest, []), b, a.build)
     assert (out / "mtcnn-pnet-onnx.zip").read_bytes() == zip_bytes  # the first one kept
     stage, error = b.failure  # type: ignore[misc]
     assert stage == "export" and isinstance(error, ClusterError) and error.exit_code == 3
@@ -188,7 +185,6 @@ def test_a_labelled_golden_is_a_plain_file_name(tmp_path: Path, label: str) -> N
         tmp_path / "out",
         Outcome(node("h", "a"), build, zip_bytes, manifest_bytes, [check]),
         result,
-        None,
         None,
     )
     golden = result.checks[0].verification.golden  # type: ignore[union-attr]

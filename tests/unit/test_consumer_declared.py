@@ -14,7 +14,7 @@ from rich.console import Console
 from bench.markdown import render_markdown
 from bench.parity import compare_output
 from bench.report import CANNOT_LOAD, Report
-from packager import summary
+from packager import outcome as summary
 from packager.consumer import is_consumer_class
 from packager.errors import RecipeError
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
@@ -110,7 +110,7 @@ def test_bad_consumer_and_task_fields_are_refused_with_the_field_named(tmp_path,
 
 
 def test_the_task_check_and_glob_tolerances_parse(tmp_path) -> None:
-    from packager.verify import tolerances_for
+    from packager.package_check import tolerances_for
 
     path = tmp_path / "net.toml"
     path.write_text(BASE + '[parity.task]\ncheck = "detection"\nmin_box_iou = 0.7\n'

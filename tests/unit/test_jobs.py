@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import weakref
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from backends import loaded
 from backends.errors import MissingExtraError
 from bench.threads import default_threads
+from packager import jobs
 from packager.jobs import (
     JOB_MEMORY_OVERHEAD,
     _RemoteError,
@@ -74,7 +76,11 @@ def test_a_forked_worker_never_destroys_the_models_it_inherited(
     alive = weakref.ref(inherited)
     monkeypatch.setattr(loaded, "_LOADED", {("parent's", "", None, "{}"): inherited})
     monkeypatch.setattr(loaded, "_INHERITED", [])
+    # what a worker runs first, with the models the fork copied (not its Ctrl-C and parent-death settings:
+    # this is the test process)
+    monkeypatch.setattr(jobs, "die_with_parent", lambda parent_pid: None)
+    monkeypatch.setattr(jobs.signal, "signal", lambda *args: None)
     del inherited
-    _worker_init(default_threads())  # what a worker runs first, with the models the fork copied
+    _worker_init(default_threads(), os.getppid())
     other = loaded.reference_model(f"{__name__}:Stub", tmp_path, "jit", {})
     assert isinstance(other, Stub) and alive() is not None, "the inherited model was destroyed"
