@@ -155,9 +155,11 @@ def pack_in_process(
     return subprocess.CompletedProcess(["pack", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
-def publish(
-    out: Path, *flags: str, family: tuple[str, ...] = ("minilm", "--variants", "l6")
-) -> tuple[int, str]:
+MINILM_ONNX = ("minilm", "--variants", "l6", "--backends", "onnx")
+"""The command line of the session's ``minilm_pack_onnx``, as far as publishing reads it."""
+
+
+def publish(out: Path, *flags: str, family: tuple[str, ...] = MINILM_ONNX) -> tuple[int, str]:
     """The publish step of ``pack FAMILY --out OUT FLAGS`` (``after_pack`` of the publish extension, as the
     CLI runs it after a passed pack) on OUT's report, in this process; (exit code, its output)."""
     from packager import cli
