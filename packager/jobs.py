@@ -181,8 +181,10 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_init(threads: Any, parent_pid: int) -> None:
+    from backends.loaded import keep_inherited
     from bench.threads import apply_threads
 
+    keep_inherited()  # a forked worker must never destroy the parent's loaded models (a spawned one has none)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
     die_with_parent(parent_pid)
     apply_threads(threads)

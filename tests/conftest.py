@@ -1,4 +1,5 @@
-"""Shared fixtures. Server fixtures live in tests/servers/ and are registered as plugins here."""
+"""Shared fixtures. The suite's environment (tests/hermetic.py), the loopback servers (tests/servers/) and the
+shared pack runs (tests/packs.py) are registered as plugins here."""
 
 import sys
 from pathlib import Path
@@ -9,4 +10,10 @@ RECIPE_MODULES = str(Path(__file__).resolve().parents[1] / "recipes")
 if RECIPE_MODULES not in sys.path:
     sys.path.append(RECIPE_MODULES)
 
-pytest_plugins = ["tests.servers.hf_hub", "tests.servers.static", "tests.servers.registry", "tests.packs"]
+pytest_plugins = [
+    "tests.hermetic",
+    "tests.servers.hf_hub",
+    "tests.servers.static",
+    "tests.servers.registry",
+    "tests.packs",
+]

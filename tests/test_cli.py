@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -26,6 +24,7 @@ import pytest
 from packager.cli import main
 from packager.commands import VERBS
 from tests.backends.helpers import mtcnn_dir
+from tests.packs import pack_in_process, pack_popen, pack_process
 
 pytestmark = pytest.mark.skipif(
     mtcnn_dir() is None, reason="facenet-pytorch is not installed (scripts/setup.sh installs it --no-deps)"
@@ -97,32 +96,23 @@ def pack_args(root: Path, family: str, *more: str) -> list[str]:
     ]  # fmt: skip
 
 
-def pack_process(root: Path, args: list[str], **kwargs) -> subprocess.Popen:
-    """``pack ARGS`` in a subprocess whose stderr is a real file (``root/stderr.txt``), 70 columns wide."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), str(ROOT / "recipes"), str(root), os.environ.get("PYTHONPATH", "")]
-        ),
-        "COLUMNS": "70",
-        "TERM": "xterm-256color",
-    }
-    env.pop("NO_COLOR", None)
-    stderr = open(root / "stderr.txt", "w")  # noqa: SIM115 - closed by the caller through run_pack
-    return subprocess.Popen(
-        [sys.executable, "-m", "packager.cli", *args],
+def terminal_pack(root: Path, args: list[str]) -> subprocess.Popen:
+    """``pack ARGS`` in a child process whose stderr is a real file (``root/stderr.txt``), a 70-column
+    colour terminal (no NO_COLOR: tests.hermetic keeps the caller's out)."""
+    stderr = open(root / "stderr.txt", "w")  # noqa: SIM115 - the child holds it; read back by the caller
+    return pack_popen(
+        *args,
         cwd=root,
-        env=env,
+        paths=(ROOT / "recipes", root),
+        env={"COLUMNS": "70", "TERM": "xterm-256color"},
         stdout=subprocess.PIPE,
         stderr=stderr,
-        text=True,
-        **kwargs,
     )
 
 
 def run_pack(root: Path, args: list[str]) -> tuple[int, str, str]:
-    """Run ``pack`` to the end; returns (exit code, stdout, stderr as the terminal got it)."""
-    proc = pack_process(root, args)
+    """Run ``pack`` in a terminal to the end; returns (exit code, stdout, stderr as the terminal got it)."""
+    proc = terminal_pack(root, args)
     stdout, _ = proc.communicate(timeout=300)
     return proc.returncode, stdout, (root / "stderr.txt").read_text()
 
@@ -154,9 +144,11 @@ def trt_run(tmp_path_factory: pytest.TempPathFactory) -> TrtRun:
         pytest.skip("tensorrt is installed here: the trt package would build")
     root = tmp_path_factory.mktemp("trt-run")
     write_recipe(root, "mt", extra=TRT)
-    json_code, stdout, _ = run_pack(root, pack_args(root, "mt", "--json", "--out", str(root / "json")))
+    with pytest.MonkeyPatch.context() as patch:  # the recipe's module, as the terminal run has it
+        patch.syspath_prepend(str(root))
+        json_run = pack_in_process(*pack_args(root, "mt", "--json", "--out", str(root / "json")))
     code, _, terminal = run_pack(root, pack_args(root, "mt"))
-    return TrtRun(root, code, terminal, json_code, json.loads(stdout))
+    return TrtRun(root, code, terminal, json_run.returncode, json.loads(json_run.stdout))
 
 
 @pytest.mark.slow
@@ -252,7 +244,7 @@ def test_exit_130_when_interrupted(tmp_path: Path) -> None:
     threading.Thread(target=accept, daemon=True).start()
     port = listener.getsockname()[1]
     write_recipe(tmp_path, "mt", source=f"http://127.0.0.1:{port}/pnet.pt")
-    proc = pack_process(tmp_path, pack_args(tmp_path, "mt"))
+    proc = terminal_pack(tmp_path, pack_args(tmp_path, "mt"))
     try:
         assert accepted.wait(120), "pack never connected"
         time.sleep(0.2)
@@ -271,6 +263,7 @@ def test_exit_130_when_interrupted(tmp_path: Path) -> None:
 # -- 3. every package attempted is in the summary and in report.md --------------------------------------
 
 
+@pytest.mark.slow
 def test_summary_and_report_list_failed_packages_with_a_reason(trt_run: TrtRun) -> None:
     assert trt_run.code == trt_run.json_code == 3
     assert [(a["backend"], a["passed"]) for a in trt_run.json["attempts"]] == [
@@ -341,6 +334,7 @@ def test_the_readme_is_a_front_door() -> None:
 # -- shell completion (argcomplete, the `completion` extra) -----------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("line", "expected"),
     [("pack ", {"verify-remote", "compare", "report", "minilm", "mtcnn"}), ("pack --var", {"--variants"})],
@@ -349,16 +343,13 @@ def test_shell_completion_offers_verbs_families_and_flags(tmp_path: Path, line: 
     pytest.importorskip("argcomplete", reason="shell completion needs the completion extra (argcomplete)")
     out = tmp_path / "completions.txt"
     env = {
-        **os.environ,
         "_ARGCOMPLETE": "1",
         "_ARGCOMPLETE_IFS": "\n",
         "COMP_LINE": line,
         "COMP_POINT": str(len(line)),
         "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "packager.cli"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    proc = pack_process(cwd=tmp_path, env=env, timeout=120)  # the shell calls pack, which answers and exits
     assert proc.returncode == 0, proc.stderr
     offered = {word.strip() for word in out.read_text().split("\n") if word.strip()}
     assert expected <= offered, offered

@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.hermetic import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -39,9 +40,9 @@ STEPS = [
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_passes_and_says_what_it_skipped(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    before = set(Path(tempfile.gettempdir()).glob("weightpack-gpu-check-*"))
-    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()  # the script's TMPDIR, watched for what it leaves
+    env = child_env({"OUT": str(out), "PYTHON": sys.executable}, tmpdir=tmp)
     done = subprocess.run(
         ["bash", "scripts/gpu_check.sh", "--dry-run", "--budget-s", "400"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
@@ -82,7 +83,7 @@ def test_gpu_check_dry_run_passes_and_says_what_it_skipped(tmp_path: Path) -> No
     assert {"env.json", "junit.xml", "nightly.xml", "pack-mtcnn-report.json", "nvidia-smi.txt"} <= names
     assert {"cuda-tests.log", "pack-mtcnn.log", "nightly.log", "env.log", "timers.log"} <= names
     assert summary["complete"] is True and summary["facts"]["check_process_imported_torch"] is False
-    assert set(Path(tempfile.gettempdir()).glob("weightpack-gpu-check-*")) <= before  # no temporary left
+    assert list(tmp.glob("weightpack-gpu-check-*")) == []  # no temporary left
 
 
 def test_summary_marks_failures_and_skips(tmp_path: Path) -> None:

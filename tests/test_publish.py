@@ -7,15 +7,13 @@ import contextlib
 import io
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from packager import cli
-from packager.publish.cli import after_pack
-from packager.ui import UI
+from tests.packs import copy_of, publish
 
 MODEL_ID = "all-minilm/l6"
 ZIP = "all-minilm-l6-onnx.zip"
@@ -25,19 +23,7 @@ GS = "gs://weightpack-test/rf-platform-models"
 @pytest.fixture
 def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
     """A private copy of the session's pack output (tests modify it)."""
-    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
-
-
-def publish(out: Path, *flags: str) -> tuple[int, str]:
-    """``after_pack`` of the publish extension, as the CLI runs it after a passed pack; (code, output)."""
-    args = cli.build_parser().parse_args(
-        ["minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), *flags]
-    )
-    report = json.loads((out / "report.json").read_text())
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        code = cli._guard(lambda: after_pack(args, report, out, UI()) or 0, json_errors=False)
-    return code, buffer.getvalue()
+    return copy_of(minilm_pack_onnx, tmp_path)
 
 
 def verify_remote(out: Path, *flags: str) -> tuple[int, str]:

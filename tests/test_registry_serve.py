@@ -5,20 +5,20 @@ console script in a subprocess, stopped with SIGTERM, started again on the same 
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 from packager.publish.http import RetryPolicy
 from packager.publish.registry import RegistryClient
 from packager.publish.secret import Secret
+from tests.packs import pack_in_process, pack_popen, pack_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "local-" + "ab12" * 6
@@ -27,18 +27,12 @@ MANIFEST = {"type": "onnx-model-package-v1", "backendType": "onnx", "quantizatio
             "dynamicBatchSize": True}  # fmt: skip
 
 
-def pack_command() -> list[str]:
-    return [sys.executable, "-m", "packager.cli"]
-
-
 @contextmanager
 def serving(root: Path, tmp: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     ready = tmp / f"ready-{time.monotonic_ns()}"
-    env = {**os.environ, "MODELS_SERVICE_INTERNAL_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
     args = ["registry", "serve", "--root", str(root), "--port", "0", "--ready-file", str(ready)]
-    proc = subprocess.Popen(
-        [*pack_command(), *args], cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    env = {"MODELS_SERVICE_INTERNAL_SECRET": SECRET}
+    proc = pack_popen(*args, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not ready.is_file():
@@ -74,6 +68,7 @@ def register(url: str, tmp: Path) -> tuple[str, str]:
     return answer["modelPackageId"], md5
 
 
+@pytest.mark.slow
 def test_serve_registers_lists_and_survives_a_restart(tmp_path: Path) -> None:
     root = tmp_path / "registry"
     with serving(root, tmp_path) as (url, proc):
@@ -100,26 +95,18 @@ def test_serve_registers_lists_and_survives_a_restart(tmp_path: Path) -> None:
         part = requests.get(record["downloadUrl"], headers={"Range": "bytes=5-14"}, timeout=10)
         assert part.status_code == 206 and part.content == body[5:15]
         assert part.headers["Content-Range"] == f"bytes 5-14/{len(body)}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    listing = subprocess.run(
-        [*pack_command(), "registry", "list", "--root", str(root)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    listing = pack_in_process("registry", "list", "--root", str(root))
     assert listing.returncode == 0, listing.stderr
     assert f"{MODEL_ID} (pp-ocrv6-det, object-detection)" in listing.stdout
     assert f"{package_id} [onnx] sealed: inference.onnx" in listing.stdout
 
 
+@pytest.mark.slow
 def test_serve_without_a_secret_is_an_environment_error(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "MODELS_SERVICE_INTERNAL_SECRET"}
-    env["PYTHONPATH"] = str(ROOT)
-    serve = [*pack_command(), "registry", "serve", "--root", str(tmp_path / "r"), "--port", "0"]
-    proc = subprocess.run(serve, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    """The child's environment has no secret: tests.hermetic keeps the caller's out."""
+    serve = ["registry", "serve", "--root", str(tmp_path / "r"), "--port", "0"]
+    proc = pack_process(*serve, cwd=tmp_path, timeout=60)  # a process: were it to serve, the timeout ends it
     assert proc.returncode == 3
     assert "set the environment variable MODELS_SERVICE_INTERNAL_SECRET" in proc.stderr
-    bad = subprocess.run([*pack_command(), "registry", "list", "--root", str(tmp_path)], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    bad = pack_in_process("registry", "list", "--root", str(tmp_path), cwd=tmp_path)
     assert bad.returncode == 2 and "no registry here (no registry.json)" in bad.stderr

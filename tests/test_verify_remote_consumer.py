@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
 
 from packager import cli
+from tests.packs import copy_of
 from tests.test_publish import MODEL_ID, fake_consumer, publish, sealed, verify_remote
 
 CANNOT = "checks passed; inference-models cannot load this package"
@@ -21,7 +21,7 @@ CANNOT = "checks passed; inference-models cannot load this package"
 
 @pytest.fixture
 def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
+    return copy_of(minilm_pack_onnx, tmp_path)
 
 
 def consumer_says_unregistered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.hermetic import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
 ADDRESS_LINE = re.compile(r"ray start --address='([^']+)'")
@@ -93,13 +95,8 @@ class LocalCluster:
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
 
     def env(self, cache: Path) -> dict[str, str]:
-        return {
-            **os.environ,
-            **self.client_env(),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            "WEIGHTPACK_CACHE": str(cache),
-            "HF_HUB_OFFLINE": "1",
-        }
+        """A node's environment: offline, its own cache, this cluster's token, nothing of the caller's."""
+        return child_env({**self.client_env(), "WEIGHTPACK_CACHE": str(cache)})
 
     def start_node(
         self, name: str, resources: dict[str, float], cpus: int = 1, timeout_s: float = 120

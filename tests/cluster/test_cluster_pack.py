@@ -24,7 +24,7 @@ import pytest
 from packager.atomic import owner_pid
 from tests.cluster import local
 from tests.hostile.test_kill import incomplete_outputs, temporaries
-from tests.packs import ROOT, pack_process
+from tests.packs import ROOT, child_env, pack_popen, pack_process
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray", reason="Ray is the optional extra 'ray' (pip install weightpack[ray])")
@@ -48,8 +48,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalClu
 
 def pack_on(cluster: local.LocalCluster, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return pack_process(
-        *PNET, "--out", str(out), "--cache-dir", str(out.parent / "cache"), "--ray", cluster.address, *args
-    )
+        *PNET, "--out", str(out), "--cache-dir", str(out.parent / "cache"), "--ray", cluster.address, *args,
+        env=cluster.client_env(),
+    )  # fmt: skip
 
 
 def report_of(out: Path) -> dict:
@@ -163,22 +164,9 @@ def test_a_killed_worker_is_tried_once_more_elsewhere_then_is_its_packages_faile
     the other node: it passes); the onnx task's worker is killed on both tries (a failed check, exit 1),
     and the run goes on."""
     out = tmp_path / "out"
-    argv = [
-        sys.executable,
-        "-m",
-        "packager.cli",
-        *PNET,
-        "--backends",
-        "torch,onnx",
-        "--json",
-        "--out",
-        str(out),
-    ]
+    argv = [*PNET, "--backends", "torch,onnx", "--json", "--out", str(out)]
     argv += ["--cache-dir", str(tmp_path / "cache"), "--ray", cluster.address]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    child = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    child = pack_popen(*argv, env=cluster.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     plan = {"torch": 1, "onnx": 2}  # how many of each package's tries to kill
     killed: dict[str, list[tuple[str, int]]] = {"torch": [], "onnx": []}
     deadline = time.monotonic() + 300
@@ -214,21 +202,9 @@ def test_ctrl_c_cancels_every_task_and_leaves_the_output_intact(
     cluster: local.LocalCluster, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = [
-        sys.executable,
-        "-m",
-        "packager.cli",
-        *PNET,
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    ]
+    argv = [*PNET, "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
     argv += ["--ray", cluster.address, "--targets", "a"]  # three tasks, one after another on node h
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    child = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    child = pack_popen(*argv, env=cluster.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     running: list[int] = []
     while not running and child.poll() is None and time.monotonic() < deadline:
@@ -256,7 +232,7 @@ def test_the_nightly_fanout_packs_on_the_cluster(cluster: local.LocalCluster, tm
     argv = [sys.executable, "-m", "packager.nightly.fanout", "--out", str(out), "--families", "mtcnn"]
     argv += ["--variants", "pnet", "--backends", "onnx", "--ray", cluster.address, "--targets", "b"]
     argv += ["--", "--no-latency", "--devices", "cpu", "--cache-dir", str(tmp_path / "cache")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    env = child_env(cluster.client_env())
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     [family] = json.loads((out / "fanout.json").read_text())

@@ -6,11 +6,12 @@ the words of a rendered page. Offline; the registry is stopped when the demo end
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.packs import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,11 +22,7 @@ def test_demo_registers_verifies_and_reads_a_rendered_page_through_automodel(
     consumer, tmp_path: Path
 ) -> None:
     secret = "demo-test-" + "5e" * 8
-    env = {
-        **os.environ,
-        "WEIGHTPACK_DEMO_OUT": str(tmp_path / "demo"),
-        "MODELS_SERVICE_INTERNAL_SECRET": secret,
-    }
+    env = child_env({"WEIGHTPACK_DEMO_OUT": str(tmp_path / "demo"), "MODELS_SERVICE_INTERNAL_SECRET": secret})
     proc = subprocess.run(
         ["bash", "scripts/demo.sh", "--no-latency", "--quiet"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=900, check=False,

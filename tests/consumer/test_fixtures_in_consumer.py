@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.hermetic import without_product_settings
+from tests.packs import copy_of, pack_process
 
-pytestmark = pytest.mark.slow  # one real pack (~40 s), then the generated test in the consumer (~20 s)
+pytestmark = pytest.mark.slow  # a pack (its package reused), then the generated test in the consumer
 
 
 def without_weightpack(consumer: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -28,7 +29,7 @@ def without_weightpack(consumer: str, *args: str, cwd: Path) -> subprocess.Compl
         [consumer, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WEIGHTPACK"))}
+    env = {k: v for k, v in without_product_settings(os.environ).items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = purelib
     # weightpack's dist-info stays in site-packages and names a pytest plugin (the nightly): not loaded
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -38,13 +39,14 @@ def without_weightpack(consumer: str, *args: str, cwd: Path) -> subprocess.Compl
 
 
 def test_generated_fixtures_pass_in_the_consumers_environment_without_weightpack(
-    consumer, tmp_path: Path
+    consumer, ppocr_packed: Path, tmp_path: Path
 ) -> None:
-    out, fixtures = tmp_path / "out", tmp_path / "fixtures"
-    pack = Path(consumer).with_name("pack")
-    proc = subprocess.run(
-        [str(pack), "ppocr", "--out", str(out), "--no-latency", "--quiet", "--fixtures", str(fixtures)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    """``pack ppocr --fixtures DIR`` by the consumer's venv, on a copy of the session's pack (its package
+    and checks reused: the fixtures are what a re-run writes as well as a first one)."""
+    out, fixtures = copy_of(ppocr_packed, tmp_path), tmp_path / "fixtures"
+    proc = pack_process(
+        "ppocr", "--out", str(out), "--no-latency", "--quiet", "--fixtures", str(fixtures),
+        python=consumer, script=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in (fixtures / "weightpack_support").glob("*.py")) == [

@@ -5,13 +5,14 @@ class was asked for a torch_module() to re-export the graph, and a hook module h
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.packs import pack_process
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # one real pack through the consumer (~20 s)
@@ -57,10 +58,9 @@ def test_a_folder_source_is_adopted_and_its_config_taken_by_the_layout(consumer,
     (detector / "inference.yml").write_text(det_inference_yml(request))
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "mydet.toml").write_text(RECIPE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "recipes")])}
-    proc = subprocess.run(
-        [str(Path(consumer).with_name("pack")), "mydet", "--recipes", "recipes", "--no-latency", "--json",
-         "--out", "out"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False,
+    proc = pack_process(
+        "mydet", "--recipes", "recipes", "--no-latency", "--json", "--out", "out",
+        cwd=tmp_path, paths=(ROOT / "recipes",), python=consumer, script=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout)

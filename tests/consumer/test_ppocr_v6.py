@@ -8,7 +8,6 @@ demo's reader, scripts/demo_read.py) which finds and reads the words of a render
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from packager.consumer.model import decode_texts
+from tests.packs import child_env, pack_process
 
 pytestmark = pytest.mark.slow  # two real packs and AutoModel from the registry (~1.5 min)
 
@@ -25,12 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DETECTOR, RECOGNIZER = "pp-ocrv6-det/v6-small", "pp-ocrv6-rec/v6-small"
 
 
-def pack(consumer: str, family: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(consumer).with_name("pack")), family, "--out", str(out), "--no-latency", "--quiet"]
-    return subprocess.run(
-        [*command, *extra], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900,
-        check=False,
-    )  # fmt: skip
+def pack(consumer: str, family: str, out: Path, *extra: str, env: dict) -> subprocess.CompletedProcess[str]:
+    """The consumer's ``pack FAMILY --out OUT --no-latency --quiet EXTRA``."""
+    argv = (family, "--out", str(out), "--no-latency", "--quiet", *extra)
+    return pack_process(*argv, python=consumer, script=True, env=env, timeout=900)
 
 
 def report_of(out: Path) -> dict:
@@ -54,7 +52,7 @@ def test_pp_ocrv6_packs_register_and_read_a_rendered_page_through_automodel(
 ) -> None:
     det_out, rec_out = tmp_path / "det", tmp_path / "rec"
     for family, out in (("ppocr-v6-det", det_out), ("ppocr-v6", rec_out)):
-        proc = pack(consumer, family, out, "--register", "--execute")
+        proc = pack(consumer, family, out, "--register", "--execute", env=registry_server.env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "[RapidOCR]" not in proc.stdout + proc.stderr  # the reference's INFO lines are kept quiet
 
@@ -87,14 +85,13 @@ def test_pp_ocrv6_packs_register_and_read_a_rendered_page_through_automodel(
     [rec_package] = registry_server.sealed(RECOGNIZER)
     assert sorted(det_package.handles) == sorted(rec_package.handles) == ["inference.onnx", "inference.yml"]
 
-    env = {
-        **os.environ,
+    env = child_env({
         "ROBOFLOW_API_HOST": registry_server.url,
         "ROBOFLOW_API_KEY": registry_server.secret,
         "INFERENCE_HOME": str(tmp_path / "consumer-cache"),
         "MODEL_CACHE_DIR": str(tmp_path / "consumer-cache"),
         "ONNXRUNTIME_EXECUTION_PROVIDERS": "[CPUExecutionProvider]",
-    }
+    })  # fmt: skip
     read = [consumer, "scripts/demo_read.py", "--detector", DETECTOR, "--recognizer", RECOGNIZER]
     proc = subprocess.run(read, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     text = proc.stdout + proc.stderr
@@ -116,7 +113,7 @@ def test_the_reference_says_what_to_install_without_rapidocr(tmp_path: Path) -> 
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
     )  # fmt: skip
     assert proc.returncode == 1
     assert "the PP-OCRv6 reference needs rapidocr 3.10 (scripts/setup_consumer.sh installs it)" in proc.stderr

@@ -98,8 +98,14 @@ def test_the_readme_and_help_document_every_code() -> None:
                        "network, a missing extra", "130 interrupted"):  # fmt: skip
             assert phrase in text, phrase
     readme = " ".join((ROOT / "README.md").read_text().split())
-    readme_phrases = ("**0** all passed", "**1** a check failed", "**2** bad input", "**3** environment",
-                      "a full disk or a file-size limit, a network that keeps failing", "**130** interrupted")
+    readme_phrases = (
+        "**0** all passed",
+        "**1** a check failed",
+        "**2** bad input",
+        "**3** environment",
+        "a full disk or a file-size limit, a network that keeps failing",
+        "**130** interrupted",
+    )
     for phrase in readme_phrases:
         assert phrase in readme, phrase
 

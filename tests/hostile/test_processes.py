@@ -20,6 +20,7 @@ from packager import atomic
 from packager.outdir import OWNER_NAME, claim
 from tests.hostile.helpers import ROOT
 from tests.hostile.test_kill import temporaries
+from tests.packs import pack_popen, pack_process
 
 DEADLINE_S = 60  # generous: the test is about whether, never about how fast
 
@@ -141,14 +142,14 @@ def kill_all(handles: list[psutil.Process]) -> None:
 
 
 def pack_argv(out: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "packager.cli", "minilm", "--backends", "onnx,torch-script", "--jobs", "2",
+    return ["minilm", "--backends", "onnx,torch-script", "--jobs", "2",
             "--no-latency", "--quiet", "--out", str(out), "--cache-dir", str(cache)]  # fmt: skip
 
 
-def start_pack(out: Path, cache: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        pack_argv(out, cache), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
+def start_pack(out: Path, cache: Path, tmpdir: Path | None = None) -> subprocess.Popen:
+    return pack_popen(
+        *pack_argv(out, cache), tmpdir=tmpdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
     )  # fmt: skip
 
 
@@ -169,9 +170,9 @@ def workers_of(main_pid: int) -> list[psutil.Process]:
 
 
 def start_and_find_workers(
-    out: Path, cache: Path, env: dict
+    out: Path, cache: Path, tmpdir: Path | None = None
 ) -> tuple[subprocess.Popen, list[psutil.Process]]:
-    child = start_pack(out, cache, env)
+    child = start_pack(out, cache, tmpdir)
     assert wait_until(lambda: bool(workers_of(child.pid)) or child.poll() is not None, 300)
     workers = workers_of(child.pid)
     if not workers:
@@ -184,8 +185,7 @@ def start_and_find_workers(
 def test_kill_9_of_pack_alone_takes_its_workers_and_the_rerun_leaves_no_temporary(tmp_path: Path) -> None:
     out, cache, tmpdir = tmp_path / "out", tmp_path / "cache", tmp_path / "tmp"
     tmpdir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1"}
-    child, handles = start_and_find_workers(out, cache, env)
+    child, handles = start_and_find_workers(out, cache, tmpdir)
     try:
         wait_until(lambda: {h.pid for h in handles} <= stamped(out), 5)  # written as they start
         named = stamped(out)
@@ -194,7 +194,7 @@ def test_kill_9_of_pack_alone_takes_its_workers_and_the_rerun_leaves_no_temporar
         assert wait_until(lambda: gone(handles)), f"workers {handles} outlived the killed pack"
         assert {h.pid for h in handles} | {child.pid} <= named, "the lock did not name every process"
         assert not list(out.glob("*.zip")) or all(p.stat().st_size for p in out.glob("*.zip"))
-        rerun = subprocess.run(pack_argv(out, cache), cwd=ROOT, env=env, capture_output=True, text=True)
+        rerun = pack_process(*pack_argv(out, cache), tmpdir=tmpdir)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         assert temporaries(out, cache, tmpdir) == []
     finally:
@@ -206,8 +206,7 @@ def test_kill_9_of_pack_alone_takes_its_workers_and_the_rerun_leaves_no_temporar
 @pytest.mark.slow
 def test_ctrl_c_twice_exits_130_without_a_traceback_or_a_worker_left(tmp_path: Path) -> None:
     out, cache = tmp_path / "out", tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    child, handles = start_and_find_workers(out, cache, env)
+    child, handles = start_and_find_workers(out, cache)
     try:
         os.killpg(child.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
         time.sleep(0.2)

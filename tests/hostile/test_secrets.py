@@ -6,17 +6,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from packager import cli
-from packager.publish.cli import after_pack
 from packager.publish.secret import Secret
 from packager.redact import redact_argv, redact_text, redact_url
-from packager.ui import UI
 from tests.hostile.helpers import pack
+from tests.packs import copy_of, publish
 
 PASSWORD = "hunter2-Pa55word"
 
@@ -50,19 +48,11 @@ def test_a_secret_is_replaced_as_a_whole_token_only() -> None:
 
 @pytest.fixture
 def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
+    return copy_of(minilm_pack_onnx, tmp_path)
 
 
 def publish_with(out: Path, url: str) -> tuple[int, str]:
-    flags = ["--register", "--execute", "--registry-url", url]
-    args = cli.build_parser().parse_args(
-        ["minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), *flags]
-    )
-    report = json.loads((out / "report.json").read_text())
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        code = cli._guard(lambda: after_pack(args, report, out, UI()) or 0, json_errors=False)
-    return code, buffer.getvalue()
+    return publish(out, "--register", "--execute", "--registry-url", url)
 
 
 def test_registry_url_credentials_never_reach_plan_state_or_resume_hint(

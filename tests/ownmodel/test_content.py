@@ -63,7 +63,6 @@ def test_the_decision_follows_the_kinds_not_the_names() -> None:
         )
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(ONET_PT is None, reason="facenet-pytorch (onet.pt) is not installed")
 def test_a_jit_torchscript_file_is_recognised(tmp_path: Path) -> None:
     """``source = "./weights/model.jit"`` was taken for an HF package (exit 1, blaming the HF backend)."""

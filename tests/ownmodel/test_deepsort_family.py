@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ownmodel.helpers import ROOT
+from tests.packs import pack_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,9 +21,7 @@ pytestmark = [
 
 
 def test_deepsort_packs_through_its_own_module(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEIGHTPACK_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "packager.cli", "deepsort", "--out", str(tmp_path / "out"), "--json"]
-    proc = subprocess.run([*cmd, "--no-latency"], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = pack_process("deepsort", "--out", str(tmp_path / "out"), "--json", "--no-latency")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     ref = report["references"]["mobilenetv2"]

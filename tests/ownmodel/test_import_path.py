@@ -4,15 +4,14 @@ console script, whose sys.path holds neither folder)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ownmodel.helpers import ROOT
+from tests.packs import pack_process
 
 NET = """
 import torch
@@ -53,12 +52,15 @@ output_names = ["y"]
 
 
 def _weights(folder: Path, module: str) -> Path:
-    """A state dict of the user's net, saved by the net's own module (imported from ``folder``)."""
-    code = (
-        f"import sys, torch; sys.path.insert(0, {str(folder)!r}); import {module}; "
-        f"torch.save({module}.build().state_dict(), {str(folder / 'tiny.pt')!r})"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    """A state dict of the user's net, saved by the net's own module (loaded from its file in ``folder``,
+    not imported: nothing of it stays in this process's modules)."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location(module, folder / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(net)
+    torch.save(net.build().state_dict(), folder / "tiny.pt")
     return folder / "tiny.pt"
 
 
@@ -66,13 +68,9 @@ def _pack(cwd: Path, recipes: Path, tmp: Path) -> subprocess.CompletedProcess:
     """``pack tiny`` through the console script: its sys.path starts at the venv's bin folder, so neither the
     recipe's folder nor the working directory is importable unless pack makes them so. PYTHONPATH names only
     weightpack's own checkout (where the caller's environment already points it)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    checkout = os.environ.get("PYTHONPATH") or str(ROOT)
-    env.update(PYTHONPATH=checkout, WEIGHTPACK_CACHE=str(tmp / "cache"))
-    script = Path(sys.executable).parent / "pack"
-    return subprocess.run(
-        [str(script), "tiny", "--recipes", str(recipes), "--out", str(tmp / "out"), "--no-latency", "--json"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+    return pack_process(
+        "tiny", "--recipes", str(recipes), "--out", str(tmp / "out"), "--no-latency", "--json",
+        cwd=cwd, script=True,
     )  # fmt: skip
 
 

@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tomllib
 
 from packager.recipe_inputs import InputsRecipe
-from tests.ownmodel.helpers import ROOT
+from tests.packs import pack_in_process, pack_process
 
 SILERO = importlib.util.find_spec("silero_vad")
 needs_silero = pytest.mark.skipif(SILERO is None, reason="silero-vad (scripts/setup.sh) is not installed")
 
 
-def inspect(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEIGHTPACK_CACHE": str(tmp / "cache")}
-    return subprocess.run([sys.executable, "-m", "packager.cli", "inspect", *args], cwd=tmp, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+def inspect(tmp: Path, *args: str, process: bool = False) -> subprocess.CompletedProcess:
+    """``pack inspect ARGS`` from the folder ``tmp``: in this process, or as a user runs it (``process``)."""
+    if process:
+        return pack_process("inspect", *args, cwd=tmp, timeout=300)
+    return pack_in_process("inspect", *args, cwd=tmp)
 
 
 def pasted(stdout: str) -> dict:
@@ -47,9 +46,10 @@ def test_an_onnx_file_shows_names_dynamic_axes_and_a_pasteable_table(tmp_path: P
     assert by_name["sr"]["shape"] == [] and by_name["sr"]["dtype"] == "int64" and table["steps"] == 8
 
 
+@pytest.mark.slow
 @needs_silero
 def test_a_torchscript_file_shows_its_forward_and_its_number_arguments(tmp_path: Path) -> None:
-    run = inspect(tmp_path, "pkg://silero_vad/data/silero_vad.jit", "--json")
+    run = inspect(tmp_path, "pkg://silero_vad/data/silero_vad.jit", "--json", process=True)
     assert run.returncode == 0, run.stderr
     sig = json.loads(run.stdout)
     assert (

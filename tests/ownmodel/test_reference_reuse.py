@@ -6,11 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.ownmodel.helpers import pack, write_recipe
-
-pytestmark = pytest.mark.slow  # two pack runs (~10 s)
 
 RECIPE = """
 [family]

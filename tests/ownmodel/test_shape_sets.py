@@ -21,7 +21,6 @@ SHAPES = (
 LABELS = {"image 2x3x60x80", "image 2x3x120x160"}  # every label carries the full shape (issue 23.5)
 
 
-@pytest.mark.slow
 def test_one_zip_is_checked_and_timed_at_every_shape(tmp_path: Path) -> None:
     backends = "[backends.torch]\n[backends.onnx]\ndynamic_axes = { image = [2, 3] }\n"
     body = onet_recipe(str(DATA / "pnet.pt"), model=PNET_MODEL, inputs=SHAPES, backends=backends)
@@ -39,7 +38,6 @@ def test_one_zip_is_checked_and_timed_at_every_shape(tmp_path: Path) -> None:
     assert "image 1x3x120x160" in (run.out / "report.md").read_text()
 
 
-@pytest.mark.slow
 def test_the_shape_set_proves_which_onnx_axes_are_dynamic(tmp_path: Path) -> None:
     """Exported with only the batch dynamic (the default), the graph refuses the second shape: a failed
     check (exit 1) naming the shape expected and received."""

@@ -82,7 +82,6 @@ def test_batch_one_is_checked_at_one_and_a_second_sample_says_why(tmp_path: Path
     assert [r["input_shape"] for r in run.report["latency"]] == ["x 1x2"]  # timed once, labelled in full
 
 
-@pytest.mark.slow
 def test_a_recurrent_module_with_state_on_axis_1_exports_and_is_checked_per_step(tmp_path: Path) -> None:
     import torch
 
@@ -128,7 +127,6 @@ def _streaming_jit(path: Path, reset: bool = True) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_hidden_state_is_reset_between_reference_and_package(tmp_path: Path) -> None:
     jit = _streaming_jit(tmp_path / "vad.jit")
     inputs = (
@@ -169,7 +167,7 @@ def test_silero_vad_packages_as_onnx_and_torchscript_over_8_steps(tmp_path: Path
     """The issue's model: Silero VAD from PyPI, its .onnx (state [2, N, 128] on axis 1, sr a 0-d int64)
     and its .jit (forward(Tensor x, int sr), state kept inside)."""
     body = (ROOT / "recipes" / "silero_vad.toml").read_text()
-    run = pack(tmp_path, body, "--variants", "onnx,jit", "--no-latency", name="silero_vad")
+    run = pack(tmp_path, body, "--variants", "onnx,jit", "--no-latency", name="silero_vad", process=True)
     assert run.rc == 0, run.messages[-3000:]
     report = run.report
     assert {(p["variant"], p["backend"]) for p in report["packages"]} == {
@@ -181,7 +179,6 @@ def test_silero_vad_packages_as_onnx_and_torchscript_over_8_steps(tmp_path: Path
     assert report["references"]["jit"]["kind"] == "torchscript-file"
 
 
-@pytest.mark.slow
 @needs_silero
 def test_an_export_that_fails_names_the_upstreams_own_graph(tmp_path: Path) -> None:
     """Exporting the scripted .jit to ONNX fails; the upstream ships silero_vad.onnx beside it."""

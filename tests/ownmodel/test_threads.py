@@ -89,7 +89,8 @@ def test_onnxruntime_sessions_get_the_thread_settings(tmp_path: Path) -> None:
 def test_threads_flag_reaches_torch_and_onnxruntime_and_the_report(tmp_path: Path) -> None:
     """--threads 2 (not the pinned default of 1, so a flag that is ignored fails this)."""
     backends = "[backends.torch]\n[backends.onnx]\n"
-    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--threads", "2")
+    body = onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends)
+    run = pack(tmp_path, body, "--threads", "2", process=True)  # the process's own torch and onnxruntime
     assert run.rc == 0, run.stderr[-3000:]
     env = run.report["environment"]
     assert env["threads"]["intra_op"] == 2 and env["threads"]["source"] == "--threads"

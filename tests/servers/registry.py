@@ -4,7 +4,8 @@ The registry is the product's own (``pack registry serve``, :mod:`packager.regis
 its files in the emulator, plus failure injection.
 
 ``gcs_emulator``: ``gcp-storage-emulator`` in-process on a free 127.0.0.1 port (in memory, bucket
-``weightpack-test``), with ``STORAGE_EMULATOR_HOST`` set so the real google-cloud-storage client talks to it.
+``weightpack-test``), one for the session, emptied for each test, with ``STORAGE_EMULATOR_HOST`` set so the
+real google-cloud-storage client talks to it.
 
 ``registry_server``: :class:`RegistryServer`, implementing the flow of docs/publish.md: register model
 (at ``model_register_path``, an assumption: no public client has that endpoint; ``None`` = no such route),
@@ -50,9 +51,13 @@ BLOCK_MAX_S = 120.0
 
 class GcsEmulator:
     def __init__(self, bucket: str = BUCKET) -> None:
-        from gcp_storage_emulator.server import create_server
+        from gcp_storage_emulator import server
 
         logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
+        # its server answers one connection at a time: a client that dies mid-request (a killed pack) must
+        # not hold it, and every later test of the session, for ever
+        server.RequestHandler.timeout = 30
+        create_server = server.create_server
         self.bucket = bucket
         self._server = create_server("127.0.0.1", 0, in_memory=True, default_bucket=bucket)
 
@@ -64,6 +69,10 @@ class GcsEmulator:
 
     def stop(self) -> None:
         self._server.stop()
+
+    def wipe(self) -> None:
+        """Forget every object (the bucket stays)."""
+        self._server.wipe(keep_buckets=True)
 
     def client(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -126,6 +135,7 @@ class RegistryServer(registry_server.RegistryServer):
         self.declared_sizes: dict[str, Any] = {}  # file handle -> the "size" the weights endpoint lists
         self.page_size = 2  # small, so that any test with three packages reads several pages
         self.untyped_answers = False  # answer registrations without the type fields (an old service)
+        self.env: dict[str, str] = {}  # what a child process needs to use it (set by the fixture)
 
     def record(self, method: str, path: str, headers: dict[str, str]) -> None:
         with self._requests_lock:
@@ -234,10 +244,10 @@ class _RegistryHandler(registry_server.RegistryHandler):
 RegistryServer.handler_class = _RegistryHandler
 
 
-@pytest.fixture
-def gcs_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
+@pytest.fixture(scope="session")
+def gcs_emulator_session() -> Iterator[GcsEmulator]:
+    """One emulator for the whole session (each stop waits for its server's half-second poll)."""
     emulator = GcsEmulator().start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
     try:
         yield emulator
     finally:
@@ -245,17 +255,32 @@ def gcs_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
 
 
 @pytest.fixture
+def gcs_emulator(gcs_emulator_session: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> GcsEmulator:
+    """The session's emulator, emptied for this test (its bucket kept, no object left of an earlier test),
+    with ``STORAGE_EMULATOR_HOST`` pointing at it."""
+    gcs_emulator_session.wipe()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator_session.url)
+    return gcs_emulator_session
+
+
+@pytest.fixture
 def registry_server(gcs_emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegistryServer]:
     """The registry on loopback; the secret is in ``MODELS_SERVICE_INTERNAL_SECRET``, the URL in
-    ``WEIGHTPACK_REGISTRY_URL_STAGING``, and retries are short."""
+    ``WEIGHTPACK_REGISTRY_URL_STAGING``, and retries are short. ``.env`` holds these settings (and the
+    emulator's) for a child process (tests.packs.pack_process(..., env=registry_server.env))."""
     secret = "s3cr3t-" + secrets.token_hex(8)
     server = RegistryServer(gcs_emulator, secret).start()
-    monkeypatch.setenv("MODELS_SERVICE_INTERNAL_SECRET", secret)
-    monkeypatch.setenv("WEIGHTPACK_REGISTRY_URL_STAGING", server.url)
-    monkeypatch.setenv("WEIGHTPACK_RETRY_BASE_S", "0.01")
-    monkeypatch.setenv("WEIGHTPACK_RETRY_MAX_S", "0.05")
-    monkeypatch.setenv("WEIGHTPACK_RETRY_ATTEMPTS", "4")
-    monkeypatch.setenv("WEIGHTPACK_HTTP_TIMEOUT_S", "5")
+    server.env = {
+        "MODELS_SERVICE_INTERNAL_SECRET": secret,
+        "WEIGHTPACK_REGISTRY_URL_STAGING": server.url,
+        "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+        "WEIGHTPACK_RETRY_BASE_S": "0.01",
+        "WEIGHTPACK_RETRY_MAX_S": "0.05",
+        "WEIGHTPACK_RETRY_ATTEMPTS": "4",
+        "WEIGHTPACK_HTTP_TIMEOUT_S": "5",
+    }
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
     try:
         yield server
     finally:

@@ -7,6 +7,7 @@ distribution metadata: ``*.dist-info`` folders written to temporary site folders
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import itertools
 import json
@@ -35,14 +36,39 @@ def _norm(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
+@functools.cache
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+@functools.cache
+def _requirement(line: str) -> Requirement:
+    """A requirement line, parsed once: every combination below walks the same lines (parsing them again
+    for each was most of this file's run time)."""
+    return Requirement(line)
+
+
+@functools.cache
+def _requires(name: str) -> tuple[Requirement, ...]:
+    """An installed distribution's requirements that apply here (markers evaluated without extras); none
+    when it is not installed here."""
+    try:
+        lines = importlib.metadata.requires(name) or []
+    except importlib.metadata.PackageNotFoundError:
+        return ()
+    env = default_environment()
+    subs = [_requirement(line) for line in lines]
+    return tuple(s for s in subs if s.marker is None or s.marker.evaluate({**env, "extra": ""}))
+
+
 def _resolve(extras: tuple[str, ...]) -> set[str]:
     """Distribution names ``pip install weightpack[extras]`` asks for: pyproject's base + extras (its
     ``weightpack[...]`` self-references expanded), then, transitively, the requirements of every one of
     them that is installed here (their markers evaluated without extras)."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     optional = project["optional-dependencies"]
     env = default_environment()
-    wanted: list[Requirement] = [Requirement(r) for r in project["dependencies"]]
+    wanted: list[Requirement] = [_requirement(r) for r in project["dependencies"]]
     todo = list(extras)
     seen_extras: set[str] = set()
     while todo:
@@ -51,7 +77,7 @@ def _resolve(extras: tuple[str, ...]) -> set[str]:
             continue
         seen_extras.add(extra)
         for line in optional[extra]:
-            req = Requirement(line)
+            req = _requirement(line)
             if _norm(req.name) == "weightpack":
                 todo.extend(req.extras)
             else:
@@ -64,26 +90,18 @@ def _resolve(extras: tuple[str, ...]) -> set[str]:
         if name in names:
             continue
         names.add(name)
-        try:
-            requires = importlib.metadata.requires(req.name) or []
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        for line in requires:
-            sub = Requirement(line)
-            if sub.marker is None or sub.marker.evaluate({**env, "extra": ""}):
-                queue.append(sub)
+        queue.extend(_requires(req.name))
     return names
 
 
 def _extras() -> list[str]:
-    return sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    return sorted(_project()["optional-dependencies"])
 
 
 FLAVOURS = {"cpu": {"onnxruntime"}, "gpu": {"onnxruntime-gpu"}, "gpu-cu12": {"onnxruntime-gpu"}}
 """The extras that bring an onnxruntime: one flavour per install (the gpu ones differ in CUDA major)."""
 
 
-@pytest.mark.slow
 def test_every_extra_combination_has_at_most_one_onnxruntime() -> None:
     """Base: no onnxruntime. Any combination with one flavour extra: exactly that flavour's onnxruntime
     (the gpu flavours with TensorRT and NVML). Two flavours together is the one contradictory request:
@@ -104,7 +122,6 @@ def test_every_extra_combination_has_at_most_one_onnxruntime() -> None:
     assert checked == (1 + len(FLAVOURS)) * 2 ** len(others)
 
 
-@pytest.mark.slow
 def test_cpu_and_gpu_extras_together_install_both_and_are_flagged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

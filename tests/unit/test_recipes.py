@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from backends.errors import FieldError
 from backends.schema import Table, key
 from packager.errors import RecipeError
 from packager.recipes import find_recipes, load_recipe, resolve_family
+from tests.packs import pack_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -280,24 +278,7 @@ def test_pack_exits_2_without_a_traceback_on_a_nan_tolerance(tmp_path: Path) -> 
     folder = tmp_path / "recipes"
     folder.mkdir()
     write(folder, GOOD.replace("atol = 1e-5", "atol = nan"))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "packager.cli",
-            "foo",
-            "--recipes",
-            str(folder),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = pack_in_process("foo", "--recipes", str(folder), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stderr
     assert "field 'parity.outputs.sentence_embedding.atol': nan is not a finite number" in proc.stderr
     assert "Traceback" not in proc.stderr
