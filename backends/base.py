@@ -44,6 +44,9 @@ class ExportRequest:
     dim_ranges: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     """``{"input.axis": (min, opt, max)}`` for dynamic non-batch axes, derived from the recipe's
     ``[inputs]`` (a text recipe's sequence axis is ``(1, sample length, max_length)``)."""
+    batch_axes: Mapping[str, int | None] = field(default_factory=dict)
+    """Inputs and outputs whose samples are not on axis 0: ``{"state": 1, "stateN": 1, "sr": None}``
+    (``None``: no batch axis, a constant); a name not listed is batched on axis 0."""
     batch_sizes: tuple[int, ...] = ()
     """The batch sizes the run will feed the package (the recipe's ``[bench] batch_sizes``): an exporter
     that fixes a batch range at build time (a TensorRT profile) must cover them."""

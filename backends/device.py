@@ -73,14 +73,25 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_device(spec: Any) -> str:
-    """Validate ``spec`` against this machine and return its canonical form (``cuda`` -> ``cuda:0``)."""
+class Device(str):
+    """A device string already resolved against this machine (canonical and present). A run resolves its
+    ``--devices`` once; model classes that resolve what they are given (a consumer may pass ``"cuda"`` or a
+    ``torch.device``) take a ``Device`` as it is instead of asking again."""
+
+    __slots__ = ()
+
+
+def resolve_device(spec: Any) -> Device:
+    """Validate ``spec`` against this machine and return its canonical form (``cuda`` -> ``cuda:0``); a
+    :class:`Device` is returned unchanged (it was resolved once already)."""
+    if isinstance(spec, Device):
+        return spec
     try:
         kind, index = parse_device(spec)
     except ValueError as exc:
         raise InvalidDeviceError(str(exc)) from None  # bad input (exit 2), not a missing GPU (exit 3)
     if kind == "cpu":
-        return "cpu"
+        return Device("cpu")
     count = cuda_device_count()
     if count == 0:
         raise DeviceUnavailableError(
@@ -92,7 +103,7 @@ def resolve_device(spec: Any) -> str:
         raise DeviceUnavailableError(
             f"device '{spec}' does not exist: this machine has {count} CUDA device(s)"
         )
-    return f"cuda:{index}"
+    return Device(f"cuda:{index}")
 
 
 def available_devices() -> list[str]:
@@ -100,10 +111,10 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda:0"] if cuda_device_count() else [])
 
 
-def resolve_devices(specs: list[str]) -> list[str]:
+def resolve_devices(specs: list[str]) -> list[Device]:
     """Resolve each of ``specs`` and drop repeats (``cuda`` and ``cuda:0`` are one device), keeping order:
     each distinct device is verified and reported on its own."""
-    out: list[str] = []
+    out: list[Device] = []
     for spec in specs:
         device = resolve_device(spec)
         if device not in out:

@@ -21,6 +21,8 @@ LEARNED_KWARGS = ("input_names", "output_names")
 """Names a reference learns from its first run and exporters pass back: the same model either way."""
 
 _LOADED: dict[tuple[str, str, str | None, str], Any] = {}
+_INHERITED: list[Any] = []
+"""In a forked worker, the models its parent had loaded: held for the worker's life, never destroyed."""
 
 
 def _key(model_class: str, upstream: Path | str, variant: str | None, kwargs: dict[str, Any]) -> tuple:
@@ -52,6 +54,15 @@ def reference_model(
         _LOADED.clear()
         _LOADED[key] = load()
     return _LOADED[key]
+
+
+def keep_inherited() -> None:
+    """Called first thing in a forked worker: never destroy the models the fork copied. A fork copies an
+    onnxruntime session's thread pool as it was, its idle threads waiting on a condition variable, but not
+    the threads; destroying the copy waits for those waiters for ever (``pack silero_vad --variants
+    onnx,jit``: the jit task's worker replaced the inherited ONNX reference and hung, one run in three).
+    The worker exits without finalising (``os._exit``), so holding them costs nothing the fork did not."""
+    _INHERITED.extend(_LOADED.values())
 
 
 def release() -> None:

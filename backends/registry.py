@@ -129,31 +129,11 @@ def reference_class(task: str) -> str:
 
 def load_model_class(ref: str) -> type[PackageModel]:
     """Import a model class; anything with a ``from_pretrained`` classmethod and ``infer`` qualifies.
-    One of the consumer's own classes (``inference_models...``) comes wrapped in
-    :class:`backends.consumer.model.ConsumerModel`, which loads and runs it as the consumer does."""
-    from backends.consumer import is_consumer_class
-
-    if is_consumer_class(ref):
-        return _consumer_class(ref)
+    (``packager.consumer.load_model_class`` wraps the consumer's own classes on top of this.)"""
     cls = load_object(ref)
     if not hasattr(cls, "from_pretrained"):
         raise TypeError(f"'{ref}' has no from_pretrained(); it cannot be a model class")
     return cls
-
-
-def _consumer_class(ref: str) -> type[PackageModel]:
-    import importlib.util
-
-    from backends.consumer.bridge import HOW_TO_INSTALL
-    from backends.consumer.model import ConsumerModel
-    from backends.errors import ConsumerUnavailableError
-
-    if importlib.util.find_spec("inference_models") is None:
-        raise ConsumerUnavailableError(
-            f"model class '{ref}' is the consumer's own; {HOW_TO_INSTALL}, then run pack from that venv "
-            "(.venv-consumer/bin/pack)"
-        )
-    return ConsumerModel.bind(load_object(ref), ref)
 
 
 __all__ = [

@@ -14,24 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 from backends.device import no_cuda_without_asking_torch
+from bench.fingerprint import runtime_libraries
 from bench.gpu_processes import classify_processes, this_process_uses_gpu, uses_nvidia_device
+from bench.threads import ThreadSettings
 
-LIBRARIES = (
-    "torch",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "onnx",
-    "transformers",
-    "tensorrt",
-    "numpy",
-    "huggingface_hub",
-    "safetensors",
-    "weightpack",
-)
+RECORDED_LIBRARIES = ("huggingface_hub",)
+"""Recorded beside the runtime libraries (:func:`bench.fingerprint.runtime_libraries`, named by the
+backends' specs), not part of the fingerprint: it downloads, it does not compute."""
 
 
-def capture() -> dict[str, Any]:
-    """A JSON-able description of this machine and its ML stack."""
+def capture(threads: ThreadSettings | None = None) -> dict[str, Any]:
+    """A JSON-able description of this machine and its ML stack. ``threads``: the run's thread settings,
+    recorded as torch's while torch is not imported yet (they are applied when it is: capturing the
+    environment does not import torch for them, and a cold run and its re-run record the same)."""
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -39,8 +34,8 @@ def capture() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": _affinity(),
-        "torch_threads": _torch_threads(),
-        "torch_interop_threads": _torch_interop_threads(),
+        "torch_threads": _torch_threads(threads),
+        "torch_interop_threads": _torch_interop_threads(threads),
         "libraries": library_versions(),
         "onnxruntime_providers": _ort_providers(),
         "cuda": _cuda(),
@@ -52,8 +47,11 @@ def capture() -> dict[str, Any]:
     return env
 
 
-def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
-    """Installed versions of ``names`` (``None`` when absent); cheap, metadata only, no imports."""
+def library_versions(names: tuple[str, ...] | None = None) -> dict[str, str | None]:
+    """Installed versions of ``names`` (default: the runtime libraries and :data:`RECORDED_LIBRARIES`;
+    ``None`` when absent); cheap, metadata only, no imports."""
+    if names is None:
+        names = (*runtime_libraries(), *RECORDED_LIBRARIES)
     return {name: _version(name) for name in names}
 
 
@@ -97,10 +95,9 @@ def _affinity() -> int | None:
         return None
 
 
-def _torch_interop_threads() -> int | None:
-    pending = _pending_threads()
-    if pending is not None:
-        return pending.inter_op
+def _torch_interop_threads(threads: ThreadSettings | None) -> int | None:
+    if threads is not None and "torch" not in sys.modules:
+        return threads.inter_op
     try:
         import torch
     except ImportError:
@@ -117,25 +114,14 @@ def _tensorrt_version() -> str | None:
     return getattr(tensorrt, "__version__", None)
 
 
-def _torch_threads() -> int | None:
-    pending = _pending_threads()
-    if pending is not None:
-        return pending.intra_op
+def _torch_threads(threads: ThreadSettings | None) -> int | None:
+    if threads is not None and "torch" not in sys.modules:
+        return threads.intra_op
     try:
         import torch
     except ImportError:
         return None
     return torch.get_num_threads()
-
-
-def _pending_threads() -> Any:
-    """The thread settings :mod:`bench.threads` applies when torch is imported, while it is not yet:
-    capturing the environment does not import torch for them (a run whose packages are all reused needs
-    no torch at all), and they are what torch then runs with, so a cold run and its re-run record the
-    same."""
-    from bench.threads import pending_threads
-
-    return pending_threads()
 
 
 def _ort_providers() -> list[str]:

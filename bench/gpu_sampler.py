@@ -8,9 +8,9 @@ loop runs; :func:`summarize_samples` is the pure decision over the samples (thro
 range, peak device memory above the baseline taken before the model was loaded).
 
 Device memory comes from the device, not from torch's caching allocator, so onnxruntime's arena and
-TensorRT's activation memory count too: this process's own NVML entry when it can be identified
-(:func:`bench.gpu_processes.classify_processes`), else the device's used memory from ``cudaMemGetInfo``
-(``torch.cuda.mem_get_info``).
+TensorRT's activation memory count too: the device's used memory from ``cudaMemGetInfo``
+(``torch.cuda.mem_get_info``), its peak and its rise above the baseline, and beside it this process's own
+NVML entry when it can be identified (:func:`bench.gpu_processes.classify_processes`), under its own name.
 """
 
 from __future__ import annotations
@@ -40,8 +40,16 @@ class GpuSample:
 def summarize_samples(samples: Sequence[GpuSample], baseline_used_bytes: int | None = None) -> dict[str, Any]:
     """Conditions over a timed run: ``throttled`` when any sample had a throttle reason other than idle /
     application clocks (power cap, thermal, hardware slowdown), with the reasons and how many samples;
-    SM clock min/max, peak temperature, and peak device memory (and its rise above
-    ``baseline_used_bytes``, the reading before the model was loaded)."""
+    SM clock min/max, peak temperature, and device memory as two different quantities under two names:
+
+    * ``memory_process_peak_bytes``: the peak of this process's own NVML entry, an absolute figure that
+      includes its CUDA context (hundreds of MiB before any tensor), when the entry can be told;
+    * ``memory_device_peak_bytes`` and ``memory_device_peak_delta_bytes``: the peak of the whole device's
+      used memory (``cudaMemGetInfo``/NVML), and that peak minus ``baseline_used_bytes`` (the reading
+      before the model was loaded), i.e. what loading and running it added, whoever allocated it.
+
+    Main reported the process's absolute usage as the "delta" when its entry was found, and peak minus
+    baseline otherwise, under one name."""
     reasons: dict[str, int] = {}
     for s in samples:
         if s.throttle_mask:
@@ -54,8 +62,8 @@ def summarize_samples(samples: Sequence[GpuSample], baseline_used_bytes: int | N
 
     clocks, temps = values("sm_mhz"), values("temperature_c")
     used, own = values("device_used_bytes"), values("process_used_bytes")
-    peak = max(own) if own else (max(used) if used else None)
-    out: dict[str, Any] = {
+    device_peak = max(used) if used else None
+    return {
         "samples": len(samples),
         "throttled": bool(reasons),
         "throttle_reasons": sorted(reasons),
@@ -63,15 +71,14 @@ def summarize_samples(samples: Sequence[GpuSample], baseline_used_bytes: int | N
         "sm_mhz_min": min(clocks) if clocks else None,
         "sm_mhz_max": max(clocks) if clocks else None,
         "temperature_c_max": max(temps) if temps else None,
-        "memory_source": "nvml process" if own else ("device used (cudaMemGetInfo/NVML)" if used else None),
-        "memory_peak_bytes": peak,
-        "memory_peak_delta_bytes": None,
+        "memory_process_peak_bytes": max(own) if own else None,
+        "memory_device_peak_bytes": device_peak,
+        "memory_device_peak_delta_bytes": (
+            max(0, device_peak - baseline_used_bytes)
+            if device_peak is not None and baseline_used_bytes is not None
+            else None
+        ),
     }
-    if peak is not None and baseline_used_bytes is not None and not own:
-        out["memory_peak_delta_bytes"] = max(0, peak - baseline_used_bytes)
-    elif peak is not None and own:
-        out["memory_peak_delta_bytes"] = peak  # a process's own usage is already a delta from nothing
-    return out
 
 
 class GpuSampler:

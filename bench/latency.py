@@ -24,6 +24,7 @@ from bench.cuda_streams import (  # noqa: F401
     CudaEventTimer,
     device_synchronize,
     model_stream,
+    stage_before_start,
     uses_torch_stream,
 )
 from bench.yardstick import STABLE_COV, measure_yardstick  # STABLE_COV: trtexec's fixed 2.5 %
@@ -352,6 +353,7 @@ def measure_model(
     sync = device_synchronize(model, device)
     stream = model_stream(model, device)
     timer = CudaEventTimer(stream[0], f"CUDA events on {stream[1]}") if stream else None
+    fn = stage_before_start(model, fn, timer)  # a model's input copy stays out of its device time
     read = reader_for(device)
     if read is None:
         result = measure(fn, input_sets, config, sync, device_timer=timer, fetch=fetch)

@@ -52,9 +52,10 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
     """A readable summary of ``report.json``: verdict, packages, parity, latency, cold start, environment.
 
     Reads v1 and v2 reports (keys added in v2 are optional here)."""
-    verdict = "PASSED" if report["passed"] else "FAILED"
+    from bench.report import CANNOT_LOAD, consumer_refused, verdict
+
     out = [
-        f"# weightpack report: {report['family']} — {verdict}",
+        f"# weightpack report: {report['family']} — {verdict(report)}",
         "",
         f"Architecture `{report['architecture']}`, task `{report['task']}`, created {report['created_at']}, "
         f"schema `{report.get('schema')}`.",
@@ -67,6 +68,9 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             for f in report["failures"]
         ]
         out.append("")
+    if consumer_refused(report):
+        reason = report["consumer"]["reason"]
+        out += ["## inference-models", "", f"**{CANNOT_LOAD}**: {md_cell(reason)}", ""]
     warnings = (report.get("environment") or {}).get("warnings") or []
     if warnings:
         out += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
@@ -84,7 +88,9 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
                 len(p["files"]) if p else None,
                 f"`{p['sha256'][:16]}…`" if p else "-",
                 reused_cell(p) if p else "-",  # not a failure: plain text
-                "passed" if attempt.passed else f"**FAILED**: {md_cell(attempt.reason)}",
+                (f"checks passed; **{CANNOT_LOAD}**" if consumer_refused(report) else "passed")
+                if attempt.passed
+                else f"**FAILED**: {md_cell(attempt.reason)}",
             ]
         )
     out += table(["variant", "backend", "zip", "size (MB)", "files", "sha256", "reused", "result"], rows)
@@ -285,6 +291,7 @@ def render_markdown(report: dict[str, Any], plot: str | None = None) -> str:
             for c in report["cold_start"]
         ],
     )
+    out += cluster_section(report)
     env = report["environment"]
     libs = ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items() if v)
     cuda = env.get("cuda") or {}
@@ -332,6 +339,28 @@ def stable_cell(r: dict[str, Any]) -> str:
     if r.get("throttled"):
         cell += f" (throttled: {', '.join(r['gpu_conditions']['throttle_reasons'])})"
     return cell
+
+
+def cluster_section(report: dict[str, Any]) -> list[str]:
+    """``pack --ray``: where each package was built and, per target, which node checked it (the
+    Environment section below is the driver's; each node's machine is in the package's manifest)."""
+    cluster = (report.get("meta") or {}).get("cluster")
+    if not cluster:
+        return []
+
+    def node(n: dict[str, Any] | None) -> str:
+        return f"{n.get('hostname')} `{str(n.get('node_id'))[:8]}`" if n else "-"
+
+    rows = []
+    for p in report["packages"]:
+        c = p.get("cluster") or {}
+        built = "earlier run" if c.get("reused_from_out") else node(c.get("built_on"))
+        for target, t in (c.get("targets") or {}).items():
+            tries = "; ".join(a["death"] for a in t.get("attempts") or []) or "-"
+            rows.append([p["zip"], target, built, node(t.get("node")), t.get("seconds"), tries])
+    out = ["", "## Cluster", "", f"Ray cluster `{cluster.get('address')}`, {len(cluster.get('nodes') or [])} "
+           f"node(s), {cluster.get('tasks')} task(s), {cluster.get('retries')} retried.", ""]  # fmt: skip
+    return out + table(["zip", "target", "built on", "checked on", "task (s)", "tries that died"], rows)
 
 
 def reused_cell(package: dict[str, Any]) -> str:

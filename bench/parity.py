@@ -11,10 +11,13 @@ atol) that pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from backends.errors import FieldError
 
 RULE = "allclose: |actual - reference| <= atol + rtol * |reference|"
 
@@ -51,6 +54,10 @@ class OutputParity:
     min_atol: float | None = None
     min_rtol: float | None = None
     nonfinite: int = 0
+    step: int | None = None
+    """In a sequence of calls: the step this entry describes (the first failing one, else the one with the
+    largest error; counted from 0) and how many steps were compared."""
+    steps: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -75,7 +82,14 @@ def default_tolerance(dtype: str, backend: str, quantization: str = "fp32") -> t
 
 
 def compare_output(name: str, ref: np.ndarray, actual: np.ndarray, atol: float, rtol: float) -> OutputParity:
-    """Compare one output; never raises on mismatching data, it reports it."""
+    """Compare one output; never raises on mismatching data, it reports it. A tolerance that is no finite
+    number >= 0 is refused (FieldError, bad input): a NaN bound makes every comparison false, so nothing
+    would ever be outside it and any output would pass."""
+    for label, value in (("atol", atol), ("rtol", rtol)):
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0:
+            where = f"parity of output {name!r}"
+            raise FieldError(label, f"is {value!r}", "a finite number >= 0", where=where)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return _compare(name, ref, actual, atol, rtol)
 
@@ -166,6 +180,26 @@ def compare_outputs(
         else:
             atol, rtol = tolerance_for(name, str(np.asarray(reference[name]).dtype))
             results.append(compare_output(name, reference[name], actual[name], atol, rtol))
+    return results
+
+
+def compare_sequence(
+    reference: Sequence[Mapping[str, np.ndarray]],
+    actual: Sequence[Mapping[str, np.ndarray]],
+    tolerance_for: callable,  # (output_name, dtype) -> (atol, rtol)
+) -> list[OutputParity]:
+    """Compare a sequence of calls step by step (a recurrent model's outputs, its state included); one entry
+    per output: its first failing step, else its step with the largest error, with ``step``/``steps``."""
+    if len(actual) != len(reference):
+        raise ValueError(f"{len(actual)} steps compared with a reference of {len(reference)}")
+    per_step = [compare_outputs(r, a, tolerance_for) for r, a in zip(reference, actual, strict=True)]
+    results = []
+    for name in sorted({p.output for step_results in per_step for p in step_results}):
+        entries = [(step, p) for step, rs in enumerate(per_step) for p in rs if p.output == name]
+        failing = [(step, e) for step, e in entries if not e.passed]
+        step, chosen = failing[0] if failing else max(entries, key=lambda se: se[1].max_abs or 0.0)
+        reason = chosen.reason if chosen.passed else f"at step {step} of {len(reference)}: {chosen.reason}"
+        results.append(replace(chosen, reason=reason, step=step, steps=len(reference)))
     return results
 
 

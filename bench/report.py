@@ -21,6 +21,9 @@ from bench.latency import LatencyResult, ci_half_width, summarize
 from bench.parity import RULE, OutputParity
 from bench.yardstick import stability
 
+CANNOT_LOAD = "inference-models cannot load this package"
+"""What every output says instead of PASSED for a package whose recipe declares the consumer cannot load it
+(``[consumer] loads = false``)."""
 SCHEMA = "weightpack.report/v2"
 SCHEMA_VERSION = 2
 
@@ -49,6 +52,9 @@ class Report:
     goldens: list[dict[str, Any]] = field(default_factory=list)
     noise_floor: dict[str, Any] = field(default_factory=dict)
     cross_device: list[dict[str, Any]] = field(default_factory=list)
+    consumer: dict[str, Any] = field(default_factory=dict)
+    """``{"loads": false, "reason": ...}`` when the recipe declares that inference-models cannot load its
+    packages (``[consumer]``); empty when it does not say."""
 
     @classmethod
     def start(cls, recipe: Any, environment: dict[str, Any], meta: dict[str, Any] | None = None) -> Report:
@@ -59,12 +65,13 @@ class Report:
             recipe=str(recipe.path),
             environment=environment,
             meta=dict(meta or {}),
+            consumer=_consumer(getattr(recipe, "consumer", None)),
         )
 
     @property
     def passed(self) -> bool:
         """True only when something was checked and nothing failed."""
-        checked = bool(self.parity)
+        checked = bool(self.parity or self.task_checks)
         return (
             checked
             and not self.failures
@@ -162,7 +169,10 @@ class Report:
         memory: dict[str, Any] | None = None,
         input_sets: int | None = None,
         input_shape: str | None = None,
+        inputs_digest: str | None = None,
     ) -> None:
+        """``inputs_digest``: a hash of the input sets timed (two rows with the same one timed the same
+        arrays: ``pack``, the nightly and ``pack runs`` build them the same way)."""
         stats = summarize(result.samples_ms, batch_size)
         entry: dict[str, Any] = {
             "variant": variant,
@@ -181,6 +191,7 @@ class Report:
             "harness_overhead_ns": result.harness_overhead_ns,
             "device_timer": result.device_timer,
             "input_sets": input_sets,
+            "inputs_digest": inputs_digest,
             "memory": memory or {},
             "gpu_conditions": result.gpu_conditions,
             "throttled": bool(result.gpu_conditions and result.gpu_conditions.get("throttled")),
@@ -235,8 +246,28 @@ class Report:
             "goldens": self.goldens,
             "noise_floor": self.noise_floor,
             "cross_device": self.cross_device,
+            "consumer": self.consumer,
             "environment": self.environment,
         }
+
+
+def _consumer(declared: Any) -> dict[str, Any]:
+    if declared is None or getattr(declared, "loads", None) is None:
+        return {}
+    return {"loads": bool(declared.loads), "reason": declared.reason}
+
+
+def consumer_refused(report: dict[str, Any]) -> bool:
+    """The report's recipe declares that inference-models cannot load its packages."""
+    return (report.get("consumer") or {}).get("loads") is False
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """``PASSED``, ``FAILED``, or (checks passed, the recipe declaring the consumer cannot load the
+    packages) ``checks passed; inference-models cannot load this package``: never a bare PASSED then."""
+    if not report["passed"]:
+        return "FAILED"
+    return f"checks passed; {CANNOT_LOAD}" if consumer_refused(report) else "PASSED"
 
 
 def _shape(input_shape: str | None) -> dict[str, str]:

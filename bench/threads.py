@@ -57,33 +57,17 @@ def resolve_threads(flag: int | None, recipe: int | None) -> ThreadSettings:
     return default_threads()
 
 
-_current: ThreadSettings | None = None
-
-
-def current_threads() -> ThreadSettings:
-    """What :func:`apply_threads` last set in this process (threads are process-wide in torch too), else
-    the default; model classes get it through ``from_pretrained`` keyword arguments."""
-    return _current or default_threads()
-
-
-def pending_threads() -> ThreadSettings | None:
-    """The settings :func:`apply_threads` will apply when torch is imported, while it is not yet."""
-    if "torch" in sys.modules or not any(isinstance(f, _ApplyOnTorchImport) for f in sys.meta_path):
-        return None
-    return _current
-
-
 def apply_threads(settings: ThreadSettings) -> ThreadSettings:
     """Set torch's intra-op threads (and inter-op threads where torch still allows it: only before its
     first parallel region) and return the settings with what torch really runs with.
 
     When torch is not imported yet, it is not imported for this: the settings are applied the moment
-    something imports torch (:class:`_ApplyOnTorchImport`), so a run that needs no model (every package
-    reused) never pays the torch import, and one that does gets exactly these threads."""
-    global _current
+    something imports torch (:class:`_ApplyOnTorchImport`, which carries them), so a run that needs no
+    model (every package reused) never pays the torch import, and one that does gets exactly these
+    threads. Nothing is remembered here: the caller keeps the returned value and passes it on (to model
+    classes as ``from_pretrained`` keyword arguments, to the environment capture)."""
     if "torch" not in sys.modules:
-        _ApplyOnTorchImport.install()
-        _current = settings
+        _ApplyOnTorchImport.install(settings)
         return settings
     import torch
 
@@ -91,18 +75,22 @@ def apply_threads(settings: ThreadSettings) -> ThreadSettings:
     # only possible before torch's first parallel region; otherwise keep what it has, and record that
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(settings.inter_op)
-    _current = ThreadSettings(settings.intra_op, torch.get_num_interop_threads(), settings.source)
-    return _current
+    return ThreadSettings(settings.intra_op, torch.get_num_interop_threads(), settings.source)
 
 
 class _ApplyOnTorchImport(importlib.abc.MetaPathFinder):
-    """A one-shot import hook: once ``import torch`` has run torch's ``__init__``, apply
-    :func:`current_threads` to it, before any caller of that import can start a parallel region."""
+    """A one-shot import hook holding the settings to apply: once ``import torch`` has run torch's
+    ``__init__``, apply them to it, before any caller of that import can start a parallel region."""
+
+    def __init__(self, settings: ThreadSettings) -> None:
+        self.settings = settings
 
     @classmethod
-    def install(cls) -> None:
-        if not any(isinstance(f, cls) for f in sys.meta_path):
-            sys.meta_path.insert(0, cls())
+    def install(cls, settings: ThreadSettings) -> None:
+        """Put a hook with ``settings`` first on ``sys.meta_path`` (replacing an earlier one: the last
+        settings applied are the ones torch gets)."""
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, cls)]
+        sys.meta_path.insert(0, cls(settings))
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "torch" or getattr(self, "_looking", False):
@@ -118,13 +106,13 @@ class _ApplyOnTorchImport(importlib.abc.MetaPathFinder):
         if spec is None or spec.loader is None:
             return spec
         run_module = spec.loader.exec_module
-        hook = self
+        hook, settings = self, self.settings
 
         def exec_module(module: Any) -> None:
             if hook in sys.meta_path:
                 sys.meta_path.remove(hook)
             run_module(module)
-            apply_threads(current_threads())
+            apply_threads(settings)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec

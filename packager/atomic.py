@@ -6,7 +6,10 @@ run never leaves a file under its final name that looks complete but is not.
 Every temporary weightpack makes (atomic siblings, export staging folders, extraction and verification
 folders) is named ``.<what>.<pid>-<random>.partial``: the pid of the process that owns it. A process killed
 by SIGKILL cannot clean up, so :func:`sweep` (run at the start of each pack, verify-remote and upload)
-removes the temporaries whose owner is no longer alive; one still in use is never touched.
+removes the temporaries whose owner is no longer alive; one still in use is never touched. An owner is
+alive only while it really runs: a zombie (dead, not yet reaped) is not, and neither is a new process that
+reused the pid, told apart by its start time where the owner's was recorded (pack's lock stamp records
+every process of its run, see :mod:`packager.outdir`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,21 +39,42 @@ def owner_pid(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _alive(pid: int) -> bool:
+START_TIME_SLACK_S = 0.05
+
+
+def start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), None when there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError, ValueError, OverflowError):  # no such process, or no pid at all
+        return None
+
+
+def alive(pid: int, started: float | None = None) -> bool:
+    """Whether ``pid`` runs: it exists, is no zombie, and started at ``started`` when that is known (a pid
+    the kernel handed to a new process is not the owner come back)."""
+    import psutil
+
     if pid == os.getpid():
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - started) <= START_TIME_SLACK_S
+    except (psutil.NoSuchProcess, ValueError, OverflowError):  # gone, or never a pid (a stamp is a hint)
         return False
-    except PermissionError:
+    except (psutil.Error, OSError):  # another user's process we may not inspect: it runs
         return True
-    return True
 
 
-def sweep(folder: Path, recursive: bool = True) -> list[Path]:
+def sweep(folder: Path, recursive: bool = True, owners: Mapping[int, float] | None = None) -> list[Path]:
     """Remove the temporaries under ``folder`` whose owning process is gone; returns what was removed.
-    Symbolic links are never followed."""
+    ``owners``: pid -> start time of processes known to have made temporaries here (a reused pid is then
+    told from its owner). Symbolic links are never followed."""
+    owners = owners or {}
     removed: list[Path] = []
     stack = [Path(folder)]
     while stack:
@@ -61,7 +85,7 @@ def sweep(folder: Path, recursive: bool = True) -> list[Path]:
             continue
         for entry in entries:
             pid = owner_pid(entry.name)
-            if pid is not None and not _alive(pid):
+            if pid is not None and not alive(pid, owners.get(pid)):
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
@@ -71,6 +95,16 @@ def sweep(folder: Path, recursive: bool = True) -> list[Path]:
             elif recursive and entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
     return removed
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` a symbolic link to ``target``, whatever was there (a link to elsewhere, left by another
+    run or planted, or a file): a link is trusted only for where it points now, never for existing."""
+    link = Path(link)
+    if link.is_symlink() and link.readlink() == Path(target):
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
 
 
 def new_temp_dir(parent: Path, what: str) -> Path:

@@ -2,7 +2,8 @@
 
 The manifest records an ``input_key`` hashed from the upstream files, the backend's options, the sample
 inputs and the tool versions; a zip and manifest with the same key that still match each other are reused,
-so re-running after an interruption finishes the job instead of redoing it.
+so re-running after an interruption finishes the job instead of redoing it. An export that fails where the
+upstream already ships the package's format names that file (:func:`hinted`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from backends.base import ExportRequest, Tensors
 from backends.registry import get_backend
 from bench import environment
 from packager import __version__, archive, atomic, manifest, sources
+from packager.consumer.layout import apply_layout
 from packager.errors import ArchiveError, WeightpackError
-from packager.layout import apply_layout
 from packager.outdir import OutputFolderError
 from packager.recipes import InputsRecipe, Recipe
+from packager.reference import content
+from packager.sources import FetchedSource
 from packager.ui import UI
 
 
@@ -36,7 +39,6 @@ class PackageBuild:
     model_class: str
     package_manifest: dict[str, Any]
     reused: bool
-    limits: archive.Limits = field(default_factory=archive.Limits)  # what its extraction is held to
 
 
 def input_key(
@@ -74,11 +76,12 @@ def reused_build(
     out_dir: Path,
     reference_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
-    limits: archive.Limits | None = None,
+    *,
+    limits: archive.Limits,
 ) -> PackageBuild | None:
     """The package built earlier from the same inputs, when its zip and manifest are there and agree (and
-    the zip follows the archive rules: else OutputFolderError, exit 2, naming the files to delete)."""
-    limits = limits or archive.Limits()
+    the zip follows the archive rules within the run's ``limits``: else OutputFolderError, exit 2, naming
+    the files to delete)."""
     zip_path = out_dir / recipe.zip_name(variant, backend)
     manifest_path = manifest.manifest_path_for(zip_path)
     key = input_key(fetched, recipe, backend, variant, reference_kwargs, device)
@@ -93,7 +96,6 @@ def reused_build(
         reused[1]["model_class"],
         reused[1]["packageManifest"],
         reused=True,
-        limits=limits,
     )
 
 
@@ -108,11 +110,12 @@ def build_package(
     ui: UI,
     reference_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
-    limits: archive.Limits | None = None,
+    *,
+    limits: archive.Limits,
 ) -> PackageBuild:
-    """Export + zip on ``device`` (the run's build device, see :func:`backends.device.export_device`)."""
-    limits = limits or archive.Limits()
-    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device, limits)
+    """Export + zip on ``device`` (the run's build device, see :func:`backends.device.export_device`);
+    a zip kept from an earlier run is read within the run's ``limits``."""
+    found = reused_build(recipe, variant, backend, fetched, out_dir, reference_kwargs, device, limits=limits)
     if found is not None:
         ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
         return found
@@ -133,6 +136,7 @@ def build_package(
                 reference_kwargs=dict(reference_kwargs or {}),
                 device=device,
                 dim_ranges=dim_ranges(recipe.inputs_for(variant), inputs),
+                batch_axes=batch_axes(recipe.inputs_for(variant)),
                 batch_sizes=tuple(recipe.bench.batch_sizes),
             )
             result = get_backend(backend).load_exporter()(request)
@@ -166,8 +170,20 @@ def build_package(
         model_class,
         result.package_manifest,
         reused=False,
-        limits=limits,
     )
+
+
+def batch_axes(spec: InputsRecipe) -> dict[str, int | None]:
+    """The inputs batched elsewhere than axis 0 (a constant: nowhere), and the outputs feeding state
+    inputs, batched where those are."""
+    out: dict[str, int | None] = {}
+    for t in spec.tensors if spec.kind == "tensor" else ():
+        axis = None if t.value is not None or not t.shape else t.batch_axis
+        if axis != 0:
+            out[t.name] = axis
+        if t.state_from and axis != 0:
+            out[t.state_from] = axis
+    return out
 
 
 def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int, int]]:
@@ -179,7 +195,7 @@ def dim_ranges(spec: InputsRecipe, inputs: Tensors) -> dict[str, tuple[int, int,
         out: dict[str, tuple[int, int, int]] = {}
         for t in spec.tensors:
             shapes = [list(s) for s in (t.shapes or [t.shape])]
-            for axis in range(1, len(t.shape)):
+            for axis in (a for a in range(len(t.shape)) if a != t.batch_axis):
                 sizes = [int(s[axis]) for s in shapes if len(s) > axis]
                 out[f"{t.name}.{axis}"] = (min(sizes), int(t.shape[axis]), max(sizes))
         return out
@@ -229,3 +245,51 @@ def _reusable(
     return archive.ZipResult(
         zip_path=zip_path, size=z["size"], md5=z["md5"], sha256=z["sha256"], files=files
     ), data
+
+
+# -- an export that fails where the upstream already ships the format --------------------------------
+# Model authors often ship the same network twice (a TorchScript ``.jit`` and an ``.onnx``, as Silero VAD
+# does); their own graph is what a user wants when exporting from the other one fails (a scripted module
+# that calls submodules cannot be traced to ONNX). The failure then names the file and the recipe line
+# that adopts it as it is. Pure lookups beside the source's file, for local and ``pkg://`` sources (an
+# ``hf://`` repository is not listed: the hub may be out of reach).
+
+
+def shipped_alternatives(source: str, fetched: FetchedSource, backend: str) -> list[tuple[str, str]]:
+    """``[(file name, source line)]``: files beside a single-file source that ``backend`` adopts as they
+    are (an ``.onnx`` beside the ``.jit`` for the onnx backend), read for what they are."""
+    suffixes = get_backend(backend).adopts_upstream
+    if not suffixes or len(fetched.files) != 1:
+        return []
+    try:
+        kind = sources.parse_uri(source).kind
+    except WeightpackError:
+        return []
+    if kind not in ("local", "pkg"):
+        return []
+    file = (fetched.path / next(iter(fetched.files))).resolve()
+    found = []
+    for sibling in sorted(file.parent.iterdir()):
+        if sibling == file or not sibling.is_file() or not sibling.name.endswith(suffixes):
+            continue
+        if content.sniff(sibling) == content.guess(sibling.name):
+            head = source.rstrip("/").rsplit("/", 1)[0] + "/" if "/" in source.rstrip("/") else ""
+            found.append((sibling.name, f'source = "{head}{sibling.name}"'))
+    return found
+
+
+def hinted(exc: WeightpackError, recipe_path: Path, variant: str, backend: str, source: str,
+           fetched: FetchedSource) -> WeightpackError:  # fmt: skip
+    """``exc`` (an export failure) with the upstream's own file in ``backend``'s format named, and the
+    recipe line that adopts it; ``exc`` unchanged when the upstream ships none."""
+    found = shipped_alternatives(source, fetched, backend)
+    if not found:
+        return exc
+    name, line = found[0]
+    hint = (
+        f"the upstream ships {name} beside {Path(source).name}, already in the {backend} package's format: "
+        f"adopt it as it is with a variant of {recipe_path} whose source is that file, `{line}` (an "
+        "adopted file is its own reference; its inputs are its own, see pack inspect)"
+    )
+    exc.args = (f"{exc}\n{hint}",)
+    return exc

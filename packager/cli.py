@@ -4,8 +4,8 @@
 packages; ``pack --list`` shows families. Other verbs (``pack SUBCOMMAND ...``) are registered in
 :data:`packager.commands.VERBS`, one entry and a module of their own each.
 
-Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (missing extra, no CUDA),
-130 interrupted.
+Exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (disk, limits, network, missing
+extra, no CUDA), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from backends.device import available_devices
-from packager import __version__, commands, limits
+from packager import __version__, commands, interrupts, limits, side_files
+from packager.arguments import comma_list, thread_count
+from packager.cache import default_cache_dir  # re-exported: verify-remote and inspect read it from here
+from packager.cluster import cli as cluster_cli
 from packager.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, WeightpackError
+from packager.outdir import path_argument
 from packager.recipes import default_recipe_dirs, find_recipes, load_recipe, resolve_family
 from packager.redact import redact_argv
 
@@ -36,61 +39,57 @@ USAGE = """pack FAMILY [options]
        pack SUBCOMMAND [arguments]   (pack SUBCOMMAND --help)"""
 
 EXIT_CODES = (
-    "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (a missing extra,\n"
-    "no CUDA), 130 interrupted; when several packages fail, the highest code wins."
+    "exit codes: 0 all passed, 1 a check failed, 2 bad input, 3 environment (disk, file-size limits,\n"
+    "network, a missing extra, no CUDA), 130 interrupted, 143 terminated (SIGTERM); when several\n"
+    "packages fail, the highest code wins."
 )
 
 
-def default_cache_dir() -> Path:
-    """``$WEIGHTPACK_CACHE``, else ``$XDG_CACHE_HOME/weightpack``, else ``~/.cache/weightpack``."""
-    if os.environ.get("WEIGHTPACK_CACHE"):
-        return Path(os.environ["WEIGHTPACK_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "weightpack"
-
-
-def _csv(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. tiny,small")
-    return items
+MAX_COUNT = 4096
+"""The most --threads or --jobs accepted: more than any machine's cores, far less than would overflow the
+C int torch and onnxruntime take (a huge value used to fail only after a whole build)."""
 
 
 def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"'{value}' is not a positive integer")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number from 1 to {MAX_COUNT}")
     return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = commands.Parser(
         prog="pack",
         usage=USAGE,
         description="Build, verify and report deployable packages for a model family.\n\n"
         + commands.verbs_help(),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # '--max-member 5' must not be taken as --max-members
     )
     family = parser.add_argument("family", nargs="?", help="model family (a recipe name, see --list)")
     family.completer = _complete_family  # type: ignore[attr-defined]  # read by argcomplete
     parser.add_argument(
-        "--variants", type=_csv, help="comma-separated variants (default: the recipe's default)"
+        "--variants", type=comma_list, help="comma-separated variants (default: the recipe's default)"
     )
-    parser.add_argument("--backends", type=_csv, help="comma-separated backends (default: all in the recipe)")
     parser.add_argument(
-        "--devices", type=_csv, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
+        "--backends", type=comma_list, help="comma-separated backends (default: all in the recipe)"
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: ./out/FAMILY)")
     parser.add_argument(
-        "--recipes", type=Path, action="append", help="recipe folder (repeatable; searched first)"
+        "--devices", type=comma_list, help="cpu, cuda, cuda:N (default: cpu, plus cuda:0 if present)"
     )
-    parser.add_argument("--cache-dir", type=Path, help="download cache (default: ~/.cache/weightpack)")
+    parser.add_argument("--out", type=path_argument, help="output folder (default: ./out/FAMILY)")
+    parser.add_argument(
+        "--recipes", type=path_argument, action="append", help="recipe folder (repeatable; searched first)"
+    )
+    parser.add_argument(
+        "--cache-dir", type=path_argument, help="download cache (default: ~/.cache/weightpack)"
+    )
     parser.add_argument(
         "--no-latency", action="store_true", help="skip latency measurement (parity still runs)"
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=thread_count,
         metavar="N",
         help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
     )
@@ -126,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="refuse what is otherwise warned about (unpinned hf:// sources)"
     )
     limits.add_arguments(parser)
+    cluster_cli.add_arguments(parser)
     for module in _extensions():
         module.add_arguments(parser)
     return parser
@@ -156,11 +156,16 @@ def _shell_completion() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return interrupts.run(lambda: _main(argv), as_program=argv is None)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if argv is None:
         _shell_completion()
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = commands.find(argv[0]) if argv else None
     if verb is not None:
+        side_files.contain(default_cache_dir())
         return _guard(lambda: verb.load()(argv[1:]), json_errors="--json" in argv, debug="--debug" in argv)
     typo = _mistyped_verb(argv)
     if typo:
@@ -185,40 +190,58 @@ def _mistyped_verb(argv: list[str]) -> str | None:
     return f"'{word}' is neither a subcommand nor a family; did you mean: {', '.join(close)}?"
 
 
+class _AfterSummary(Exception):
+    """An error after the run's JSON summary was made (publishing, fixtures): ``--json`` prints the summary
+    and the error as one document."""
+
+    def __init__(self, error: Exception, summary: dict) -> None:
+        super().__init__(str(error))
+        self.error, self.summary = error, summary
+
+
 def _guard(body: Callable[[], int], json_errors: bool, debug: bool = False) -> int:
     """Run ``body``; turn weightpack's typed errors into a message and the documented exit code. Anything
-    else (a bug here, or in code a recipe names) is one line and exit 1; ``--debug`` shows its traceback."""
+    else (a bug here, or in code a recipe names) is one line and exit 1; ``--debug`` shows its traceback.
+    With ``--json`` stdout gets exactly one JSON document on every path (the body's own, or this one)."""
+    summary: dict = {}
     try:
         return body()
-    except KeyboardInterrupt:
-        print("pack: interrupted; finished zips and reports are intact, re-run to complete", file=sys.stderr)
-        return 130
-    except Exception as exc:
+    except KeyboardInterrupt as stop:  # Ctrl-C (130) or SIGTERM (143): the same cleanup ran
+        code, message, kind = interrupts.exit_code(stop), interrupts.describe(stop), type(stop).__name__
+        print(f"pack: {message}; finished zips and reports are intact, re-run to complete", file=sys.stderr)
+    except Exception as caught:
+        exc = caught.error if isinstance(caught, _AfterSummary) else caught
+        summary = caught.summary if isinstance(caught, _AfterSummary) else {}
         if isinstance(exc, WeightpackError):
             code, message = getattr(exc, "exit_code", EXIT_BAD_INPUT), str(exc)
         elif debug:
-            raise
+            raise exc from None
         else:
             code = EXIT_CHECK_FAILED
             message = f"unexpected {type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
-        if json_errors:
-            print(
-                json.dumps(
-                    {"passed": False, "error": message, "error_type": type(exc).__name__, "exit_code": code}
-                )
-            )
+        kind = type(exc).__name__
         print(f"pack: error: {message}", file=sys.stderr)
-        return code
+    if json_errors:
+        doc = {**summary, "passed": False, "error": message, "error_type": kind, "exit_code": code}
+        print(json.dumps(doc, indent=2 if summary else None))
+    return code
 
 
 def recipe_dirs(args: argparse.Namespace) -> list[Path]:
+    """``--recipes`` folders (each must exist: a misspelt one would silently fall back to the built-in
+    recipes), then the default ones."""
+    for folder in args.recipes or []:
+        if not Path(folder).is_dir():
+            accepted = "a folder holding FAMILY.toml files"
+            raise UsageError(f"--recipes {folder}: no such folder (accepted: {accepted})")
     return [*(args.recipes or []), *default_recipe_dirs()]
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from packager import atomic, failures, outdir
-    from packager import summary as run_summary
+    from packager import atomic, outdir
+    from packager import outcome as run_summary
     from packager.pipeline import PackOptions, run_pack, select
+    from packager.settings import RunSettings
     from packager.ui import make_ui
 
     dirs = recipe_dirs(args)
@@ -228,23 +251,35 @@ def _pack(args: argparse.Namespace) -> int:
         raise UsageError("a FAMILY is required (see pack --list), e.g. pack minilm --variants l6")
     recipe = resolve_family(args.family, dirs)
     variants, backends = select(recipe, args.variants, args.backends)
+    out_dir = (args.out or Path("out") / recipe.family).resolve()
+    cache_dir = (args.cache_dir or default_cache_dir()).resolve()
+    outdir.refuse_shared_folder(out_dir, "--out", f"out/{recipe.family}")
+    outdir.refuse_shared_folder(cache_dir, "--cache-dir", "~/.cache/weightpack")
+    outdir.check_folder(cache_dir, "--cache-dir")  # like --out: a file or a read-only folder is exit 2 now
+    side_files.contain(cache_dir)  # before any library that writes on its own is imported
     for module in _extensions():
         if hasattr(module, "check_arguments"):
             module.check_arguments(args)
+    cluster = cluster_cli.executor(args)  # --ray: connected now, so a wrong address fails before any work
+    settings = RunSettings.of(
+        devices=args.devices,
+        threads=args.threads,
+        limits=limits.limits_from(args),
+        measure_latency=not args.no_latency,
+        resolve=cluster is None,  # with --ray each node resolves the devices on itself
+    )
     options = PackOptions(
         variants=variants,
         backends=backends,
-        devices=args.devices or available_devices(),
-        out_dir=(args.out or Path("out") / recipe.family).resolve(),
-        cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
-        measure_latency=not args.no_latency,
+        out_dir=out_dir,
+        cache_dir=cache_dir,
+        settings=settings,
         reverify=args.reverify,
         jobs=args.jobs,
-        threads=args.threads,
         extra_meta={"argv": redact_argv(["pack", *sys.argv[1:]]) if args else []},
-        limits=limits.limits_from(args),
         wait=args.wait,
         strict=args.strict,
+        cluster=cluster,
     )
     ui = make_ui(args.quiet or args.json)
     _quiet_libraries()
@@ -259,21 +294,35 @@ def _pack(args: argparse.Namespace) -> int:
     with outdir.held_until_end():
         report = run_pack(recipe, options, ui)
         data = report.to_dict()
-        if args.json:
-            print(json.dumps(run_summary.as_json(data, options.out_dir), indent=2))
-        elif not args.quiet:
+        summary = run_summary.as_json(data, options.out_dir) if args.json else None
+        if summary is None and not args.quiet:
             run_summary.print_table(data, options.out_dir)
         if profile is not None:
             profile.finish()
             atomic.write_json(options.out_dir / "profile.json", profile.to_dict())
             print(profile.render(), file=sys.stderr)
-        if not data["passed"]:
-            return failures.exit_code(data)
-        for module in _extensions():
-            code = module.after_pack(args, data, options.out_dir, ui)
-            if code:
-                return code
-        return EXIT_OK
+        try:
+            code = (
+                run_summary.exit_code(data)
+                if not data["passed"]
+                else _after_pack(args, data, options.out_dir, ui)
+            )
+        except Exception as exc:
+            if summary is None:
+                raise
+            raise _AfterSummary(exc, summary) from exc
+        if summary is not None:  # printed last: a publish failure goes into this one document
+            print(json.dumps(summary, indent=2))
+        return code
+
+
+def _after_pack(args: argparse.Namespace, data: dict, out_dir: Path, ui: object) -> int:
+    """The extension steps of a run whose checks all passed (publish, then fixtures)."""
+    for module in _extensions():
+        code = module.after_pack(args, data, out_dir, ui)
+        if code:
+            return code
+    return EXIT_OK
 
 
 def _quiet_libraries() -> None:

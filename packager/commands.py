@@ -9,7 +9,9 @@ one-line summary from here; adding a verb is one entry in :data:`VERBS` and a mo
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,11 @@ VERBS: tuple[Verb, ...] = (
         "verify-remote",
         "packager.publish.verify_remote:main",
         "check a registered package as a consumer would (download, md5, load, goldens)",
+    ),
+    Verb(
+        "registry",
+        "packager.registry.cli:main",
+        "a local models registry on disk (serve, list): register, verify-remote and AutoModel against it",
     ),
     Verb(
         "compare",
@@ -61,6 +68,11 @@ VERBS: tuple[Verb, ...] = (
         "one static HTML page per family: every row night after night, verdicts marked, parity drift",
     ),
     Verb(
+        "inspect",
+        "packager.inspect_cmd:main",
+        "a model's inputs and outputs (ONNX, TorchScript, state dict, HF) and the [inputs] for a recipe",
+    ),
+    Verb(
         "report",
         "packager.report_cmd:main",
         "render one report.json, or several side by side, as Markdown",
@@ -85,12 +97,28 @@ def verb_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     description, the rest after the options), each paragraph wrapped to the terminal."""
     text = plain_text(doc or "")
     head, _, rest = text.partition("\n\n")
-    return argparse.ArgumentParser(
+    return Parser(
         prog=f"pack {name}",
         description=head,
         epilog=rest or None,
         formatter_class=ParagraphFormatter,
+        allow_abbrev=False,  # an abbreviation silently taken for another flag is worse than an error
     )
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a usage error of a command line holding ``--json`` also prints one
+    JSON document on stdout (a script reading it gets one on every path, a refused flag included)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        self._json = "--json" in (sys.argv[1:] if args is None else list(args))
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):  # type: ignore[no-untyped-def]
+        if getattr(self, "_json", False):
+            doc = {"passed": False, "error": f"{self.prog}: {message}", "error_type": "UsageError"}
+            print(json.dumps({**doc, "exit_code": 2}))
+        super().error(message)
 
 
 class ParagraphFormatter(argparse.HelpFormatter):

@@ -13,6 +13,12 @@ torch's OpenMP thread pool hangs in one (:func:`choose_start_method`). The pool 
 progress display, so no thread of ours is running at the fork. Each worker builds several
 packages in turn; a package already built from the same inputs is found reused in the parent without a
 worker. With ``--jobs 1`` everything runs in this process, as before.
+
+No worker outlives the run: each arms a parent-death signal (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``)
+and watches its parent's pid besides, so a ``kill -9`` of pack (an OOM killer, a user) takes the workers
+with it instead of leaving them to write zips into a folder whose lock is gone. Workers ignore SIGINT (a
+terminal's Ctrl-C reaches the whole process group): the parent handles it and kills them. Their pids and
+start times go into the output folder's lock stamp (:func:`packager.outdir.record_processes`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +40,7 @@ from backends.base import Tensors
 from backends.loaded import reference_model
 from packager import archive, sources
 from packager.build import PackageBuild, build_package, reused_build
-from packager.errors import WeightpackError
+from packager.errors import EXIT_ENVIRONMENT, WeightpackError, as_environment_error
 from packager.hashing import usable_cpus
 from packager.recipes import Recipe
 from packager.ui import UI
@@ -53,11 +64,15 @@ class BuildTask:
     reference_kwargs: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     """The run's build device (``backends.device.export_device``)."""
-    limits: archive.Limits = field(default_factory=archive.Limits)
+    limits: archive.Limits = archive.DEFAULT_LIMITS
+    """The run's archive limits (a zip kept from an earlier run is read within them)."""
 
 
 class BuildFailed(WeightpackError):
-    """A worker process that died before returning its package; fails that package, not the run."""
+    """A worker process that died before returning its package (killed, out of memory); fails that
+    package, not the run: the machine's doing, not the input's (exit 3)."""
+
+    exit_code = EXIT_ENVIRONMENT
 
 
 @dataclass
@@ -141,9 +156,37 @@ def _build(task: BuildTask, ui: UI) -> PackageBuild:
     )
 
 
-def _worker_init(threads: Any) -> None:
+PR_SET_PDEATHSIG = 1
+WATCH_PARENT_S = 0.5
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process end when ``parent_pid`` does: the kernel's parent-death signal where there is
+    one (Linux), and a thread that watches the parent's pid everywhere (and covers the moment before the
+    signal was armed: a parent already gone is noticed at once)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(WATCH_PARENT_S)
+        os._exit(1)  # orphaned: the run is over; its temporaries are swept by the next one
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="weightpack-parent-watch", daemon=True).start()
+
+
+def _worker_init(threads: Any, parent_pid: int) -> None:
+    from backends.loaded import keep_inherited
     from bench.threads import apply_threads
 
+    keep_inherited()  # a forked worker must never destroy the parent's loaded models (a spawned one has none)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
+    die_with_parent(parent_pid)
     apply_threads(threads)
 
 
@@ -153,7 +196,7 @@ def _worker(task: BuildTask) -> PackageBuild | _RemoteError:
     try:
         return _build(task, UI())
     except WeightpackError as exc:
-        return _RemoteError.of(exc)
+        return _RemoteError.of(as_environment_error(exc))  # the cause does not travel back
 
 
 def run_builds(
@@ -173,7 +216,7 @@ def run_builds(
             task.out_dir,
             task.reference_kwargs,
             task.device,
-            task.limits,
+            limits=task.limits,
         )
         if found is not None:
             ui.info(f"  reusing {found.zip_result.zip_path.name} (inputs unchanged)")
@@ -185,7 +228,7 @@ def run_builds(
             try:
                 results[i] = _build(tasks[i], ui)
             except WeightpackError as exc:
-                results[i] = exc
+                results[i] = as_environment_error(exc)
         return results, 1  # type: ignore[return-value]
     workers = min(jobs, len(todo))
     label = ", ".join(f"{tasks[i].variant}/{tasks[i].backend}" for i in todo)
@@ -194,10 +237,14 @@ def run_builds(
         first = tasks[todo[0]]
         with contextlib.suppress(WeightpackError):  # each worker meets the same error and records it
             reference_model(first.reference_class, first.fetched.path, first.variant, first.reference_kwargs)
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(threads, os.getpid())
+    )
+    try:
         futures = {pool.submit(_worker, tasks[i]): i for i in todo}  # workers start here, before the UI
+        from packager.outdir import record_processes
+
+        record_processes(tasks[0].out_dir, list(getattr(pool, "_processes", {}) or {}))
         with ui.stage(f"export + zip {label} in {workers} parallel jobs ({context.get_start_method()})"):
             for future in concurrent.futures.as_completed(futures):
                 i = futures[future]
@@ -206,4 +253,11 @@ def run_builds(
                     results[i] = result.rebuild() if isinstance(result, _RemoteError) else result
                 except concurrent.futures.process.BrokenProcessPool as exc:
                     results[i] = BuildFailed(f"the build process died: {exc}")
+    except BaseException:  # Ctrl-C or an error: the workers' builds are not waited for
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return results, workers  # type: ignore[return-value]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 
-from packager.archive import Limits
+from packager.archive import DEFAULT_LIMITS, Limits
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.I)
@@ -26,7 +27,7 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Limits()
+    defaults = DEFAULT_LIMITS
     group = parser.add_argument_group("limits on packages read back (zips reused, verified, downloaded)")
     group.add_argument(
         "--max-extract-bytes",
@@ -45,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    return Limits(
-        max_total_bytes=getattr(args, "max_extract_bytes", Limits().max_total_bytes),
-        max_members=getattr(args, "max_members", Limits().max_members),
+    """The run's limits: the defaults with the flags :func:`add_arguments` added (the one place a run's
+    ``Limits`` is made; it then travels in :class:`packager.settings.RunSettings`)."""
+    return replace(
+        DEFAULT_LIMITS,
+        max_total_bytes=getattr(args, "max_extract_bytes", DEFAULT_LIMITS.max_total_bytes),
+        max_members=getattr(args, "max_members", DEFAULT_LIMITS.max_members),
     )

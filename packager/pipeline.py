@@ -17,40 +17,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.device import export_device, resolve_devices
+from backends.device import export_device
 from backends.errors import InputMismatchError
 from backends.loaded import release as release_reference
 from backends.registry import get_backend, load_object
 from bench import environment
 from bench.markdown import render_markdown
 from bench.report import Report
-from bench.threads import apply_threads, resolve_threads
-from packager import archive, atomic, failures, reuse, sources
-from packager.assemble import record_verification
-from packager.build import PackageBuild
-from packager.errors import EXIT_BAD_INPUT, UsageError, WeightpackError, WriteError
-from packager.goldens import save_arrays
-from packager.inputs import parity_inputs
+from bench.threads import apply_threads
+from packager import atomic, reuse, sources
+from packager.build import PackageBuild, hinted
+from packager.errors import EXIT_BAD_INPUT, ExportError, UsageError, WeightpackError, WriteError
+from packager.goldens import ParityCase, has_cases, load_golden, save_golden
 from packager.jobs import BuildTask, machine_default_jobs, run_builds, upstream_bytes
+from packager.outcome import record_failure, record_verification
+from packager.package_check import package_check, recorded_floors, tolerances_for
 from packager.recipes import Recipe
-from packager.reference import ReferenceSpec, check_recipe_imports, reference_for, run_reference, shape_cases
+from packager.reference import ReferenceSpec, check_recipe_imports, reference_case, reference_for, shape_cases
+from packager.settings import RunSettings
 from packager.ui import UI
-from packager.verify import ShapeCase, VerifyRequest, compare_devices, measure_noise_floor, verify_on_device
+from packager.verify import compare_devices, measure_noise_floor, verify_on_device
 
 
 @dataclass
 class PreparedVariant:
-    """A variant ready to build: its upstream files, reference and reference outputs."""
+    """A variant ready to build: its upstream files, reference, and its golden (the reference's outputs on
+    every case its packages are checked on, which the check reads back as every other entry does)."""
 
     name: str
     fetched: sources.FetchedSource
     spec: ReferenceSpec
-    inputs: dict
-    ref_outputs: dict
-    floors: dict | None
+    golden: Path
+    cases: tuple[ParityCase, ...]
     ref_key: str
-    shapes: tuple[ShapeCase, ...] = ()
-    """The shape set's shapes after the first, with the reference's outputs at each."""
+
+    @property
+    def inputs(self) -> dict:
+        """The parity batch (what exporters trace with)."""
+        return self.cases[0].inputs
 
 
 @dataclass
@@ -59,20 +63,19 @@ class PackOptions:
 
     variants: list[str]
     backends: list[str]
-    devices: list[str]
     out_dir: Path
     cache_dir: Path
-    measure_latency: bool = True
+    settings: RunSettings = field(default_factory=RunSettings)
+    """Devices (resolved), threads, archive limits, latency on/off: passed on as one value."""
     reverify: bool = False
     """``--reverify``: check every package and compute reference outputs again, ignoring kept results."""
     jobs: int | None = None
     """``--jobs``: exports + zips in parallel processes (default: what suits the machine)."""
-    threads: int | None = None
-    """``--threads``: torch and onnxruntime intra-op threads (default: ``[bench] threads``, else pinned)."""
     extra_meta: dict[str, Any] = field(default_factory=dict)
-    limits: archive.Limits = field(default_factory=archive.Limits)
     wait: bool = False  # wait for another run holding out_dir instead of refusing
     strict: bool = False  # refuse unpinned sources instead of warning
+    cluster: Any = None
+    """``--ray``: builds and verifies each package on a cluster node instead (``packager.cluster``)."""
 
 
 def select(
@@ -105,8 +108,9 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
     from packager.outdir import claim
 
     ui = ui or UI()
-    devices = resolve_devices(options.devices)
-    blocked = preflight(options.backends, devices)
+    local = options.cluster is None  # with --ray each node resolves and checks its own devices
+    devices = list(options.settings.devices) if local else []
+    blocked = preflight(options.backends, devices) if local else {}
     warnings = sources.unpinned_warnings(
         recipe.path, {v: recipe.variants[v].source for v in options.variants}
     )
@@ -114,10 +118,10 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
         raise UsageError("--strict: " + "; ".join(warnings))
     for warning in warnings:
         ui.warn(warning)
-    threads = apply_threads(resolve_threads(options.threads, recipe.bench.threads))
+    threads = apply_threads(options.settings.thread_settings(recipe.bench.threads))
     with claim(options.out_dir, wait=options.wait):
         report = Report.start(
-            recipe, environment.capture(), {**options.extra_meta, "out_dir": str(options.out_dir)}
+            recipe, environment.capture(threads), {**options.extra_meta, "out_dir": str(options.out_dir)}
         )
         report.environment["threads"] = threads.to_dict()
         report.environment["warnings"] = [*warnings, *(report.environment.get("warnings") or [])]
@@ -125,7 +129,7 @@ def run_pack(recipe: Recipe, options: PackOptions, ui: UI | None = None) -> Repo
             _pack_variants(recipe, options, devices, blocked, report, ui, threads)
         except (WeightpackError, OSError) as exc:
             error = WriteError.of(exc, options.out_dir) if isinstance(exc, OSError) else exc
-            failures.record(report, "pack", "-", None, None, error)
+            record_failure(report, "pack", "-", None, None, error)
             _write_report_if_possible(report, options.out_dir, ui)
             raise error from None
         environment.finish(report.environment)
@@ -156,18 +160,20 @@ def _pack_variants(
     for variant in variants:
         with _bad_input_recorded(report, variant, ui):
             prepared[variant] = _prepare_variant(recipe, variant, options, report, ui)
+    if options.cluster is not None:  # each package built and verified on a node: packager.cluster
+        return options.cluster.pack(recipe, prepared, options, report, ui, threads)
     for v in prepared.values():
         for backend, exc in blocked.items():  # never built: recorded with the fix (exit 3)
-            failures.record(report, "export", v.name, backend, None, exc)
+            record_failure(report, "export", v.name, backend, None, exc)
             ui.warn(f"{v.name}/{backend}: {exc}")
     tasks = [
         BuildTask(
             recipe, v.name, backend, v.fetched, v.inputs, v.spec.model_class, options.out_dir, v.spec.kwargs,
-            device=export_device(devices), limits=options.limits,
+            device=export_device(devices), limits=options.settings.limits,
         )
         for v in prepared.values()
         for backend in options.backends
-        if backend not in blocked
+        if backend not in blocked and backend in (recipe.variants[v.name].backends or [backend])
     ]  # fmt: skip
     upstream = max((upstream_bytes(v.fetched) for v in prepared.values()), default=0)
     jobs = options.jobs or machine_default_jobs(len(tasks), upstream)
@@ -179,14 +185,15 @@ def _pack_variants(
         if isinstance(result, WeightpackError):
             if isinstance(result, UsageError):
                 raise result
-            failures.record(report, "export", task.variant, task.backend, None, result)
+            if isinstance(result, ExportError):  # the upstream's own file in this format, if it ships one
+                source = recipe.variants[task.variant].source
+                result = hinted(result, recipe.path, task.variant, task.backend, source, task.fetched)
+            record_failure(report, "export", task.variant, task.backend, None, result)
             ui.warn(f"{task.variant}/{task.backend}: {result}")
             continue
         with _bad_input_recorded(report, task.variant, ui):
             report.add_package(result)
-            _verify_build(
-                recipe, prepared[task.variant], result, options, devices, report, ui, env_fingerprint
-            )
+            _verify_build(recipe, prepared[task.variant], result, options, report, ui, env_fingerprint)
 
 
 def _write_report_if_possible(report: Report, out_dir: Path, ui: UI) -> None:
@@ -202,7 +209,7 @@ def _record_bad_input(
 ) -> None:
     """Bad input (the recipe's module, inputs or reference) is recorded with its exit code (2) and the run
     goes on with the other variants, so one report says everything that is wrong; the CLI exits 2."""
-    failures.record(report, stage, variant, backend, None, exc)
+    record_failure(report, stage, variant, backend, None, exc)
     ui.warn(str(exc))
 
 
@@ -240,7 +247,7 @@ def _prepare_variant(
 ) -> PreparedVariant:
     """Fetch the variant's upstream files and compute (or read back) its reference outputs."""
     spec = recipe.variants[variant]
-    with ui.stage(f"fetch {recipe.family}/{variant} from {spec.source}"):
+    with ui.stage(f"fetch {recipe.family}/{variant} from {sources.public_uri(spec.source)}"):
         fetched = sources.fetch(
             spec.source,
             cache_dir=options.cache_dir,
@@ -254,50 +261,47 @@ def _prepare_variant(
     reference_class = spec.model_class
     golden = options.out_dir / "goldens" / f"{recipe.architecture}-{variant}-reference.npz"
     ref_key = reuse.reference_key(recipe, variant, fetched.provenance, spec)
-    kept = None if options.reverify else reuse.load_reference(golden, ref_key)
-    floors = None
+    base = recipe.inputs_for(variant)
+    seal = reuse.run_seal(options.cache_dir, report, ui)
+    kept = None if options.reverify or not has_cases(golden) else reuse.load_reference(golden, ref_key, seal)
+    cases = load_golden(golden) if kept is not None else ()
+    if cases and base.steps > 1 and (cases[0].sequence is None or cases[0].sequence.steps != base.steps):
+        kept = None
     if kept is not None:
-        inputs, ref_outputs, record = kept
+        _, _, record = kept
         casts = record["input_casts"]
         spec.kwargs.update(record["learned_kwargs"])
         if record["noise_floor"] is not None:
             report.noise_floor[variant] = record["noise_floor"]
-            floors = record["noise_floor"].get("outputs") or None
         ui.info(f"  reference outputs of {recipe.family}/{variant} reused from {golden.name}")
     else:
         given = dict(spec.kwargs)
         with ui.stage(f"reference outputs of {recipe.family}/{variant} ({spec.description})"):
-            inputs = parity_inputs(recipe.inputs_for(variant), fetched.path)
-            ref_outputs, casts = run_reference(spec, fetched.path, variant, inputs)
+            first, casts = reference_case(spec, fetched.path, variant, base, base.shape_label(0) or "")
         if recipe.parity.noise_floor:
             with ui.stage(f"noise floor of {recipe.family}/{variant} (reference fp32 vs fp64, cpu)"):
                 report.noise_floor[variant] = measure_noise_floor(
-                    reference_class, fetched.path, inputs, ref_outputs, variant, ui, spec.kwargs
+                    reference_class, fetched.path, first.inputs, first.reference, variant, ui, spec.kwargs
                 )
-            floors = report.noise_floor[variant]["outputs"] or None
-        save_arrays(
-            golden,
-            {
-                **{f"input/{k}": v for k, v in inputs.items()},
-                **{f"output/{k}": v for k, v in ref_outputs.items()},
-            },
-        )
+        cases = (first, *shape_cases(spec, fetched.path, variant, base, ui))
+        save_golden(golden, cases)
         learned = {k: v for k, v in spec.kwargs.items() if given.get(k, object()) != v}
-        reuse.save_reference(
-            golden, ref_key, casts=casts, learned=learned, noise_floor=report.noise_floor.get(variant)
-        )
-    base = recipe.inputs_for(variant)
-    shapes = shape_cases(spec, fetched.path, variant, base, ui)
+        floor = report.noise_floor.get(variant)
+        reuse.save_reference(golden, ref_key, seal, casts=casts, learned=learned, noise_floor=floor)
     report.references[variant] = {
-        **({"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]} if shapes else {}),
+        **(
+            {"input_shapes": [base.shape_label(i) for i in range(base.shape_count)]}
+            if base.shape_count > 1
+            else {}
+        ),
         "model_class": reference_class,
         "kind": spec.kind,
         "description": spec.description,
         "input_casts": casts,
-        "outputs": {k: list(v.shape) for k, v in ref_outputs.items()},
+        "outputs": {k: list(v.shape) for k, v in cases[0].reference.items()},
         "golden": golden.relative_to(options.out_dir).as_posix(),
     }
-    return PreparedVariant(variant, fetched, spec, inputs, ref_outputs, floors, ref_key, shapes)
+    return PreparedVariant(variant, fetched, spec, golden, cases, ref_key)
 
 
 @contextlib.contextmanager
@@ -317,19 +321,20 @@ def _verify_build(
     v: PreparedVariant,
     build: PackageBuild,
     options: PackOptions,
-    devices: list[str],
     report: Report,
     ui: UI,
     env_fingerprint: str,
 ) -> None:
     """Check one package on every device (or keep its earlier passed checks), then compare devices."""
-    variant, backend = build.variant, build.backend
-    fetched, inputs, ref_outputs, floors, ref_key = v.fetched, v.inputs, v.ref_outputs, v.floors, v.ref_key
-    per_device = {}
-    for device in devices:
-        key = reuse.verification_key(recipe, build, device, options.measure_latency, ref_key, env_fingerprint)
+    variant, backend, settings = build.variant, build.backend, options.settings
+    per_device, seal = {}, reuse.run_seal(options.cache_dir, report, ui)
+    for device in settings.devices:
+        key = reuse.verification_key(
+            recipe, build, device, settings.measure_latency, v.ref_key, env_fingerprint
+        )
         path = reuse.record_path(options.out_dir, build, device)
-        record = None if options.reverify else reuse.load_verification(path, key, options.out_dir)
+        sha = build.zip_result.sha256
+        record = None if options.reverify else reuse.load_verification(path, key, options.out_dir, seal, sha)
         if record is not None:
             per_device[device] = reuse.replay(record, report, options.out_dir)
             report.packages[-1].setdefault("verification", {})[device] = {
@@ -337,25 +342,15 @@ def _verify_build(
             }
             ui.info(f"  {variant}/{backend} on {device}: checks reused from {record['verified_at']}")
             continue
-        request = VerifyRequest(
-            recipe=recipe,
-            build=build,
-            device=device,
-            upstream_dir=fetched.path,
-            inputs=inputs,
-            reference=ref_outputs,
-            goldens_dir=options.out_dir / "goldens",
-            measure_latency=options.measure_latency,
-            floors=floors,
-            shapes=v.shapes,
-        )
-        verification = verify_on_device(request, ui)
+        check = package_check(recipe, build, device, settings, v.golden)
+        verification = verify_on_device(check, options.out_dir / "goldens", ui)
         record_verification(report, build, verification, options.out_dir)
         if verification.outputs is not None:
             per_device[device] = verification.outputs
         if reuse.checks_passed(report, build, device):
-            reuse.save_verification(path, key, report, build, device)
-    for devices_pair, result in compare_devices(recipe, build, per_device, floors):
+            reuse.save_verification(path, key, report, build, device, seal)
+    tolerance = tolerances_for(recipe, backend, recorded_floors(v.golden))
+    for devices_pair, result in compare_devices(tolerance, per_device):
         report.add_cross_device(variant, backend, devices_pair, result)
 
 
@@ -375,6 +370,5 @@ def upstream_view(fetched: sources.FetchedSource, out_dir: Path) -> sources.Fetc
     for rel in sorted(listed):
         link = view / rel
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.is_symlink():
-            link.symlink_to((fetched.path / rel).resolve())
+        atomic.point_link(link, (fetched.path / rel).resolve())  # a link left here is re-pointed
     return sources.FetchedSource(path=view, provenance=fetched.provenance)

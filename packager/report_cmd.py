@@ -8,10 +8,12 @@ report's, and parity per output. With one report it prints that report's own Mar
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
+from packager import atomic
 from packager.commands import verb_parser
-from packager.errors import EXIT_OK, UsageError
+from packager.errors import EXIT_OK, UsageError, WriteError, disk_cause
 
 
 def main(argv: list[str]) -> int:
@@ -27,23 +29,52 @@ def main(argv: list[str]) -> int:
     labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
     if labels is not None and len(labels) != len(reports):
         raise UsageError(f"--labels: {len(labels)} labels for {len(reports)} reports")
-    text = render_markdown(reports[0]) if len(reports) == 1 else render_comparison(reports, labels)
+    try:
+        text = render_markdown(reports[0]) if len(reports) == 1 else render_comparison(reports, labels)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # the schema said report, the content does not: a hand-edited or truncated file, not our bug
+        names = ", ".join(str(p) for p in args.reports)
+        raise UsageError(
+            f"{names}: not shaped like a weightpack report ({type(exc).__name__}: {exc}; "
+            "accepted: a report.json as pack wrote it)"
+        ) from None
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
+        try:
+            atomic.write_text(args.out, text)  # never half a file under the name asked for
+            args.out.chmod(0o644)  # a document to share, not the atomic temporary's 0600
+        except OSError as exc:
+            if disk_cause(exc) is not None:
+                raise WriteError.of(exc, args.out.parent) from None
+            raise UsageError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
     else:
         print(text)
     return EXIT_OK
+
+
+MAX_REPORT_BYTES = 256 << 20
+"""Far more than any report pack writes (a few hundred KB): a bigger file, or no regular file at all
+(``/dev/zero``), is refused before it is read."""
 
 
 def _load(path: Path) -> dict:
     if path.is_dir():
         path = path / "report.json"
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REPORT_BYTES:
+            what = "a regular file" if stat.S_ISREG(info.st_mode) else "no regular file"
+            raise UsageError(f"{path}: {what} of {info.st_size} bytes (accepted: a report.json pack wrote)")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such report") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc})") from None
-    if not str(data.get("schema", "")).startswith("weightpack.report/"):
-        raise UsageError(f"{path}: not a weightpack report (schema {data.get('schema')!r})")
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to be a report (accepted: a report.json)") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not str(schema or "").startswith("weightpack.report/"):
+        found = f"schema {schema!r}" if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+        raise UsageError(f"{path}: not a weightpack report ({found}; accepted: a report.json pack wrote)")
     return data

@@ -1,15 +1,15 @@
 """``pack``'s verify step for one built package on one device, as a consumer would use it: unzip, load
 through its model class, check parity against the upstream reference (plus task-level checks), then
-measure latency and memory.
+measure latency and memory, all through the package's :class:`~packager.package_check.PackageCheck` (the
+one check the nightly, ``verify-remote`` and compare's measure step use too).
 
-Each function takes a small typed request and returns its result (Model Navigator style): the pipeline
-assembles the report from the returned values; nothing here writes into a report.
+Each function takes its inputs and returns its result (Model Navigator style): the pipeline assembles the
+report from the returned values; nothing here writes into a report.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,69 +17,14 @@ from typing import Any
 from backends.base import Tensors
 from backends.errors import InputMismatchError
 from backends.outputs import run_model
-from backends.registry import load_kwargs_for, load_model_class
-from bench import memory
-from bench.latency import LatencyConfig, LatencyResult, measure_model, validate_input_sets
-from bench.parity import (
-    OutputParity,
-    as_float64,
-    compare_outputs,
-    default_tolerance,
-    noise_floor,
-    noise_floor_tolerance,
-)
-from bench.threads import current_threads
+from bench.parity import OutputParity, as_float64, compare_outputs, noise_floor
 from packager import atomic
-from packager.build import PackageBuild
-from packager.check import CheckRequest, CheckResult, check_outputs, open_package
+from packager.check import CheckResult, ToleranceFn
+from packager.consumer import load_model_class
 from packager.errors import WeightpackError, WriteError
 from packager.goldens import save_arrays
-from packager.inputs import build_input_sets
-from packager.recipes import InputsRecipe, Recipe
+from packager.package_check import LatencyRow, PackageCheck
 from packager.ui import UI
-
-
-@dataclass(frozen=True)
-class ShapeCase:
-    """One more shape of a variant's shape set: its inputs, and the reference's outputs on them."""
-
-    label: str
-    """``image 3x240x320`` (``InputsRecipe.shape_label``), what the report rows say."""
-    spec: InputsRecipe
-    """The variant's inputs at this shape (latency builds its batches from it)."""
-    inputs: Tensors
-    reference: Tensors
-
-
-@dataclass(frozen=True)
-class VerifyRequest:
-    """One package on one device, and where its outputs are recorded."""
-
-    recipe: Recipe
-    build: PackageBuild
-    device: str
-    upstream_dir: Path
-    inputs: Tensors
-    reference: Tensors
-    goldens_dir: Path
-    """Folder the package's outputs are saved in (``OUT/goldens``)."""
-    measure_latency: bool = True
-    floors: dict[str, dict] | None = None
-    """Measured noise floor per output (``[parity] noise_floor = true``)."""
-    shapes: tuple[ShapeCase, ...] = ()
-    """With a shape set, ``inputs``/``reference`` are at its first shape and these are the others: the
-    same loaded package is checked and timed at each, and every row says which (``input_shape``)."""
-
-
-@dataclass
-class LatencyRow:
-    """One batch size's timing with the memory around it."""
-
-    batch_size: int
-    result: LatencyResult
-    memory: dict[str, Any]
-    input_sets: int
-    input_shape: str | None = None
 
 
 @dataclass
@@ -94,7 +39,7 @@ class Verification:
     golden: Path | None = None
     latency: list[LatencyRow] = field(default_factory=list)
     error: BaseException | None = None
-    """Why it failed (recorded with its exit code by ``packager.failures``)."""
+    """Why it failed (recorded with its exit code by ``packager.outcome.record_failure``)."""
     stage: str = "load"
     """Where ``error`` happened: ``load``, ``parity`` (the package refused the reference's inputs) or
     ``latency`` (it passed its checks but refused a timed batch size)."""
@@ -107,50 +52,40 @@ class Verification:
         return self.checks[0][1].outputs if self.checks else None
 
 
-def verify_on_device(request: VerifyRequest, ui: UI) -> Verification:
-    """Unzip as a consumer does, load through the model class, check parity at every shape, then time it."""
-    build, device = request.build, request.device
-    where = f"{build.variant}/{build.backend} on {device}"
-    base = request.recipe.inputs_for(build.variant)
-    cases = [(base.shape_label(0), base, request.inputs, request.reference)]
-    cases += [(c.label, c.spec, c.inputs, c.reference) for c in request.shapes]
+def verify_on_device(check: PackageCheck, goldens_dir: Path, ui: UI) -> Verification:
+    """Unzip as a consumer does, load through the model class, check parity at every case of the golden,
+    then time every row of the latency plan; the package's outputs are saved under ``goldens_dir``."""
+    package, device = check.package, check.device
+    where = f"{package.variant}/{package.backend} on {device}"
     result = Verification(device=device)
     # under the output folder, never /tmp: a killed run's leftover is swept by the next run
-    with atomic.temp_dir(build.zip_result.zip_path.parent, "verify") as tmp:
+    with atomic.temp_dir(package.path.parent, "verify") as tmp:
         try:
             with ui.stage(f"load {where} from the zip"):
-                opened = open_package(
-                    build.zip_result.zip_path,
-                    build.model_class,
-                    device,
-                    request.inputs,
-                    tmp / "package",
-                    load_kwargs={**current_threads().model_kwargs(), **load_kwargs_for(build.backend)},
-                    limits=build.limits,
-                )
+                opened = check.open(tmp / "package")
         except (WeightpackError, OSError, ValueError, RuntimeError) as exc:
-            result.error = _environment_error(exc, build.zip_result.zip_path)
+            result.error = _environment_error(exc, package.path)
             ui.warn(f"{where}: {result.error}")
             return result
         result.cold_start = opened.cold_start
-        for label, _, inputs, reference in cases:
+        for case in check.checked_cases():
             try:
-                check = check_outputs(opened.model, _check_request(request, inputs, reference))
+                checked = check.check(opened, case)
             except InputMismatchError as exc:  # the reference took these inputs: the package is wrong
-                result.error, result.stage, result.shape = exc, "parity", label
+                result.error, result.stage, result.shape = exc, "parity", case.label
                 result.checks = []
-                ui.warn(f"variant '{build.variant}', backend {build.backend} on {device}: {exc}")
+                ui.warn(f"variant '{package.variant}', backend {package.backend} on {device}: {exc}")
                 return result
-            result.checks.append((label, check))
-            _warn(ui, where + (f" at {label}" if label else ""), check)
-        result.golden = _save_outputs(request, result.checks[0][1].outputs)
-        if request.measure_latency:
-            bench = request.recipe.bench
+            result.checks.append((case.label, checked))
+            _warn(ui, where + (f" at {case.label}" if case.label else ""), checked)
+        result.golden = _save_outputs(check, goldens_dir, result.checks[0][1].outputs)
+        plan = check.latency_plan()
+        if plan:
+            sizes = ", ".join(map(str, dict.fromkeys(r.batch_size for r in plan)))
             try:
-                with ui.stage(f"latency {where} (batch {', '.join(map(str, bench.batch_sizes))})"):
+                with ui.stage(f"latency {where} (batch {sizes})"):
                     baseline = opened.cold_start.get("cuda_device_before_bytes")  # before the load
-                    for label, spec, _, _ in cases:
-                        result.latency += measure_latency(request, opened.model, baseline, spec, label)
+                    result.latency = [check.measure(opened.model, row, baseline) for row in plan]
             except (WeightpackError, ValueError, RuntimeError) as exc:
                 # the parity inputs ran, a latency batch did not (a batch outside a TensorRT profile, a
                 # static batch): this package's failed check, recorded with the checks that did run
@@ -174,23 +109,10 @@ def _environment_error(exc: BaseException, zip_path: Path) -> BaseException:
     return exc
 
 
-def _check_request(request: VerifyRequest, inputs: Tensors, reference: Tensors) -> CheckRequest:
-    recipe, build = request.recipe, request.build
-    return CheckRequest(
-        model_class=build.model_class,
-        device=request.device,
-        inputs=inputs,
-        reference=reference,
-        tolerance=tolerances_for(recipe, build.backend, request.floors),
-        task=recipe.task,
-        min_cosine=recipe.parity.min_cosine,
-    )
-
-
-def _save_outputs(request: VerifyRequest, outputs: Tensors) -> Path:
-    stem = request.build.zip_result.zip_path.name.removesuffix(".zip")
+def _save_outputs(check: PackageCheck, goldens_dir: Path, outputs: Tensors) -> Path:
+    stem = check.package.path.name.removesuffix(".zip")
     return save_arrays(
-        request.goldens_dir / f"{stem}-{request.device.replace(':', '')}.npz",
+        goldens_dir / f"{stem}-{check.device.replace(':', '')}.npz",
         {f"output/{k}": v for k, v in outputs.items()},
     )
 
@@ -203,63 +125,8 @@ def _warn(ui: UI, where: str, check: CheckResult) -> None:
             )
     for c in check.task_checks:
         if not c.passed:
-            ui.warn(f"task check {where} {c.check}: {c.value:.6g} < {c.threshold}")
-
-
-def tolerances_for(
-    recipe: Recipe, backend: str, floors: dict[str, dict] | None = None
-) -> Callable[[str, str], tuple[float, float]]:
-    """Recipe per-output override, then recipe per-backend override, then the measured noise floor (when
-    ``[parity] noise_floor = true``), then the dtype/backend defaults."""
-    quantization = recipe.backends[backend].quantization
-
-    def tolerance_for(output: str, dtype: str) -> tuple[float, float]:
-        for key in (output, "*"):
-            if key in recipe.parity.tolerances:
-                t = recipe.parity.tolerances[key]
-                return t.atol, t.rtol
-        if backend in recipe.parity.backend_tolerances:
-            t = recipe.parity.backend_tolerances[backend]
-            return t.atol, t.rtol
-        if floors and output in floors:
-            return noise_floor_tolerance(floors[output], quantization)
-        return default_tolerance(dtype, backend, quantization)
-
-    return tolerance_for
-
-
-def measure_latency(
-    request: VerifyRequest,
-    model: Any,
-    baseline_used_bytes: int | None = None,
-    spec: InputsRecipe | None = None,
-    label: str | None = None,
-) -> list[LatencyRow]:
-    """Time ``model`` at each of the recipe's batch sizes, with the memory around each run
-    (``baseline_used_bytes``: device memory in use before the model was loaded; ``spec``/``label``: one
-    shape of a variant's shape set)."""
-    spec = spec or request.recipe.inputs_for(request.build.variant)
-    b = request.recipe.bench
-    config = LatencyConfig(
-        b.warmup_iters, b.warmup_s, b.min_iters, b.min_time_s, b.max_time_s, target_ci=b.target_ci
-    )
-    rows = []
-    for batch_size in b.batch_sizes:
-        sets = build_input_sets(spec, request.upstream_dir, batch_size)
-        distinct = validate_input_sets(sets)
-        rss_before = memory.rss_bytes()
-        memory.reset_cuda_peak(request.device)
-        result = measure_model(
-            model, request.device, sets, config, baseline_used_bytes=baseline_used_bytes
-        )
-        mem = {
-            "rss_bytes": memory.rss_bytes(),
-            "rss_delta_bytes": memory.rss_bytes() - rss_before,
-            "peak_rss_bytes": memory.peak_rss_bytes(),
-            **memory.cuda_peak(request.device),
-        }
-        rows.append(LatencyRow(batch_size, result, mem, distinct, label))
-    return rows
+            bound = "at least" if c.rule == ">=" else "at most"
+            ui.warn(f"task check {where} {c.check} on {c.output}: {c.value:.6g}, needs {bound} {c.threshold}")
 
 
 def measure_noise_floor(
@@ -290,12 +157,12 @@ def measure_noise_floor(
 
 
 def compare_devices(
-    recipe: Recipe, build: PackageBuild, per_device: dict[str, Tensors], floors: dict | None
+    tolerance: ToleranceFn, per_device: dict[str, Tensors]
 ) -> list[tuple[tuple[str, str], OutputParity]]:
-    """The package's CPU outputs against its outputs on each other device (reported, not gated)."""
+    """The package's CPU outputs against its outputs on each other device (reported, not gated), under
+    the package's tolerance (its :class:`PackageCheck`'s)."""
     if "cpu" not in per_device:
         return []
-    tolerance = tolerances_for(recipe, build.backend, floors)
     return [
         (("cpu", device), r)
         for device, outs in per_device.items()

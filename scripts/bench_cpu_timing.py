@@ -32,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "recipes"))  # mtcnn_nets, beside its recipe
 
 from bench.latency import LatencyConfig, ci_half_width, measure  # noqa: E402
 
@@ -45,9 +46,9 @@ def runners(threads: int | None, tmp: Path) -> dict[str, Callable[[dict], object
     """``{"torch": fn, "onnx": fn}`` for O-net with ``threads`` intra-op threads (``None``: library
     defaults: torch's get_num_threads() at start-up, onnxruntime's 0 = one per core)."""
     import torch
+    from mtcnn_nets import MTCNNNet
 
     from backends.onnx.model import OnnxModel
-    from backends.zoo.mtcnn import MTCNNNet
     from tests.backends.helpers import mtcnn_dir
 
     torch.set_num_threads(threads or DEFAULT_TORCH_THREADS)

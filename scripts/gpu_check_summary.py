@@ -76,7 +76,8 @@ def digest_report(report: dict[str, Any]) -> dict[str, Any]:
             "package": f"{r['variant']}/{r['backend']}", "device": r["device"], "batch": r["batch_size"],
             "p50_ms": r["p50_ms"], "device_p50_ms": (r.get("device_time") or {}).get("p50_ms"),
             "throttled": r.get("throttled", False),
-            "mem_peak_delta": ((r.get("gpu_conditions") or {}).get("memory_peak_delta_bytes")),
+            "mem_peak_delta": ((r.get("gpu_conditions") or {}).get("memory_device_peak_delta_bytes")),
+            "mem_process_peak": ((r.get("gpu_conditions") or {}).get("memory_process_peak_bytes")),
         }
         for r in report.get("latency", [])
     ]  # fmt: skip

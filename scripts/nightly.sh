@@ -74,8 +74,9 @@ DEVICE_ARGS=()
 # 1. pack + verify (parity gate, latency with raw samples) every family, all variants
 IFS=',' read -r -a FAMILY_LIST <<< "$FAMILIES"
 if [ "$USE_RAY" = 1 ]; then
-  # one Ray task per family x variant x backend (num_gpus=1 each when the cluster has GPUs)
-  "$PY" -m packager.nightly.fanout --ray --families "$FAMILIES" --out "$RUN/fanout" -- "${DEVICE_ARGS[@]}" || status=1
+  # pack FAMILY --ray per family: one Ray task per variant x backend x target, gathered into $RUN/<family>
+  # ($RAY_ADDRESS, else the cluster ray start began on this machine; docs/cluster.md)
+  "$PY" -m packager.nightly.fanout --ray --families "$FAMILIES" --out "$RUN" -- "${DEVICE_ARGS[@]}" || status=1
 else
   for family in "${FAMILY_LIST[@]}"; do
     variants=$("$PY" -m packager.cli --list --json | "$PY" -c "import json,sys; print(','.join(next(f['variants'] for f in json.load(sys.stdin) if f['family']=='$family')))")
@@ -83,7 +84,7 @@ else
     # venv (.venv-consumer, scripts/setup_consumer.sh); without one it is skipped, loudly
     fpy=$("$PY" -c "
 import sys
-from backends.consumer import bridge, is_consumer_class
+from packager.consumer import bridge, is_consumer_class
 from packager.recipes import default_recipe_dirs, resolve_family
 recipe = resolve_family('$family', default_recipe_dirs())
 consumer = any(is_consumer_class(b.model_class or '') for b in recipe.backends.values())
@@ -102,7 +103,7 @@ PLUGIN_ARGS=()
   || PLUGIN_ARGS=(-p packager.nightly.plugin)
 GOLDEN_ARGS=()
 PACK_OUTS=()
-for d in "$RUN"/*/report.json "$RUN"/fanout/*/*/report.json; do
+for d in "$RUN"/*/report.json; do
   [ -f "$d" ] && GOLDEN_ARGS+=("--weightpack-goldens=$(dirname "$d")") && PACK_OUTS+=("$(dirname "$d")")
 done
 [ -n "$DEVICES" ] && GOLDEN_ARGS+=("--weightpack-devices=$DEVICES")
@@ -122,7 +123,7 @@ key=$(cat "$RUN/env-key" 2>/dev/null || echo none)
 #    family-wise level is split evenly over the outputs compared (Holm within each, Bonferroni across)
 FAMILY_LEVEL=$("$PY" -c "print($LEVEL / max(1, ${#PACK_OUTS[@]}))")
 for out in "${PACK_OUTS[@]}"; do
-  name=${out#"$RUN"/}                     # <family> or fanout/<family>/<variant-backend>
+  name=${out#"$RUN"/}                     # <family>
   label=$(basename "$out")                # the folder name pack runs labels its runs with
   current="$RUN/runs/$label"
   [ -d "$current" ] || continue

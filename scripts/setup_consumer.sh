@@ -32,8 +32,8 @@ fi
 if "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)"; then
   "${PIP[@]}" "torchvision<0.30"
 fi
-"${PIP[@]}" --no-deps "inference-models==0.39.6" "rapidocr-onnxruntime==1.4.4"
+"${PIP[@]}" --no-deps "inference-models==0.39.6" "rapidocr-onnxruntime==1.4.4" "rapidocr==3.10.0"
 # weightpack itself, so that `.venv-consumer/bin/pack` verifies through the consumer's classes (the
 # constraints keep the consumer's pins). tests/consumer runs in the main venv and reaches this one through
-# backends/consumer/bridge.py.
+# packager/consumer/bridge.py.
 "${PIP[@]}" -e . -c scripts/consumer-requirements.txt

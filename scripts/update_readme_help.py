@@ -1,4 +1,4 @@
-"""Rewrite README.md's ``pack --help`` block from the parser (tests/test_cli.py checks they match).
+"""Rewrite docs/cli.md's ``pack --help`` block from the parser (tests/test_cli.py checks they match).
 
 Run after adding or changing a ``pack`` flag or verb: ``python scripts/update_readme_help.py``.
 """
@@ -18,7 +18,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from packager.cli import build_parser
 
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "cli.md"
     text = readme.read_text(encoding="utf-8")
     if FENCE not in text:
         print(f"{readme}: no block starting with {FENCE!r}", file=sys.stderr)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -26,6 +24,7 @@ import pytest
 from packager.cli import main
 from packager.commands import VERBS
 from tests.backends.helpers import mtcnn_dir
+from tests.packs import pack_in_process, pack_popen, pack_process
 
 pytestmark = pytest.mark.skipif(
     mtcnn_dir() is None, reason="facenet-pytorch is not installed (scripts/setup.sh installs it --no-deps)"
@@ -44,7 +43,7 @@ default_variant = "pnet"
 source = "{source}"
 
 [backends.torch]
-factory = "backends.zoo.mtcnn:build"
+factory = "mtcnn_nets:build"
 factory_kwargs = {{ net = "{{variant}}" }}
 {extra}
 
@@ -57,7 +56,7 @@ reference_class = "{reference}"
 """
 
 MODELS = """
-from backends.zoo.mtcnn import MTCNNNet
+from mtcnn_nets import MTCNNNet
 
 
 class Shifted(MTCNNNet):
@@ -74,7 +73,7 @@ def write_recipe(
     *,
     extra: str = "",
     source: str = "pkg://facenet_pytorch/data/pnet.pt",
-    reference: str = "backends.zoo.mtcnn:MTCNNNet",
+    reference: str = "mtcnn_nets:MTCNNNet",
 ) -> Path:
     recipes = root / "recipes"
     recipes.mkdir(exist_ok=True)
@@ -97,30 +96,23 @@ def pack_args(root: Path, family: str, *more: str) -> list[str]:
     ]  # fmt: skip
 
 
-def pack_process(root: Path, args: list[str], **kwargs) -> subprocess.Popen:
-    """``pack ARGS`` in a subprocess whose stderr is a real file (``root/stderr.txt``), 70 columns wide."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(root), os.environ.get("PYTHONPATH", "")]),
-        "COLUMNS": "70",
-        "TERM": "xterm-256color",
-    }
-    env.pop("NO_COLOR", None)
-    stderr = open(root / "stderr.txt", "w")  # noqa: SIM115 - closed by the caller through run_pack
-    return subprocess.Popen(
-        [sys.executable, "-m", "packager.cli", *args],
+def terminal_pack(root: Path, args: list[str]) -> subprocess.Popen:
+    """``pack ARGS`` in a child process whose stderr is a real file (``root/stderr.txt``), a 70-column
+    colour terminal (no NO_COLOR: tests.hermetic keeps the caller's out)."""
+    stderr = open(root / "stderr.txt", "w")  # noqa: SIM115 - the child holds it; read back by the caller
+    return pack_popen(
+        *args,
         cwd=root,
-        env=env,
+        paths=(ROOT / "recipes", root),
+        env={"COLUMNS": "70", "TERM": "xterm-256color"},
         stdout=subprocess.PIPE,
         stderr=stderr,
-        text=True,
-        **kwargs,
     )
 
 
 def run_pack(root: Path, args: list[str]) -> tuple[int, str, str]:
-    """Run ``pack`` to the end; returns (exit code, stdout, stderr as the terminal got it)."""
-    proc = pack_process(root, args)
+    """Run ``pack`` in a terminal to the end; returns (exit code, stdout, stderr as the terminal got it)."""
+    proc = terminal_pack(root, args)
     stdout, _ = proc.communicate(timeout=300)
     return proc.returncode, stdout, (root / "stderr.txt").read_text()
 
@@ -152,9 +144,11 @@ def trt_run(tmp_path_factory: pytest.TempPathFactory) -> TrtRun:
         pytest.skip("tensorrt is installed here: the trt package would build")
     root = tmp_path_factory.mktemp("trt-run")
     write_recipe(root, "mt", extra=TRT)
-    json_code, stdout, _ = run_pack(root, pack_args(root, "mt", "--json", "--out", str(root / "json")))
+    with pytest.MonkeyPatch.context() as patch:  # the recipe's module, as the terminal run has it
+        patch.syspath_prepend(str(root))
+        json_run = pack_in_process(*pack_args(root, "mt", "--json", "--out", str(root / "json")))
     code, _, terminal = run_pack(root, pack_args(root, "mt"))
-    return TrtRun(root, code, terminal, json_code, json.loads(stdout))
+    return TrtRun(root, code, terminal, json_run.returncode, json.loads(json_run.stdout))
 
 
 @pytest.mark.slow
@@ -250,7 +244,7 @@ def test_exit_130_when_interrupted(tmp_path: Path) -> None:
     threading.Thread(target=accept, daemon=True).start()
     port = listener.getsockname()[1]
     write_recipe(tmp_path, "mt", source=f"http://127.0.0.1:{port}/pnet.pt")
-    proc = pack_process(tmp_path, pack_args(tmp_path, "mt"))
+    proc = terminal_pack(tmp_path, pack_args(tmp_path, "mt"))
     try:
         assert accepted.wait(120), "pack never connected"
         time.sleep(0.2)
@@ -269,6 +263,7 @@ def test_exit_130_when_interrupted(tmp_path: Path) -> None:
 # -- 3. every package attempted is in the summary and in report.md --------------------------------------
 
 
+@pytest.mark.slow
 def test_summary_and_report_list_failed_packages_with_a_reason(trt_run: TrtRun) -> None:
     assert trt_run.code == trt_run.json_code == 3
     assert [(a["backend"], a["passed"]) for a in trt_run.json["attempts"]] == [
@@ -309,25 +304,37 @@ def test_each_verb_help_is_plain_text(verb: str, capsys: pytest.CaptureFixture[s
     assert "`" not in out and not re.search(r":(func|class|mod|data|meth):", out), out
 
 
-def test_readme_shows_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
-    """README.md's CLI section holds ``COLUMNS=100 pack --help`` as printed, and a row per verb."""
+def test_docs_show_pack_help_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cli.md holds ``COLUMNS=100 pack --help`` as printed; it and README.md have a row per verb."""
     from packager.cli import build_parser
 
     monkeypatch.setenv("COLUMNS", "100")
-    readme = (ROOT / "README.md").read_text()
+    cli = (ROOT / "docs" / "cli.md").read_text()
     fence = "```text\n$ COLUMNS=100 pack --help\n"
-    assert fence in readme, "README.md lost its `pack --help` block"
-    block = readme.split(fence, 1)[1].split("```", 1)[0]
+    assert fence in cli, "docs/cli.md lost its `pack --help` block"
+    block = cli.split(fence, 1)[1].split("```", 1)[0]
     assert block == build_parser().format_help(), (
-        "README.md is stale: run python scripts/update_readme_help.py"
+        "docs/cli.md is stale: run python scripts/update_readme_help.py"
     )
-    rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", readme, re.M)
-    assert rows == [v.name for v in VERBS]
+    for page in (cli, (ROOT / "README.md").read_text()):
+        rows = re.findall(r"^\| `pack ([a-z-]+)[^`]*` \|", page, re.M)
+        assert rows == [v.name for v in VERBS]
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """README.md says what weightpack is for, the two commands and where to read on, in under 150 lines;
+    every page it links exists."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 150
+    assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert links and all((ROOT / link).is_file() for link in links), links
 
 
 # -- shell completion (argcomplete, the `completion` extra) -----------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("line", "expected"),
     [("pack ", {"verify-remote", "compare", "report", "minilm", "mtcnn"}), ("pack --var", {"--variants"})],
@@ -336,16 +343,13 @@ def test_shell_completion_offers_verbs_families_and_flags(tmp_path: Path, line: 
     pytest.importorskip("argcomplete", reason="shell completion needs the completion extra (argcomplete)")
     out = tmp_path / "completions.txt"
     env = {
-        **os.environ,
         "_ARGCOMPLETE": "1",
         "_ARGCOMPLETE_IFS": "\n",
         "COMP_LINE": line,
         "COMP_POINT": str(len(line)),
         "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "packager.cli"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    proc = pack_process(cwd=tmp_path, env=env, timeout=120)  # the shell calls pack, which answers and exits
     assert proc.returncode == 0, proc.stderr
     offered = {word.strip() for word in out.read_text().split("\n") if word.strip()}
     assert expected <= offered, offered

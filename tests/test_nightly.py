@@ -94,25 +94,31 @@ def test_plugin_parity_and_benchmark(minilm_pack_onnx: Path, tmp_path: Path) -> 
     assert info["environment"]["cpu_count"] and info["p99_ms"] >= info["p50_ms"] > 0
 
 
-def test_fanout_matrix() -> None:
-    tasks = fanout.matrix(["minilm"])
-    assert fanout.Task("minilm", "l6", "onnx") in tasks and fanout.Task("minilm", "l6", "hf") in tasks
-    assert fanout.matrix(["minilm"], backends=["onnx"]) == [fanout.Task("minilm", "l6", "onnx")]
+def test_devices_are_resolved_like_packs(tmp_path: Path) -> None:
+    """--weightpack-devices goes through the run's settings, resolved once as pack's --devices are: a
+    device that is no device is a usage error naming the accepted forms (each case failed on its own)."""
+    proc = _pytest("-q", "-o", "addopts=", f"--weightpack-goldens={tmp_path}", "--weightpack-devices=gpu")
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "--weightpack-devices: unknown device 'gpu' (accepted: cpu, cuda, cuda:N)" in proc.stderr
 
 
-@pytest.mark.slow
-def test_ray_fanout_local_instance(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray", reason="Ray is the optional extra 'ray' (pip install weightpack[ray])")
-    tasks = fanout.matrix(["minilm"], backends=["onnx"])
-    results = fanout.run_ray(
-        tasks,
-        tmp_path,
-        ["--no-latency", "--devices", "cpu"],
-        init_kwargs={"num_cpus": 2, "include_dashboard": False, "log_to_driver": False},
-    )
-    assert not ray.is_initialized()
-    assert [(r["family"], r["variant"], r["backend"], r["exit_code"]) for r in results] == [
-        ("minilm", "l6", "onnx", 0)
-    ], results
-    report = json.loads(Path(results[0]["report"]).read_text())
-    assert report["passed"] and [p["backend"] for p in report["packages"]] == ["onnx"]
+def test_fanout_plan() -> None:
+    """One pack per family with its variants and backends (the Ray run: tests/cluster/)."""
+    runs = fanout.plan(["minilm", "mtcnn"])
+    assert [r.family for r in runs] == ["minilm", "mtcnn"]
+    assert runs[1].variants == ("pnet", "rnet", "onet") and "onnx" in runs[0].backends
+    assert fanout.plan(["mtcnn"], variants=["pnet"], backends=["onnx"]) == [
+        fanout.FamilyRun("mtcnn", ("pnet",), ("onnx",))
+    ]
+    assert fanout.plan(["minilm"], variants=["pnet"]) == []  # no asked variant: no pack
+
+
+def test_fanout_pack_command(tmp_path: Path) -> None:
+    run = fanout.FamilyRun("mtcnn", ("pnet", "rnet"), ("onnx",))
+    argv = fanout.pack_argv(run, tmp_path, "10.0.0.1:6379", ["--no-latency"])
+    assert argv[3:] == [
+        "mtcnn", "--variants", "pnet,rnet", "--backends", "onnx", "--out", str(tmp_path / "mtcnn"),
+        "--quiet", "--ray", "10.0.0.1:6379", "--no-latency",
+    ]  # fmt: skip
+    assert "--ray" not in fanout.pack_argv(run, tmp_path, None)
+    assert fanout.pack_argv(run, tmp_path, "")[-1] == "--ray"  # $RAY_ADDRESS, else the local cluster

@@ -57,18 +57,26 @@ class OnnxFromReference:
     def __call__(self, directory: Path) -> Path:
         request, options = self.request, self.options
         target = Path(directory) / WEIGHTS_FILE
-        upstream_onnx = sorted(request.upstream_dir.glob("*.onnx"))
+        named = request.reference_kwargs.get("onnx_file")  # the graph the reference read, any name
+        upstream_onnx = (
+            [request.upstream_dir / named] if named else sorted(request.upstream_dir.glob("*.onnx"))
+        )
         if upstream_onnx and not options.reexport:
             self.consumed = _adopt_onnx(upstream_onnx[0], target)
             self.notes.append(f"adopted upstream {upstream_onnx[0].name}")
         else:
             fp16 = options.quantization == "fp16"
-            half_in_torch = fp16 and not _has_float16_converter()
-            _export_torch(request, options, target, half=half_in_torch)
+            # with optimize = "transformer" the optimizer's own converter does fp16 (it knows fused ops)
+            half_in_torch = fp16 and options.optimize == "none" and not _has_float16_converter()
+            switched = _export_torch(request, options, target, half=half_in_torch)
             self.notes.append(f"{options.exporter} torch.onnx.export, opset {options.target_opset}")
-            if fp16 and not half_in_torch:
+            if switched:
+                self.notes.append(f"exported with eager attention ({'; '.join(switched)})")
+            if fp16 and not half_in_torch and options.optimize == "none":
                 _convert_fp16(target)
                 self.notes.append("converted to fp16 with onnxconverter-common (float32 inputs/outputs kept)")
+        if options.optimize == "transformer":
+            self.notes.append(_optimize(request, options, target))
         _check(target)
         check_opset_supported(_model_opset(target) or options.target_opset)
         return target
@@ -84,32 +92,72 @@ def check_opset_supported(opset: int) -> None:
         raise ExportError(f"the ONNX graph's opset {problem}; lower the recipe's opset")
 
 
-def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, half: bool = False) -> None:
+def _optimize(request: ExportRequest, options: OnnxOptions, target: Path) -> str:
+    """Replace ``target`` with onnxruntime's transformer-optimised graph; the note says what fused."""
+    from backends.onnx.transformer import fusion_problem, optimize_file, optimizer_settings, read_config
+
+    config = read_config(request.upstream_dir)
+    settings = optimizer_settings(
+        config, model_type=options.optimizer_model_type, num_heads=options.optimizer_num_heads,
+        hidden_size=options.optimizer_hidden_size,
+    )  # fmt: skip
+    fp16 = options.quantization == "fp16" and not _is_float16(target)
+    model, counts = optimize_file(target, settings, fp16=fp16)
+    problem = fusion_problem(counts, settings, (config or {}).get("num_hidden_layers"))
+    if problem:
+        raise ExportError(problem)
+    _save_with_external_data(model, target, external=(target.parent / (WEIGHTS_FILE + ".data")).exists())
+    fused = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return f"onnxruntime transformer optimizer ({settings.describe()}): {fused or 'nothing fused'}" + (
+        "; converted to fp16 by it (float32 inputs/outputs kept)" if fp16 else ""
+    )
+
+
+def _is_float16(path: Path) -> bool:
+    """Whether the graph's initializers are already float16 (a module halved before export)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+
+
+def _export_torch(
+    request: ExportRequest, options: OnnxOptions, target: Path, half: bool = False
+) -> list[str]:
+    """Trace the reference's torch module into ``target``; returns the attention switches made for it
+    (:func:`backends.onnx.transformer.attention_for_export`)."""
     import torch
 
+    from backends.onnx.transformer import attention_for_export
     from backends.torch.common import reference_module, sample_args
 
     _, module, input_names, output_names = reference_module(request, "onnx", private=half)
     dtype = torch.float16 if half else None
     if half:
         module = module.half()
-    args = sample_args(request, input_names, dtype)
+    args = sample_args(request, input_names, dtype, module)  # forward(x, sr: int) gets an int
     static = options.static_batch_size
     if static:  # a static graph is traced at exactly its batch size
-        args = tuple(_resize_batch(a, int(static)) for a in args)
+        args = tuple(_resize_batch(a, int(static)) if hasattr(a, "repeat") else a for a in args)
     declared = declared_axes(input_names, args, options.dynamic_axes)
     dynamic_axes = {}
+    batch = request.batch_axes  # a state [layers, N, hidden] is batched on axis 1, a constant on none
     for name in input_names:
-        axes = {} if static else {0: "batch"}
+        axes = {} if static or batch.get(name, 0) is None else {batch.get(name, 0): "batch"}
         axes.update({dim: f"{name}_dim{dim}" for dim in declared[name]})
         dynamic_axes[name] = axes
     for name in output_names:
-        dynamic_axes[name] = {} if static else {0: "batch"}
+        dynamic_axes[name] = {} if static or batch.get(name, 0) is None else {batch.get(name, 0): "batch"}
     use_dynamo = options.exporter == "dynamo"
     external = options.external_data or _needs_external_data(module)
     try:
         # Tracer warnings are expected for HF models; the package's parity check is what proves the graph.
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        with (
+            torch.inference_mode(False),
+            torch.no_grad(),
+            warnings.catch_warnings(),
+            attention_for_export(module, options.attention) as switched,
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module,
@@ -131,6 +179,7 @@ def _export_torch(request: ExportRequest, options: OnnxOptions, target: Path, ha
         ) from exc
     if external:
         _consolidate_external_data(target)
+    return switched
 
 
 def _resize_batch(tensor: Any, batch: int) -> Any:
@@ -149,7 +198,7 @@ def declared_axes(
     for name, arg in zip(input_names, args, strict=True):
         if recipe_axes and name in recipe_axes:
             out[name] = sorted(int(d) for d in recipe_axes[name] if int(d) != 0)
-        elif arg.is_floating_point():
+        elif not hasattr(arg, "dim") or arg.is_floating_point():  # a Python number: no axes at all
             out[name] = []
         else:
             out[name] = list(range(1, arg.dim()))

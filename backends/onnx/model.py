@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 
 from backends.base import PackageModel, Tensors, require_file
 from backends.device import parse_device, resolve_device
-from backends.errors import DeviceUnavailableError, MissingExtraError, ModelLoadError
+from backends.errors import BrokenInstallError, MissingExtraError, ModelLoadError
 from backends.onnx import WEIGHTS_FILE, install
 from backends.onnx.signature import check_feed, graph_inputs
 
@@ -55,18 +56,48 @@ ENGINE_CACHE_OPTIONS = (
     "trt_max_workspace_size",
     "trt_builder_optimization_level",
 )
+ENGINE_CACHE_VERSIONS = ("tensorrt", "onnxruntime", "gpu", "compute_capability")
+"""What a cached engine was built by and for; a change of any of them must never hand back an old one."""
 
 
-def engine_cache_key(file_digests: Mapping[str, str], trt_options: Mapping[str, Any]) -> str:
+def engine_cache_key(
+    file_digests: Mapping[str, str], trt_options: Mapping[str, Any], versions: Mapping[str, Any]
+) -> str:
     """Folder name of the TensorRT-EP engine cache for one package: a hash of the package's graph and
-    weight files (name -> sha256) and the options that change the engine. onnxruntime names its cached
-    engines after the model file name (always ``weights.onnx``), input/output names and versions, never
-    the weights: one shared folder would hand a re-exported or fine-tuned package the old engine."""
+    weight files (name -> sha256), the options that change the engine, and ``versions``: the TensorRT
+    and onnxruntime versions and the GPU (name, compute capability) that build it. onnxruntime names its
+    cached engines after the model file name (always ``weights.onnx``), input/output names and versions,
+    never the weights: one shared folder would hand a re-exported package the old engine, and one cache
+    root kept across an upgrade (TensorRT 10.13 -> 10.16, another onnxruntime, another GPU) a stale one.
+    A version that is missing is refused: an unknown builder cannot be told apart from another."""
+    absent = [k for k in ENGINE_CACHE_VERSIONS if not versions.get(k)]
+    if absent:
+        raise ModelLoadError(
+            f"the TensorRT engine cache key needs {', '.join(absent)}; pass trt_engine_cache_enable=False "
+            "to build without a cache"
+        )
     payload = {
         "files": dict(sorted(file_digests.items())),
         "options": {k: trt_options[k] for k in ENGINE_CACHE_OPTIONS if k in trt_options},
+        "versions": {k: str(versions[k]) for k in ENGINE_CACHE_VERSIONS},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def engine_versions(device: str) -> dict[str, Any]:
+    """The facts :func:`engine_cache_key` keys on, for CUDA ``device``: the TensorRT the provider loads
+    (its pip distribution's version), onnxruntime's version, the GPU's name and compute capability."""
+    import onnxruntime
+    import torch
+
+    index = parse_device(device)[1] or 0
+    major, minor = torch.cuda.get_device_capability(index)
+    return {
+        "tensorrt": install.tensorrt_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "gpu": torch.cuda.get_device_name(index),
+        "compute_capability": f"{major}.{minor}",
+    }
 
 
 def package_digests(path: Path) -> dict[str, str]:
@@ -129,22 +160,34 @@ class OnnxModel(PackageModel):
         trt_options = {
             k: kwargs[k] for k in ("trt_engine_cache_enable", "trt_max_workspace_size") if k in kwargs
         }
+        use_trt = bool(kwargs.get("tensorrt")) and not onnx_execution_providers
+        if use_trt:
+            names = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+            _require_providers(names, onnxruntime.get_available_providers(), device)
+        # pip's CUDA/TensorRT libraries, preloaded; one that is missing is named before anything is built
+        plans = install.prepare(["TensorrtExecutionProvider", "CUDAExecutionProvider"] if use_trt else [])
+        loadable = [n for n, plan in plans.items() if not (plan and plan.missing)]
+        early = _dropped(list(plans), loadable, plans)
+        if early:
+            raise BrokenInstallError(f"{weights} on {device}: {early}")
         cache_dir = None
-        if kwargs.get("tensorrt") and not onnx_execution_providers:
+        if use_trt and trt_options.get("trt_engine_cache_enable", True):
             cache_root = Path(kwargs.get("trt_engine_cache_path") or default_engine_cache_dir())
             key_options = {**trt_options, "trt_fp16_enable": bool(kwargs.get("trt_fp16_enable"))}
-            cache_dir = cache_root / engine_cache_key(package_digests(path), key_options)
+            versions = engine_versions(device)
+            cache_dir = cache_root / engine_cache_key(package_digests(path), key_options, versions)
         providers = list(
             onnx_execution_providers
             or providers_for(
                 device,
-                tensorrt=bool(kwargs.get("tensorrt")),
+                tensorrt=use_trt,
                 engine_cache_dir=cache_dir,
                 trt_fp16=bool(kwargs.get("trt_fp16_enable")),
                 trt_options=trt_options,
             )
         )
         _require_providers(providers, onnxruntime.get_available_providers(), device)
+        plans = {**plans, **install.prepare([n for n in _provider_names(providers) if n not in plans])}
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if kwargs.get("intra_op_num_threads"):
@@ -155,13 +198,11 @@ class OnnxModel(PackageModel):
             session = onnxruntime.InferenceSession(str(weights), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(f"onnxruntime could not load {weights}: {exc}") from exc
-        wanted = _provider_names(providers)[0]
-        if wanted not in session.get_providers():
-            # ORT silently drops a provider it cannot initialise (missing CUDA/cuDNN/TensorRT libraries).
-            raise DeviceUnavailableError(
-                f"onnxruntime could not initialise {wanted} for {device} (session runs on "
-                f"{session.get_providers()}); check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs"
-            )
+        # ORT silently drops a provider it cannot initialise (missing CUDA/cuDNN/TensorRT libraries)
+        asked = [n for n in _provider_names(providers) if n != "CPUExecutionProvider"]
+        problem = _dropped(asked, session.get_providers(), plans)
+        if problem:
+            raise BrokenInstallError(f"{weights} on {device}: {problem}")
         io_binding = kwargs.get("io_binding", device.startswith("cuda"))
         return cls(session, path, device, io_binding=bool(io_binding) and device.startswith("cuda"))
 
@@ -187,6 +228,15 @@ class OnnxModel(PackageModel):
             binding.bind_output(name, "cuda", index)
         self.session.run_with_iobinding(binding)
         return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))
+
+
+def _dropped(asked: Sequence[str], got: Sequence[str], plans: Mapping[str, Any]) -> str | None:
+    """:func:`backends.onnx.install.provider_problem` for the providers ``asked`` that are not in ``got``;
+    the install facts it names are read only then (a load that keeps its providers pays nothing)."""
+    if all(name in got for name in asked):
+        return None
+    ort = next(iter(install.installed()), None)
+    return install.provider_problem(asked, got, plans, ort, install.cuda_build(), python=sys.executable)
 
 
 def _provider_names(providers: Sequence[Any]) -> list[str]:

@@ -80,7 +80,27 @@ class OnnxOptions(BackendOptions):
     the batch axis only for floating inputs, every axis for integer ones (token ids: text length varies).
     A variant's shape set (several ``shapes``) is what proves the declared axes."""
 
-    positive: ClassVar[tuple[str, ...]] = ("static_batch_size", "opset")
+    attention: Literal["eager", "as-loaded"] = "eager"
+    """The attention of a transformers model while it is exported: ``eager`` (default), whose graph
+    onnxruntime's transformer optimizer fuses into Attention nodes, or ``as-loaded`` (transformers'
+    default, ``sdpa``, whose exported decomposition it fuses nothing of). Same outputs either way."""
+    optimize: Literal["none", "transformer"] = "none"
+    """``transformer``: ship the graph after ``onnxruntime.transformers.optimizer``'s offline fusions
+    (Attention, EmbedLayerNormalization, SkipLayerNormalization, BiasGelu: com.microsoft operators, so the
+    package then runs on onnxruntime only); what the CUDA and TensorRT execution providers run fastest."""
+    optimizer_model_type: str | None = None
+    """The optimizer's model type (``bert``, ``gpt2``, ...); default: from config.json's model_type."""
+    optimizer_num_heads: int | None = None
+    """Default: config.json's num_attention_heads."""
+    optimizer_hidden_size: int | None = None
+    """Default: config.json's hidden_size."""
+
+    positive: ClassVar[tuple[str, ...]] = (
+        "static_batch_size",
+        "opset",
+        "optimizer_num_heads",
+        "optimizer_hidden_size",
+    )
 
     @property
     def target_opset(self) -> int:
@@ -97,6 +117,14 @@ class OnnxOptions(BackendOptions):
                     f"{axes!r} is not a list of axis indices",
                     "e.g. { image = [2, 3] } for height and width",
                 )
+        if self.optimize == "none" and (
+            self.optimizer_model_type or self.optimizer_num_heads or self.optimizer_hidden_size
+        ):
+            raise OptionError(
+                field_path(where, "optimize"),
+                "optimizer_* settings are given but optimize is 'none'",
+                "optimize = 'transformer' with them, or leave them out",
+            )
         problem = opset_problem(self.target_opset, ort_version())
         if problem:
             raise OptionError(field_path(where, "opset"), problem, f"<= {max_opset(ort_version() or '0.0')}")

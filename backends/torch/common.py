@@ -38,18 +38,20 @@ def reference_module(
     return reference, module, list(input_names), list(output_names)
 
 
-def sample_args(request: ExportRequest, input_names: list[str], dtype: Any = None) -> tuple[Any, ...]:
+def sample_args(
+    request: ExportRequest, input_names: list[str], dtype: Any = None, module: Any = None
+) -> tuple[Any, ...]:
     """The recipe's sample inputs as torch tensors in ``input_names`` order; floats cast to ``dtype``
-    (default float32, the reference's precision, so float64 sample inputs trace a float32 graph)."""
+    (default float32, the reference's precision, so float64 sample inputs trace a float32 graph). With
+    ``module``, a 0-d input its ``forward`` declares as a number is that number (:func:`module_args`)."""
     import torch
 
-    args = []
-    for name in input_names:
-        tensor = torch.from_numpy(request.sample_inputs[name].copy())
-        if tensor.is_floating_point():
-            tensor = tensor.to(dtype or torch.float32)
-        args.append(tensor)
-    return tuple(args)
+    def to_tensor(array: Any) -> Any:
+        tensor = torch.from_numpy(array.copy())
+        return tensor.to(dtype or torch.float32) if tensor.is_floating_point() else tensor
+
+    arrays = [request.sample_inputs[name] for name in input_names]
+    return tuple(module_args(module, arrays, to_tensor) if module is not None else map(to_tensor, arrays))
 
 
 def torch_dtype(quantization: str) -> Any:
@@ -72,3 +74,40 @@ def call_factory(factory: Any, kwargs: dict[str, Any], package_dir: str | None) 
     if package_dir is not None and "package_dir" in params:
         kwargs["package_dir"] = package_dir
     return factory(**kwargs)
+
+
+NUMBER_TYPES = {"int": int, "float": float, "bool": bool, int: int, float: float, bool: bool}
+
+
+def number_parameters(module: Any) -> list[type | None]:
+    """For each positional argument of ``module``'s ``forward`` (``self`` left out), the Python number type
+    it takes (``int sr``), else ``None`` (a tensor): from the TorchScript schema of a scripted module, or
+    the annotations of an eager one. A 0-d input is passed to such an argument as a number."""
+    forward = getattr(module, "forward", None)
+    schema = getattr(forward, "schema", None)
+    if schema is not None:
+        return [NUMBER_TYPES.get(str(a.type)) for a in list(schema.arguments)[1:]]
+    try:
+        params = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [
+        NUMBER_TYPES.get(p.annotation)
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def module_args(module: Any, arrays: list[Any], to_tensor: Any) -> list[Any]:
+    """``arrays`` (numpy, in ``forward``'s order) as ``forward``'s arguments: a 0-d array for an argument
+    declared ``int``/``float``/``bool`` becomes that Python number (``forward(x, sr: int)`` refuses a
+    tensor); everything else goes through ``to_tensor``."""
+    numbers = number_parameters(module)
+    args = []
+    for index, array in enumerate(arrays):
+        kind = numbers[index] if index < len(numbers) else None
+        if kind is not None and getattr(array, "ndim", None) == 0:
+            args.append(kind(array.item()))
+        else:
+            args.append(to_tensor(array))
+    return args

@@ -25,14 +25,14 @@ class TorchModel(TorchModuleModel):
     ) -> TorchModel:
         from safetensors.torch import load_file
 
-        from backends.registry import load_object
+        from backends.factories import load_factory
 
         path = Path(model_name_or_path)
         config = json.loads(require_file(path, CONFIG_FILE, "torch").read_text())
         weights = require_file(path, WEIGHTS_FILE, "torch")
         device = resolve_device(device)
         try:
-            factory = load_object(config["factory"])
+            factory = load_factory(config["factory"])  # a package names code: only a model's (factories.py)
         except (ImportError, AttributeError, ValueError, KeyError) as exc:
             raise ModelLoadError(
                 f"{path / CONFIG_FILE} names factory {config.get('factory')!r}, "

@@ -10,6 +10,7 @@ import numpy as np
 
 from backends.base import PackageModel, Tensors
 from backends.outputs import fetch_all, flatten_outputs, keep_on_device
+from backends.torch.common import module_args
 
 
 class TorchModuleModel(PackageModel):
@@ -38,10 +39,12 @@ class TorchModuleModel(PackageModel):
         import torch
 
         dtype = getattr(torch, self.config.get("dtype", "float32"))
-        args = []
-        for name in self.input_names:
-            tensor = torch.from_numpy(np.ascontiguousarray(inputs[name])).to(self.device)
-            args.append(tensor.to(dtype) if tensor.is_floating_point() else tensor)
+
+        def to_tensor(array: np.ndarray) -> Any:
+            tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+            return tensor.to(dtype) if tensor.is_floating_point() else tensor
+
+        args = module_args(self.module, [inputs[name] for name in self.input_names], to_tensor)
         with torch.inference_mode():
             outputs = self.module(*args)
         if not isinstance(outputs, (tuple, list)):

@@ -19,6 +19,7 @@ class TorchOptions(BackendOptions):
     factory_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the factory; string values may use ``{variant}``."""
     static_batch_size: int | None = None
+    """Build for this batch size only (default: any batch)."""
     copy_files: list[str] | None = None
     """Globs of upstream files to ship; default: every non-weight file."""
 

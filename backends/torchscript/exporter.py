@@ -33,7 +33,7 @@ def export(request: ExportRequest) -> ExportResult:
         request, "torch-script", private=dtype != torch.float32
     )
     module = module.to(dtype).eval()
-    args = sample_args(request, input_names, dtype)
+    args = sample_args(request, input_names, dtype, module)
     config = {
         "input_names": input_names,
         "output_names": output_names,
@@ -47,7 +47,8 @@ def export(request: ExportRequest) -> ExportResult:
                 compiled = torch.jit.script(module)
             else:
                 compiled = torch.jit.trace(module, args, strict=False, check_trace=False)
-            compiled = torch.jit.freeze(compiled.eval()) if options.freeze else compiled
+            kept = [m for m in ("reset_states",) if hasattr(compiled, m)]  # a streaming model's reset
+            compiled = torch.jit.freeze(compiled.eval(), preserved_attrs=kept) if options.freeze else compiled
     except Exception as exc:  # tracing/scripting raise many types; wrap them with context
         raise ExportError(
             f"torch.jit.{method} failed for {request.architecture}/{request.variant}: {exc}"
@@ -66,7 +67,9 @@ def export(request: ExportRequest) -> ExportResult:
     return ExportResult(
         package_manifest=manifest,
         model_class=options.model_class or SPEC.default_model_class(request.task) or "",
-        notes=[f"torch.jit.{method} on inputs {[tuple(a.shape) for a in args]}"],
+        notes=[
+            f"torch.jit.{method} on inputs {[tuple(a.shape) if hasattr(a, 'shape') else a for a in args]}"
+        ],
     )
 
 

@@ -15,11 +15,15 @@ class TorchScriptOptions(BackendOptions):
 
     quantization: Literal["fp32", "fp16", "bf16"] = "fp32"
     method: Literal["trace", "script"] = "trace"
+    """``torch.jit.trace`` with the sample inputs, or ``torch.jit.script`` the module's code."""
     freeze: bool = False
     """``torch.jit.freeze`` the compiled module (inlines weights; CPU-only constants stay on the CPU)."""
     supported_device_types: list[str] = field(default_factory=lambda: ["cpu", "cuda"])
+    """Device types the package declares it runs on."""
     static_batch_size: int | None = None
+    """Build for this batch size only (default: any batch)."""
     copy_files: list[str] | None = None
+    """Globs of upstream files to ship."""
 
     positive: ClassVar[tuple[str, ...]] = ("static_batch_size",)
 

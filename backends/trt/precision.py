@@ -35,7 +35,8 @@ def precision_plan(trt_version: str, quantization: str, *, has_fp16_flag: bool) 
     if major not in SUPPORTED_MAJORS:  # the wrong TensorRT installed: an environment problem (exit 3)
         raise BrokenInstallError(
             f"TensorRT {trt_version} is not supported (supported majors: "
-            f"{', '.join(map(str, SUPPORTED_MAJORS))}); install 'tensorrt>=10,<12'"
+            f"{', '.join(map(str, SUPPORTED_MAJORS))}); install 'weightpack[gpu]' (TensorRT 10, which "
+            "onnxruntime's TensorRT provider also opens) or 'tensorrt-cu13>=11,<12'"
         )
     if quantization not in ("fp32", "fp16"):
         raise ExportError(f"backends.trt.quantization = {quantization!r} (accepted: fp32, fp16)")

@@ -59,6 +59,13 @@ class TrtOptions(BackendOptions):
                 f"batch sizes need min <= opt <= max, got {low}, {opt}, {high}",
                 "min_batch_size <= opt_batch_size <= max_batch_size",
             )
+        if self.onnx.optimize != "none":
+            raise OptionError(
+                field_path(where, "onnx.optimize"),
+                f"{self.onnx.optimize!r} adds onnxruntime's com.microsoft operators, which TensorRT's ONNX "
+                "parser cannot read (TensorRT fuses attention itself)",
+                "none",
+            )
         for key, triple in self.dim_ranges.items():
             ok = isinstance(triple, list) and len(triple) == 3 and all(isinstance(v, int) for v in triple)
             if not ok or not 0 < triple[0] <= triple[1] <= triple[2]:

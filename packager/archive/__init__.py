@@ -2,7 +2,8 @@
 
 Public API: :class:`FileEntry`, :class:`ZipResult`, :func:`validate_tree`, :func:`build_zip`,
 :func:`validate_zip`, :func:`check_zip`, :func:`check_file_list`, :func:`safe_extract`, :func:`hash_file`,
-:class:`Limits`. Hostile-data rules (one validator for every entry): see ``validator``; zip format
+:class:`Limits` (:data:`DEFAULT_LIMITS`: the defaults, built once).
+Hostile-data rules (one validator for every entry): see ``validator``; zip format
 choices (no directory entries, fixed timestamp/attributes, data descriptors): see ``_build``.
 """
 
@@ -22,7 +23,7 @@ from packager.archive._build import (
 )
 from packager.archive._extract import check_file_list, check_zip, safe_extract, validate_zip
 from packager.archive._rules import scan_tree
-from packager.archive.validator import Limits
+from packager.archive.validator import DEFAULT_LIMITS, Limits
 from packager.hashing import CHUNK_SIZE, hash_file
 
 
@@ -34,6 +35,7 @@ def validate_tree(root: Path) -> list[str]:
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_COMPRESS",
+    "DEFAULT_LIMITS",
     "DEFLATE_LEVEL",
     "FIXED_DATE_TIME",
     "WEIGHT_PATTERNS",

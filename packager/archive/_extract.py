@@ -7,9 +7,11 @@ the size limits, and ``ArchiveError`` for a plain layout break. Both exit 2.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from packager.archive.validator import (
+    DEFAULT_LIMITS,
     HostileArchiveError,
     Limits,
     extract_zip,
@@ -30,7 +32,7 @@ def typed(exc: HostileArchiveError) -> ArchiveError:
 def validate_zip(zip_path: Path, limits: Limits | None = None) -> list[str]:
     """Every rule a zip breaks, one message each; [] when it is fine."""
     try:
-        read_zip(zip_path, limits or Limits())
+        read_zip(zip_path, limits or DEFAULT_LIMITS)
     except HostileArchiveError as exc:
         return [str(p) for p in exc.problems]
     return []
@@ -42,7 +44,7 @@ def check_zip(zip_path: Path, limits: Limits | None = None) -> None:
     streamed through the same size and CRC checks as extraction, a chunk at a time, written nowhere. A
     member larger than declared or corrupt is refused here, not by the verification that extracts it."""
     try:
-        members = read_zip(zip_path, limits or Limits())
+        members = read_zip(zip_path, limits or DEFAULT_LIMITS)
         with open(zip_path, "rb") as raw:
             for info, start in members:
                 if not info.filename.endswith("/"):  # a directory entry's data is never extracted
@@ -53,7 +55,7 @@ def check_zip(zip_path: Path, limits: Limits | None = None) -> None:
 
 def check_file_list(source: str, files: list[tuple[str, int | None]], limits: Limits | None = None) -> None:
     """Raise unless a package registered file by file (``(path, size)`` pairs) follows the same rules."""
-    problems = file_list_problems(files, limits or Limits())
+    problems = file_list_problems(files, limits or DEFAULT_LIMITS)
     if problems:
         raise typed(HostileArchiveError(source, problems))
 
@@ -71,12 +73,13 @@ def safe_extract(
 
     ``max_total_bytes``, ``max_ratio`` (per member and whole archive) and ``max_files`` override ``limits``.
     """
-    limits = limits or Limits()
-    limits = Limits(
-        max_total_bytes=limits.max_total_bytes if max_total_bytes is None else max_total_bytes,
-        max_members=limits.max_members if max_files is None else max_files,
-        max_member_ratio=limits.max_member_ratio if max_ratio is None else max_ratio,
-        max_archive_ratio=limits.max_archive_ratio if max_ratio is None else max_ratio,
+    base = limits or DEFAULT_LIMITS
+    limits = replace(
+        base,
+        max_total_bytes=base.max_total_bytes if max_total_bytes is None else max_total_bytes,
+        max_members=base.max_members if max_files is None else max_files,
+        max_member_ratio=base.max_member_ratio if max_ratio is None else max_ratio,
+        max_archive_ratio=base.max_archive_ratio if max_ratio is None else max_ratio,
     )
     dest = Path(dest)
     try:

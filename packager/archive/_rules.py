@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from packager.archive.validator import (
+from packager.archive.names import (
     ACCEPTED_SEGMENT,
     ROOT,
     Problem,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.multiplicity import RULES
 from bench.regression import CLOCKS, DEFAULT_CLOCK, METHODS, Comparison, Thresholds
+from packager.arguments import batch_sizes, comma_list, thread_count
 from packager.commands import verb_parser
 from packager.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 
@@ -198,21 +199,19 @@ def _print_env_key(paths: list[Path]) -> int:
 # -- pack runs --------------------------------------------------------------------------------------------
 
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runs", type=int, help=f"runs per package (default: the recipe's [bench] runs, else {DEFAULT_RUNS})"
     )
-    p.add_argument("--variants", type=_csv, help="only these variants")
-    p.add_argument("--backends", type=_csv, help="only these backends")
-    p.add_argument("--devices", type=_csv, help="only these devices")
-    p.add_argument("--batch-sizes", type=lambda v: tuple(int(x) for x in _csv(v)), help="batch sizes timed")
+    p.add_argument("--variants", type=comma_list, help="only these variants")
+    p.add_argument("--backends", type=comma_list, help="only these backends")
+    p.add_argument("--devices", type=comma_list, help="only these devices")
+    p.add_argument("--batch-sizes", type=batch_sizes, help="batch sizes timed")
     p.add_argument("--min-iters", type=int, help="steady-state iterations per run (default: the recipe's)")
     p.add_argument("--min-time-s", type=float, help="steady-state seconds per run (default: the recipe's)")
-    p.add_argument("--threads", type=int, help="intra-op threads per run (default: [bench] threads, else 1)")
+    p.add_argument(
+        "--threads", type=thread_count, help="intra-op threads per run (default: [bench] threads, else 1)"
+    )
     p.add_argument(
         "--target-ci",
         type=float,

@@ -1,18 +1,22 @@
-"""Fan the nightly matrix out: one task per family x variant x backend, locally or on a Ray cluster.
+"""Fan the nightly matrix out: every family's packages, here or on a Ray cluster, gathered in one folder.
 
-``python -m packager.nightly.fanout --out DIR [--families a,b] [--ray [--address ADDR]]``. Each task runs
-``pack FAMILY --variants V --backends B --out DIR/FAMILY/V-B --json`` in a subprocess (so one crash or CUDA
-error never takes the others down) and returns its exit code and report path; ``DIR/fanout.json`` lists
-them. With ``--ray`` every task is a Ray task asking for ``num_gpus=1`` when the cluster has GPUs (Ray sets
-``CUDA_VISIBLE_DEVICES`` so the task sees its GPU as ``cuda:0``), else ``num_cpus=1``. Ray is the optional
-extra ``ray`` (``pip install weightpack[ray]``); without ``--ray`` tasks run one after another here.
+``python -m packager.nightly.fanout --out DIR [--families a,b] [--variants ..] [--backends ..]
+[--ray [ADDRESS]] [--targets t1,t2] [--parallel N] [-- PACK ARGS]`` runs one ``pack FAMILY`` per family
+into ``DIR/FAMILY`` (every variant unless ``--variants``), each in its own process so one crash never
+takes the others down; ``DIR/fanout.json`` lists them with their exit codes and packages.
+
+With ``--ray`` each of those is ``pack FAMILY --ray ADDRESS``: the cluster mechanism of
+:mod:`packager.cluster`, one Ray task per (variant, backend, target) on a node of its target, zips,
+manifests, goldens and report gathered into ``DIR/FAMILY`` on this machine, a package built once reused on
+any node the next night. ``DIR/FAMILY`` is what a local ``pack`` writes, so the rest of the nightly (the
+plugin, ``pack runs``, ``pack compare``) reads both alike. Ray is the optional extra ``ray``.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -20,123 +24,130 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from packager.arguments import comma_list
+
 
 @dataclass(frozen=True)
-class Task:
+class FamilyRun:
+    """One family's ``pack``: which variants and backends."""
+
     family: str
-    variant: str
-    backend: str
+    variants: tuple[str, ...]
+    backends: tuple[str, ...]
 
 
-def matrix(
+def plan(
     families: Sequence[str] | None = None,
     recipe_dirs: Sequence[Path] = (),
     variants: Sequence[str] | None = None,
     backends: Sequence[str] | None = None,
-) -> list[Task]:
-    """Every (family, variant, backend) the recipes define, optionally filtered."""
+) -> list[FamilyRun]:
+    """Every family the recipes define (optionally filtered) with its variants and backends; a family left
+    with none of the asked variants or backends is left out."""
     from packager.recipes import default_recipe_dirs, find_recipes, load_recipe
 
     found: dict[str, Path] = {}
     for directory in reversed([*recipe_dirs, *default_recipe_dirs()]):
         found.update(find_recipes(Path(directory)))
-    tasks = []
+    runs = []
     for name in sorted(found):
         if families and name not in families:
             continue
         recipe = load_recipe(found[name])
-        for variant in recipe.variants:
-            if variants and variant not in variants:
-                continue
-            for backend in recipe.backends:
-                if not backends or backend in backends:
-                    tasks.append(Task(name, variant, backend))
-    return tasks
+        chosen_variants = tuple(v for v in recipe.variants if not variants or v in variants)
+        chosen_backends = tuple(b for b in recipe.backends if not backends or b in backends)
+        if chosen_variants and chosen_backends:
+            runs.append(FamilyRun(name, chosen_variants, chosen_backends))
+    return runs
 
 
-def run_task(task: Task, out_root: str, extra_args: Sequence[str] = ()) -> dict[str, Any]:
-    """Run one ``pack`` in a subprocess; returns the task, exit code, output folder and report path."""
-    out_dir = Path(out_root) / task.family / f"{task.variant}-{task.backend}"
-    argv = [sys.executable, "-m", "packager.cli", task.family, "--variants", task.variant]
-    argv += ["--backends", task.backend, "--out", str(out_dir), "--quiet", *extra_args]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+def pack_argv(run: FamilyRun, out_root: Path, ray: str | None, extra: Sequence[str] = ()) -> list[str]:
+    """The ``pack`` command line of one family (``ray``: the cluster address, ``""`` for the default)."""
+    argv = [sys.executable, "-m", "packager.cli", run.family, "--variants", ",".join(run.variants)]
+    argv += ["--backends", ",".join(run.backends), "--out", str(out_root / run.family), "--quiet"]
+    if ray is not None:
+        argv += ["--ray", ray] if ray else ["--ray"]
+    return argv + list(extra)
+
+
+def run_family(run: FamilyRun, out_root: Path, ray: str | None, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Run one family's ``pack``; its exit code, output folder, report and where each package was built."""
+    out_dir = out_root / run.family
+    proc = subprocess.run(pack_argv(run, out_root, ray, extra), capture_output=True, text=True, check=False)
+    report_path = out_dir / "report.json"
+    packages = []
+    if report_path.is_file():
+        report = json.loads(report_path.read_text("utf-8"))
+        for p in report.get("packages", []):
+            cluster = p.get("cluster") or {}
+            packages.append(
+                {
+                    "variant": p["variant"],
+                    "backend": p["backend"],
+                    "zip": p["zip"],
+                    "sha256": p["sha256"],
+                    "built_on": cluster.get("built_on"),
+                    "checked_on": {
+                        t: (v.get("node") or {}).get("hostname")
+                        for t, v in cluster.get("targets", {}).items()
+                    },
+                }
+            )
     return {
-        **asdict(task),
+        **asdict(run),
         "exit_code": proc.returncode,
         "out_dir": str(out_dir),
-        "report": str(out_dir / "report.json") if (out_dir / "report.json").is_file() else None,
+        "report": str(report_path) if report_path.is_file() else None,
+        "packages": packages,
         "stderr_tail": proc.stderr[-2000:],
-        "host": os.uname().nodename,
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 
 
-def run_local(tasks: Sequence[Task], out_root: Path, extra_args: Sequence[str] = ()) -> list[dict[str, Any]]:
-    return [run_task(t, str(out_root), extra_args) for t in tasks]
-
-
-def run_ray(
-    tasks: Sequence[Task],
-    out_root: Path,
-    extra_args: Sequence[str] = (),
-    address: str | None = None,
-    gpus_per_task: float | None = None,
-    init_kwargs: dict[str, Any] | None = None,
+def run_all(
+    runs: Sequence[FamilyRun], out_root: Path, ray: str | None, extra: Sequence[str] = (), parallel: int = 1
 ) -> list[dict[str, Any]]:
-    """One Ray task per :class:`Task`; ``num_gpus=1`` each when the cluster has GPUs (override with
-    ``gpus_per_task``). Starts a local Ray instance when ``address`` is None and none is running."""
-    try:
-        import ray
-    except ImportError as exc:
-        from backends.errors import MissingExtraError
-
-        raise MissingExtraError("the Ray fan-out", "ray", "ray") from exc
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=address, **(init_kwargs or {}))
-        started = True
-    try:
-        if gpus_per_task is None:
-            gpus_per_task = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        options = {"num_gpus": gpus_per_task} if gpus_per_task else {"num_cpus": 1}
-        remote = ray.remote(**options)(run_task)
-        # Workers import this module by name; the driver's sys.path (the project checkout) goes with them.
-        refs = [remote.remote(t, str(out_root), list(extra_args)) for t in tasks]
-        return ray.get(refs)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    """Every family's ``pack``, up to ``parallel`` at once (with ``--ray`` the work is on the cluster and
+    this machine only prepares references and gathers), results in the order of ``runs``."""
+    with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+        return list(pool.map(lambda r: run_family(r, out_root, ray, extra), runs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from packager import atomic
+
     p = argparse.ArgumentParser(
-        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0]
+        prog="python -m packager.nightly.fanout", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY/VARIANT-BACKEND)")
-    p.add_argument("--families", help="comma-separated families (default: every recipe)")
-    p.add_argument("--variants", help="comma-separated variants (default: all)")
-    p.add_argument("--backends", help="comma-separated backends (default: the recipe's)")
+    p.add_argument("--out", type=Path, required=True, help="results folder (DIR/FAMILY, as pack writes it)")
+    p.add_argument("--families", type=comma_list, help="comma-separated families (default: every recipe)")
+    p.add_argument("--variants", type=comma_list, help="comma-separated variants (default: all)")
+    p.add_argument("--backends", type=comma_list, help="comma-separated backends (default: the recipe's)")
     p.add_argument("--recipes", type=Path, action="append", default=[], help="extra recipe folder")
-    p.add_argument("--ray", action="store_true", help="run the tasks on Ray (extra: ray)")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="pack on the Ray cluster at ADDRESS (default: $RAY_ADDRESS, else the local one; extra: ray)",
+    )
+    p.add_argument("--address", help=argparse.SUPPRESS)  # the former spelling of --ray ADDRESS
+    p.add_argument("--targets", type=comma_list, help="with --ray: comma-separated targets for every package")
+    p.add_argument("--parallel", type=int, help="families packed at once (default: 2 with --ray, else 1)")
     p.add_argument("pack_args", nargs=argparse.REMAINDER, help="after --: extra arguments for every pack")
     args = p.parse_args(argv)
-    tasks = matrix(_csv(args.families), args.recipes, _csv(args.variants), _csv(args.backends))
+    ray = args.address if args.address and args.ray is not None else args.ray
+    runs = plan(args.families, args.recipes, args.variants, args.backends)
     extra = [a for a in args.pack_args if a != "--"]
     for recipe_dir in args.recipes:
         extra += ["--recipes", str(recipe_dir)]
+    if args.targets:
+        extra += ["--targets", ",".join(args.targets)]
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.ray:
-        results = run_ray(tasks, args.out.resolve(), extra, address=args.address)
-    else:
-        results = run_local(tasks, args.out.resolve(), extra)
-    (args.out / "fanout.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    parallel = args.parallel or (2 if ray is not None else 1)
+    results = run_all(runs, args.out.resolve(), ray, extra, parallel)
+    atomic.write_json(args.out / "fanout.json", results)
     for r in results:
-        print(f"{r['family']}/{r['variant']}/{r['backend']}: exit {r['exit_code']} -> {r['out_dir']}")
+        print(f"{r['family']}: exit {r['exit_code']} -> {r['out_dir']} ({len(r['packages'])} packages)")
     return max((r["exit_code"] for r in results), default=0)
 
 

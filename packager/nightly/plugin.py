@@ -6,11 +6,16 @@ collects :mod:`packager.nightly.suite` (instead of ``testpaths`` when no paths w
 in addition to them otherwise), whose tests are parametrized here, one per family x variant x backend x
 device (x batch size for latency):
 
-* ``test_parity``: the package (zip from the pack output folder, loaded through its model class) run on the
-  recorded sample inputs, compared with the recorded upstream reference outputs under the recipe's
-  tolerances; the error against the package's own recorded outputs (drift) is reported as a property;
-* ``test_latency``: ``benchmark.pedantic`` around ``infer`` + device synchronize, with the environment in
-  ``extra_info`` and in ``machine_info``.
+* ``test_parity``: the package checked by its :class:`~packager.package_check.PackageCheck`, the one check
+  ``pack`` verified it with (same load settings, limits, tolerances with the recorded noise floor, task
+  checks, every case of the golden, a recurrent model's sequence); the error against the package's own
+  recorded outputs (drift) is reported as a property;
+* ``test_latency``: one per row of the check's latency plan, ``benchmark.pedantic`` around the check's
+  timed call (the harness's ``run`` + ``fetch`` + device synchronize) on the check's input sets, with the
+  environment in ``extra_info`` and in ``machine_info`` (docs/measurement.md, "One check").
+
+The run's settings (devices resolved once, threads) are read from the options once
+(:func:`run_settings`) and kept on the pytest config, which every fixture is handed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from typing import Any
 
 import pytest
 
+from packager.arguments import comma_list, thread_count
+
 SUITE = Path(__file__).with_name("suite.py")
+SETTINGS = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,13 +43,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="pack output folder (report.json, zips, goldens/), or a folder of them; enables the plugin",
     )
-    group.addoption("--weightpack-recipes", metavar="A,B", help="families to test (default: all packed)")
+    group.addoption(
+        "--weightpack-recipes", type=comma_list, metavar="A,B", help="families to test (default: all packed)"
+    )
     group.addoption(
         "--weightpack-recipe-dir", action="append", type=Path, metavar="DIR", help="extra recipe folder"
     )
-    group.addoption("--weightpack-devices", metavar="cpu,cuda:0", help="devices (default: all available)")
-    group.addoption("--weightpack-backends", metavar="A,B", help="backends (default: the recipe's)")
-    group.addoption("--weightpack-variants", metavar="A,B", help="variants (default: all the recipe's)")
+    group.addoption(
+        "--weightpack-devices", type=comma_list, metavar="cpu,cuda:0", help="devices (default: all available)"
+    )
+    group.addoption(
+        "--weightpack-backends", type=comma_list, metavar="A,B", help="backends (default: the recipe's)"
+    )
+    group.addoption(
+        "--weightpack-variants", type=comma_list, metavar="A,B", help="variants (default: all the recipe's)"
+    )
+    group.addoption(
+        "--weightpack-threads",
+        type=thread_count,
+        metavar="N",
+        help="torch and onnxruntime intra-op threads (default: [bench] threads, else 1)",
+    )
     group.addoption("--weightpack-rounds", type=int, default=30, help="latency rounds per case (30)")
     group.addoption("--weightpack-warmup", type=int, default=5, help="latency warm-up rounds (5)")
 
@@ -54,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not active(config):
         return
     config.addinivalue_line("markers", "weightpack: nightly parity/latency case generated from a recipe")
+    config.stash[SETTINGS] = _settings_from_options(config)
     suite = str(SUITE)
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         if suite not in config.args:
@@ -77,10 +100,6 @@ class Case:
         return f"{self.family}-{self.variant}-{self.backend}-{self.device.replace(':', '')}"
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def find_reports(paths: list[Path]) -> list[Path]:
     found = []
     for path in paths:
@@ -91,33 +110,46 @@ def find_reports(paths: list[Path]) -> list[Path]:
     return found
 
 
-def recipe_for(config: pytest.Config, family: str) -> Any:
-    from packager.recipes import default_recipe_dirs, resolve_family
+def _settings_from_options(config: pytest.Config) -> Any:
+    """The run's settings from the plugin's options, devices resolved once (a device that is no device,
+    or one this machine lacks, is a usage error naming what is accepted)."""
+    from backends.errors import WeightpackError
+    from packager.settings import RunSettings
 
-    dirs = [*(config.getoption("weightpack_recipe_dir") or []), *default_recipe_dirs()]
-    return resolve_family(family, dirs)
+    try:
+        return RunSettings.of(
+            devices=config.getoption("weightpack_devices"), threads=config.getoption("weightpack_threads")
+        )
+    except WeightpackError as exc:
+        raise pytest.UsageError(f"--weightpack-devices: {exc}") from None
 
 
-@functools.lru_cache(maxsize=1)
-def _available_devices() -> tuple[str, ...]:
-    from backends.device import available_devices
+def run_settings(config: pytest.Config) -> Any:
+    """The :class:`packager.settings.RunSettings` of this pytest run."""
+    return config.stash[SETTINGS]
 
-    return tuple(available_devices())
+
+def recipe_for(config: pytest.Config, report: dict[str, Any]) -> Any:
+    """The recipe a pack output was packed with (recorded in its report), else its family's in
+    ``--weightpack-recipe-dir`` and the default folders: the same rule compare's measure step follows."""
+    from packager.recipes import recipe_of_report
+
+    return recipe_of_report(report, config.getoption("weightpack_recipe_dir") or [])
 
 
 def build_cases(config: pytest.Config) -> list[Case]:
     """family x variant x backend x device from the recipes; a case with no package is kept (skipped)."""
-    families = _csv(config.getoption("weightpack_recipes"))
-    devices = _csv(config.getoption("weightpack_devices")) or list(_available_devices())
-    only_backends = _csv(config.getoption("weightpack_backends"))
-    only_variants = _csv(config.getoption("weightpack_variants"))
+    families = config.getoption("weightpack_recipes")
+    devices = run_settings(config).devices
+    only_backends = config.getoption("weightpack_backends")
+    only_variants = config.getoption("weightpack_variants")
     cases = []
     for report_path in find_reports(config.getoption("weightpack_goldens") or []):
         report = json.loads(report_path.read_text(encoding="utf-8"))
         family = report["family"]
         if families and family not in families:
             continue
-        recipe = recipe_for(config, family)
+        recipe = recipe_for(config, report)
         for variant in recipe.variants:
             if only_variants and variant not in only_variants:
                 continue
@@ -139,14 +171,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     config = metafunc.config
     cases = build_cases(config) if active(config) else []
-    if "weightpack_batch_size" in names:
+    if "weightpack_row" in names:
+        from packager.package_check import latency_plan
+
         params, ids = [], []
         for case in cases:
-            batches = recipe_for(config, case.family).bench.batch_sizes
-            for bs in batches:
-                params.append(pytest.param(case, bs, marks=_marks(case)))
-                ids.append(f"{case.id}-bs{bs}")
-        metafunc.parametrize(("weightpack_case", "weightpack_batch_size"), params, ids=ids)
+            recipe = recipe_for(config, case.report)
+            sizes = run_settings(config).batch_sizes_for(recipe.bench)
+            for row in latency_plan(recipe, case.variant, sizes):
+                params.append(pytest.param(case, row, marks=_marks(case)))
+                shape = f"-s{row.shape}" if row.label else ""
+                ids.append(f"{case.id}{shape}-bs{row.batch_size}")
+        metafunc.parametrize(("weightpack_case", "weightpack_row"), params, ids=ids)
     else:
         params = [pytest.param(c, marks=_marks(c)) for c in cases]
         metafunc.parametrize("weightpack_case", params, ids=[c.id for c in cases])
@@ -163,16 +199,15 @@ def _marks(case: Case) -> list[Any]:
         )
     if case.device.startswith("cuda"):
         marks.append(pytest.mark.gpu)
-        if case.device not in _available_devices() and "cuda:0" not in _available_devices():
-            marks.append(pytest.mark.skip(reason=f"{case.device} is not available here"))
     return marks
 
 
-@functools.lru_cache(maxsize=1)
-def environment() -> dict[str, Any]:
+@functools.lru_cache(maxsize=8)
+def environment(threads: Any = None) -> dict[str, Any]:
+    """The environment captured once per thread setting (``threads``: the run's, recorded as torch's)."""
     from bench import environment as env
 
-    return env.capture()
+    return env.capture(threads)
 
 
 @pytest.hookimpl(optionalhook=True)

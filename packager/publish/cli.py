@@ -84,9 +84,14 @@ def check_flags(args: argparse.Namespace) -> None:
             f"{ENV_REGISTRY_URL.format(args.env.upper())}"
         )
     if args.register:
-        from .registry import model_register_path
+        from .registry import check_registry_url, model_register_path
 
         model_register_path(args.model_register_path, args.skip_model_registration)  # exit 2 if bad
+        url = registry_url_for(args.env, args.registry_url)
+        if url:  # a port out of range or a broken IPv6 literal failed only after the whole pack
+            check_registry_url(
+                url, "--registry-url" if args.registry_url else ENV_REGISTRY_URL.format(args.env.upper())
+            )
     if getattr(args, "skip_staging_check", False) and not (args.register and args.env == "production"):
         raise UsageError("--skip-staging-check only applies to --register --env production")
     if staging_gate_applies(args):
@@ -196,11 +201,13 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
     execute = args.execute and not args.dry_run
     store = open_store(args.upload) if args.upload else None
     registry_url = registry_url_for(args.env, args.registry_url) if args.register else None
-    secret = None
+    secret = account = None
     if args.register and execute:
-        from .secret import secret_from_env
+        from .secret import account_key, registry_secret, split_url_secret
 
-        secret = secret_from_env()  # before any upload: fail early, change nothing
+        assert registry_url is not None
+        call_url, secret = registry_secret(registry_url)  # before any upload: fail early, change nothing
+        account = account_key(call_url, secret) if split_url_secret(registry_url)[1] else None
     skip_staging = bool(getattr(args, "skip_staging_check", False))
     staging_status: dict[str, str] | None = None
     if args.register and args.env == "production":
@@ -259,11 +266,12 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
         from .registry import model_register_path
 
         client = RegistryClient(
-            registry_url,
+            call_url,
             secret,
             RetryPolicy.from_env(),
             on_retry=echo,
             model_register=model_register_path(args.model_register_path, args.skip_model_registration),
+            account=account,
         )
         state = State(state_path(out_dir, args.env))
         hint = resume_command(args)
@@ -271,7 +279,7 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
             if args.env == "production":
                 from datetime import datetime, timezone
 
-                state.entry(client.display_url, p)["staging_check"] = {
+                state.entry(client.state_key, p)["staging_check"] = {
                     "result": "skipped (--skip-staging-check)"
                     if skip_staging
                     else (staging_status or {}).get(p.zip_path.name, ""),
@@ -279,8 +287,19 @@ def publish(args: argparse.Namespace, report: dict[str, Any], out_dir: Path, out
                 }
                 state.save()
             register_package(p, client, state, echo, hint)
-        echo(f"registered in {args.env}; check it with: pack verify-remote MODEL_ID --env {args.env}")
+        echo(f"registered in {args.env}; check it as a consumer would with:")
+        for command in dict.fromkeys(verify_remote_command(args, p.model_id, out_dir) for p in plans):
+            echo(f"  {command}")
     return EXIT_OK
+
+
+def verify_remote_command(args: argparse.Namespace, model_id: str, out_dir: Path) -> str:
+    """The ``pack verify-remote`` command that checks what was just registered (it runs as printed: the
+    registry URL is given when it came from the flag, credentials in it masked)."""
+    parts = ["pack", "verify-remote", model_id, "--env", args.env, "--out", str(out_dir)]
+    if args.registry_url:
+        parts += ["--registry-url", redact_url(args.registry_url)]
+    return shlex.join(parts)
 
 
 def resume_command(args: argparse.Namespace) -> str:

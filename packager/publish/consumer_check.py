@@ -7,7 +7,7 @@ ONNX > torch > HF > TorchScript, then quantization; falling back to the next whe
 not say which, so its verdict could belong to any of them. With the id, the verdict is that package's own.
 
 ``--consumer auto`` (the default) runs it when inference-models is reachable (installed here, or
-``.venv-consumer``; see :mod:`backends.consumer.bridge`): a package whose (architecture, task, backend) the
+``.venv-consumer``; see :mod:`packager.consumer.bridge`): a package whose (architecture, task, backend) the
 consumer ships a class for must load and match; one it has no class for is reported, not failed (such a
 package serves weightpack's own classes only). ``require`` fails in both cases, and refuses to start when
 the consumer is missing (exit 3, with how to install it); ``skip`` does not ask it.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import ConsumerUnavailableError
+from bench.report import CANNOT_LOAD
 
 MODES = ("auto", "require", "skip")
 # what AutoModel raises, told a package id, when it ships no class for that package's backend
@@ -28,7 +29,7 @@ NO_CLASS_ERROR = "ModelImplementationNotFoundError"
 def require_consumer(mode: str) -> None:
     """``--consumer require`` where the consumer is not installed: an environment problem (exit 3), said
     before anything is contacted or downloaded, with how to install it."""
-    from backends.consumer import bridge
+    from packager.consumer import bridge
 
     if mode == "require" and not bridge.available():
         raise ConsumerUnavailableError(
@@ -43,15 +44,17 @@ def consumer_check(
     url: str,
     api_key: str,
     goldens: Path,
-    tolerance: Any,
+    request: Any,
     args: Any,
     scratch: Path,
 ) -> dict[str, Any] | None:
     """The consumer's verdict on package ``package_id``: ``{"passed", "gating", "details", "package_id",
     ...}`` (``model_wide`` when it holds for every package of the model: the consumer has no class for
     any), or None when not asked. Its download cache is an owned temporary under ``scratch``
-    (verify-remote's), swept if a run is killed."""
-    from backends.consumer import bridge
+    (verify-remote's), swept if a run is killed. ``request``: the :class:`packager.check.CheckRequest`
+    the package's own check used (the recipe's tolerances and task check), applied to what AutoModel
+    returned."""
+    from packager.consumer import bridge
 
     if mode == "skip" or (mode == "auto" and not bridge.available()):
         return None
@@ -61,7 +64,7 @@ def consumer_check(
 
     label = f"consumer (package {package_id})"
     with atomic.temp_dir(scratch, "consumer") as tmp:
-        request = {
+        ask = {
             "model_id": model_id,
             "api_host": url,
             "api_key": api_key,
@@ -72,14 +75,14 @@ def consumer_check(
             "package_id": package_id,  # AutoModel loads exactly this package, or fails
         }
         try:
-            answer = bridge.ask("auto-load", request)
+            answer = bridge.ask("auto-load", ask)
         except RuntimeError as exc:
             return _failed_load(mode, label, package_id, str(exc))
         if not answer.get("registered"):
-            details = [f"consumer: {answer['reason']}"]
+            details = [f"consumer: {CANNOT_LOAD}: {answer['reason']}"]
             return {"passed": False, "gating": mode == "require", "details": details, "model_wide": True}
-        outputs = load_arrays(Path(request["outputs"]), "output")
-    return _compare(load_arrays(goldens, "output"), outputs, tolerance, package_id, answer)
+        outputs = load_arrays(Path(ask["outputs"]), "output")
+    return _compare(request, outputs, package_id, answer)
 
 
 def _failed_load(mode: str, label: str, package_id: str, error: str) -> dict[str, Any]:
@@ -101,23 +104,19 @@ def _failed_load(mode: str, label: str, package_id: str, error: str) -> dict[str
 
 
 def _compare(
-    expected: dict[str, Any],
-    outputs: dict[str, Any],
-    tolerance: Any,
-    package_id: str,
-    answer: dict[str, Any],
+    request: Any, outputs: dict[str, Any], package_id: str, answer: dict[str, Any]
 ) -> dict[str, Any]:
-    """The consumer's outputs on the recorded inputs against the recorded outputs, at this package's
-    tolerance."""
-    from bench.parity import compare_outputs
+    """The consumer's outputs on the recorded inputs against the recorded outputs, judged as the package's
+    own check was (its tolerances, its task check)."""
+    from packager.check import judge
 
-    parity = compare_outputs(expected, outputs, tolerance)
+    from .remote_check import check_lines
+
+    checked = judge(request, outputs)
     details = [f"consumer: AutoModel loaded {answer['model_class']} (package {package_id})"]
-    details += [
-        f"consumer {p.output}: {'ok' if p.passed else 'MISMATCH'} max_abs={p.max_abs}" for p in parity
-    ]
+    details += check_lines(checked, prefix="consumer ")
     return {
-        "passed": bool(parity) and all(p.passed for p in parity),
+        "passed": checked.passed,
         "gating": True,
         "package_id": package_id,
         "details": details,

@@ -13,17 +13,20 @@ sizes at all, and a file must come to exactly the size declared for it. Each of 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from packager.archive import CHUNK_SIZE, Limits, check_file_list
 from packager.errors import ArchiveError, UnsafeArchiveError
 from packager.hashing import new_hash
-from packager.retry import redact_http_logs
+from packager.redact import redact_url
+from packager.retry import backoff, cause, mount, retryable_status
 
-from .errors import PublishError
+from .errors import PublishError, PublishNetworkError
 from .registry import RegistryClient
 
 SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
@@ -95,56 +98,88 @@ def download(
 ) -> int:
     """Download one package file under ``dest`` (temp name, md5 check, then rename); returns its size. It
     stops as soon as it passes ``budget`` (what is left of the package's total) or the ``declared`` size,
-    so a registry can fill neither the disk nor a file beyond its word."""
+    so a registry can fill neither the disk nor a file beyond its word.
+
+    Requests are retried by the one policy (:mod:`packager.retry`: urllib3's ``Retry``, busy answers and
+    refused connections with backoff, ``Retry-After`` honoured, any other 4xx final); a body cut mid-way
+    is fetched again after the same backoff."""
     handle = str(record.get("fileHandle", ""))
     if not handle or not all(SEGMENT.fullmatch(s) and s not in (".", "..") for s in handle.split("/")):
         raise PublishError(f"file handle {handle!r} is not a safe relative path")
-    redact_http_logs()  # the download URL may be signed: urllib3's records of it lose the query
+    url, policy = str(record.get("downloadUrl", "")), client.policy
     final = dest / handle
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.partial")  # inside verify-remote's owned scratch folder
-    for attempt in range(1, client.policy.attempts + 1):
-        try:
-            digest, received = _fetch(client, record, tmp, budget, declared)
-        except (requests.RequestException, PublishError) as exc:
-            tmp.unlink(missing_ok=True)
-            if attempt == client.policy.attempts:
-                raise PublishError(f"download {handle}: {exc}") from None
-            continue
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if declared is not None and received != declared:
-            tmp.unlink(missing_ok=True)
-            raise ArchiveError(
-                f"{handle}: {received} bytes received, the registry declares {declared} ({SIZE_ACCEPTED})"
-            )
-        if digest != record["md5Hash"]:
-            tmp.unlink(missing_ok=True)
-            raise PublishError(f"{handle}: md5 {digest} differs from the registry's {record['md5Hash']}")
-        tmp.replace(final)
-        return received
-    raise PublishError(f"download {handle}: no attempts made")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ArchiveError(f"{handle}: downloadUrl {redact_url(url)!r} is not an http(s) URL (accepted: one)")
+    with requests.Session() as session:
+        mount(session, url, policy.retry())  # also redacts urllib3's records of the (maybe signed) URL
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                digest, received = _fetch(session, policy.timeout_s, handle, url, tmp, budget, declared)
+                break
+            except _Dropped as exc:  # the body broke off: the whole file again, after the backoff
+                tmp.unlink(missing_ok=True)
+                if attempt == policy.attempts:  # the network's fault: exit 3
+                    raise PublishNetworkError(
+                        f"download {handle}: failed after {attempt} attempts; last: {exc}"
+                    ) from None
+                time.sleep(backoff(policy, attempt))
+            except requests.RequestException as exc:  # urllib3 already retried what is worth retrying
+                tmp.unlink(missing_ok=True)
+                network = isinstance(exc, (requests.ConnectionError, requests.Timeout))
+                kind = PublishNetworkError if network else PublishError  # no answer: exit 3
+                raise kind(
+                    f"download {handle}: failed after {policy.attempts} attempts; last: {cause(exc)}"
+                ) from None
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+    if declared is not None and received != declared:
+        tmp.unlink(missing_ok=True)
+        raise ArchiveError(
+            f"{handle}: {received} bytes received, the registry declares {declared} ({SIZE_ACCEPTED})"
+        )
+    if digest != record["md5Hash"]:
+        tmp.unlink(missing_ok=True)
+        raise PublishError(f"{handle}: md5 {digest} differs from the registry's {record['md5Hash']}")
+    tmp.replace(final)
+    return received
+
+
+class _Dropped(Exception):
+    """The connection broke while the body was streaming."""
 
 
 def _fetch(
-    client: RegistryClient, record: dict[str, Any], tmp: Path, budget: int | None, declared: int | None
+    session: requests.Session,
+    timeout: float,
+    handle: str,
+    url: str,
+    tmp: Path,
+    budget: int | None,
+    declared: int | None,
 ) -> tuple[str, int]:
-    """One attempt: stream the file to ``tmp``; (md5 hex, bytes received)."""
-    handle = record["fileHandle"]
+    """One request (retried by the session): stream the file to ``tmp``; (md5 hex, bytes received). An
+    answer other than 200 once the retries are spent is final (PublishError)."""
     digest, received = new_hash("md5"), 0
-    with requests.get(record["downloadUrl"], stream=True, timeout=client.policy.timeout_s) as r:
+    with session.get(url, stream=True, timeout=timeout) as r:
         if r.status_code != 200:
-            raise PublishError(f"download {handle}: HTTP {r.status_code}")
+            busy = retryable_status(r.status_code)  # still busy after every retry: the network's (exit 3)
+            again = " after every retry" if busy else " (final: not retried)"
+            kind = PublishNetworkError if busy else PublishError
+            raise kind(f"download {handle}: HTTP {r.status_code}{again}")
         with open(tmp, "wb") as out:
-            for chunk in r.iter_content(CHUNK_SIZE):
-                received += len(chunk)
-                if declared is not None and received > declared:
-                    raise UnsafeArchiveError(
-                        f"{handle}: more than the {declared} bytes the registry declares ({SIZE_ACCEPTED})"
-                    )
-                if budget is not None and received > budget:
-                    raise _OverBudget
-                digest.update(chunk)
-                out.write(chunk)
+            try:
+                for chunk in r.iter_content(CHUNK_SIZE):
+                    received += len(chunk)
+                    if declared is not None and received > declared:
+                        more = f"more than the {declared} bytes the registry declares"
+                        raise UnsafeArchiveError(f"{handle}: {more} ({SIZE_ACCEPTED})")
+                    if budget is not None and received > budget:
+                        raise _OverBudget
+                    digest.update(chunk)
+                    out.write(chunk)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise _Dropped(cause(exc)) from None
     return digest.hexdigest(), received

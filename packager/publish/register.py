@@ -70,7 +70,7 @@ def register_package(
     resume_hint: str,
 ) -> dict[str, Any]:
     """Register, upload and seal one package; returns its state entry. Raises PublishError (unsealed)."""
-    entry = state.entry(client.display_url, plan)
+    entry = state.entry(client.state_key, plan)
     label = f"{plan.model_id} [{plan.backend}]"
     if entry["sealed"]:
         echo(f"{label}: already registered and sealed as {entry['model_package_id']}; nothing to do")
@@ -81,10 +81,12 @@ def register_package(
         state.save()
         pid = entry.get("model_package_id")
         where = f"package {pid} is registered but NOT sealed" if pid else "nothing was registered"
-        raise PublishError(
+        error = PublishError(
             f"{label}: {exc}\n{label}: {where}; {len(entry['uploaded'])}/{len(plan.files)} files uploaded "
             f"(state: {state.path}). To resume, re-run: {resume_hint}"
-        ) from None
+        )
+        error.exit_code = exc.exit_code  # a network that kept failing stays exit 3
+        raise error from None
     return entry
 
 

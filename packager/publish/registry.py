@@ -34,7 +34,7 @@ import requests
 
 from packager.redact import redact_url
 
-from .errors import PublishError, PublishInputError
+from .errors import PublishError, PublishInputError, RegistryAnswerError
 from .http import RetryPolicy, send
 from .secret import Secret
 
@@ -57,6 +57,40 @@ def model_register_path(flag: str | None = None, skip: bool = False) -> str | No
             f"(from {source}; accepted: a path such as {MODEL_REGISTER}, or 'none' to skip the step)"
         )
     return path
+
+
+def check_registry_url(url: str, source: str) -> None:
+    """The registry URL (from ``source``: the flag or the environment variable) before anything is packed
+    or sent: https (plain http only to a loopback host: the secret travels in a header), a host and a valid
+    port, no spaces, query or fragment. PublishInputError (exit 2) naming what is wrong."""
+    from urllib.parse import urlsplit
+
+    accepted = "https://HOST[:PORT][/PATH] (http:// for a loopback host only), credentials optional"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:  # a broken IPv6 literal, a port out of range
+        raise PublishInputError(
+            f"{source} {redact_url(url)!r}: not a URL ({exc}; accepted: {accepted})"
+        ) from None
+    problem = None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        problem = "not an http(s) URL with a host"
+    elif parts.scheme == "http" and not _loopback(parts.hostname):
+        problem = "plain http:// would send the service secret in clear to a remote host"
+    elif parts.query or parts.fragment or any(c.isspace() or ord(c) < 0x20 for c in url):
+        problem = "holds a query, a fragment, spaces or control characters"
+    if problem:
+        raise PublishInputError(f"{source} {redact_url(url)!r}: {problem} (accepted: {accepted})")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 MODEL_REGISTER = "/models/v1/external/models/register"
@@ -98,10 +132,14 @@ class RegistryClient:
         policy: RetryPolicy | None = None,
         on_retry: Callable[[str], None] | None = None,
         model_register: str | None = MODEL_REGISTER,
+        account: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model_register = model_register
         self.display_url = redact_url(self.base_url)  # what may be printed or recorded
+        # the publish state's key: the host, plus a tag of the secret when the URL carried one, so two
+        # URLs that differ only in their masked credentials do not share resume state
+        self.state_key = self.display_url + (f"#account-{account}" if account else "")
         self.secret = secret
         self.policy = policy or RetryPolicy.from_env()
         self.on_retry = on_retry
@@ -171,7 +209,7 @@ class RegistryClient:
         merged: dict[str, Any] | None = None
         for _ in range(MAX_PAGES):
             r = self._call("GET", f"{WEIGHTS}?{urlencode(params)}", f"resolve {model_id}")
-            meta = r.json()["modelMetadata"]
+            meta = weights_metadata(r, f"the registry's answer for {model_id}")
             if merged is None:
                 merged = meta
             else:
@@ -182,6 +220,33 @@ class RegistryClient:
         assert merged is not None
         merged["nextPage"] = None
         return merged
+
+
+def weights_metadata(response: requests.Response, what: str) -> dict[str, Any]:
+    """``modelMetadata`` of a weights answer, once its shape is the documented one as far as it is read:
+    objects where objects belong, lists of objects for the packages and their files, string file handles.
+    RegistryAnswerError (exit 2) naming the first field that is not."""
+    try:
+        answer = response.json()
+    except (ValueError, RecursionError) as exc:
+        raise RegistryAnswerError(f"{what} is not JSON a client can read ({type(exc).__name__})") from None
+
+    def need(value: Any, kind: type, where: str) -> Any:
+        if not isinstance(value, kind):
+            names = {dict: "an object", list: "a list", str: "a string"}
+            found = names.get(type(value), type(value).__name__)
+            raise RegistryAnswerError(f"{what}: {where} is {found}, not {names[kind]}")
+        return value
+
+    meta = need(need(answer, dict, "the answer").get("modelMetadata"), dict, "modelMetadata")
+    for i, package in enumerate(need(meta.get("modelPackages", []), list, "modelMetadata.modelPackages")):
+        where = f"modelMetadata.modelPackages[{i}]"
+        need(package, dict, where)
+        need(package.get("packageManifest") or {}, dict, f"{where}.packageManifest")
+        for j, record in enumerate(need(package.get("packageFiles") or [], list, f"{where}.packageFiles")):
+            need(record, dict, f"{where}.packageFiles[{j}]")
+            need(record.get("fileHandle", ""), str, f"{where}.packageFiles[{j}].fileHandle")
+    return meta
 
 
 def check_upload_specs(answer: Any) -> None:

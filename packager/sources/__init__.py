@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import SourceError
 from ._types import Located, ProgressCallback
 from .hash_cache import HashCache, file_records
-from .spec import ACCEPTED_FORMS, SourceSpec, parse_uri, unpinned_warnings
+from .spec import ACCEPTED_FORMS, SourceSpec, parse_uri, public_uri, unpinned_warnings
 
 __all__ = [
     "ACCEPTED_FORMS",
@@ -23,6 +23,7 @@ __all__ = [
     "SourceSpec",
     "fetch",
     "parse_uri",
+    "public_uri",
     "unpinned_warnings",
 ]
 
@@ -88,7 +89,7 @@ def fetch(
     files = file_records(located.files, hashes)
     hashes.save()
     provenance: dict[str, Any] = {
-        "uri": uri,
+        "uri": public_uri(uri),  # never the credentials a URL may carry (report.json, every manifest)
         "kind": spec.kind,
         "resolved": located.resolved,
         "revision": spec.revision,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import GatedRepoAccessError, SourceError
+from ..errors import GatedRepoAccessError, NetworkError, SourceError, WriteError, disk_cause
 from ._types import Located, ProgressCallback
 from .hash_cache import iter_files
 from .spec import SourceSpec
@@ -80,14 +80,20 @@ def fetch_hf(
         ) from None
     except LocalEntryNotFoundError as exc:
         where = "offline mode (HF_HUB_OFFLINE) is on" if _offline() else "the Hub could not be reached"
-        raise SourceError(
+        kind = SourceError if _offline() else NetworkError  # unreachable: the network, exit 3
+        raise kind(
             f"{desc}: not in the local cache and {where}: {_scrub(str(exc), token).splitlines()[0]}"
         ) from None
     except EntryNotFoundError as exc:
         raise SourceError(f"{desc}: a file is missing upstream: {_scrub(str(exc), token)}") from None
     except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:
         detail = _scrub(str(exc), token)
-        raise SourceError(f"{desc}: download failed: {type(exc).__name__}: {detail}") from None
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        refused = isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+        if disk_cause(exc) is not None:
+            raise WriteError(f"{desc}: download failed: {type(exc).__name__}: {detail}") from None
+        kind = SourceError if refused else NetworkError  # a failing or unreachable Hub: exit 3
+        raise kind(f"{desc}: download failed: {type(exc).__name__}: {detail}") from None
 
     path = Path(snapshot)
     all_files = dict(iter_files(path))

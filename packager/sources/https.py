@@ -26,10 +26,10 @@ from urllib.parse import unquote, urlsplit
 from filelock import FileLock
 
 from .. import atomic
-from ..errors import SourceError
+from ..errors import NetworkError, SourceError
 from ..hashing import CHUNK_SIZE as CHUNK
 from ..hashing import sha256_file
-from ..retry import RetryPolicy, backoff, cause, mount
+from ..retry import RetryPolicy, backoff, cause, mount, retryable_status
 from ._types import Located, ProgressCallback
 from .hash_cache import HashCache
 from .spec import SourceSpec
@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     import requests
 
 INCOMPLETE = ".incomplete"
+
+
+def _network_failures() -> tuple[type[BaseException], ...]:
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 def cache_paths(cache_dir: Path, url: str, kind: str = "https") -> tuple[Path, Path, Path]:
@@ -100,8 +106,9 @@ def _download(
         if resp.status_code == 416 and done:  # the partial file is already whole (or bigger): start over
             tmp.unlink()
             return _download(session, url, tmp, desc, progress, timeout)
-        if resp.status_code >= 400:
-            raise SourceError(f"{desc}: HTTP {resp.status_code} {resp.reason}")
+        if resp.status_code >= 400:  # a busy or failing server after every retry is the network's
+            kind = NetworkError if retryable_status(resp.status_code) else SourceError
+            raise kind(f"{desc}: HTTP {resp.status_code} {resp.reason}")
         if done and resp.status_code != 206:  # server ignored the Range: restart from zero
             done = 0
         length = resp.headers.get("Content-Length")
@@ -168,12 +175,13 @@ def _download_resuming(
                 return _download(session, url, tmp, desc, progress, policy.timeout_s)
             except _Dropped as exc:  # keep the partial file: the next attempt resumes it
                 if attempt == policy.attempts:
-                    raise SourceError(
+                    raise NetworkError(
                         f"{desc}: download failed after {attempt} attempts ({exc}); run again to resume"
                     ) from None
                 time.sleep(backoff(policy, attempt))
             except requests.RequestException as exc:  # urllib3 already retried it
-                raise SourceError(f"{desc}: download failed: {cause(exc)}; run again to resume") from None
+                kind = NetworkError if isinstance(exc, _network_failures()) else SourceError
+                raise kind(f"{desc}: download failed: {cause(exc)}; run again to resume") from None
     raise AssertionError("unreachable")
 
 

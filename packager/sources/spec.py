@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from ..errors import SourceError
+from ..redact import redact_query, redact_url
 
 ACCEPTED_FORMS = (
     "hf://<org>/<repo>[@<revision>], "
@@ -54,7 +55,12 @@ class SourceSpec:
 
 
 def _bad(uri: str, problem: str) -> SourceError:
-    return SourceError(f"invalid source {uri!r}: {problem}. Accepted forms: {ACCEPTED_FORMS}")
+    return SourceError(f"invalid source {public_uri(uri)!r}: {problem}. Accepted forms: {ACCEPTED_FORMS}")
+
+
+def public_uri(uri: str) -> str:
+    """``uri`` fit to print or record: user-info and any query (a signed URL's credentials) masked."""
+    return redact_query(redact_url(str(uri)))
 
 
 def _is_loopback(host: str | None) -> bool:

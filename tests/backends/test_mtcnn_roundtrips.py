@@ -14,8 +14,8 @@ import types
 
 import numpy as np
 import pytest
+from mtcnn_nets import MTCNNNet, build
 
-from backends.zoo.mtcnn import MTCNNNet, build
 from tests.backends.helpers import export_package, load, max_abs, mtcnn_dir
 
 DATA = mtcnn_dir()
@@ -27,7 +27,7 @@ pytestmark = [
 ]
 SHAPES = {"pnet": (2, 3, 120, 160), "rnet": (16, 3, 24, 24), "onet": (8, 3, 48, 48)}
 TOL = {"torch": 1e-6, "torch-script": 1e-6, "onnx": 1e-5}
-REFERENCE = "backends.zoo.mtcnn:MTCNNNet"
+REFERENCE = "mtcnn_nets:MTCNNNet"
 
 
 def image(net: str, batch: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -80,7 +80,7 @@ def test_torch_torchscript_onnx_roundtrips(tmp_path, net):
     sample = image(net)
     reference = MTCNNNet.from_pretrained(DATA, variant=net).infer(sample)
     for backend in ("torch", "torch-script", "onnx"):
-        options = {"factory": "backends.zoo.mtcnn:build", "factory_kwargs": {"net": "{variant}"}}
+        options = {"factory": "mtcnn_nets:build", "factory_kwargs": {"net": "{variant}"}}
         unzipped, result = export_package(
             tmp_path / backend,
             backend,

@@ -9,13 +9,13 @@ weightpack knows its name.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.packs import pack_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "tests" / "plugins"
@@ -41,18 +41,18 @@ reference_class = "npzbackend.model:LinearReference"
 
 
 @pytest.fixture
-def installed(tmp_path: Path) -> dict[str, str]:
-    """A site folder holding the plugin's distribution metadata; the environment that puts it on the path."""
+def installed(tmp_path: Path) -> tuple[Path, ...]:
+    """A site folder holding the plugin's distribution metadata; the import path that holds it."""
     site = tmp_path / "site"
     info = site / "npzbackend-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: npzbackend\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[weightpack.backends]\nnpz = npzbackend.spec:SPEC\n")
-    path = os.pathsep.join([str(site), str(PLUGINS), str(ROOT), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
+    return (site, PLUGINS)
 
 
-def pack(tmp_path: Path, env: dict[str, str], options: str) -> subprocess.CompletedProcess[str]:
+def pack(tmp_path: Path, paths: tuple[Path, ...], options: str) -> subprocess.CompletedProcess[str]:
+    """``pack tiny`` in a child process whose PYTHONPATH holds ``paths`` (where entry points are found)."""
     upstream = tmp_path / "upstream"
     upstream.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
@@ -60,10 +60,7 @@ def pack(tmp_path: Path, env: dict[str, str], options: str) -> subprocess.Comple
     recipes = tmp_path / "recipes"
     recipes.mkdir(exist_ok=True)
     (recipes / "tiny.toml").write_text(RECIPE.format(upstream=upstream.as_posix(), options=options))
-    cmd = [
-        sys.executable,
-        "-m",
-        "packager.cli",
+    argv = [
         "tiny",
         "--recipes",
         str(recipes),
@@ -76,11 +73,11 @@ def pack(tmp_path: Path, env: dict[str, str], options: str) -> subprocess.Comple
         "--cache-dir",
         str(tmp_path / "cache"),
     ]
-    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    return pack_process(*argv, cwd=tmp_path, paths=paths)
 
 
 @pytest.mark.slow
-def test_entry_point_backend_packs_end_to_end(tmp_path: Path, installed: dict[str, str]) -> None:
+def test_entry_point_backend_packs_end_to_end(tmp_path: Path, installed: tuple[Path, ...]) -> None:
     proc = pack(tmp_path, installed, "compressed = true")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -97,7 +94,8 @@ def test_entry_point_backend_packs_end_to_end(tmp_path: Path, installed: dict[st
     assert {(r["atol"], r["rtol"]) for r in rows} == {(2e-4, 3e-4)}  # the plugin's own tolerance floor
 
 
-def test_entry_point_backend_options_are_checked(tmp_path: Path, installed: dict[str, str]) -> None:
+@pytest.mark.slow
+def test_entry_point_backend_options_are_checked(tmp_path: Path, installed: tuple[Path, ...]) -> None:
     proc = pack(tmp_path, installed, "compresed = true")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "tiny.toml: field 'backends.npz.compresed': is not a known option" in proc.stderr
@@ -105,8 +103,8 @@ def test_entry_point_backend_options_are_checked(tmp_path: Path, installed: dict
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_unknown_backend_without_its_entry_point(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(ROOT)])}
-    proc = pack(tmp_path, env, "")
+    proc = pack(tmp_path, (PLUGINS,), "")
     assert proc.returncode == 2
     assert "field 'backends.npz': 'npz' is not accepted" in proc.stderr

@@ -52,7 +52,7 @@ def test_registry_names_and_wire_names():
         "backends.torchscript.model:TorchScriptModel",
         "backends.onnx.model:OnnxModel",
         "backends.trt.model:TrtModel",
-        "backends.zoo.mtcnn:MTCNNNet",
+        "mtcnn_nets:MTCNNNet",
     ],
 )
 def test_cuda_without_cuda_is_an_error(no_cuda, tmp_path, spec, model_class):
@@ -238,7 +238,7 @@ def test_mtcnn_needs_a_net(tmp_path):
     if mtcnn_dir() is None:
         pytest.skip("facenet-pytorch not installed")
     with pytest.raises(ModelLoadError, match="which MTCNN net"):
-        load_model_class("backends.zoo.mtcnn:MTCNNNet").from_pretrained(mtcnn_dir())
+        load_model_class("mtcnn_nets:MTCNNNet").from_pretrained(mtcnn_dir())
 
 
 # ---- TensorRT engine compatibility ----------------------------------------------------------------------

@@ -9,10 +9,12 @@ a CI run can never go green without running the conformance suite.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from backends.consumer import bridge
+from packager.consumer import bridge
+from tests.packs import pack_process
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +25,14 @@ def consumer() -> str:
             pytest.fail(f"WEIGHTPACK_REQUIRE_CONSUMER=1 but the consumer is missing: {bridge.HOW_TO_INSTALL}")
         pytest.skip(bridge.HOW_TO_INSTALL)
     return python
+
+
+@pytest.fixture(scope="session")
+def ppocr_packed(consumer: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pack ppocr --no-latency`` run by the consumer's venv (the verification goes through the consumer's
+    class), once for the session: copy it before changing anything in it (a registration writes its state
+    there)."""
+    out = tmp_path_factory.mktemp("ppocr") / "out"
+    proc = pack_process("ppocr", "--out", str(out), "--no-latency", "--quiet", python=consumer, script=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out

@@ -59,7 +59,7 @@ def onet(tmp_path_factory):
 @pytest.mark.parametrize(
     ("backend", "options"),
     [
-        ("torch", {"factory": "backends.zoo.mtcnn:build", "factory_kwargs": {"net": "{variant}"}}),
+        ("torch", {"factory": "mtcnn_nets:build", "factory_kwargs": {"net": "{variant}"}}),
         ("torch-script", {}),
         ("onnx", {}),
     ],
@@ -72,7 +72,7 @@ def test_model_classes_take_the_consumers_call(tmp_path, onet, backend, options)
         onet,
         sample,
         options=options,
-        reference_class="backends.zoo.mtcnn:MTCNNNet",
+        reference_class="mtcnn_nets:MTCNNNet",
         variant="onet",
         task="object-detection",
     )
@@ -83,7 +83,7 @@ def test_model_classes_take_the_consumers_call(tmp_path, onet, backend, options)
 
 
 def test_reference_class_takes_a_torch_device(onet):
-    from backends.zoo.mtcnn import MTCNNNet
+    from mtcnn_nets import MTCNNNet
 
     model = MTCNNNet.from_pretrained(onet, device=torch.device("cpu"), variant="onet", **CONSUMER_KWARGS)
     assert model.device == "cpu"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from backends.base import ExportRequest
-from backends.consumer.model import ConsumerModel, decode_texts, encode_texts
 from backends.errors import ConsumerUnavailableError
-from backends.registry import load_model_class
+from packager.consumer import load_model_class
+from packager.consumer.layout import LayoutError, apply_layout
+from packager.consumer.model import ConsumerModel, decode_texts, encode_texts
 from packager.errors import RecipeError
-from packager.layout import LayoutError, apply_layout
 from packager.recipes import load_recipe
 
 RECIPE = """
@@ -143,7 +143,7 @@ def test_adapter_catches_forward_and_encodes_text():
 
 
 def test_text_image_inputs_render_the_texts(tmp_path):
-    from packager.inputs import build_input_sets, parity_inputs
+    from packager.inputs import latency_sets, parity_inputs
 
     r = recipe(tmp_path, "").inputs
     assert r.kind == "tensor"
@@ -158,7 +158,7 @@ def test_text_image_inputs_render_the_texts(tmp_path):
     assert batch.shape == (3, 48, 320, 3) and batch.dtype == np.uint8
     assert batch.min() == 0 and batch.max() == 255 and not np.array_equal(batch[0], batch[1])
     assert (batch[1] < 128).any(axis=(0, 2))[-40:].sum() < 40  # the long line was shrunk to fit
-    sets = build_input_sets(spec, tmp_path, 1)
+    sets = latency_sets(spec, parity_inputs(spec, tmp_path), 1)
     assert not np.array_equal(sets[0]["image"], sets[1]["image"])
 
 

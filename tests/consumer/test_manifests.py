@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.consumer import bridge
 from backends.errors import ExportError
 from backends.trt.manifest import l4t_version, machine_specs, package_manifest
+from packager.consumer import bridge
 from tests.backends.helpers import export_package, minilm_dir, mtcnn_dir, text_inputs
 
 ENGINES = json.loads((Path(__file__).parent / "data" / "trt_engines.json").read_text())
@@ -28,7 +28,7 @@ def emitted(tmp_path_factory) -> dict[str, dict]:
         pytest.skip("facenet-pytorch (MTCNN weights) is not installed; scripts/setup.sh installs it")
     sample = {"image": np.random.default_rng(0).uniform(-1, 1, (2, 3, 48, 48)).astype(np.float32)}
     options = {
-        "torch": {"factory": "backends.zoo.mtcnn:build", "factory_kwargs": {"net": "{variant}"}},
+        "torch": {"factory": "mtcnn_nets:build", "factory_kwargs": {"net": "{variant}"}},
         "torch-script": {},
         "onnx": {},
         "onnx-static": {"static_batch_size": 2},
@@ -38,7 +38,7 @@ def emitted(tmp_path_factory) -> dict[str, dict]:
         backend = name.removesuffix("-static")
         _, result = export_package(
             tmp / name, backend, data, sample, options=opts,
-            reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet", task="object-detection",
+            reference_class="mtcnn_nets:MTCNNNet", variant="onet", task="object-detection",
         )  # fmt: skip
         out[name] = result.package_manifest
     upstream = minilm_dir()

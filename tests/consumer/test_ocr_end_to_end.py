@@ -6,7 +6,6 @@ loaded by ``AutoModel.from_pretrained("pp-ocrv6-rec/v4-ch")`` and run on a rende
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -14,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.consumer import bridge
-from backends.consumer.model import decode_texts
+from packager.consumer import bridge
+from packager.consumer.model import decode_texts
+from tests.packs import copy_of, pack_process, publish
 
 pytestmark = pytest.mark.slow  # real weights end to end (~1 min)
 
@@ -35,17 +35,33 @@ def render(word: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
 
 
-@pytest.fixture(scope="module")
-def packed(consumer, tmp_path_factory) -> Path:
-    """``pack ppocr`` run by the consumer's venv: the verification goes through the consumer's class."""
-    out = tmp_path_factory.mktemp("ppocr")
-    pack = Path(consumer).with_name("pack")
-    proc = subprocess.run(
-        [str(pack), "ppocr", "--out", str(out), "--no-latency", "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+@pytest.fixture
+def packed(ppocr_packed: Path, tmp_path: Path) -> Path:
+    """A copy of the session's ``pack ppocr`` by the consumer's venv (tests/consumer/conftest.py)."""
+    return copy_of(ppocr_packed, tmp_path, "ppocr")
+
+
+def register(consumer: str, packed: Path, registry) -> subprocess.CompletedProcess[str]:
+    """The consumer's ``pack ppocr --register --execute`` on the packed folder (its package reused)."""
+    return pack_process(
+        "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute",
+        python=consumer, script=True, env=registry.env, timeout=900,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+
+
+def registered(packed: Path) -> None:
+    """The packed folder's package registered on the fixture's registry by the publish step in this process
+    (the consumer's own run of it is test_registered_package_loads_with_automodel_and_reads_the_word's)."""
+    code, text = publish(packed, "--register", "--execute", family=("ppocr",))
+    assert code == 0, text[-3000:]
+
+
+def verify_remote(consumer: str, packed: Path, registry) -> subprocess.CompletedProcess[str]:
+    """The consumer's ``pack verify-remote MODEL_ID --json`` against the loopback registry."""
+    return pack_process(
+        "verify-remote", MODEL_ID, "--env", "staging", "--out", str(packed), "--json",
+        python=consumer, script=True, env=registry.env, timeout=900,
+    )  # fmt: skip
 
 
 def test_pack_verifies_through_the_consumers_class(packed):
@@ -55,8 +71,10 @@ def test_pack_verifies_through_the_consumers_class(packed):
     assert package["model_class"].startswith("inference_models.models.pp_ocrv6.")
     with zipfile.ZipFile(packed / package["zip"]) as zf:
         assert sorted(zf.namelist()) == ["inference.onnx", "inference.yml"]
-    assert {p["output"] for p in report["parity"]} == {"raw", "result"}
+    assert {p["output"] for p in report["parity"]} == {"raw"}  # by element; the text by task
     assert all(p["passed"] and p["max_abs"] == 0 for p in report["parity"])
+    [text] = report["task_checks"]
+    assert (text["check"], text["output"], text["value"], text["passed"]) == ("max_cer", "result", 0.0, True)
     # the sample inputs are the recipe's texts rendered as text lines: the consumer's class reads them back
     [golden] = [g["path"] for g in report["goldens"] if g["backend"] == "onnx"]
     with np.load(packed / golden) as out:
@@ -67,12 +85,7 @@ def test_pack_verifies_through_the_consumers_class(packed):
 def test_registered_package_loads_with_automodel_and_reads_the_word(
     consumer, packed, registry_server, tmp_path
 ):
-    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
-    proc = subprocess.run(
-        [str(Path(consumer).with_name("pack")), "ppocr", "--out", str(packed), "--no-latency", "--quiet",
-         "--register", "--execute"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    proc = register(consumer, packed, registry_server)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [package] = registry_server.sealed(MODEL_ID)
     assert sorted(package.handles) == ["inference.onnx", "inference.yml"]
@@ -97,13 +110,7 @@ def test_registered_package_loads_with_automodel_and_reads_the_word(
 
 def test_consumer_refuses_the_old_loopback_ids(consumer, packed, registry_server, tmp_path):
     """Why the loopback registry issues alphanumeric ids: the consumer refuses ``pkg-1`` outright."""
-    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
-    proc = subprocess.run(
-        [str(Path(consumer).with_name("pack")), "ppocr", "--out", str(packed), "--no-latency", "--quiet",
-         "--register", "--execute"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    registered(packed)
     [package] = registry_server.sealed(MODEL_ID)
     registry_server.packages["pkg-1"] = registry_server.packages.pop(package.id)
     package.id = "pkg-1"
@@ -118,19 +125,15 @@ def test_consumer_refuses_the_old_loopback_ids(consumer, packed, registry_server
 def test_verify_remote_goes_through_the_consumer(consumer, packed, registry_server):
     """``pack verify-remote`` (run where the consumer is installed) checks the registered package with
     weightpack's own check (through the consumer's class the pack recorded) and with AutoModel."""
-    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
-    pack = str(Path(consumer).with_name("pack"))
-    register = [pack, "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute"]
-    proc = subprocess.run(register, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    verify = [pack, "verify-remote", MODEL_ID, "--env", "staging", "--out", str(packed), "--json"]
-    proc = subprocess.run(verify, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    registered(packed)
+    proc = verify_remote(consumer, packed, registry_server)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [result] = json.loads(proc.stdout)["packages"]
     assert result["passed"] and result["model_class"].endswith(":PPOCRv6RecognitionOnnx")
     assert result["consumer"]["passed"] and result["consumer"]["gating"]
     assert any(d.startswith("consumer: AutoModel loaded inference_models.") for d in result["details"])
-    assert {"consumer result: ok max_abs=0.0", "consumer raw: ok max_abs=0.0"} <= set(result["details"])
+    assert "consumer task max_cer on result: ok 0 (at most 0)" in result["details"]  # the text, by task
+    assert any(d.startswith("consumer raw: ok max_abs=0.0") for d in result["details"])
     assert registry_server.secret not in proc.stdout + proc.stderr
 
 
@@ -141,11 +144,7 @@ def test_verify_remote_asks_the_consumer_about_each_registered_package(
     and a copy registered as a backend the consumer has no class for. Left to choose, AutoModel would fall
     back from the one that fails to another and report one success for all; told each package's id, the
     consumer fails the corrupted one only, and reports (without failing) the one it cannot load."""
-    env = {**os.environ, "WEIGHTPACK_REGISTRY_URL_STAGING": registry_server.url}
-    pack = str(Path(consumer).with_name("pack"))
-    register = [pack, "ppocr", "--out", str(packed), "--no-latency", "--quiet", "--register", "--execute"]
-    proc = subprocess.run(register, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    registered(packed)
     [good] = registry_server.sealed(MODEL_ID)
 
     def corrupt(handle: str, data: bytes) -> bytes:
@@ -154,8 +153,7 @@ def test_verify_remote_asks_the_consumer_about_each_registered_package(
     bad = registry_server.copy_package(good, edit=corrupt)
     hf_manifest = {"type": "hf-model-package-v1", "backendType": "hf", "quantization": "fp32"}
     no_class = registry_server.copy_package(good, manifest=hf_manifest)
-    verify = [pack, "verify-remote", MODEL_ID, "--env", "staging", "--out", str(packed), "--json"]
-    proc = subprocess.run(verify, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = verify_remote(consumer, packed, registry_server)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = {r["package_id"]: r for r in json.loads(proc.stdout)["packages"]}
     assert results[good.id]["passed"] and results[good.id]["consumer"]["passed"]

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from backends.consumer import bridge
+from packager.consumer import bridge
 from packager.publish.errors import PublishError
 from packager.publish.http import RetryPolicy
 from packager.publish.registry import RegistryClient, model_register_path

@@ -72,7 +72,7 @@ def test_sampler_reads_the_gpu_during_the_timed_loop() -> None:
     result = measure_model(BigOutput(), "cuda:0", [{"x": np.ones(1)}], CFG, overhead=False)
     conditions = result.gpu_conditions
     assert conditions is not None and conditions["samples"] >= 2
-    assert conditions["memory_peak_bytes"] and conditions["memory_peak_bytes"] > 256 * 2**20
+    assert conditions["memory_device_peak_bytes"] and conditions["memory_device_peak_bytes"] > 256 * 2**20
     print(f"GPU-CONDITIONS {json.dumps(conditions)}")
     if importlib.util.find_spec("pynvml"):
         assert conditions["sm_mhz_max"] and conditions["temperature_c_max"] is not None
@@ -118,7 +118,7 @@ def test_own_process_is_recognised_by_nvml() -> None:
 
 def _ort_onet(tmp_path, data, sample, variant: str = "onet"):
     return export_package(
-        tmp_path / variant, "onnx", data, sample, reference_class="backends.zoo.mtcnn:MTCNNNet",
+        tmp_path / variant, "onnx", data, sample, reference_class="mtcnn_nets:MTCNNNet",
         variant=variant,
     )  # fmt: skip
 
@@ -128,7 +128,7 @@ def test_onnx_trt_ep_engine_cache_keyed_by_content(tmp_path, onet) -> None:
     (backends.onnx.model.engine_cache_key, tested on the CPU in tests/unit/test_gpu_measurement.py)."""
     import onnxruntime
 
-    from backends.onnx.model import engine_cache_key, package_digests
+    from backends.onnx.model import engine_cache_key, engine_versions, package_digests
 
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("onnxruntime has no TensorrtExecutionProvider here (onnxruntime-gpu not installed)")
@@ -147,7 +147,7 @@ def test_onnx_trt_ep_engine_cache_keyed_by_content(tmp_path, onet) -> None:
         )  # fmt: skip
         model.infer(feed)
         options = {"trt_engine_cache_enable": True, "trt_fp16_enable": fp16}
-        expected.append(engine_cache_key(package_digests(unzipped), options))
+        expected.append(engine_cache_key(package_digests(unzipped), options, engine_versions("cuda:0")))
     folders = sorted(p.name for p in cache.iterdir() if p.is_dir())
     assert len(set(expected)) == 3  # other weights, other options: another key
     assert folders == sorted(expected), f"engine folders {folders}, expected one per key {expected}"
@@ -159,7 +159,7 @@ def _trt_onet(tmp_path, onet, **options):
     data, sample = onet
     return export_package(
         tmp_path, "trt", data, sample, options={"max_batch_size": 16, **options},
-        reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet", device="cuda:0",
+        reference_class="mtcnn_nets:MTCNNNet", variant="onet", device="cuda:0",
     )  # fmt: skip
 
 

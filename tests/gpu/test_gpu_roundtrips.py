@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 import pytest
+from mtcnn_nets import MTCNNNet
 
 from backends.hf.model import HFEmbeddingModel
-from backends.zoo.mtcnn import MTCNNNet
 from tests.backends.helpers import export_package, load, max_abs, minilm_dir, mtcnn_dir, text_inputs
 
 pytestmark = pytest.mark.gpu
@@ -73,7 +73,7 @@ def test_mtcnn_onet_on_cuda(tmp_path, onet, backend):
     if backend == "onnx" and not _ort_has("CUDAExecutionProvider"):
         pytest.skip("onnxruntime-gpu is not installed (no CUDAExecutionProvider)")
     unzipped, result = export_package(
-        tmp_path, backend, data, sample, reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet",
+        tmp_path, backend, data, sample, reference_class="mtcnn_nets:MTCNNNet", variant="onet",
         task="object-detection",
     )  # fmt: skip
     diffs = max_abs(reference, load(unzipped, result, device="cuda").infer(sample))
@@ -137,7 +137,7 @@ def test_trt_engine_mtcnn(tmp_path, onet, quantization):
     data, sample, reference = onet
     unzipped, result = export_package(
         tmp_path, "trt", data, sample, options={"quantization": quantization, "max_batch_size": 16},
-        reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet", task="object-detection",
+        reference_class="mtcnn_nets:MTCNNNet", variant="onet", task="object-detection",
     )  # fmt: skip
     model = load(unzipped, result, device="cuda")
     diffs = max_abs(reference, model.infer(sample))
@@ -157,7 +157,7 @@ def test_trt_engine_refuses_other_gpu(tmp_path, onet):
 
     data, sample, _ = onet
     unzipped, result = export_package(
-        tmp_path, "trt", data, sample, reference_class="backends.zoo.mtcnn:MTCNNNet", variant="onet"
+        tmp_path, "trt", data, sample, reference_class="mtcnn_nets:MTCNNNet", variant="onet"
     )
     config = json.loads((unzipped / "trt_config.json").read_text())
     config["cuda_device_cc"] = "1.0"

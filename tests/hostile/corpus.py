@@ -102,6 +102,62 @@ def crc_corrupt(path: Path) -> Path:
     return _patch(path, edit)
 
 
+def corrupt_deflate(path: Path) -> Path:
+    """A deflated member whose compressed bytes are garbage (an invalid block type); headers and CRC intact,
+    so only the decompressor can tell: a raw ``zlib.error`` unless the validator turns it into a refusal."""
+    write_zip(path, [*GOOD, ("vocab.txt", b"hello world " * 200)], zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(path) as zf:
+        member = zf.getinfo("vocab.txt")
+        start, size = member.header_offset + 30 + len("vocab.txt"), member.compress_size
+
+    def edit(blob: bytearray) -> None:
+        blob[start : start + size] = b"\xff" * size
+
+    return _patch(path, edit)
+
+
+def hidden_local_header(path: Path) -> Path:
+    """A member whose local header and data stay in the file but whose central-directory record is gone:
+    ``zipfile`` never sees it, a tool that walks local headers extracts ``../../EVIL_NAME``."""
+    write_zip(path, [GOOD[0], (f"../../{EVIL_NAME}", b"x" * 64), GOOD[1]])
+
+    def edit(blob: bytearray) -> None:
+        at = _central(bytes(blob), f"../../{EVIL_NAME}")
+        n, m, k = struct.unpack_from("<HHH", blob, at + 28)
+        del blob[at : at + 46 + n + m + k]
+        end = bytes(blob).rfind(b"PK\x05\x06")
+        entries, cd_size = struct.unpack_from("<HHL", blob, end + 8)[1:]
+        struct.pack_into("<HHL", blob, end + 8, entries - 1, entries - 1, cd_size - (46 + n + m + k))
+
+    return _patch(path, edit)
+
+
+def prepended(path: Path) -> Path:
+    """Bytes before the first local header (a self-extractor stub, or anything else riding along)."""
+    write_zip(path, GOOD)
+    path.write_bytes(b"MZ" + bytes(510) + path.read_bytes())
+    return path
+
+
+def method_mismatch(path: Path) -> Path:
+    """A stored member whose local header says deflated: extractors that trust one header or the other
+    produce different bytes."""
+    write_zip(path, [*GOOD, ("vocab.txt", b"abc" * 10)])
+    with zipfile.ZipFile(path) as zf:
+        offset = zf.getinfo("vocab.txt").header_offset
+
+    def edit(blob: bytearray) -> None:
+        struct.pack_into("<H", blob, offset + 8, zipfile.ZIP_DEFLATED)
+
+    return _patch(path, edit)
+
+
+def dir_by_attributes(path: Path) -> Path:
+    """A member ``a`` whose external attributes say directory (no trailing '/'), and a file ``a/b``: the
+    name rules see a folder, ``zipfile`` extracts a file, and ``a/b`` then fails with File exists."""
+    return write_zip(path, [*GOOD, (info("a", stat.S_IFDIR | 0o755), b""), ("a/b", b"y")])
+
+
 def many_small_bomb(path: Path) -> Path:
     """Many 1 MiB members of zeros (each ~1000:1): the bypass of a ratio check limited to big members."""
     return write_zip(path, [*GOOD, *((f"shard-{i:04d}.json", bytes(MIB)) for i in range(64))], 8)
@@ -131,6 +187,10 @@ def not_a_zip(path: Path) -> Path:
     return path
 
 
+DEEP = "/".join(["d"] * 2100) + "/x.json"
+LONG = "w" * 300 + ".json"
+
+
 def members(*extra: tuple) -> Callable[[Path], Path]:
     return lambda path: write_zip(path, [*GOOD, *extra])
 
@@ -158,6 +218,7 @@ TWICE = "appears more than once"
 MEMBER_BOMB = "looks like a zip bomb (accepted: at most 200:1 per member)"
 ROOT_RESERVED = "is reserved at the root"
 TOP_RESERVED = "is reserved at the top level"
+WINDOWS = "is a name Windows reserves (CON, nul.txt, COM1, a trailing '.')"
 FILE_AND_DIR_IN_CASE = "differs only in letter case from ['a/']: a file and a directory"
 
 CASES = [
@@ -276,6 +337,35 @@ CASES = [
     ),
     Case("unsupported-method", bzip2, "uses compression method 12 (accepted: stored or deflated)"),
     Case("not-a-zip", not_a_zip, "is not a readable zip"),
+    Case("corrupt-deflate", corrupt_deflate, "'vocab.txt': has corrupt deflate data (Error -3"),
+    Case(
+        "dir-by-attributes-and-file",
+        dir_by_attributes,
+        "'a': is a directory by its attributes but a file by its name",
+    ),
+    Case("deep-path", members((DEEP, b"{}")), "is too deep or too long (2101 levels", ("config.json", DEEP)),
+    Case(
+        "long-segment",
+        members((LONG, b"{}")),
+        "has a segment of 305 characters, over the limit of 255",
+        ("config.json", LONG),
+    ),
+    Case("hidden-local-header", hidden_local_header, "bytes of no member (a local header hidden"),
+    Case("prepended-bytes", prepended, "has 512 bytes before the first member"),
+    Case("local-method-mismatch", method_mismatch, "'vocab.txt': has a local header saying method 8"),
+    Case(
+        "directory-entry-with-data",
+        members(("a/", b"hidden data")),
+        "'a/': is a directory entry that holds data",
+    ),
+    Case("windows-device-name", members(("CON", b"{}")), WINDOWS, ("config.json", "CON")),
+    Case("windows-device-with-suffix", members(("nul.txt", b"{}")), WINDOWS, ("config.json", "nul.txt")),
+    Case(
+        "windows-trailing-dot",
+        members(("config.json.", b"{}")),
+        "segment 'config.json.' is a name Windows reserves",
+        ("config.json", "config.json."),
+    ),
 ]
 ZIP_CASES = {case.name: case for case in CASES}
 LIST_CASES = {case.name: case for case in CASES if case.handles is not None}

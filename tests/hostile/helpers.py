@@ -1,14 +1,12 @@
-"""Running ``pack`` as a user does: a child process, its exit code and its output."""
+"""Running ``pack`` as a user does: a child process, its exit code and its output (tests.packs)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.packs import ROOT, pack_process
 
 
 def pack(
@@ -16,19 +14,11 @@ def pack(
     env: dict[str, str] | None = None,
     preexec: Callable[[], None] | None = None,
     timeout: int = 600,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m packager.cli ARGS`` from the repository root."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "packager.cli", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=preexec,
-        check=False,
-    )
+    """``pack ARGS`` from ``cwd`` (the repository root) in a child process: offline, ``env`` on top of
+    nothing of the caller's (tests.packs.pack_process)."""
+    return pack_process(*args, env=env, preexec=preexec, timeout=timeout, cwd=cwd)
 
 
 def recipe_copy(tmp: Path, edit: Callable[[str], str] = lambda t: t, family: str = "minilm") -> Path:

@@ -92,7 +92,10 @@ def test_upload_url_is_checked_before_packing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("base", ["https://host/pkgs\r", "https://host/a\nb", 'https://host/"x', "host/pkgs"])
+BASES = ["https://host/pkgs\r", "https://host/a\nb", 'https://host/"x', "host/pkgs", "https://host/my pkgs"]
+
+
+@pytest.mark.parametrize("base", BASES)
 def test_package_url_base_is_checked_before_packing(tmp_path: Path, base: str) -> None:
     proc = pack(
         "minilm",

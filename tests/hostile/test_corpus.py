@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from packager import cli
-from packager.archive import build_zip, safe_extract
+from packager.archive import DEFAULT_LIMITS, build_zip, safe_extract
 from packager.build import build_package, input_key
 from packager.errors import ArchiveError
 from packager.fixtures.templates import common_block
@@ -118,7 +118,7 @@ def test_reuse_path_refuses(case: Case, sandbox: Path) -> None:
     patched_manifest(zip_path, key)
     before = snapshot(sandbox)
     with pytest.raises(OutputFolderError, match="was not reused") as caught:
-        build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI())
+        build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI(), limits=DEFAULT_LIMITS)
     assert caught.value.exit_code == 2
     assert case.rule in str(caught.value), str(caught.value)
     assert f"Delete {zip_path} and {zip_path.with_suffix('')}.manifest.json" in str(caught.value)
@@ -138,7 +138,7 @@ def test_reuse_path_reuses_a_build_that_follows_the_rules(sandbox: Path) -> None
     built = build_zip(tree, sandbox / recipe.zip_name("l6", "onnx"))
     extra = {"input_key": key, "model_class": "x:Y"}
     write_manifest(built, package_manifest={"backendType": "onnx"}, provenance={}, extra=extra)
-    found = build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI())
+    found = build_package(recipe, "l6", "onnx", fetched, {}, "x:Y", sandbox, UI(), limits=DEFAULT_LIMITS)
     assert found.reused and found.zip_result.sha256 == built.sha256
 
 
@@ -239,6 +239,100 @@ def test_generated_fixture_refuses(case: Case, sandbox: Path, fixture_namespace:
 
 
 def test_generated_fixture_embeds_the_validator_verbatim() -> None:
-    from packager.archive import validator
+    """Both files of the validator, word for word, each standard library only (and one relative import)."""
+    import ast
+    import sys
 
-    assert Path(validator.__file__).read_text(encoding="utf-8") in common_block()
+    from packager.archive import names, validator
+
+    for module in (names, validator):
+        text = Path(module.__file__).read_text(encoding="utf-8")
+        assert text in common_block(), module.__name__
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add("." * node.level + (node.module or "").split(".")[0])
+        assert imported - set(sys.stdlib_module_names) <= {".names"}, (module.__name__, imported)
+        assert "__future__" not in imported
+
+
+@pytest.mark.slow
+def test_a_reused_zip_with_corrupt_deflate_data_stops_pack_with_exit_2_and_a_report(
+    minilm_pack_onnx: Path, tmp_path: Path
+) -> None:
+    """A built zip whose deflated member was garbled afterwards (headers, CRC and manifest all matching):
+    a raw ``zlib.error`` made it exit 1 with no report."""
+    import shutil
+
+    from tests.hostile.helpers import pack
+
+    out = Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
+    [zip_path] = out.glob("*.zip")
+    blob = bytearray(zip_path.read_bytes())
+    with zipfile.ZipFile(zip_path) as zf:
+        member = next(i for i in zf.infolist() if i.compress_type == zipfile.ZIP_DEFLATED)
+        start = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    blob[start : start + member.compress_size] = b"\xff" * member.compress_size
+    zip_path.write_bytes(bytes(blob))
+    manifest_path = zip_path.with_name(zip_path.name[: -len(".zip")] + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["zip"].update(
+        size=len(blob), md5=hashlib.md5(blob).hexdigest(), sha256=hashlib.sha256(blob).hexdigest()
+    )
+    manifest_path.write_text(json.dumps(manifest))
+    (out / "report.json").unlink()
+    proc = pack("minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), "--no-latency")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "has corrupt deflate data" in proc.stderr and "was not reused" in proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert not report["passed"] and report["failures"][-1]["exit_code"] == 2
+
+
+def mutants(seed: int, count: int) -> list[bytes]:
+    """``count`` seeded mutations (bytes set, cut or inserted) of a stored and a deflated good zip."""
+    import os
+    import random
+
+    rng = random.Random(seed)
+    sources = []
+    for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=method) as zf:
+            zf.writestr("config.json", '{"a": 1}' * 50)
+            zf.writestr("vocab.txt", "hello\n" * 300)
+            zf.writestr("weights.onnx", rng.randbytes(2000))
+        sources.append(buffer.getvalue())
+    found = []
+    for _ in range(count):
+        blob = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 4)):
+            at, kind = rng.randrange(len(blob)), rng.random()
+            if kind < 0.6:
+                blob[at] = rng.randrange(256)
+            elif kind < 0.8:
+                del blob[at : at + rng.randint(1, 8)]
+            else:
+                blob[at:at] = os.urandom(rng.randint(1, 8))
+        found.append(bytes(blob))
+    return found
+
+
+def test_mutated_zips_are_refused_or_extracted_never_a_crash(sandbox: Path) -> None:
+    """600 seeded mutations of two good zips through ``check_zip`` and ``safe_extract``: each is refused
+    with ArchiveError or passes both, never another exception (main raised a raw zlib.error for some)."""
+    from packager.archive import check_zip
+
+    outcomes = {"refused": 0, "accepted": 0}
+    for i, blob in enumerate(mutants(seed=25, count=600)):
+        path = sandbox / f"m{i}.zip"
+        path.write_bytes(blob)
+        try:
+            check_zip(path)
+            safe_extract(path, sandbox / "x" / str(i))
+            outcomes["accepted"] += 1
+        except ArchiveError:
+            outcomes["refused"] += 1
+        path.unlink()
+    assert outcomes["refused"] > 500, outcomes

@@ -6,17 +6,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from packager import cli
-from packager.publish.cli import after_pack
 from packager.publish.secret import Secret
 from packager.redact import redact_argv, redact_text, redact_url
-from packager.ui import UI
 from tests.hostile.helpers import pack
+from tests.packs import copy_of, publish
 
 PASSWORD = "hunter2-Pa55word"
 
@@ -50,21 +48,20 @@ def test_a_secret_is_replaced_as_a_whole_token_only() -> None:
 
 @pytest.fixture
 def out(minilm_pack_onnx: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(minilm_pack_onnx, tmp_path / "out"))
+    return copy_of(minilm_pack_onnx, tmp_path)
 
 
-def test_registry_url_credentials_never_reach_plan_state_or_resume_hint(out: Path, registry_server) -> None:
+def publish_with(out: Path, url: str) -> tuple[int, str]:
+    return publish(out, "--register", "--execute", "--registry-url", url)
+
+
+def test_registry_url_credentials_never_reach_plan_state_or_resume_hint(
+    out: Path, registry_server, monkeypatch
+) -> None:
+    monkeypatch.delenv("MODELS_SERVICE_INTERNAL_SECRET")  # the URL's is the only secret: a wrong one
     url = registry_server.url.replace("http://", f"http://svc:{PASSWORD}@")
-    flags = ["--register", "--execute", "--registry-url", url]
-    args = cli.build_parser().parse_args(
-        ["minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), *flags]
-    )
-    report = json.loads((out / "report.json").read_text())
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        code = cli._guard(lambda: after_pack(args, report, out, UI()) or 0, json_errors=False)
-    text = buffer.getvalue()
-    assert code != 0 and "To resume, re-run:" in text  # the user-info's basic auth is refused (401)
+    code, text = publish_with(out, url)
+    assert code != 0 and "To resume, re-run:" in text and "401" in text  # Bearer PASSWORD: not the secret
     assert "http://***@127.0.0.1" in text
     written = "".join(p.read_text() for p in out.glob("*.json"))
     assert "publish-state" in " ".join(p.name for p in out.glob("*.json"))
@@ -107,3 +104,113 @@ def test_an_at_sign_in_the_password_is_masked_whole() -> None:
     text = "POST http://svc:p@ss@127.0.0.1:9/models failed; see https://host/path@v1"
     assert redact_text(text) == "POST http://***@127.0.0.1:9/models failed; see https://host/path@v1"
     assert redact_argv(["--registry-url", "http://u:p@ss@h"]) == ["--registry-url", "http://***@h"]
+
+
+@pytest.mark.parametrize("userinfo", [":{secret}", "svc:{secret}", "{secret}"])
+def test_a_secret_in_the_registry_url_is_sent_as_the_bearer_token_never_as_basic_auth(
+    out: Path, registry_server, monkeypatch, userinfo: str
+) -> None:
+    """requests turned the URL's user-info into Basic auth, replacing the Bearer header: every call 401."""
+    secret = registry_server.secret
+    monkeypatch.delenv("MODELS_SERVICE_INTERNAL_SECRET")
+    url = registry_server.url.replace("http://", f"http://{userinfo.format(secret=secret)}@")
+    code, text = publish_with(out, url)
+    assert code == 0, text
+    assert len(registry_server.sealed("all-minilm/l6")) == 1
+    sent = [r for r in registry_server.requests if r.method == "POST"]
+    assert sent and all(r.headers.get("authorization") == f"Bearer {secret}" for r in sent)
+    state = (out / "publish-state.staging.json").read_text()
+    assert secret not in state and secret not in text and "#account-" in state
+
+
+def test_a_url_secret_and_another_environment_secret_are_refused_before_anything_is_sent(
+    out: Path, registry_server
+) -> None:
+    url = registry_server.url.replace("http://", f"http://:{PASSWORD}@")
+    code, text = publish_with(out, url)
+    assert code == 2 and "carries a secret and MODELS_SERVICE_INTERNAL_SECRET holds another" in text
+    assert registry_server.requests == [] and PASSWORD not in text
+
+
+def test_two_urls_differing_only_in_credentials_have_their_own_publish_state() -> None:
+    from packager.publish.registry import RegistryClient
+    from packager.publish.secret import account_key
+
+    clients = [
+        RegistryClient("http://host:1", Secret(s), account=account_key("http://host:1", Secret(s)))
+        for s in ("first-secret-1", "second-secret-2")
+    ]
+    assert clients[0].display_url == clients[1].display_url == "http://host:1"
+    assert clients[0].state_key != clients[1].state_key
+    assert all("secret" not in c.state_key for c in clients)
+
+
+@pytest.mark.slow
+def test_json_prints_exactly_one_document_when_publishing_fails(out: Path, registry_server) -> None:
+    registry_server.fail("package", status=403, times=100)
+    proc = pack(
+        "minilm", "--variants", "l6", "--backends", "onnx", "--out", str(out), "--json",
+        "--register", "--execute", "--registry-url", registry_server.url,
+        env={"MODELS_SERVICE_INTERNAL_SECRET": registry_server.secret, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    doc = json.loads(proc.stdout)  # one document, or 'Extra data'
+    assert proc.returncode == 1 and doc["exit_code"] == 1 and not doc["passed"], proc.stderr[-2000:]
+    assert "403" in doc["error"] and doc["packages"]  # the run's summary and the error, together
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["minilm", "--json", "--bogus"],
+        ["minilm", "--json", "--threads", "0"],
+        ["nonexistent-family", "--json"],
+    ],
+)
+def test_json_prints_one_document_for_a_refused_command_line(argv: list[str]) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    assert code == 2
+    assert json.loads(out.getvalue())["exit_code"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://h:99999", "not a URL (Port out of range"),
+        ("http://[::1", "not a URL (Invalid IPv6 URL"),
+        ("ftp://h", "not an http(s) URL with a host"),
+        ("http://registry.example.com", "plain http:// would send the service secret in clear"),
+        ("https://h/x?token=1", "holds a query"),
+    ],
+)
+def test_a_registry_url_that_cannot_work_is_refused_before_packing(
+    url: str, problem: str, tmp_path: Path
+) -> None:
+    """They failed only after the whole pack: exit 3 after 34 s of retries, or 'unexpected' exit 1."""
+    from tests.hostile.helpers import clean_error
+
+    proc = pack("minilm", "--backends", "onnx", "--out", str(tmp_path / "out"), "--register", "--execute",
+                "--registry-url", url, timeout=90)  # fmt: skip
+    clean_error(proc, 2, problem, "accepted: https://HOST")
+    assert not (tmp_path / "out").exists()
+
+
+def test_credentials_in_a_source_url_never_reach_provenance_or_messages(tmp_path: Path, file_server) -> None:
+    """provenance.uri (report.json, every manifest) recorded ``https://user:pass@host/file?signature``."""
+    from packager.errors import SourceError
+    from packager.sources import fetch, parse_uri
+
+    url = (
+        file_server.add("w.bin", b"abc").replace("http://", f"http://user:{PASSWORD}@")
+        + "?X-Goog-Signature=s1"
+    )
+    provenance = json.dumps(fetch(url, cache_dir=tmp_path).provenance)
+    assert PASSWORD not in provenance and "s1" not in provenance and "http://***@127.0.0.1" in provenance
+    with pytest.raises(SourceError, match=r"invalid source 'http://\*\*\*@example\.com/x'") as caught:
+        parse_uri(f"http://u:{PASSWORD}@example.com/x")
+    assert PASSWORD not in str(caught.value)

@@ -26,20 +26,19 @@ LIMIT = 1 << 20  # every file a verification writes but the extracted weights fi
 VERIFY_SCRIPT = """
 import json, sys
 from pathlib import Path
-from packager.archive import ZipResult
-from packager.build import PackageBuild
-from packager.recipes import load_recipe
+from bench.threads import default_threads
+from packager.archive import DEFAULT_LIMITS
+from packager.goldens import ParityCase
+from packager.package_check import PackageCheck, PackageRef
 from packager.ui import UI
-from packager.verify import VerifyRequest, verify_on_device
+from packager.verify import verify_on_device
 
 zip_path = Path(sys.argv[1])
-result = ZipResult(zip_path=zip_path, size=zip_path.stat().st_size, md5="", sha256="", files=[])
-build = PackageBuild("l6", "onnx", result, zip_path.with_suffix(".json"), "x:Y", {}, reused=True)
-request = VerifyRequest(
-    recipe=load_recipe(Path(sys.argv[2])), build=build, device="cpu", upstream_dir=zip_path.parent,
-    inputs={}, reference={}, goldens_dir=zip_path.parent / "goldens", measure_latency=False,
+check = PackageCheck(
+    PackageRef(zip_path, "l6", "onnx", "x:Y"), "cpu", (ParityCase(None, {}, {}),), lambda o, d: (0.0, 0.0),
+    default_threads(), {}, DEFAULT_LIMITS,
 )
-error = verify_on_device(request, UI()).error
+error = verify_on_device(check, zip_path.parent / "goldens", UI()).error
 print(json.dumps({"type": type(error).__name__, "exit_code": getattr(error, "exit_code", None),
                   "message": str(error)}))
 """

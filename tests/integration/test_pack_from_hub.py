@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from packager.cli import main
 from packager.sources.pkg import fetch_pkg
 from packager.sources.spec import parse_uri
+from tests.packs import pack_process
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,8 @@ def minilm_files() -> dict[str, bytes]:
     return {rel: path.read_bytes() for rel, path in located.files if not rel.startswith(".")}
 
 
-def test_pack_from_pinned_hub_revision(hf_server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pack_from_pinned_hub_revision(hf_server, tmp_path: Path) -> None:
+    """``pack`` run as a user runs it, online, its HF_ENDPOINT the loopback hub."""
     files = minilm_files()
     shas = hf_server.add_repo("sentence-transformers/all-MiniLM-L6-v2", {"main": files})
     recipes = tmp_path / "recipes"
@@ -33,22 +34,13 @@ def test_pack_from_pinned_hub_revision(hf_server, tmp_path: Path, capsys: pytest
     )
     (recipes / "minilm.toml").write_text(text)
     out = tmp_path / "out"
-    code = main(
-        [
-            "minilm",
-            "--recipes",
-            str(recipes),
-            "--backends",
-            "hf",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--no-latency",
-            "--quiet",
-        ]
-    )
-    assert code == 0, capsys.readouterr().err
+    proc = pack_process(
+        "minilm", "--recipes", str(recipes), "--backends", "hf", "--out", str(out),
+        "--cache-dir", str(tmp_path / "cache"), "--no-latency", "--quiet",
+        env={"HF_ENDPOINT": hf_server.url}, offline=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert hf_server.count("GET", "/resolve/") > 0, "the files came from the loopback hub"
     report = json.loads((out / "report.json").read_text())
     provenance = report["provenance"]["l6"]
     assert provenance["kind"] == "hf" and provenance["resolved"] == shas["main"]

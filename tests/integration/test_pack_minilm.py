@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -18,17 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, subprocess.CompletedProcess[str]]:
-    out = tmp_path_factory.mktemp("demo")
-    cache = tmp_path_factory.mktemp("cache")
-    proc = run_pack("minilm", "--variants", "l6", "--out", str(out), "--cache-dir", str(cache), "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, json.loads((out / "report.json").read_text()), proc
+@pytest.fixture
+def demo(minilm_pack_all: tuple[Path, dict, str]) -> tuple[Path, dict, str]:
+    """The session's ``pack minilm --variants l6 --jobs 2 --json`` (tests/packs.py): (out, report, stdout)."""
+    return minilm_pack_all
 
 
-def test_demo_report_has_the_contract_keys(demo: tuple[Path, dict, subprocess.CompletedProcess[str]]) -> None:
-    out, report, proc = demo
+def test_demo_report_has_the_contract_keys(demo: tuple[Path, dict, str]) -> None:
+    out, report, stdout = demo
     assert report["schema"].startswith("weightpack.report/")
     assert report["family"] == "minilm" and report["passed"] is True
     assert isinstance(report["environment"], dict) and report["environment"]["libraries"]["torch"]
@@ -55,11 +51,13 @@ def test_demo_report_has_the_contract_keys(demo: tuple[Path, dict, subprocess.Co
     assert report["latency"] and all(latency_keys <= set(r) for r in report["latency"])
     assert {r["batch_size"] for r in report["latency"]} == {1, 8}
     for r in report["latency"]:
-        # min_iters unless the recipe's max_time_s cap stopped a slow (loaded) machine first
-        assert r["iterations"] >= 30 or r["total_s"] >= 10.0
+        # min_iters, unless the recipe's max_time_s cap stopped a slow (loaded) machine first, which the row
+        # says: the contract is the keys and how they agree, not how fast this machine is
+        assert isinstance(r["iterations"], int) and r["iterations"] >= 1
+        assert r["iterations"] >= 30 or r["stopped_by"] == "max_time", r["stopped_by"]
         assert len(r["samples_ms"]) == r["iterations"]
         assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
-    summary = json.loads(proc.stdout)
+    summary = json.loads(stdout)
     assert summary["passed"] is True and len(summary["packages"]) == len(backends)
     assert "# weightpack report: minilm" in (out / "report.md").read_text()
 
@@ -97,9 +95,8 @@ def test_rerun_reuses_and_interrupted_run_completes(demo: tuple[Path, dict, obje
     # Simulate an interruption mid-way: the onnx manifest never got written and a partial zip lies around.
     (work / onnx["manifest"]).unlink()
     (work / f".{onnx['zip']}.abc123.partial").write_bytes(b"half a zip")
-    proc = run_pack(
-        "minilm", "--out", str(work), "--cache-dir", str(tmp_path / "cache"), "--no-latency", "--json"
-    )
+    # with latency, as the session's pack was: the other packages' checks are reused too, not redone
+    proc = run_pack("minilm", "--out", str(work), "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.loads((work / "report.json").read_text())
     reused = {p["backend"]: p["reused"] for p in again["packages"]}

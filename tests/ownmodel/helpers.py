@@ -1,17 +1,15 @@
-"""Run ``pack`` on a recipe written by a test, as a user would from a shell."""
+"""Run ``pack`` on a recipe written by a test: in this process (what the run decides and reports), or as a
+user would from a shell (a child process, for what only a process shows)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.backends.helpers import mtcnn_dir
+from tests.packs import ROOT, pack_in_process, pack_process
 
-ROOT = Path(__file__).resolve().parents[2]
 DATA = mtcnn_dir()
 ONET_PT = DATA / "onet.pt" if DATA else None
 ONET_INPUTS = (
@@ -52,20 +50,14 @@ def write_recipe(tmp: Path, body: str, name: str = "mine") -> Path:
     return recipes
 
 
-def pack(tmp: Path, body: str, *args: str, name: str = "mine") -> PackRun:
-    """``pack NAME --recipes TMP/recipes --out TMP/out --json ARGS`` in a subprocess."""
+def pack(tmp: Path, body: str, *args: str, name: str = "mine", process: bool = False) -> PackRun:
+    """``pack NAME --recipes TMP/recipes --out TMP/out --json ARGS`` on the recipe ``body``: called in this
+    process (tests.packs.pack_in_process), or in a child process when ``process`` (a test marked slow)."""
     recipes = write_recipe(tmp, body, name)
     out = tmp / "out"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "WEIGHTPACK_CACHE": str(tmp / "cache"),
-    }
-    cmd = [sys.executable, "-m", "packager.cli", name, "--recipes", str(recipes), "--out", str(out), "--json"]
-    # a hung run fails the test instead of holding CI until its own limit
-    proc = subprocess.run(
-        [*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=900
-    )
+    argv = (name, "--recipes", str(recipes), "--out", str(out), "--json", *args)
+    child = pack_process(*argv, paths=(ROOT / "recipes",), timeout=900) if process else None
+    proc = child or pack_in_process(*argv)
     return PackRun(proc.returncode, proc.stdout, proc.stderr, out)
 
 

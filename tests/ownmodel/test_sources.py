@@ -28,11 +28,12 @@ def _onet_module():
 @pytest.mark.slow
 def test_state_dict_with_a_factory_is_referenced_through_that_module(tmp_path: Path) -> None:
     backends = "[backends.torch]\n[backends.onnx]\n"
-    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--no-latency")
+    body = onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends)
+    run = pack(tmp_path, body, "--no-latency", process=True)
     assert run.rc == 0, run.stderr[-3000:]
     report = run.report
     ref = report["references"]["onet"]
-    assert ref["model_class"] == "backends.reference.module:ModuleReference"
+    assert ref["model_class"] == "packager.reference.module:ModuleReference"
     assert ref["kind"] == "module"
     assert ref["description"] == "your module tests.ownmodel.user_nets:ONet, fp32 on the CPU"
     assert {p["backend"] for p in report["packages"]} == {"torch", "onnx"}
@@ -40,14 +41,12 @@ def test_state_dict_with_a_factory_is_referenced_through_that_module(tmp_path: P
     assert max(p["max_abs"] for p in report["parity"] if p["backend"] == "torch") == 0.0
 
 
-@pytest.mark.slow
 def test_a_factory_function_works_like_a_class(tmp_path: Path) -> None:
     model = USER_MODEL.replace("user_nets:ONet", "user_nets:build_onet")
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model, backends="[backends.torch]"), "--no-latency")
     assert run.rc == 0, run.stderr[-3000:]
 
 
-@pytest.mark.slow
 def test_onnx_upstream_of_any_name_is_its_own_reference(tmp_path: Path) -> None:
     import torch
 
@@ -67,14 +66,13 @@ def test_onnx_upstream_of_any_name_is_its_own_reference(tmp_path: Path) -> None:
     run = pack(tmp_path, onet_recipe(str(src / "face-landmarks.onnx")), "--no-latency")
     assert run.rc == 0, run.stderr[-3000:]
     ref = run.report["references"]["onet"]
-    assert ref["model_class"] == "backends.reference.onnx_file:OnnxFileReference"
+    assert ref["model_class"] == "packager.reference.onnx_file:OnnxFileReference"
     assert ref["kind"] == "onnx-file"
     assert "face-landmarks.onnx" in ref["description"] and "graph optimisations off" in ref["description"]
     parity = run.report["parity"]
     assert parity and all(p["passed"] for p in parity)
 
 
-@pytest.mark.slow
 def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> None:
     import torch
 
@@ -90,11 +88,10 @@ def test_torchscript_upstream_is_referenced_by_torchscript(tmp_path: Path) -> No
     )
     assert run.rc == 0, run.stderr[-3000:]
     ref = run.report["references"]["onet"]
-    assert ref["model_class"] == "backends.reference.torchscript_file:TorchScriptReference"
+    assert ref["model_class"] == "packager.reference.torchscript_file:TorchScriptReference"
     assert all(p["passed"] for p in run.report["parity"])
 
 
-@pytest.mark.slow
 def test_state_dict_without_a_module_says_what_to_add(tmp_path: Path) -> None:
     run = pack(tmp_path, onet_recipe(str(ONET_PT)), "--no-latency")
     assert run.rc == 2, run.stderr[-3000:]
@@ -103,7 +100,6 @@ def test_state_dict_without_a_module_says_what_to_add(tmp_path: Path) -> None:
     assert run.json["passed"] is False and run.json["failures"][0]["exit_code"] == 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("factory", "expected"),
     [
@@ -119,7 +115,6 @@ def test_misspelt_factory_is_bad_input(tmp_path: Path, factory: str, expected: s
     assert "Traceback" not in run.messages
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("ref", ["tests.ownmodel.user_nets:ONet", "tests.ownmodel.user_nets:build_onet"])
 def test_plain_module_named_as_reference_class_is_a_clear_error(tmp_path: Path, ref: str) -> None:
     parity = f'[parity]\nreference_class = "{ref}"\n'
@@ -148,7 +143,6 @@ def test_choose_reference_is_a_pure_decision_on_the_files() -> None:
     assert choose_reference({"a.onnx"}, None, "x.y:Ref").model_class == "x.y:Ref"
 
 
-@pytest.mark.slow
 def test_a_reference_class_that_raises_is_bad_input_naming_the_inputs(tmp_path: Path) -> None:
     """Friction 5: a wrong input name inside the user's class gave ``KeyError: 'x'`` and a traceback."""
     recipes_dir = tmp_path / "recipes"
@@ -171,7 +165,6 @@ def test_a_reference_class_that_raises_is_bad_input_naming_the_inputs(tmp_path: 
     assert "your reference class my_ref:Ref" in run.messages
 
 
-@pytest.mark.slow
 def test_factory_kwargs_it_does_not_take_are_bad_input(tmp_path: Path) -> None:
     model = USER_MODEL + "kwargs = { depth = 3 }\n"
     run = pack(tmp_path, onet_recipe(str(ONET_PT), model=model), "--no-latency")
@@ -196,12 +189,12 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path: Path) -> None:
     )
     backends = '[backends.onnx]\nmodel_class = "broken_cls:Broken"\n'
     body = onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends)
-    run = pack(tmp_path, body, "--no-latency")
+    run = pack(tmp_path, body, "--no-latency", process=True)
     assert run.rc == 1, run.messages[-3000:]
     assert "Traceback" not in run.stderr
     assert "unexpected ZeroDivisionError: division by zero (re-run with --debug" in run.stderr
     assert run.json["error_type"] == "ZeroDivisionError"
-    debug = pack(tmp_path, body, "--no-latency", "--debug")
+    debug = pack(tmp_path, body, "--no-latency", "--debug", process=True)
     assert debug.rc == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
 
 
@@ -210,7 +203,7 @@ def test_the_onnx_file_reference_runs_the_graph_as_written(tmp_path: Path) -> No
     is compared against the graph as written), whatever the file's name."""
     import onnxruntime
 
-    from backends.reference.onnx_file import OnnxFileReference
+    from packager.reference.onnx_file import OnnxFileReference
     from tests.ownmodel.helpers import identity_onnx
 
     identity_onnx(tmp_path / "detector-v2.onnx")

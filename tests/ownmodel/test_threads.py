@@ -36,7 +36,8 @@ def test_apply_threads_sets_torch_and_returns_ort_options() -> None:
 
 def test_threads_wait_for_torch_and_apply_on_its_import() -> None:
     """Before torch is imported, apply_threads does not import it (a fully reused run needs no torch); the
-    environment records the settings, and importing torch applies them before anyone can use it."""
+    environment records the settings it is handed, and importing torch applies them before anyone can use
+    it."""
     import subprocess
     import sys
 
@@ -44,8 +45,8 @@ def test_threads_wait_for_torch_and_apply_on_its_import() -> None:
         "import sys\n"
         "from bench.threads import ThreadSettings, apply_threads\n"
         "from bench import environment\n"
-        "apply_threads(ThreadSettings(intra_op=3, inter_op=2))\n"
-        "env = environment.capture()\n"
+        "threads = apply_threads(ThreadSettings(intra_op=3, inter_op=2))\n"
+        "env = environment.capture(threads)\n"
         "assert 'torch' not in sys.modules, 'capture imported torch'\n"
         "import torch\n"
         "print(env['torch_threads'], env['torch_interop_threads'], torch.get_num_threads(),"
@@ -73,7 +74,7 @@ def test_bench_threads_in_recipe(tmp_path: Path) -> None:
 
 
 def test_onnxruntime_sessions_get_the_thread_settings(tmp_path: Path) -> None:
-    """What verification passes to a model class (``current_threads().model_kwargs()``) reaches the
+    """What a package's check passes to a model class (``ThreadSettings.model_kwargs()``) reaches the
     onnxruntime session's own options."""
     from backends.onnx.model import OnnxModel
 
@@ -88,7 +89,8 @@ def test_onnxruntime_sessions_get_the_thread_settings(tmp_path: Path) -> None:
 def test_threads_flag_reaches_torch_and_onnxruntime_and_the_report(tmp_path: Path) -> None:
     """--threads 2 (not the pinned default of 1, so a flag that is ignored fails this)."""
     backends = "[backends.torch]\n[backends.onnx]\n"
-    run = pack(tmp_path, onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends), "--threads", "2")
+    body = onet_recipe(str(ONET_PT), model=USER_MODEL, backends=backends)
+    run = pack(tmp_path, body, "--threads", "2", process=True)  # the process's own torch and onnxruntime
     assert run.rc == 0, run.stderr[-3000:]
     env = run.report["environment"]
     assert env["threads"]["intra_op"] == 2 and env["threads"]["source"] == "--threads"

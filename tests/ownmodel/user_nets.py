@@ -42,3 +42,40 @@ class ONet(nn.Module):
 def build_onet() -> nn.Module:
     """A factory function returning the module (the other form ``[model] factory`` accepts)."""
     return ONet().eval()
+
+
+class TinyVAD(nn.Module):
+    """A recurrent net shaped like Silero VAD's ONNX twin: samples ``[N, 64]``, its state ``[2, N, 16]``
+    (batch on axis 1) in and out, and the sample rate as a Python int."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(64, 16)
+        self.rnn = nn.GRU(16, 16, num_layers=2)
+        self.head = nn.Linear(16, 1)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor, sr: int):
+        h = torch.relu(self.encoder(x * (sr / 16000.0)))
+        out, state_n = self.rnn(h.unsqueeze(0), state)
+        return torch.sigmoid(self.head(out[0])), state_n
+
+
+class TinyStreamingVAD(nn.Module):
+    """The same net keeping its state inside, as Silero VAD's TorchScript twin does: two calls with the same
+    samples differ; ``reset_states()`` starts again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = TinyVAD()
+        self._state = torch.zeros(0)
+
+    @torch.jit.export
+    def reset_states(self) -> None:
+        self._state = torch.zeros(0)
+
+    def forward(self, x: torch.Tensor, sr: int) -> torch.Tensor:
+        if self._state.numel() == 0:
+            self._state = torch.zeros(2, x.shape[0], 16)
+        prob, state = self.net(x, self._state, sr)
+        self._state = state
+        return prob

@@ -256,6 +256,11 @@ def hf_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[HfHubServer]:
     monkeypatch.setattr(_detect_agent, "_fetch_registry", lambda: None, raising=False)
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
+    # online, whatever the library read at import (tests/hermetic.py clears the caller's HF_HUB_OFFLINE
+    # before that; this holds for an import made under another test's setting too)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     try:
         yield server
     finally:

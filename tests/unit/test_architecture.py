@@ -23,6 +23,8 @@ SPELLED_ON_PURPOSE = {
     # the torch library (is it imported yet?), which happens to share the torch backend's name
     ("bench/threads.py", "torch"),
     ("bench/environment.py", "torch"),
+    # the consumer's own BackendType value (inference_models' vocabulary, read off its parsed manifest)
+    ("packager/consumer/probe.py", "trt"),
     # generated integration tests cannot import weightpack: they vendor a stand-in for one model class
     ("packager/fixtures/templates.py", "onnx"),
 }
@@ -136,3 +138,135 @@ def test_no_temporary_goes_to_the_system_tmp() -> None:
         for path in modules(package)
     }
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def module_names(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of ``packages`` under ``root`` (a package is its
+    ``__init__``)."""
+    found = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules of ``known`` that module ``name`` imports, at module level or inside a function: the
+    module named, or the package when a name is imported from its ``__init__``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+
+    def owner(dotted: str) -> str | None:
+        while dotted and dotted not in known:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            named = [f"{base}.{alias.name}" for alias in node.names]
+            targets = [module if module in known else base for module in named]
+        found |= {m for m in map(owner, targets) if m and m != name}
+    return found
+
+
+def import_cycles(root: Path, packages: tuple[str, ...]) -> list[list[str]]:
+    """Every set of modules that import each other, directly or round a loop (Tarjan's strongly
+    connected components of the import graph, function-level imports included)."""
+    files = module_names(root, packages)
+    graph = {name: imported_modules(name, path, set(files)) for name, path in files.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return cycles
+
+
+def test_no_import_circle() -> None:
+    """No modules import each other, not even from inside a function (a late import hides a circle, it
+    does not remove it): each module can be read, and changed, after the ones it builds on."""
+    assert import_cycles(ROOT, PACKAGES) == []
+
+
+def test_the_circle_check_finds_a_circle_through_a_function_level_import(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    for init in ("pkg/__init__.py", "pkg/sub/__init__.py"):
+        (tmp_path / init).write_text("")
+    (tmp_path / "pkg" / "a.py").write_text("from pkg.sub import b\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("def f():\n    from ..c import g\n")
+    (tmp_path / "pkg" / "c.py").write_text("import pkg.a\n\ndef g():\n    pass\n")
+    (tmp_path / "pkg" / "d.py").write_text("from pkg import a\n")
+    assert import_cycles(tmp_path, ("pkg",)) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+
+
+GLOBAL_ON_PURPOSE = {"backends/registry.py"}  # the entry points, discovered once per process (not a setting)
+
+
+def statements(path: Path, kind: type) -> list[int]:
+    return [n.lineno for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, kind)]
+
+
+def test_no_module_global_holds_a_run_setting() -> None:
+    """Settings travel as values (packager.settings.RunSettings); no module rebinds a global to hold one
+    (the thread count was one: bench.threads' ``_current``, read back by ``current_threads()``)."""
+    found = {
+        path.relative_to(ROOT).as_posix(): statements(path, ast.Global)
+        for package in PACKAGES
+        for path in modules(package)
+    }
+    assert {k: v for k, v in found.items() if v and k not in GLOBAL_ON_PURPOSE} == {}
+
+
+def limits_built(path: Path) -> list[int]:
+    """Lines where ``path`` calls ``Limits(...)`` (or ``something.Limits(...)``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name == "Limits":
+                lines.append(node.lineno)
+    return lines
+
+
+def test_archive_limits_are_built_in_one_place() -> None:
+    """The defaults once (DEFAULT_LIMITS); a run's own from its flags (packager.limits.limits_from, a
+    replace of the defaults) travel in its settings: no code path falls back to defaults of its own."""
+    found = {
+        path.relative_to(ROOT).as_posix(): limits_built(path)
+        for package in PACKAGES
+        for path in modules(package)
+    }
+    assert {k: len(v) for k, v in found.items() if v} == {"packager/archive/validator.py": 1}

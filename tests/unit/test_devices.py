@@ -21,8 +21,10 @@ from backends.device import export_device, resolve_devices
 from backends.errors import DeviceUnavailableError, InvalidDeviceError
 from backends.registry import get_backend, register, unregister
 from packager import pipeline
+from packager.package_check import PackageCheck
 from packager.recipes import load_recipe
-from packager.verify import Verification, VerifyRequest
+from packager.settings import RunSettings
+from packager.verify import Verification
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEN: list[ExportRequest] = []
@@ -104,19 +106,19 @@ def test_second_device_id_arrives_at_the_exporter(
         recipe_path.write_text(text.replace("[backends.torch]", "[backends.recording]", 1))
         recipe = load_recipe(recipe_path)
         verified: list[str] = []
-        def verify(request: VerifyRequest, ui: object) -> Verification:
-            verified.append(request.device)
-            return Verification(device=request.device)
+
+        def verify(check: PackageCheck, goldens_dir: Path, ui: object) -> Verification:
+            verified.append(check.device)
+            return Verification(device=check.device)
 
         monkeypatch.setattr(pipeline, "verify_on_device", verify)
         SEEN.clear()
         options = pipeline.PackOptions(
             variants=["onet"],
             backends=["recording"],
-            devices=["cpu", "cuda:1"],
             out_dir=tmp_path / "out",
             cache_dir=tmp_path / "cache",
-            measure_latency=False,
+            settings=RunSettings.of(devices=["cpu", "cuda:1"], measure_latency=False),
         )
         report = pipeline.run_pack(recipe, options)
     finally:

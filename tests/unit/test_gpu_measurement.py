@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.environment import gpu_warnings
 from bench.gpu_processes import classify_processes
@@ -114,13 +115,25 @@ def test_a_row_measured_while_throttled_is_marked() -> None:
     assert hot["throttled"] and hot["throttle_reasons"] == ["sw_power_cap", "sw_thermal_slowdown"]
     assert hot["throttled_samples"] == 1 and hot["sm_mhz_min"] == 1410 and hot["sm_mhz_max"] == 1980
     assert hot["temperature_c_max"] == 83
-    assert hot["memory_peak_bytes"] == 5000 and hot["memory_peak_delta_bytes"] == 4200
+    assert hot["memory_device_peak_bytes"] == 5000 and hot["memory_device_peak_delta_bytes"] == 4200
+    assert hot["memory_process_peak_bytes"] is None
 
 
-def test_process_memory_wins_over_device_memory() -> None:
-    samples = [GpuSample(0.0, device_used_bytes=9000, process_used_bytes=3000)]
-    summary = summarize_samples(samples, baseline_used_bytes=100)
-    assert summary["memory_source"] == "nvml process" and summary["memory_peak_delta_bytes"] == 3000
+def test_process_memory_and_the_device_delta_are_two_quantities() -> None:
+    """Issue 24, point 9: main reported this process's absolute NVML usage (CUDA context included) as the
+    "delta" when its entry was found, and peak minus baseline otherwise, under one name."""
+    samples = [
+        GpuSample(0.0, device_used_bytes=9000, process_used_bytes=3000),
+        GpuSample(0.1, device_used_bytes=9500, process_used_bytes=3400),
+    ]
+    summary = summarize_samples(samples, baseline_used_bytes=8000)
+    assert summary["memory_process_peak_bytes"] == 3400  # absolute, not a delta
+    assert summary["memory_device_peak_bytes"] == 9500
+    assert summary["memory_device_peak_delta_bytes"] == 1500  # the rise above the pre-load reading
+    assert "memory_peak_delta_bytes" not in summary  # the ambiguous name is gone
+    no_baseline = summarize_samples(samples)
+    assert no_baseline["memory_device_peak_delta_bytes"] is None
+    assert no_baseline["memory_process_peak_bytes"] == 3400
 
 
 def test_sampler_thread_samples_while_the_loop_runs() -> None:
@@ -205,8 +218,37 @@ def test_engine_cache_is_keyed_by_package_content_and_options(tmp_path: Path) ->
         (folder / "tokenizer.json").write_text("{}")  # not part of the graph: ignored
     da, db = package_digests(a), package_digests(b)
     assert set(da) == {"weights.onnx"}
-    assert engine_cache_key(da, {}) != engine_cache_key(db, {})
-    assert engine_cache_key(da, {}) == engine_cache_key(dict(da), {"trt_engine_cache_enable": True})
-    assert engine_cache_key(da, {"trt_fp16_enable": True}) != engine_cache_key(da, {"trt_fp16_enable": False})
+    v = VERSIONS
+    assert engine_cache_key(da, {}, v) != engine_cache_key(db, {}, v)
+    assert engine_cache_key(da, {}, v) == engine_cache_key(dict(da), {"trt_engine_cache_enable": True}, v)
+    fp16 = engine_cache_key(da, {"trt_fp16_enable": True}, v)
+    assert fp16 != engine_cache_key(da, {"trt_fp16_enable": False}, v)
     (a / "weights.onnx.data").write_bytes(b"external")
-    assert engine_cache_key(package_digests(a), {}) != engine_cache_key(da, {})
+    assert engine_cache_key(package_digests(a), {}, v) != engine_cache_key(da, {}, v)
+
+
+VERSIONS = {
+    "tensorrt": "10.16.1.11",
+    "onnxruntime": "1.31.1",
+    "gpu": "NVIDIA H200",
+    "compute_capability": "9.0",
+}
+
+
+def test_engine_cache_key_changes_with_tensorrt_onnxruntime_and_the_gpu() -> None:
+    """Issue 24, point 8: main's key left the builder out, so a cache root kept across an upgrade handed
+    back an engine built by another TensorRT, onnxruntime or GPU."""
+    from backends.errors import ModelLoadError
+    from backends.onnx.model import engine_cache_key
+
+    digests = {"weights.onnx": "ab" * 32}
+    base = engine_cache_key(digests, {}, VERSIONS)
+    for key, other in (
+        ("tensorrt", "10.13.3.9"),
+        ("onnxruntime", "1.30.0"),
+        ("gpu", "NVIDIA H100 80GB HBM3"),
+        ("compute_capability", "8.9"),
+    ):
+        assert engine_cache_key(digests, {}, {**VERSIONS, key: other}) != base, key
+    with pytest.raises(ModelLoadError, match=r"cache key needs tensorrt; pass trt_engine_cache_enable=False"):
+        engine_cache_key(digests, {}, {**VERSIONS, "tensorrt": None})

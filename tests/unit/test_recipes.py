@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from backends.errors import FieldError
+from backends.schema import Table, key
 from packager.errors import RecipeError
 from packager.recipes import find_recipes, load_recipe, resolve_family
+from tests.packs import pack_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +163,153 @@ def test_newest_supported_opset_follows_onnxruntime() -> None:
     assert opset_problem(21, "1.17.0") == "21 is newer than onnxruntime 1.17.0 supports (at most 20)"
     assert opset_problem(20, "1.17.0") is None
     assert opset_problem(99, None) is None  # no onnxruntime: the export says so, not the recipe
+
+
+# -- numbers are validated like names (issue 25 point 1, issue 21's schema) --------------------------------
+
+TENSOR_INPUTS = 'kind = "tensor"\ntensors = [{ name = "x", shape = [1, 3] }]'
+TEXT_INPUTS = 'kind = "text"\ntexts = ["hello"]'
+DEEP = "[" * 40 + "]" * 40
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "accepted"),
+    [
+        # tolerances: finite and >= 0, per output, for every output and per backend (NaN passes every check)
+        ("rtol = 1e-4", "rtol = nan", "parity.outputs.sentence_embedding.rtol", "a finite number >= 0"),
+        ("atol = 1e-5", "atol = inf", "parity.outputs.sentence_embedding.atol", "a finite number >= 0"),
+        ("[bench]", '[parity.outputs."*"]\natol = nan\n[bench]', "parity.outputs.*.atol", ">= 0"),
+        ("[bench]", "[parity.backends.onnx]\natol = -1.0\n[bench]", "parity.backends.onnx.atol", ">= 0"),
+        (
+            "[bench]",
+            "[parity.backends.onnx]\natol = 0\nrtol = inf\n[bench]",
+            "parity.backends.onnx.rtol",
+            ">= 0",
+        ),
+        ("[bench]", "[parity]\nmin_cosine = 0.0\n[bench]", "parity.min_cosine", "(0, 1]"),
+        # [bench]: every value in its range, huge integers included
+        ("batch_sizes = [1, 4]", "batch_sizes = [1, 99999999999999999999]", "bench.batch_sizes", "positive"),
+        ("batch_sizes = [1, 4]", "batch_sizes = []", "bench.batch_sizes", "positive integers"),
+        ("batch_sizes = [1, 4]", "warmup_s = nan", "bench.warmup_s", "a finite number in [0, 86400]"),
+        ("batch_sizes = [1, 4]", "warmup_iters = -1", "bench.warmup_iters", "an integer in [0, 1000000]"),
+        ("batch_sizes = [1, 4]", "min_iters = 0", "bench.min_iters", "an integer in [1, 10000000]"),
+        ("batch_sizes = [1, 4]", "min_time_s = inf", "bench.min_time_s", "a finite number"),
+        ("batch_sizes = [1, 4]", "min_time_s = 2.0\nmax_time_s = 1.0", "bench.max_time_s", ">= min_time_s"),
+        ("batch_sizes = [1, 4]", "threads = 99999999999999999999", "bench.threads", "at most 4096"),
+        ("batch_sizes = [1, 4]", "target_ci = 1.0", "bench.target_ci", "0 (off) or a fraction below 1"),
+        ("batch_sizes = [1, 4]", "target_ci = -0.5", "bench.target_ci", "0 (off) or a fraction below 1"),
+        ("batch_sizes = [1, 4]", "runs = 100000", "bench.runs", "at most 1000"),
+        # [inputs]: lengths and counts >= 1 (sets = 0 was silently 1), shapes positive, low <= high, finite
+        (TEXT_INPUTS, TEXT_INPUTS + "\nmax_length = 0", "inputs.max_length", "an integer in [1, 1048576]"),
+        (TEXT_INPUTS, TEXT_INPUTS + "\nsets = 0", "inputs.sets", "an integer in [1, 1000]"),
+        (TEXT_INPUTS, TEXT_INPUTS + "\nseed = -1", "inputs.seed", "an integer >= 0"),
+        (TEXT_INPUTS, TENSOR_INPUTS.replace("[1, 3]", "[1, 0]"), "inputs.tensors[0].shape", "positive"),
+        (
+            TEXT_INPUTS,
+            TENSOR_INPUTS.replace("[1, 3]", "[1, 4294967296]"),
+            "inputs.tensors[0].shape",
+            "positive",
+        ),
+        (
+            TEXT_INPUTS,
+            TENSOR_INPUTS.replace("shape = [1, 3]", "shapes = [[1, 3], [1, -2]]"),
+            "inputs.tensors[0].shapes",
+            "positive integers",
+        ),
+        (
+            TEXT_INPUTS,
+            TENSOR_INPUTS.replace("}", ", low = nan }"),
+            "inputs.tensors[0].low",
+            "a finite number",
+        ),
+        (
+            TEXT_INPUTS,
+            TENSOR_INPUTS.replace("}", ", low = 2, high = 1 }"),
+            "inputs.tensors[0].high",
+            ">= low",
+        ),
+        # backend options: an integer beyond 64 bits is refused even where no range is declared
+        (
+            "opset = 17",
+            "static_batch_size = 99999999999999999999",
+            "backends.onnx.static_batch_size",
+            "64 bits",
+        ),
+        # a structure too deep to be a recipe, where the schema takes anything ([model] kwargs)
+        ("[bench]", f"[model]\nkwargs = {{ a = {DEEP} }}\n[bench]", "model.kwargs.a", "at most 32 levels"),
+    ],
+)
+def test_a_number_out_of_range_is_named_with_its_range(
+    tmp_path: Path, old: str, new: str, field: str, accepted: str
+) -> None:
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: field '{field}': ")
+    assert f"(accepted: {accepted}" in message or accepted in message.split("(accepted: ", 1)[1]
+    assert info.value.exit_code == 2
+
+
+def test_a_recipe_nested_thousands_deep_is_bad_input_not_a_crash(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, GOOD.replace("[bench]", f"[model]\nkwargs = {{ a = {'[' * 5000}{']' * 5000} }}\n[bench]")
+    )
+    with pytest.raises(RecipeError, match=r"field '<file>': nests arrays or tables too deep to parse"):
+        load_recipe(path)
+
+
+def test_a_typo_names_the_key_that_was_meant(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("batch_sizes = [1, 4]", "batch_sizes = [1, 4]\nwarmup = 3"))
+    with pytest.raises(
+        RecipeError, match=r"field 'bench.warmup': is not a known field .*did you mean 'warmup_s'"
+    ):
+        load_recipe(path)
+
+
+def test_target_ci_zero_turns_adaptive_stopping_off(tmp_path: Path) -> None:
+    recipe = load_recipe(write(tmp_path, GOOD.replace("batch_sizes = [1, 4]", "target_ci = 0")))
+    assert recipe.bench.target_ci is None
+    assert load_recipe(write(tmp_path, GOOD)).bench.target_ci == 0.01
+
+
+def test_pack_exits_2_without_a_traceback_on_a_nan_tolerance(tmp_path: Path) -> None:
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    write(folder, GOOD.replace("atol = 1e-5", "atol = nan"))
+    proc = pack_in_process("foo", "--recipes", str(folder), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert "field 'parity.outputs.sentence_embedding.atol': nan is not a finite number" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- the mechanism: a key is one line ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Knobs(Table):
+    """A table declared as the recipe's are."""
+
+    speed: float = key(1.0, gt=0.0, le=10.0)
+    """How fast."""
+    mode: str = key("fast", choices=("fast", "slow"))
+    """Which way."""
+
+
+def test_a_declared_table_reads_checks_and_defaults_its_keys() -> None:
+    assert Knobs.parse({"speed": 2}) == Knobs(speed=2.0, mode="fast")
+    with pytest.raises(
+        FieldError,
+        match=r"field 'knobs.speed': 0.0 is not above 0 \(accepted: a finite number in \(0, 10\]\)",
+    ):
+        Knobs.parse({"speed": 0}, "knobs")
+    with pytest.raises(
+        FieldError, match=r"field 'knobs.mode': 'medium' is not accepted \(accepted: fast, slow\)"
+    ):
+        Knobs.parse({"mode": "medium"}, "knobs")
+    with pytest.raises(
+        FieldError,
+        match=r"field 'knobs.sped': is not a known field \(accepted: mode, speed; did you mean 'speed'",
+    ):
+        Knobs.parse({"sped": 1}, "knobs")

@@ -33,6 +33,11 @@ ENV = {
 }
 
 
+def seal_of(tmp_path: Path) -> reuse.Seal:
+    """The seal of a cache beside the test's output (its key made on first use)."""
+    return reuse.Seal.of_cache(tmp_path / "cache")
+
+
 def recipe():
     return resolve_family("minilm", default_recipe_dirs())
 
@@ -95,14 +100,18 @@ def test_reference_outputs_round_trip_and_stale_key_is_ignored(tmp_path: Path) -
         golden,
         {**{f"input/{k}": v for k, v in inputs.items()}, **{f"output/{k}": v for k, v in outputs.items()}},
     )
-    assert reuse.load_reference(golden, "k1") is None, "no record yet"
-    reuse.save_reference(golden, "k1", casts=[], learned={"input_names": ["x"]}, noise_floor=None)
-    got_inputs, got_outputs, record = reuse.load_reference(golden, "k1")
+    assert reuse.load_reference(golden, "k1", seal_of(tmp_path)) is None, "no record yet"
+    reuse.save_reference(
+        golden, "k1", seal_of(tmp_path), casts=[], learned={"input_names": ["x"]}, noise_floor=None
+    )
+    got_inputs, got_outputs, record = reuse.load_reference(golden, "k1", seal_of(tmp_path))
     assert np.array_equal(got_inputs["input_ids"], inputs["input_ids"])
     assert got_outputs["sentence_embedding"].dtype == np.float32
     assert np.array_equal(got_outputs["sentence_embedding"], outputs["sentence_embedding"])
     assert record["learned_kwargs"] == {"input_names": ["x"]}
-    assert reuse.load_reference(golden, "k2") is None, "another key means other upstream or inputs"
+    assert reuse.load_reference(golden, "k2", seal_of(tmp_path)) is None, (
+        "another key means other upstream or inputs"
+    )
 
 
 def test_passed_verification_is_kept_and_replayed_with_its_time(tmp_path: Path) -> None:
@@ -116,17 +125,19 @@ def test_passed_verification_is_kept_and_replayed_with_its_time(tmp_path: Path) 
     report.parity.append({**mine, "device": "cuda:0", "output": "e", "passed": False})  # another device
     assert reuse.checks_passed(report, b, "cpu") and not reuse.checks_passed(report, b, "cuda:0")
     path = reuse.record_path(tmp_path, b, "cpu")
-    reuse.save_verification(path, "key", report, b, "cpu")
+    reuse.save_verification(path, "key", report, b, "cpu", seal_of(tmp_path))
 
-    assert reuse.load_verification(path, "other key", tmp_path) is None
-    record = reuse.load_verification(path, "key", tmp_path)
+    assert reuse.load_verification(path, "other key", tmp_path, seal_of(tmp_path)) is None
+    record = reuse.load_verification(path, "key", tmp_path, seal_of(tmp_path))
     again = Report.start(r, ENV, {"out_dir": str(tmp_path)})
     outputs = reuse.replay(record, again, tmp_path)
     assert np.array_equal(outputs["e"], np.ones(3))
     assert [{k: v for k, v in e.items() if k != "reused_from"} for e in again.parity] == [report.parity[0]]
     assert {e["reused_from"] for e in again.parity + again.cold_start} == {record["verified_at"]}
     golden.unlink()
-    assert reuse.load_verification(path, "key", tmp_path) is None, "its golden outputs are gone"
+    assert reuse.load_verification(path, "key", tmp_path, seal_of(tmp_path)) is None, (
+        "its golden outputs are gone"
+    )
 
 
 def test_report_md_says_what_was_reused_and_from_when(tmp_path: Path) -> None:

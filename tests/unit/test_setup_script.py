@@ -75,7 +75,8 @@ def test_nvidia_driver_and_cuda_torch_keep_the_machines_torch(tmp_path: Path) ->
     install = next(line for line in out.splitlines() if "-e .[" in line)
     assert install.endswith(f"-c {venv}/weightpack-torch-constraint.txt -e .[gpu,dev]")
     assert "pip install -q torch" not in out  # never a second torch
-    assert "install.check('cuda')" in out
+    assert "install.check('cuda', probe=True)" in out  # a session must keep the CUDA provider
+    assert "setup: extra gpu (torch CUDA 13.0)" in out  # onnxruntime-gpu of torch's CUDA major
 
 
 def test_nvidia_driver_without_torch_installs_a_cuda_build(tmp_path: Path) -> None:
