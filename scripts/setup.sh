@@ -159,6 +159,16 @@ run "$PY" -m pip install -q --no-deps "silero-vad==6.2.3"
 CHECK_DEVICE=cpu
 [ "$FLAVOUR" = gpu ] && CHECK_DEVICE=cuda
 run "$PY" -c "from backends.onnx import install; got = install.check('$CHECK_DEVICE', probe=True); print('setup: onnxruntime ok', got or '')"
+# Debian's chromium, the real browser tests/test_history.py opens `pack history` pages in (through playwright,
+# which drives it; no browser download). Installed with apt where this runs as root; otherwise said.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's chromium (the browser tests/test_history.py uses)"
+    run bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null"
+  else
+    say "WARNING: no chromium: install Debian's (apt-get install chromium) or tests/test_history.py skips"
+  fi
+fi
 # The real consumer, inference-models, in its own venv (.venv-consumer): tests/consumer checks our packages
 # with it and `.venv-consumer/bin/pack` verifies through its classes. Skip with WEIGHTPACK_SKIP_CONSUMER=1.
 if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then
