@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, lint, then pytest. Extra arguments go to pytest.
 #   scripts/test.sh --fast   the quick loop: every test not marked slow (no real-weights end-to-end run)
+# Tests run in one pytest-xdist worker per CPU, at most 4 (WEIGHTPACK_TEST_WORKERS=N overrides; 1 runs them
+# in this process), a test file per worker (--dist loadfile: a file's tests share its fixtures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MARK=()
@@ -15,4 +17,8 @@ if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then export WEIGHTPACK_REQUIRE_CON
 # shellcheck disable=SC1091
 . "${WEIGHTPACK_VENV:-.venv}/bin/activate"
 ruff check .
-exec python -m pytest -q "${MARK[@]}" "$@"
+WORKERS="${WEIGHTPACK_TEST_WORKERS:-$(nproc)}"
+[ "$WORKERS" -gt 4 ] && WORKERS=4
+PARALLEL=()
+[ "$WORKERS" -gt 1 ] && PARALLEL=(-n "$WORKERS" --dist loadfile)
+exec python -m pytest -q "${PARALLEL[@]}" "${MARK[@]}" "$@"

@@ -81,6 +81,11 @@ def is_product_setting(name: str) -> bool:
     return name.startswith(PRODUCT_PREFIXES) or name in PRODUCT_NAMES or name.endswith(PRODUCT_SUFFIXES)
 
 
+# What pytest and pytest-xdist set for the test process itself, never for a child: pytest-benchmark in a
+# child pytest that sees PYTEST_XDIST_WORKER disables itself and writes no --benchmark-json.
+RUNNER_PREFIXES = ("PYTEST_XDIST_", "PYTEST_CURRENT_TEST")
+
+
 def without_product_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` less every product setting: what the OS and the tools around need (PATH, HOME, locale,
     CA bundles, pip's options) stays."""
@@ -99,6 +104,8 @@ def child_env(
     ``env``), plus the session's settings, ``HF_HUB_OFFLINE=1`` unless ``offline`` is false, ``TMPDIR`` a
     folder of the session's (or ``tmpdir``), and ``PYTHONPATH`` with the checkout and ``paths`` first."""
     child = without_product_settings(os.environ)
+    for name in [k for k in child if k.startswith(RUNNER_PREFIXES)]:
+        del child[name]  # a child pytest run under a -n worker would think itself one (no benchmarks)
     child.update(SUITE_ENV)
     if offline:
         child["HF_HUB_OFFLINE"] = "1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from packager.nightly import fanout
+from tests.hermetic import child_env
 
 try:
     import tomllib
@@ -29,7 +29,7 @@ def _plugin_args() -> list[str]:
 
 
 def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     cmd = [sys.executable, "-m", "pytest", *_plugin_args(), "-p", "no:cacheprovider", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -56,7 +56,7 @@ def test_plugin_is_inert_without_its_options() -> None:
             "tests/unit",
         ],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
         capture_output=True,
         text=True,
     )

@@ -17,10 +17,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +85,9 @@ class LocalCluster:
     root: Path
     address: str = ""
     nodes: list[NodeProcess] = field(default_factory=list)
+    # Ray's --temp-dir holds its AF_UNIX sockets (at most 107 bytes a path, ~65 of them Ray's own): a short
+    # folder in /tmp, not under ``root`` (pytest's, one level deeper under pytest-xdist, is too long).
+    sockets: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="wp-ray-", dir="/tmp")))
 
     def client_env(self) -> dict[str, str]:
         """What a driver (``pack --ray``) and every node need: this cluster's own token. Ray turns token
@@ -102,7 +107,7 @@ class LocalCluster:
         self, name: str, resources: dict[str, float], cpus: int = 1, timeout_s: float = 120
     ) -> NodeProcess:
         """Start one node (the first is the head) and wait until Ray says it runs."""
-        temp, cache = self.root / name, self.root / f"cache-{name}"
+        temp, cache = self.sockets / name, self.root / f"cache-{name}"
         temp.mkdir(parents=True, exist_ok=True)
         log = self.root / f"{name}.log"
         head = not self.nodes
@@ -145,6 +150,7 @@ class LocalCluster:
     def stop(self) -> None:
         for node in reversed(self.nodes):
             node.stop()
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def leftovers(self) -> list[int]:
         return [pid for node in self.nodes for pid in node.session_pids()]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from packager import cli
+from tests.hermetic import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GS = "gs://weightpack-test/rf-platform-models"
@@ -32,7 +32,7 @@ PACKAGES = {
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return child_env()
 
 
 def _plugin_args() -> list[str]:
