@@ -122,10 +122,16 @@ def child_env(
 
 @pytest.hookimpl(trylast=True)  # after pytest's own configure, which makes the temporary-path factory
 def pytest_configure(config: pytest.Config) -> None:
-    session = config._tmp_path_factory.mktemp("suite-env", numbered=True)  # type: ignore[attr-defined]
-    for name in ("cache", "hf-home", "tmp"):
-        (session / name).mkdir()
-    SUITE_ENV.update(WEIGHTPACK_CACHE=str(session / "cache"), HF_HOME=str(session / "hf-home"))
+    factory = config._tmp_path_factory  # type: ignore[attr-defined]
+    session = factory.mktemp("suite-env", numbered=True)
+    # Under pytest-xdist the download cache and HF_HOME are the run's, above each worker's folder: a pack
+    # one worker built for the run (tests.packs.built_once) is re-run by another with the cache whose key
+    # sealed its records. Children's TMPDIR stays the worker's own.
+    shared = factory.getbasetemp().parent / "suite-env" if os.environ.get("PYTEST_XDIST_WORKER") else session
+    for name in ("cache", "hf-home"):
+        (shared / name).mkdir(parents=True, exist_ok=True)
+    (session / "tmp").mkdir()
+    SUITE_ENV.update(WEIGHTPACK_CACHE=str(shared / "cache"), HF_HOME=str(shared / "hf-home"))
     CHILD_TMP[:] = [session / "tmp"]
     patch = pytest.MonkeyPatch()
     config.add_cleanup(patch.undo)

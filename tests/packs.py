@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from tests.hermetic import ROOT, child_env
 
@@ -35,6 +36,7 @@ RUNS = {"child": 0, "in-process": 0}
 
 __all__ = [
     "ROOT",
+    "built_once",
     "child_env",
     "copy_of",
     "pack_command",
@@ -186,15 +188,40 @@ def copy_of(out: Path, tmp_path: Path, name: str = "out") -> Path:
     return Path(shutil.copytree(out, tmp_path / name, symlinks=True))  # as `cp -r` copies its .upstream links
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder ``build(folder)`` fills, built once per test run and then only read: by this process, or,
+    under pytest-xdist, by the first worker that asks while the others wait on a file lock and then read
+    the same folder (each worker building its own MiniLM pack cost a minute of CPU the other worker
+    needed). A worker whose build failed leaves no mark, so the next one that asks builds again."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{name}"  # the run's, above each worker's
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def minilm_pack_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     """``pack minilm --variants l6 --jobs 2 --json``: every backend the recipe enables, latency measured;
     (the output folder, its report.json, the ``--json`` summary printed). Shared by the session: copy it
     before changing anything in it."""
-    out = tmp_path_factory.mktemp("minilm-pack-all") / "out"
-    proc = pack_process("minilm", "--variants", "l6", "--jobs", "2", "--out", str(out), "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, json.loads((out / "report.json").read_text()), proc.stdout
+
+    def build(folder: Path) -> None:
+        out = folder / "out"
+        proc = pack_process("minilm", "--variants", "l6", "--jobs", "2", "--out", str(out), "--json")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (folder / "printed.json").write_text(proc.stdout)
+
+    folder = built_once(tmp_path_factory, "minilm-pack-all", build)
+    out = folder / "out"
+    return out, json.loads((out / "report.json").read_text()), (folder / "printed.json").read_text()
 
 
 @pytest.fixture(scope="session")
@@ -202,17 +229,21 @@ def minilm_pack_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A passed ``pack minilm --variants l6 --backends onnx --no-latency`` output folder (report.json, zip,
     manifest, goldens; no latency rows: no user of it needs them). Shared by the whole session: copy it
     before changing anything in it."""
-    out = tmp_path_factory.mktemp("minilm-pack-onnx") / "out"
-    report = run_pack(out, "--backends", "onnx", "--no-latency")
-    assert report["passed"]
-    return out
+
+    def build(folder: Path) -> None:
+        assert run_pack(folder / "out", "--backends", "onnx", "--no-latency")["passed"]
+
+    return built_once(tmp_path_factory, "minilm-pack-onnx", build) / "out"
 
 
 def _pack_once(tmp_path_factory: pytest.TempPathFactory, family: str, variant: str, backend: str) -> Path:
-    out = tmp_path_factory.mktemp(f"{family}-{variant}-{backend}") / "out"
-    proc = pack_process(family, "--variants", variant, "--backends", backend, "--out", str(out), "--quiet")
-    assert proc.returncode == 0, f"pack failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
-    return out
+    def build(folder: Path) -> None:
+        out = folder / "out"
+        args = (family, "--variants", variant, "--backends", backend, "--out", str(out), "--quiet")
+        proc = pack_process(*args)
+        assert proc.returncode == 0, f"pack failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
+
+    return built_once(tmp_path_factory, f"{family}-{variant}-{backend}", build) / "out"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from packager.consumer import bridge
-from tests.packs import pack_process
+from tests.packs import built_once, pack_process
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,11 @@ def ppocr_packed(consumer: str, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """``pack ppocr --no-latency`` run by the consumer's venv (the verification goes through the consumer's
     class), once for the session: copy it before changing anything in it (a registration writes its state
     there)."""
-    out = tmp_path_factory.mktemp("ppocr") / "out"
-    proc = pack_process("ppocr", "--out", str(out), "--no-latency", "--quiet", python=consumer, script=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+
+    def build(folder: Path) -> None:
+        out = folder / "out"
+        args = ("ppocr", "--out", str(out), "--no-latency", "--quiet")
+        proc = pack_process(*args, python=consumer, script=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    return built_once(tmp_path_factory, "ppocr", build) / "out"
