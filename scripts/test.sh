@@ -10,6 +10,10 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   MARK=(-m "not slow")
 fi
+WORKERS="${WEIGHTPACK_TEST_WORKERS:-$(nproc)}"
+case "$WORKERS" in
+  "" | *[!0-9]* | 0 | 0*) echo "WEIGHTPACK_TEST_WORKERS must be a whole number from 1, not '$WORKERS'" >&2; exit 2 ;;
+esac
 bash scripts/setup.sh
 # the conformance suite (tests/consumer) fails instead of skipping when the consumer venv is missing,
 # unless the set-up was told to leave it out
@@ -17,7 +21,6 @@ if [ "${WEIGHTPACK_SKIP_CONSUMER:-0}" != 1 ]; then export WEIGHTPACK_REQUIRE_CON
 # shellcheck disable=SC1091
 . "${WEIGHTPACK_VENV:-.venv}/bin/activate"
 ruff check .
-WORKERS="${WEIGHTPACK_TEST_WORKERS:-$(nproc)}"
 [ "$WORKERS" -gt 4 ] && WORKERS=4
 PARALLEL=()
 [ "$WORKERS" -gt 1 ] && PARALLEL=(-n "$WORKERS" --dist loadfile)

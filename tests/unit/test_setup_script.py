@@ -145,3 +145,15 @@ def test_a_cuda_torch_inside_a_venv_interpreter_is_kept(tmp_path: Path) -> None:
     version, cuda, where = seen.stdout.split()
     assert (version, cuda) == ("2.11.0+cu130", "13.0") and where.startswith(purelib)
     assert f"{base_python} is a venv" in done.stdout and "--system-site-packages" not in done.stdout
+
+
+@pytest.mark.parametrize("workers", ["0", "two", "-1", "1.5"])
+def test_the_test_script_refuses_a_worker_count_that_is_no_whole_number(workers: str) -> None:
+    """scripts/test.sh says what it accepts, exit 2, before any set-up runs."""
+    env = {**os.environ, "WEIGHTPACK_TEST_WORKERS": workers, "WEIGHTPACK_SETUP_DRY_RUN": "1"}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"WEIGHTPACK_TEST_WORKERS must be a whole number from 1, not '{workers}'" in proc.stderr
+    assert "setup:" not in proc.stdout  # refused before the set-up
