@@ -20,6 +20,7 @@ from packager.compare.collect import Target, schedule, schedule_pairs
 from packager.compare.runsets import EnvironmentMismatchError, compare_sets
 from packager.errors import CheckFailedError, RecipeError
 from packager.recipes import load_recipe
+from tests.nightsim import write_night
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Thresholds(method="runs")  # runs of one session, compared as independent runs
@@ -183,12 +184,7 @@ def test_environment_mismatch_refused_unless_allowed() -> None:
     assert env_key(base["environment"]) != env_key(cur["environment"])
 
 
-def _write_runs(folder: Path, runs: list[dict]) -> Path:
-    for i, run in enumerate(runs):
-        path = folder / f"run-{i:02d}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(run))
-    return folder
+_write_runs = write_night  # one run file per run, as pack runs writes them
 
 
 def test_cli_window_of_nights_and_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
