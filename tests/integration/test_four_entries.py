@@ -102,6 +102,7 @@ def run_verify_remote(out: Path, family: str, variant: str, model_id: str) -> di
     return json.loads(text[text.index("{") :])
 
 
+@pytest.mark.slow  # the nightly's entry is a pytest child process on real weights
 @pytest.mark.parametrize("which", sorted(PACKAGES))
 def test_four_entries_give_one_verdict_and_comparable_latency(
     which: str, request: pytest.FixtureRequest, tmp_path: Path, registry_server: object
