@@ -13,6 +13,7 @@ so parity compares the consumer's pre- and post-processing with an independent i
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,24 @@ from backends.device import resolve_device
 from backends.errors import ModelLoadError
 
 IMAGE_SHAPE = [3, 48, 320]
+
+
+def cpu_only(device: Any) -> str:
+    """The device, which must be the CPU: the rapidocr references run there."""
+    device = resolve_device(device)
+    if device != "cpu":
+        raise ModelLoadError("the rapidocr reference runs on the CPU")
+    return device
+
+
+def rapidocr_class(module: str, name: str) -> Any:
+    """``rapidocr_onnxruntime.<module>.<name>``, or a ModelLoadError that says how to install it."""
+    try:
+        return getattr(importlib.import_module(f"rapidocr_onnxruntime.{module}"), name)
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the PP-OCR reference needs rapidocr-onnxruntime (scripts/setup_consumer.sh installs it)"
+        ) from exc
 
 
 def upstream_onnx(path: Path) -> Path:
@@ -83,15 +102,8 @@ class RapidOCRRecognizer(PackageModel):
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str | Path, *, device: Any = "cpu", **kwargs: Any):
-        device = resolve_device(device)
-        if device != "cpu":
-            raise ModelLoadError("the rapidocr reference runs on the CPU")
-        try:
-            from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
-        except ImportError as exc:
-            raise ModelLoadError(
-                "the PP-OCR reference needs rapidocr-onnxruntime (scripts/setup_consumer.sh installs it)"
-            ) from exc
+        device = cpu_only(device)
+        TextRecognizer = rapidocr_class("ch_ppocr_rec", "TextRecognizer")
         config = {
             "model_path": str(upstream_onnx(Path(model_name_or_path))),
             "rec_img_shape": list(IMAGE_SHAPE),
@@ -174,15 +186,8 @@ class RapidOCRDetector(PackageModel):
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str | Path, *, device: Any = "cpu", **kwargs: Any):
-        device = resolve_device(device)
-        if device != "cpu":
-            raise ModelLoadError("the rapidocr reference runs on the CPU")
-        try:
-            from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
-        except ImportError as exc:
-            raise ModelLoadError(
-                "the PP-OCR reference needs rapidocr-onnxruntime (scripts/setup_consumer.sh installs it)"
-            ) from exc
+        device = cpu_only(device)
+        TextDetector = rapidocr_class("ch_ppocr_det", "TextDetector")
         config = {
             **DET_CONFIG,
             "model_path": str(upstream_onnx(Path(model_name_or_path))),

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ppocr_files import DET_CONFIG, IMAGE_SHAPE, upstream_onnx
+from ppocr_files import DET_CONFIG, IMAGE_SHAPE, cpu_only, upstream_onnx
 
 from backends.base import PackageModel, Tensors
-from backends.device import resolve_device
 from backends.errors import ModelLoadError
 
 HOW_TO_INSTALL = "the PP-OCRv6 reference needs rapidocr 3.10 (scripts/setup_consumer.sh installs it)"
@@ -51,13 +50,6 @@ def rapidocr_config(section: str, **settings: Any) -> Any:
     for key, value in settings.items():
         stage[key] = value
     return stage
-
-
-def cpu_only(device: Any) -> str:
-    device = resolve_device(device)
-    if device != "cpu":
-        raise ModelLoadError("the rapidocr reference runs on the CPU")
-    return device
 
 
 class RapidOCRv6Recognizer(PackageModel):
